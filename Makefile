@@ -1,0 +1,40 @@
+# The two quick-start commands: `make demo` and `make test`. Each sets up everything it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= data
+
+.PHONY: setup browser demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test,dev]"
+	touch $@
+
+setup: $(VENV)/.installed browser
+
+# A browser for the pages that need JavaScript: Debian's chromium when we can install packages,
+# else Playwright's own download. Already present (or TAGARCHIVE_CHROMIUM set): nothing to do.
+browser: $(VENV)/.installed
+	@$(BIN)/python -c "from crawler.browser import find_chromium; import sys; sys.exit(0 if find_chromium() else 1)" 2>/dev/null \
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	     else $(BIN)/playwright install chromium; fi; }
+
+demo: setup
+	$(BIN)/tagarchive demo --out $(OUT)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check crawler pipelines storage replica tests benchmarks
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

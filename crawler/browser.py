@@ -1,0 +1,165 @@
+"""Chromium for the pages that need their own JavaScript: discovery, launch options, capture.
+
+The browser is used only for requests an adapter marks with a `RenderSpec`. While such a page
+loads, the JSON responses it fetches for itself are captured (that is where exact counters live);
+images, media and fonts are never downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BLOCKED_RESOURCE_TYPES = frozenset({"image", "media", "font"})
+# JSON bodies bigger than this are not kept: counters live in small API answers
+MAX_CAPTURE_BYTES = 5 * 1024 * 1024
+
+INSTALL_HINT = (
+    "no Chromium found: install Debian's package (apt-get install -y chromium), "
+    "or run 'playwright install chromium', or set TAGARCHIVE_CHROMIUM=/path/to/chrome"
+)
+
+
+class BrowserNotFoundError(RuntimeError):
+    """No usable Chromium on this machine."""
+
+
+def find_chromium(env: dict[str, str] | None = None) -> str | None:
+    """Path of the Chromium to drive, in order: TAGARCHIVE_CHROMIUM, PATH, Playwright's own.
+
+    Returns None when only Playwright's bundled browser might exist and it is not downloaded.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get("TAGARCHIVE_CHROMIUM")
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return explicit
+        raise BrowserNotFoundError(f"TAGARCHIVE_CHROMIUM={explicit} is not an executable file")
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name, path=env.get("PATH"))
+        if found:
+            return found
+    bundled = playwright_bundled_chromium()
+    return bundled
+
+
+def playwright_bundled_chromium() -> str | None:
+    """Playwright's downloaded Chromium, if `playwright install chromium` was run."""
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache/ms-playwright")
+    if not cache.is_dir():
+        return None
+    for candidate in sorted(cache.glob("chromium-*/chrome-linux*/chrome"), reverse=True):
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def launch_options(executable: str | None) -> dict[str, Any]:
+    """Keyword arguments for `BrowserType.launch`."""
+    args = [
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        # without these Chromium keeps dialling Google services, which fails offline
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--mute-audio",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")  # Chromium refuses to start sandboxed as root
+    options: dict[str, Any] = {"headless": True, "args": args}
+    if executable:
+        options["executable_path"] = executable
+    return options
+
+
+def should_abort_request(request: Any) -> bool:
+    """PLAYWRIGHT_ABORT_REQUEST: never fetch images, media or fonts."""
+    return request.resource_type in BLOCKED_RESOURCE_TYPES
+
+
+class _Capture:
+    """The JSON responses one page fetched, collected while it loads."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = [re.compile(p) for p in patterns]
+        self.items: list[dict[str, Any]] = []
+        self.pending: set[asyncio.Task[None]] = set()
+
+    def wants(self, url: str) -> bool:
+        return any(p.search(url) for p in self.patterns)
+
+    async def read(self, response: Any) -> None:
+        try:
+            body = await response.body()
+        except Exception as exc:  # page closed or body evicted: record what we know
+            logger.debug("capture of %s failed: %s", response.url, exc)
+            body = b""
+        if len(body) > MAX_CAPTURE_BYTES:
+            body = b""
+        headers = {k.lower(): v for k, v in (await response.all_headers()).items()}
+        for secret in ("set-cookie", "authorization", "cookie"):
+            headers.pop(secret, None)
+        self.items.append({
+            "url": response.url,
+            "status": response.status,
+            "headers": headers,
+            "body": body.decode("utf-8", errors="replace"),
+        })
+
+
+async def install_capture(page: Any, request: Any) -> None:
+    """playwright_page_init_callback: start recording matching responses before navigation."""
+    spec = request.meta.get("tagarchive_render") or {}
+    capture = _Capture(spec.get("capture") or [])
+    page._tagarchive_capture = capture
+
+    def on_response(response: Any) -> None:
+        if capture.wants(response.url):
+            task = asyncio.ensure_future(capture.read(response))
+            capture.pending.add(task)
+            task.add_done_callback(capture.pending.discard)
+
+    page.on("response", on_response)
+
+
+async def collect_captures(page: Any, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Last page method: wait (bounded) for every expected capture and the DOM marker."""
+    capture: _Capture | None = getattr(page, "_tagarchive_capture", None)
+    if capture is None:
+        return []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + spec.get("timeout_ms", 15_000) / 1000
+    marker = spec.get("wait_for")
+    quiet_since = loop.time()
+    last_count = -1
+    # Done when every pattern has an answer, or when the page shows its end state (the marker,
+    # which also lists error markers) and no capture arrived for a short quiet period.
+    while loop.time() < deadline:
+        if len(capture.items) != last_count:
+            last_count, quiet_since = len(capture.items), loop.time()
+        if not capture.pending:
+            seen = sum(1 for p in capture.patterns
+                       if any(p.search(i["url"]) for i in capture.items))
+            if seen >= len(capture.patterns):
+                break
+            if (marker and loop.time() - quiet_since >= QUIET_SECONDS
+                    and await page.query_selector(marker)):
+                break
+        await asyncio.sleep(0.05)
+    if capture.pending:
+        await asyncio.wait(capture.pending, timeout=max(0.1, deadline - loop.time()))
+    return list(capture.items)
+
+
+QUIET_SECONDS = 0.3

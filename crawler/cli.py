@@ -1,0 +1,278 @@
+"""The `tagarchive` command line: crawl, demo, replica, platforms.
+
+Exit codes: 0 every requested tag stored; 1 some tag failed (each named on its own line);
+2 usage error; 3 environment error (no browser, output not writable, storage failed);
+130 interrupted. Expected failures print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from crawler.platforms import REGISTRY, UnknownPlatformError, parse_platforms, platform_class
+from crawler.run import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    RunState,
+    TagJob,
+    settings_summary,
+)
+from crawler.tags import InvalidTagError, parse_tag_arg
+
+
+class UsageError(Exception):
+    """Bad arguments: reported as one line, exit code 2."""
+
+
+class EnvironmentProblem(Exception):
+    """The machine cannot run this (no browser, unwritable output): exit code 3."""
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"not an http(s) URL: {url!r}")
+    return url.rstrip("/")
+
+
+def resolve_base_urls(platforms: Sequence[str], base_url: Sequence[str], replica: str | None,
+                      env: dict[str, str]) -> dict[str, str]:
+    """Per-platform base URLs from (lowest to highest precedence) environment, --replica,
+    --base-url. A bare --base-url URL applies to the single platform crawled."""
+    urls: dict[str, str] = {}
+    for name in platforms:
+        value = env.get(f"TAGARCHIVE_BASE_URL_{name.upper()}")
+        if value:
+            urls[name] = _check_url(value)
+    replica = replica or env.get("TAGARCHIVE_REPLICA")
+    if replica:
+        for name in platforms:
+            urls[name] = _check_url(replica) + "/" + name
+    for entry in base_url:
+        name, sep, url = entry.partition("=")
+        if sep and not name.startswith(("http:", "https:")):
+            try:
+                name = platform_class(name).name
+            except UnknownPlatformError as exc:
+                raise UsageError(str(exc)) from None
+            urls[name] = _check_url(url)
+        elif len(platforms) == 1:
+            urls[platforms[0]] = _check_url(entry)
+        else:
+            raise UsageError("with several platforms, give --base-url PLATFORM=URL")
+    return urls
+
+
+def prepare_out(out: str) -> str:
+    """Create the output root; an unwritable one is an environment problem, not a crash."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create output root {out}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise EnvironmentProblem(f"output root {out} is not writable")
+    return str(path)
+
+
+def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
+                   platforms: Sequence[str]) -> dict[str, Any]:
+    """Overrides of crawler.settings for this invocation."""
+    from crawler.browser import find_chromium, launch_options
+
+    overrides: dict[str, Any] = {
+        "TAGARCHIVE_OUT": args.out,
+        "TAGARCHIVE_BASE_URLS": base_urls,
+        "LOG_LEVEL": args.log_level.upper(),
+    }
+    if args.concurrency is not None:
+        overrides["CONCURRENT_REQUESTS_PER_DOMAIN"] = args.concurrency
+        overrides["CONCURRENT_REQUESTS"] = max(16, args.concurrency)
+    if args.delay is not None:
+        overrides["DOWNLOAD_DELAY"] = args.delay
+        overrides["AUTOTHROTTLE_START_DELAY"] = max(args.delay, 0.01)
+        if args.delay == 0:
+            overrides["AUTOTHROTTLE_ENABLED"] = False
+    if args.ignore_robots:
+        overrides["ROBOTSTXT_OBEY"] = False
+    needs = {platform_class(p).browser for p in platforms}
+    if needs == {"never"} or args.no_browser:
+        overrides["TAGARCHIVE_BROWSER_ENABLED"] = False
+        overrides["DOWNLOAD_HANDLERS"] = {}
+    else:
+        executable = find_chromium()
+        if executable is None:
+            raise EnvironmentProblem(
+                "no Chromium found: install Debian's package (apt-get install -y chromium), "
+                "or run 'playwright install chromium', or set TAGARCHIVE_CHROMIUM")
+        overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable)
+        # register the browser handler only for the schemes in use: each registration is its
+        # own Playwright driver process
+        schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
+                   for p in platforms}
+        overrides["DOWNLOAD_HANDLERS"] = {
+            s: "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler" for s in schemes}
+    return overrides
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    try:
+        platforms = parse_platforms(args.platforms)
+        refs = [parse_tag_arg(t) for t in args.tags]
+    except (UnknownPlatformError, InvalidTagError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    jobs: list[TagJob] = []
+    for platform in platforms:
+        for ref in refs:
+            job = TagJob(platform, ref)
+            if all(j.key != job.key or j.platform != platform for j in jobs):
+                jobs.append(job)
+    base_urls = resolve_base_urls(platforms, args.base_url, args.replica, dict(os.environ))
+    out = prepare_out(args.out)
+    overrides = build_settings(args, base_urls, platforms)
+    if args.ignore_robots:
+        logging.getLogger("tagarchive").warning("robots.txt is NOT obeyed (--ignore-robots)")
+
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    settings = get_project_settings()
+    settings.setdict(overrides, priority="cmdline")
+    run = RunState(
+        out=out, jobs=jobs, command="crawl", argv=list(args.argv),
+        settings_json=settings_summary({k: settings[k] for k in (
+            "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
+            "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")}),
+        flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
+        flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
+    )
+    from crawler.spiders.snapshot import SnapshotSpider
+
+    process = CrawlerProcess(settings)
+    process.crawl(SnapshotSpider, run=run)
+    process.start()
+    return report(run, quiet=args.quiet)
+
+
+def report(run: RunState, quiet: bool = False) -> int:
+    """One line per failed tag on stderr, a one-line summary on stdout; returns the exit code."""
+    stored = [k for k, (s, _d) in run.outcomes.items() if s == "stored"]
+    for platform, tag, status, detail in run.failures:
+        print(f"tagarchive: {platform} {tag}: {status}: {detail}", file=sys.stderr)
+    if run.storage_error:
+        print(f"tagarchive: storage error: {run.storage_error}", file=sys.stderr)
+    if run.close_reason == "shutdown":
+        print("tagarchive: interrupted; what was fetched so far is stored", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not quiet:
+        print(f"run {run.run_id}: {len(stored)}/{len(run.outcomes)} tags stored "
+              f"under {run.out}")
+    return run.exit_code
+
+
+def cmd_platforms(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="platforms")
+    for col in ("platform", "browser", "counters"):
+        table.add_column(col)
+    for name, cls in sorted(REGISTRY.items()):
+        counters = "\n".join(f"{k}: {v}" for k, v in cls.counters.items())
+        table.add_row(name, cls.browser, counters)
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_replica(args: argparse.Namespace) -> int:
+    from replica.__main__ import serve_forever
+
+    serve_forever(port=args.port, seed=args.seed)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from crawler.demo import run_demo
+
+    return run_demo(out=args.out, ticks=args.ticks, seed=args.seed)
+
+
+def _add_crawl_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=os.environ.get("TAGARCHIVE_OUT", "data"),
+                   help="output root (default: ./data or $TAGARCHIVE_OUT)")
+    p.add_argument("--base-url", action="append", default=[], metavar="[PLATFORM=]URL",
+                   help="replace the platform's hosts by URL, keeping its paths (repeatable)")
+    p.add_argument("--replica", metavar="URL",
+                   help="a `tagarchive replica` root: each platform at URL/<platform>")
+    p.add_argument("--concurrency", type=int, help="requests at once per domain (default 2)")
+    p.add_argument("--delay", type=float, help="seconds between requests per domain (default 1)")
+    p.add_argument("--ignore-robots", action="store_true",
+                   help="do not obey robots.txt (logged; you take responsibility)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="never render; tags that need the browser fail, named")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    p.add_argument("--quiet", action="store_true", help="no summary line on success")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="tagarchive",
+        description="Archive how hashtags grow, platform by platform, into Parquet.",
+        epilog="exit codes: 0 ok, 1 a tag failed, 2 usage error, 3 environment, 130 interrupted",
+    )
+    sub = root.add_subparsers(dest="command", required=True)
+    crawl = sub.add_parser("crawl", help="observe tags once and store what was seen")
+    crawl.add_argument("platforms", help="comma-separated, e.g. tiktok,xiaohongshu")
+    crawl.add_argument("tags", nargs="+", help="tag names (with or without #), or id:<id>")
+    _add_crawl_options(crawl)
+    crawl.set_defaults(func=cmd_crawl)
+
+    demo = sub.add_parser("demo", help="crawl the offline replica over several clock ticks")
+    demo.add_argument("--out", default="data")
+    demo.add_argument("--ticks", type=int, default=4)
+    demo.add_argument("--seed", type=int, default=2025)
+    demo.set_defaults(func=cmd_demo)
+
+    rep = sub.add_parser("replica", help="serve the offline replica of every platform")
+    rep.add_argument("--port", type=int, default=0)
+    rep.add_argument("--seed", type=int, default=2025)
+    rep.set_defaults(func=cmd_replica)
+
+    plats = sub.add_parser("platforms", help="what each platform gives and needs")
+    plats.set_defaults(func=cmd_platforms)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return EXIT_USAGE if exc.code else EXIT_OK
+    args.argv = argv
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"tagarchive: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EnvironmentProblem as exc:
+        print(f"tagarchive: error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        print("tagarchive: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

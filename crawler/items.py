@@ -1,0 +1,65 @@
+"""Items the spider yields; field names are the columns of the storage schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class SnapshotItem:
+    """One observation of a tag's headline counters on one platform."""
+
+    platform: str | None = None
+    tag: str | None = None
+    tag_display: str | None = None
+    tag_id: str | None = None
+    url: str | None = None
+    observed_at: datetime | None = None
+    # a counter arrives as an exact int, a digit string (exact) or display text ("1.2亿");
+    # the normalize pipeline turns it into int + *_text + *_approx
+    views: Any = None
+    posts: Any = None
+    discussions: Any = None
+    participants: Any = None
+    views_text: str | None = None
+    posts_text: str | None = None
+    discussions_text: str | None = None
+    participants_text: str | None = None
+    views_approx: bool | None = None
+    posts_approx: bool | None = None
+    discussions_approx: bool | None = None
+    participants_approx: bool | None = None
+    source: str | None = None
+    # problems found while normalizing; the validate pipeline rejects an item that has any
+    problems: list[str] = field(default_factory=list)
+    # the requested tag as the run names it (normalized name or `id:<id>`); not stored
+    job_key: str | None = None
+
+
+@dataclass(slots=True)
+class PostItem:
+    """One observation of a public post shown under a tag."""
+
+    platform: str | None = None
+    post_id: str | None = None
+    tag: str | None = None
+    tag_display: str | None = None
+    tag_id: str | None = None
+    url: str | None = None
+    author_id: str | None = None
+    author_name: str | None = None
+    text: str | None = None
+    created_at: datetime | None = None
+    observed_at: datetime | None = None
+    likes: Any = None
+    comments: Any = None
+    shares: Any = None
+    plays: Any = None
+    source: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+COUNTERS = ("views", "posts", "discussions", "participants")
+POST_COUNTERS = ("likes", "comments", "shares", "plays")

@@ -1,0 +1,166 @@
+"""Downloader middlewares: rendering on demand, and retries that back off and honour Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+from scrapy_playwright.page import PageMethod
+
+from crawler.browser import collect_captures
+
+logger = logging.getLogger(__name__)
+
+_PLAYWRIGHT_KEYS = ("playwright", "playwright_context", "playwright_page_methods",
+                    "playwright_page_init_callback", "playwright_page_goto_kwargs")
+
+
+class RenderMiddleware:
+    """Turn `tagarchive_render` meta into scrapy-playwright meta just before download.
+
+    Requests wait in the scheduler with plain, picklable meta; the callables and Page objects
+    scrapy-playwright needs exist only while the request is in the downloader, and are removed
+    again on the way back (so a retry re-enters the queue picklable). Browser contexts are
+    rotated every TAGARCHIVE_CONTEXT_PAGES pages and closed when their last page is done,
+    because long-lived contexts grow without bound (scrapy-playwright #240, playwright #6319).
+    """
+
+    def __init__(self, crawler: Crawler, pages_per_context: int) -> None:
+        self.crawler = crawler
+        self.pages_per_context = pages_per_context
+        self.generation = 0
+        self.served = 0
+        self.inflight: dict[str, int] = {}
+        self.contexts: dict[str, Any] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RenderMiddleware:
+        if not crawler.settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True):
+            raise NotConfigured("TAGARCHIVE_BROWSER_ENABLED is off")
+        return cls(crawler, crawler.settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100))
+
+    def _context_name(self) -> str:
+        if self.served and self.served % self.pages_per_context == 0:
+            self.generation += 1
+        self.served += 1
+        return f"tagarchive-{self.generation}"
+
+    def process_request(self, request: Request) -> None:
+        spec = request.meta.get("tagarchive_render")
+        if not spec:
+            return None
+        name = self._context_name()
+        self.inflight[name] = self.inflight.get(name, 0) + 1
+        request.meta.update({
+            "playwright": True,
+            "playwright_context": name,
+            "playwright_page_init_callback": "crawler.browser.install_capture",
+            "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded"},
+            "playwright_page_methods": [PageMethod(self._collect, spec, name)],
+        })
+        self.crawler.stats.inc_value("tagarchive/rendered_requests")
+        return None
+
+    async def _collect(self, page: Any, spec: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        self.contexts.setdefault(name, page.context)
+        return await collect_captures(page, spec)
+
+    async def _release(self, request: Request) -> None:
+        methods = request.meta.get("playwright_page_methods") or []
+        captured = methods[-1].result if methods else None
+        name = request.meta.get("playwright_context")
+        for key in _PLAYWRIGHT_KEYS:
+            request.meta.pop(key, None)
+        request.meta["tagarchive_captured"] = captured or []
+        request.meta["tagarchive_rendered"] = True
+        if name is None:
+            return
+        self.inflight[name] -= 1
+        retired = name != f"tagarchive-{self.generation}"
+        if retired and self.inflight[name] == 0:
+            del self.inflight[name]
+            context = self.contexts.pop(name, None)
+            if context is not None:
+                try:
+                    await context.close()
+                    self.crawler.stats.inc_value("tagarchive/browser_contexts_closed")
+                except Exception as exc:  # already closed by a browser restart
+                    logger.debug("closing context %s: %s", name, exc)
+
+    async def process_response(self, request: Request, response: Response) -> Response:
+        if request.meta.get("playwright"):
+            await self._release(request)
+        return response
+
+    async def process_exception(self, request: Request, exception: Exception) -> None:
+        if request.meta.get("playwright"):
+            await self._release(request)
+        return None
+
+
+def retry_after_seconds(value: str | bytes | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's retry, plus waiting before each retry: Retry-After when the server gives one,
+    else exponential backoff with jitter. A Retry-After longer than TAGARCHIVE_RETRY_AFTER_MAX
+    is not waited out: the response goes to the spider, which reports the tag rate-limited.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.base = settings.getfloat("TAGARCHIVE_BACKOFF_BASE", 1.0)
+        self.cap = settings.getfloat("TAGARCHIVE_BACKOFF_MAX", 30.0)
+        self.retry_after_max = settings.getfloat("TAGARCHIVE_RETRY_AFTER_MAX", 120.0)
+
+    def _backoff(self, request: Request) -> float:
+        attempt = request.meta.get("retry_times", 0)
+        delay = min(self.cap, self.base * (2**attempt))
+        return delay * (0.5 + random.random() / 2)  # jitter keeps workers from stampeding
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
+            return response
+        delay = retry_after_seconds(response.headers.get("Retry-After"))
+        if delay is not None and delay > self.retry_after_max:
+            self.crawler.stats.inc_value("tagarchive/retry_after_too_long")
+            return response
+        retry = self._retry(request, f"HTTP {response.status}")
+        if retry is None:
+            return response
+        wait = delay if delay is not None else self._backoff(request)
+        self.crawler.stats.inc_value("tagarchive/retry_wait_seconds", int(round(wait)))
+        await asyncio.sleep(wait)
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions_to_retry):
+            return None
+        retry = self._retry(request, exception)
+        if retry is not None:
+            await asyncio.sleep(self._backoff(request))
+        return retry

@@ -1,0 +1,41 @@
+"""Platform adapters, one module each; this registry is the only place that lists them."""
+
+from __future__ import annotations
+
+from crawler.platforms.base import Platform
+from crawler.platforms.tiktok import TikTok
+from crawler.platforms.xiaohongshu import Xiaohongshu
+
+REGISTRY: dict[str, type[Platform]] = {
+    TikTok.name: TikTok,
+    Xiaohongshu.name: Xiaohongshu,
+}
+
+ALIASES: dict[str, str] = {"xhs": "xiaohongshu", "rednote": "xiaohongshu"}
+
+
+class UnknownPlatformError(ValueError):
+    """A platform name that is not in the registry."""
+
+
+def platform_class(name: str) -> type[Platform]:
+    """The adapter class for a platform name or alias (case-insensitive)."""
+    key = ALIASES.get(name.strip().lower(), name.strip().lower())
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise UnknownPlatformError(f"unknown platform {name!r} (known: {known})") from None
+
+
+def parse_platforms(arg: str) -> list[str]:
+    """Canonical names from a comma-separated list such as 'tiktok,xhs'; duplicates dropped."""
+    names: list[str] = []
+    for part in arg.split(","):
+        if part.strip():
+            name = platform_class(part).name
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise UnknownPlatformError("no platform given")
+    return names

@@ -1,0 +1,195 @@
+"""The contract between the generic spider and one platform adapter.
+
+An adapter is pure: it turns a tag into the first `Fetch`, and each fetched `Page` into either
+the next `Fetch` or a `TagResult`. It never does I/O, never reads a clock or a setting; the spider
+does the navigating and hands it the observation time. A failure the platform shows (not found,
+login wall, captcha, a changed layout) is raised as a `PlatformError` subclass so the run record
+can name it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from crawler.tags import TagRef
+
+
+class Outcome(StrEnum):
+    """How one (platform, tag) ended in a run; stored in `runs.outcomes`."""
+
+    STORED = "stored"
+    NOT_FOUND = "not_found"
+    LOGIN_WALL = "login_wall"
+    CAPTCHA = "captcha"
+    BLOCKED = "blocked"
+    RATE_LIMITED = "rate_limited"
+    LAYOUT_CHANGED = "layout_changed"
+    REJECTED = "rejected"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+
+
+class PlatformError(Exception):
+    """A platform answered, but not with the tag's data; `outcome` names why."""
+
+    outcome: ClassVar[Outcome] = Outcome.ERROR
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(PlatformError):
+    outcome = Outcome.NOT_FOUND
+
+
+class LoginWall(PlatformError):
+    outcome = Outcome.LOGIN_WALL
+
+
+class Captcha(PlatformError):
+    outcome = Outcome.CAPTCHA
+
+
+class Blocked(PlatformError):
+    outcome = Outcome.BLOCKED
+
+
+class RateLimited(PlatformError):
+    outcome = Outcome.RATE_LIMITED
+
+
+class LayoutChanged(PlatformError):
+    outcome = Outcome.LAYOUT_CHANGED
+
+
+class Unsupported(PlatformError):
+    outcome = Outcome.UNSUPPORTED
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSpec:
+    """What a rendered fetch must collect: the page's own JSON responses and a DOM marker."""
+
+    capture: tuple[str, ...] = ()  # regexes matched against response URLs the page fetches
+    wait_for: str | None = None  # CSS selector that marks a rendered page (best effort)
+    timeout_ms: int = 15_000
+
+    def to_meta(self) -> dict[str, Any]:
+        # plain dict: request meta must stay picklable (JOBDIR, Redis queues)
+        return {"capture": list(self.capture), "wait_for": self.wait_for,
+                "timeout_ms": self.timeout_ms}
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One request an adapter asks for; `step` names the adapter method that reads the answer."""
+
+    url: str
+    step: str
+    method: str = "GET"
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    render: RenderSpec | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # carried to the next step; picklable
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One response the rendered page fetched for itself (captured XHR)."""
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body) if self.body.strip() else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What the spider saw for one `Fetch`: plain data, so parsers are testable from files."""
+
+    url: str
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    text: str
+    observed_at: datetime
+    rendered: bool = False
+    captured: tuple[Captured, ...] = ()
+
+    def captured_matching(self, pattern: str) -> list[Captured]:
+        rx = re.compile(pattern)
+        return [c for c in self.captured if rx.search(c.url)]
+
+
+@dataclass(slots=True)
+class TagResult:
+    """A tag's snapshot and the posts shown with it, as plain dicts shaped like the items."""
+
+    snapshot: dict[str, Any]
+    posts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Platform:
+    """Base class of a platform adapter; subclasses set the class attributes and the steps."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    # the real origin(s): a base-URL override replaces scheme+host and keeps the real path
+    default_base_url: ClassVar[str]
+    hosts: ClassVar[tuple[str, ...]] = ()
+    # "never", "fallback" (only when plain HTTP lacks the data) or "always"
+    browser: ClassVar[str] = "never"
+    counters: ClassVar[dict[str, str]] = {}  # counter -> where it comes from, for `platforms`
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+
+    def url(self, path: str) -> str:
+        """Absolute URL for a real path on this platform, under the (possibly overridden) base."""
+        return self.base_url + path
+
+    def rebase(self, real_url: str) -> str:
+        """Map a link the platform printed (real host) onto the configured base URL."""
+        parts = urlsplit(real_url)
+        if parts.hostname and parts.hostname not in self.hosts:
+            return real_url
+        base = urlsplit(self.base_url)
+        return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + parts.path,
+                           parts.query, ""))
+
+    def first_fetch(self, tag: TagRef) -> Fetch:
+        raise NotImplementedError
+
+    def handle(self, step: str, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch | TagResult:
+        """Dispatch a fetched page to the adapter method named by the step."""
+        method = getattr(self, f"on_{step}", None)
+        if method is None:
+            raise LookupError(f"{self.name}: no step {step!r}")
+        return method(page, tag, state)
+
+
+def check_status(page: Page, *, login_paths: tuple[str, ...] = ("/login", "/accounts/login")) -> None:
+    """Raise the named failure for HTTP answers every platform gives the same way."""
+    location = page.headers.get("location", "")
+    if page.status in (301, 302, 303, 307, 308) and any(p in location for p in login_paths):
+        raise LoginWall(f"redirected to sign-in ({urlsplit(location).path})")
+    if page.status == 429:
+        raise RateLimited(f"HTTP 429, Retry-After {page.headers.get('retry-after', '-')}")
+    if page.status in (401, 403):
+        raise Blocked(f"HTTP {page.status}")
+    if page.status == 404:
+        raise NotFound("HTTP 404")
+    if page.status >= 500:
+        raise PlatformError(f"HTTP {page.status} after retries")

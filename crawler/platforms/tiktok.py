@@ -1,0 +1,234 @@
+"""TikTok tag pages: `/tag/{name}` server-rendered JSON first, the page's own API when it is not.
+
+Shapes (PLATFORMS.md §2): `<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">` →
+`__DEFAULT_SCOPE__["webapp.challenge-detail"]` → `statusCode`, `challengeInfo.challenge{id,title,
+desc}`, `stats{videoCount,viewCount}` (ints), `statsV2` (the same as strings), `itemList[]`.
+Anonymous visitors sometimes get a variant without that scope whose JavaScript fetches
+`/api/challenge/detail/` signed with `X-Bogus`; only the page can sign, so that tag is fetched
+again through the browser and the JSON the page received is read (captured XHR). Not found is
+`statusCode` 10205 or a hollow `challengeInfo` without an id.
+Uncertain: `statsV2` on the current tag page is a third-party expectation, and `statsV2` on items
+is inferred [INF]; both are read only when present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from parsel import Selector
+
+from crawler.platforms.base import (
+    Blocked,
+    Captcha,
+    Fetch,
+    LayoutChanged,
+    NotFound,
+    Page,
+    Platform,
+    RenderSpec,
+    TagResult,
+    Unsupported,
+    check_status,
+)
+from crawler.tags import TagRef
+
+SCOPE = "webapp.challenge-detail"
+NOT_FOUND_CODES = {10205}
+DETAIL_API = r"/api/challenge/detail/"
+ITEMS_API = r"/api/challenge/item_list/"
+
+
+class TikTok(Platform):
+    """TikTok (www.tiktok.com) hashtag pages."""
+
+    name = "tiktok"
+    title = "TikTok"
+    default_base_url = "https://www.tiktok.com"
+    hosts = ("www.tiktok.com", "tiktok.com", "m.tiktok.com")
+    browser = "fallback"
+    counters = {
+        "views": "challengeInfo.stats.viewCount (exact)",
+        "posts": "challengeInfo.stats.videoCount (exact); h2 'N posts' text when rendered only",
+    }
+
+    def first_fetch(self, tag: TagRef) -> Fetch:
+        if tag.name is None:
+            raise Unsupported("TikTok tags are addressed by name, not id:")
+        return Fetch(url=self.tag_url(tag.name), step="tag_page")
+
+    def tag_url(self, name: str) -> str:
+        return self.url("/tag/" + quote(name, safe=""))
+
+    def on_tag_page(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch | TagResult:
+        check_status(page)
+        universal = extract_universal_data(page.text)
+        if universal is None:
+            raise _layout_or_wall(page.text, "no __UNIVERSAL_DATA_FOR_REHYDRATION__ script")
+        scope = universal.get("__DEFAULT_SCOPE__", {})
+        detail = scope.get(SCOPE)
+        if detail is None:
+            # the client-rendered variant: only the page's own script can sign the API call
+            return Fetch(
+                url=page.url,
+                step="rendered",
+                render=RenderSpec(capture=(DETAIL_API, ITEMS_API),
+                                  wait_for='[data-e2e="challenge-vvcount"]'),
+            )
+        return parse_detail(detail, page, source="embedded_json",
+                            items=detail.get("itemList") or [])
+
+    def on_rendered(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        check_status(page)
+        details = page.captured_matching(DETAIL_API)
+        items_resp = page.captured_matching(ITEMS_API)
+        items: list[dict[str, Any]] = []
+        for cap in items_resp:
+            data = cap.json()
+            if isinstance(data, dict):
+                items.extend(data.get("itemList") or [])
+        for cap in details:
+            data = cap.json()
+            if cap.status == 200 and data is None:
+                raise Blocked("challenge/detail answered an empty body (bot detection)")
+            if isinstance(data, dict):
+                return parse_detail(data, page, source="captured_xhr", items=items)
+        return parse_rendered_dom(page, tag)
+
+
+def extract_universal_data(html: str) -> dict[str, Any] | None:
+    """The rehydration JSON of a TikTok page, or None when the page has none."""
+    raw = Selector(text=html).css(
+        'script#__UNIVERSAL_DATA_FOR_REHYDRATION__::text').get()
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise LayoutChanged(f"rehydration JSON does not parse: {exc}") from exc
+    return data if isinstance(data, dict) else None
+
+
+def _layout_or_wall(html: str, detail: str) -> Exception:
+    sel = Selector(text=html)
+    if sel.css("#captcha-verify-container, .captcha_verify_container"):
+        return Captcha("verification page ('Verify to continue')")
+    if "Couldn't find this hashtag" in html:
+        return NotFound("Couldn't find this hashtag")
+    return LayoutChanged(detail)
+
+
+def _exact(stats: dict[str, Any], stats_v2: dict[str, Any], key: str) -> int | str | None:
+    """The exact counter: the int in `stats`, else the digit string in `statsV2`."""
+    value = stats.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # statsV2 exists because ints above 2^53 lose precision in JavaScript; trust it when
+        # the two disagree
+        text = stats_v2.get(key)
+        if isinstance(text, str) and text.isdigit() and int(text) != value:
+            return text
+        return value
+    text = stats_v2.get(key)
+    return text if isinstance(text, str) else value
+
+
+def parse_detail(detail: dict[str, Any], page: Page, *, source: str,
+                 items: list[dict[str, Any]]) -> TagResult:
+    """A snapshot (and posts) from a `webapp.challenge-detail` scope or an API answer."""
+    status = detail.get("statusCode", detail.get("status_code", 0))
+    info = detail.get("challengeInfo")
+    if status in NOT_FOUND_CODES:
+        raise NotFound(detail.get("statusMsg") or "Couldn't find this hashtag")
+    if not isinstance(info, dict):
+        raise LayoutChanged("challengeInfo missing from challenge detail")
+    challenge = info.get("challenge") or {}
+    if not challenge.get("id"):
+        raise NotFound("challengeInfo has no challenge id (hollow: tag does not exist)")
+    stats = info.get("stats")
+    stats_v2 = info.get("statsV2") or {}
+    if not isinstance(stats, dict) and not stats_v2:
+        raise LayoutChanged("challengeInfo has neither stats nor statsV2")
+    stats = stats or {}
+    title = challenge.get("title") or ""
+    snapshot = {
+        "platform": "tiktok",
+        "tag_display": title,
+        "tag_id": str(challenge["id"]),
+        "url": page.url,
+        "observed_at": page.observed_at,
+        "views": _exact(stats, stats_v2, "viewCount"),
+        "posts": _exact(stats, stats_v2, "videoCount"),
+        "source": source,
+    }
+    posts = [parse_item(item, title, str(challenge["id"]), page) for item in items]
+    return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
+
+
+def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
+               page: Page) -> dict[str, Any] | None:
+    """One public post from an `itemList` entry."""
+    if not isinstance(item, dict) or not item.get("id"):
+        return None
+    author = item.get("author") or {}
+    stats = item.get("stats") or {}
+    stats_v2 = item.get("statsV2") or {}
+    created = item.get("createTime")
+    unique_id = author.get("uniqueId") or ""
+    return {
+        "platform": "tiktok",
+        "post_id": str(item["id"]),
+        "tag_display": tag_display,
+        "tag_id": tag_id,
+        "url": f"https://www.tiktok.com/@{quote(unique_id)}/video/{item['id']}",
+        "author_id": str(author.get("id") or "") or None,
+        "author_name": author.get("nickname") or unique_id or None,
+        "text": item.get("desc"),
+        "created_at": _from_epoch_seconds(created),
+        "observed_at": page.observed_at,
+        "likes": _exact(stats, stats_v2, "diggCount"),
+        "comments": _exact(stats, stats_v2, "commentCount"),
+        "shares": _exact(stats, stats_v2, "shareCount"),
+        "plays": _exact(stats, stats_v2, "playCount"),
+        "source": "embedded_json" if not page.rendered else "captured_xhr",
+    }
+
+
+def _from_epoch_seconds(value: Any) -> datetime | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+_POSTS_TEXT = re.compile(r"^\s*(?P<count>.+?)\s+posts?\s*$", re.I)
+
+
+def parse_rendered_dom(page: Page, tag: TagRef) -> TagResult:
+    """Fallback when no API JSON was captured: the rendered `challenge-vvcount` text."""
+    sel = Selector(text=page.text)
+    if sel.css("#captcha-verify-container"):
+        raise Captcha("verification page ('Verify to continue')")
+    if "Couldn't find this hashtag" in page.text:
+        raise NotFound("Couldn't find this hashtag")
+    h2 = sel.css('h2[data-e2e="challenge-vvcount"]')
+    text = " ".join(h2.css("::text").getall()).strip()
+    if not text:
+        raise LayoutChanged("rendered page has neither captured API JSON nor challenge-vvcount")
+    title = " ".join(sel.css('h1[data-e2e="challenge-title"] ::text').getall()).strip()
+    match = _POSTS_TEXT.match(text)
+    if h2.attrib.get("title", "posts") != "posts" or match is None:
+        raise LayoutChanged(f"challenge-vvcount no longer reads 'N posts': {text!r}")
+    snapshot = {
+        "platform": "tiktok",
+        "tag_display": title.lstrip("#") or (tag.name or ""),
+        "tag_id": None,
+        "url": page.url,
+        "observed_at": page.observed_at,
+        "posts_text": match.group("count"),
+        "source": "rendered_dom",
+    }
+    return TagResult(snapshot=snapshot)

@@ -1,0 +1,150 @@
+"""One crawl run's bookkeeping: which tags were asked for, how each ended, and the run record."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from crawler.platforms.base import Outcome
+from crawler.tags import TagRef
+from storage import DatasetWriter, new_run_id
+
+# exit codes, documented in README "Exit codes"
+EXIT_OK = 0
+EXIT_TAG_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+EXIT_INTERRUPTED = 130
+
+PENDING = "pending"
+
+
+@dataclass(slots=True)
+class TagJob:
+    """One (platform, tag) a run must observe."""
+
+    platform: str
+    ref: TagRef
+
+    @property
+    def key(self) -> str:
+        """The normalized tag, or `id:<id>`; the name a user sees in outcomes."""
+        return f"id:{self.ref.id}" if self.ref.id is not None else self.ref.normalized
+
+
+@dataclass
+class RunState:
+    """Shared by the spider and the pipelines of one crawl process."""
+
+    out: str
+    jobs: list[TagJob]
+    command: str = "crawl"
+    argv: list[str] = field(default_factory=list)
+    settings_json: str = "{}"
+    run_id: str = field(default_factory=new_run_id)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    flush_rows: int = 50_000
+    flush_seconds: float = 30.0
+    outcomes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    storage_error: str | None = None
+    close_reason: str | None = None
+    _writer: DatasetWriter | None = None
+
+    def __post_init__(self) -> None:
+        for job in self.jobs:
+            self.outcomes[(job.platform, job.key)] = (PENDING, "")
+
+    @property
+    def writer(self) -> DatasetWriter:
+        if self._writer is None:
+            self._writer = DatasetWriter(self.out, self.run_id, flush_rows=self.flush_rows,
+                                         flush_seconds=self.flush_seconds)
+        return self._writer
+
+    def set_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
+        """Record how a tag ended; a stored snapshot is final, a later failure cannot undo it."""
+        current = self.outcomes.get((platform, key), (PENDING, ""))[0]
+        if current == Outcome.STORED and outcome != Outcome.STORED:
+            return
+        self.outcomes[(platform, key)] = (str(outcome), detail)
+
+    def finish(self) -> None:
+        """Tags that never reached a verdict failed without an answer."""
+        for key, (status, detail) in list(self.outcomes.items()):
+            if status == PENDING:
+                self.outcomes[key] = (str(Outcome.ERROR), detail or "no answer from the platform")
+
+    @property
+    def failures(self) -> list[tuple[str, str, str, str]]:
+        return [(p, t, s, d) for (p, t), (s, d) in self.outcomes.items()
+                if s != Outcome.STORED]
+
+    @property
+    def exit_code(self) -> int:
+        if self.close_reason == "shutdown":
+            return EXIT_INTERRUPTED
+        if self.storage_error:
+            return EXIT_ENVIRONMENT
+        return EXIT_TAG_FAILED if self.failures else EXIT_OK
+
+    def record(self, stats: dict[str, Any], finished_at: datetime, reason: str) -> dict[str, Any]:
+        """The `runs` row for this run."""
+        verdict = "ok"
+        if reason not in ("finished",):
+            verdict = "interrupted" if reason == "shutdown" else "error"
+        elif self.storage_error:
+            verdict = "error"
+        elif self.failures:
+            verdict = "failed"
+        exit_code = self.exit_code
+        return {
+            "run_id": self.run_id,
+            "date": self.started_at.strftime("%Y-%m-%d"),
+            "command": self.command,
+            "argv": list(self.argv),
+            "platforms": sorted({j.platform for j in self.jobs}),
+            "tags": sorted({j.key for j in self.jobs}),
+            "started_at": self.started_at,
+            "finished_at": finished_at,
+            "duration_s": (finished_at - self.started_at).total_seconds(),
+            "snapshots": int(stats.get("tagarchive/stored/snapshots", 0)),
+            "posts": int(stats.get("tagarchive/stored/posts", 0)),
+            "activity": int(stats.get("tagarchive/stored/activity", 0)),
+            "rejects": int(stats.get("tagarchive/rejected", 0)),
+            "requests": int(stats.get("downloader/request_count", 0)),
+            "rendered_requests": int(stats.get("tagarchive/rendered_requests", 0)),
+            "errors": int(stats.get("log_count/ERROR", 0)),
+            "outcomes": [
+                {"platform": p, "tag": t, "status": s, "detail": d}
+                for (p, t), (s, d) in sorted(self.outcomes.items())
+            ],
+            "verdict": verdict,
+            "exit_code": exit_code,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "version": _version(),
+            "settings": self.settings_json,
+        }
+
+
+def _version() -> str:
+    try:
+        return version("tagarchive")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def settings_summary(settings: dict[str, Any]) -> str:
+    """JSON of the settings worth keeping in the run record; nothing secret-looking."""
+    keep = {}
+    for key, value in settings.items():
+        if any(s in key.upper() for s in ("SECRET", "TOKEN", "PASSWORD", "COOKIE", "KEY", "AUTH")):
+            continue
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            keep[key] = value
+    return json.dumps(keep, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,116 @@
+"""Scrapy settings for tagarchive: every setting the project relies on, in one flat place.
+
+`scrapy crawl snapshot -a platforms=tiktok -a tags=tiktokrefugee` uses these as they are; the
+`tagarchive` CLI starts from them and overrides what its options say. Our own settings are
+`TAGARCHIVE_*`; each can also come from the environment variable of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+
+from crawler.browser import BrowserNotFoundError, find_chromium, launch_options
+
+BOT_NAME = "tagarchive"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# --- tagarchive ------------------------------------------------------------------------------
+# Output root of the Parquet datasets (snapshots/, posts/, rejects/, runs/).
+TAGARCHIVE_OUT = os.environ.get("TAGARCHIVE_OUT", "data")
+# Per-platform base URL overrides {platform: url}; the real hosts are replaced, paths kept.
+# The CLI fills this from --base-url/--replica and TAGARCHIVE_BASE_URL_<PLATFORM>.
+TAGARCHIVE_BASE_URLS: dict[str, str] = {}
+# Buffered rows are written when a dataset reaches this many rows, or this many seconds pass.
+TAGARCHIVE_FLUSH_ROWS = 50_000
+TAGARCHIVE_FLUSH_SECONDS = 30.0
+# Counters above this are rejected as implausible (TikTok's largest tags are ~10^13 views).
+TAGARCHIVE_MAX_COUNT = 10**15
+# Tolerated clock skew (s) before a timestamp counts as "in the future".
+TAGARCHIVE_CLOCK_SKEW = 300
+# Rendering: off disables the browser entirely (tags that need it then fail, named).
+TAGARCHIVE_BROWSER_ENABLED = True
+# Browser contexts are replaced after this many pages (bounds Chromium's memory growth).
+TAGARCHIVE_CONTEXT_PAGES = 100
+# Backoff between retries: base * 2^attempt seconds with jitter, capped; a Retry-After above
+# TAGARCHIVE_RETRY_AFTER_MAX is not waited out (the tag is reported rate_limited instead).
+TAGARCHIVE_BACKOFF_BASE = 1.0
+TAGARCHIVE_BACKOFF_MAX = 30.0
+TAGARCHIVE_RETRY_AFTER_MAX = 120.0
+
+# --- politeness -----------------------------------------------------------------------------
+# robots.txt is obeyed unless the user passes --ignore-robots (which is logged).
+ROBOTSTXT_OBEY = True
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0 Safari/537.36 tagarchive/0.1 (+https://github.com/tagarchive)"
+)
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0
+RANDOMIZE_DOWNLOAD_DELAY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+DOWNLOAD_TIMEOUT = 60
+COOKIES_ENABLED = True
+TELNETCONSOLE_ENABLED = False
+
+# --- retries --------------------------------------------------------------------------------
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+RETRY_EXCEPTIONS = [
+    "scrapy.exceptions.CannotResolveHostError",
+    "scrapy.exceptions.DownloadConnectionRefusedError",
+    "scrapy.exceptions.DownloadFailedError",
+    "scrapy.exceptions.DownloadTimeoutError",
+    "scrapy.exceptions.ResponseDataLossError",
+    "twisted.internet.error.ConnectionLost",
+    "twisted.internet.error.ConnectionDone",
+    "twisted.internet.error.ConnectError",
+    "twisted.web._newclient.ResponseNeverReceived",
+    "twisted.web._newclient.ResponseFailed",
+    "OSError",
+    # Scrapy does not retry Playwright timeouts by default (scrapy-playwright #159)
+    "playwright._impl._errors.TimeoutError",
+    "playwright._impl._errors.TargetClosedError",
+]
+
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+    # after retry on the way in, before it on the way out: see RenderMiddleware
+    "crawler.middlewares.RenderMiddleware": 950,
+}
+
+ITEM_PIPELINES = {
+    "pipelines.normalize.NormalizePipeline": 100,
+    "pipelines.validate.ValidatePipeline": 200,
+    "pipelines.dedupe.DedupePipeline": 300,
+    "pipelines.store.StorePipeline": 900,
+}
+
+# --- browser (scrapy-playwright) ------------------------------------------------------------
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+try:
+    PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(find_chromium())
+except BrowserNotFoundError:
+    PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(None)
+PLAYWRIGHT_ABORT_REQUEST = "crawler.browser.should_abort_request"
+PLAYWRIGHT_MAX_CONTEXTS = 2
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
+PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER = True
+
+# --- logging and housekeeping ---------------------------------------------------------------
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+MEMUSAGE_ENABLED = True
+MEMUSAGE_LIMIT_MB = 0

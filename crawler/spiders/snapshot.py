@@ -1,0 +1,169 @@
+"""The snapshot spider: visits each (platform, tag) and yields its snapshot and posts.
+
+It only navigates: which URL to fetch next, and what a page means, is the adapter's business.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.http import Response
+from twisted.internet import task
+from twisted.python.failure import Failure
+
+from crawler.items import PostItem, SnapshotItem
+from crawler.platforms import platform_class
+from crawler.platforms.base import Captured, Fetch, Outcome, Page, Platform, PlatformError, TagResult
+from crawler.run import RunState, TagJob
+from crawler.tags import TagRef
+from storage import StorageError
+
+logger = logging.getLogger(__name__)
+
+
+class SnapshotSpider(scrapy.Spider):
+    """Headline counters and shown posts for each requested tag, once."""
+
+    name = "snapshot"
+
+    def __init__(self, run: RunState | None = None, platforms: str = "", tags: str = "",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self._raw_platforms = platforms
+        self._raw_tags = tags
+        self.adapters: dict[str, Platform] = {}
+        self._flusher: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SnapshotSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        if spider.run is None:
+            # `scrapy crawl snapshot -a platforms=tiktok -a tags=a,b` for Scrapy users
+            from crawler.platforms import parse_platforms
+            from crawler.tags import parse_tag_arg
+            jobs = [TagJob(p, parse_tag_arg(t)) for p in parse_platforms(spider._raw_platforms)
+                    for t in spider._raw_tags.split(",") if t.strip()]
+            spider.run = RunState(out=settings.get("TAGARCHIVE_OUT", "data"), jobs=jobs,
+                                  command="scrapy crawl")
+        base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
+        for job in spider.run.jobs:
+            if job.platform not in spider.adapters:
+                spider.adapters[job.platform] = platform_class(job.platform)(
+                    base_urls.get(job.platform))
+        crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
+        return spider
+
+    def _on_opened(self) -> None:
+        interval = self.run.flush_seconds if self.run else 0
+        if interval > 0:
+            # bounds what a crash loses to one interval, even when no item arrives
+            self._flusher = task.LoopingCall(self._timed_flush)
+            self._flusher.start(interval, now=False)
+
+    def _timed_flush(self) -> None:
+        try:
+            self.run.writer.maybe_flush()
+        except Exception as exc:  # reported at close; a full disk must not kill the loop
+            logger.error("timed flush failed: %s", exc)
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for job in self.run.jobs:
+            adapter = self.adapters[job.platform]
+            try:
+                fetch = adapter.first_fetch(job.ref)
+            except PlatformError as exc:
+                self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
+                continue
+            yield self._request(fetch, job)
+
+    def _request(self, fetch: Fetch, job: TagJob) -> scrapy.Request:
+        meta: dict[str, Any] = {
+            "tagarchive_job": {"platform": job.platform, "name": job.ref.name, "id": job.ref.id,
+                               "step": fetch.step, "state": fetch.state},
+            # adapters read every status themselves (461 captcha, 302 to a login page, …)
+            "handle_httpstatus_all": True,
+        }
+        if fetch.render is not None:
+            meta["tagarchive_render"] = fetch.render.to_meta()
+        return scrapy.Request(
+            fetch.url, method=fetch.method, body=fetch.body, headers=fetch.headers or None,
+            callback=self.on_page, errback=self.on_error, meta=meta,
+            dont_filter=True,  # the same tag page is legitimately fetched again (CSR fallback)
+        )
+
+    @staticmethod
+    def _job(meta: dict[str, Any]) -> TagJob:
+        info = meta["tagarchive_job"]
+        return TagJob(info["platform"], TagRef(name=info["name"], id=info["id"]))
+
+    def on_page(self, response: Response) -> Iterator[Any]:
+        info = response.meta["tagarchive_job"]
+        job = self._job(response.meta)
+        page = page_from_response(response)
+        try:
+            result = self.adapters[job.platform].handle(info["step"], page, job.ref,
+                                                        info["state"])
+        except PlatformError as exc:
+            self.crawler.stats.inc_value(f"tagarchive/outcome/{exc.outcome}")
+            self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
+            return
+        if isinstance(result, Fetch):
+            yield self._request(result, job)
+            return
+        yield from self._items(result, job)
+
+    def _items(self, result: TagResult, job: TagJob) -> Iterator[Any]:
+        tag = job.ref.normalized if job.ref.name is not None else None
+        snapshot = SnapshotItem(**result.snapshot)
+        snapshot.tag = tag or snapshot.tag_display
+        snapshot.job_key = job.key
+        yield snapshot
+        for post in result.posts:
+            item = PostItem(**post)
+            item.tag = snapshot.tag
+            yield item
+
+    def on_error(self, failure: Failure) -> None:
+        job = self._job(failure.request.meta)
+        error = failure.value
+        detail = f"{type(error).__name__}: {error}".strip()
+        self.run.set_outcome(job.platform, job.key, Outcome.ERROR, detail[:300])
+
+    def closed(self, reason: str) -> None:
+        """Write the run record last (pipelines are closed by now) and close the writer."""
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        run = self.run
+        run.close_reason = reason
+        run.finish()
+        record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
+        try:
+            run.writer.add("runs", record)
+            run.writer.close()
+        except StorageError as exc:
+            run.storage_error = str(exc)
+            logger.error("storage failed: %s", exc)
+        logger.info("run %s %s: %d snapshots, %d posts, %d rejects, %d failed tags",
+                    run.run_id, record["verdict"], record["snapshots"], record["posts"],
+                    record["rejects"], len(run.failures))
+
+
+def page_from_response(response: Response) -> Page:
+    """The adapter's view of a Scrapy response (plain data, no Scrapy types)."""
+    headers = {k.decode("latin-1").lower(): v[0].decode("latin-1") if v else ""
+               for k, v in response.headers.items()}
+    try:
+        text = response.text
+    except AttributeError:  # not a TextResponse (an empty or binary body)
+        text = response.body.decode("utf-8", errors="replace")
+    captured = tuple(Captured(**c) for c in response.meta.get("tagarchive_captured") or ())
+    return Page(url=response.url, status=response.status, headers=headers, text=text,
+                observed_at=datetime.now(UTC),
+                rendered=bool(response.meta.get("tagarchive_rendered")), captured=captured)

@@ -1,0 +1,62 @@
+"""Normalize: canonical tag, counters parsed from display text, exact values kept exact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler.counts import CountParseError, parse_count
+from crawler.items import COUNTERS, POST_COUNTERS, PostItem, SnapshotItem
+from crawler.tags import InvalidTagError, normalize_tag
+from pipelines import RunPipeline
+
+
+def normalize_counter(value: Any, text: str | None) -> tuple[Any, str | None, bool | None, str | None]:
+    """(value, display text, approximate, problem) for one counter.
+
+    An exact integer (int, or a digit string such as TikTok's statsV2) always wins over display
+    text; text is parsed only when no exact value exists.
+    """
+    if isinstance(value, bool):
+        return value, text, None, f"counter is a boolean ({value!r})"
+    if isinstance(value, int):
+        return value, text, False, None
+    if isinstance(value, str):
+        text, value = value, None
+    if value is not None:
+        return value, text, None, f"counter is not an integer ({value!r})"
+    if text is None:
+        return None, None, None, None
+    try:
+        parsed = parse_count(text)
+    except CountParseError as exc:
+        return None, text, None, str(exc)
+    if not parsed.approximate:
+        return parsed.value, None, False, None
+    return parsed.value, text, True, None
+
+
+class NormalizePipeline(RunPipeline):
+    """First pipeline: puts every item into its canonical form, noting what cannot be."""
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, SnapshotItem):
+            for name in COUNTERS:
+                value, text, approx, problem = normalize_counter(
+                    getattr(item, name), getattr(item, f"{name}_text"))
+                setattr(item, name, value)
+                setattr(item, f"{name}_text", text)
+                setattr(item, f"{name}_approx", approx)
+                if problem:
+                    item.problems.append(f"{name}: {problem}")
+        elif isinstance(item, PostItem):
+            for name in POST_COUNTERS:
+                value, _text, _approx, problem = normalize_counter(getattr(item, name), None)
+                setattr(item, name, value)
+                if problem:
+                    item.problems.append(f"{name}: {problem}")
+        if isinstance(item, SnapshotItem | PostItem) and item.tag is not None:
+            try:
+                item.tag = normalize_tag(item.tag)
+            except InvalidTagError as exc:
+                item.problems.append(f"tag: {exc}")
+        return item
