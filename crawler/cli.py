@@ -104,6 +104,11 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
             overrides["AUTOTHROTTLE_ENABLED"] = False
     if args.ignore_robots:
         overrides["ROBOTSTXT_OBEY"] = False
+    for entry in args.set:
+        name, sep, value = entry.partition("=")
+        if not sep or not name.isidentifier() or name.upper() != name:
+            raise UsageError(f"-s expects NAME=VALUE with an upper-case setting name: {entry!r}")
+        overrides[name] = value
     needs = {platform_class(p).browser for p in platforms}
     if needs == {"never"} or args.no_browser:
         overrides["TAGARCHIVE_BROWSER_ENABLED"] = False
@@ -223,6 +228,8 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     p.add_argument("--quiet", action="store_true", help="no summary line on success")
+    p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a setting, as `scrapy crawl -s` (repeatable)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from crawler.browser import collect_captures
 logger = logging.getLogger(__name__)
 
 _PLAYWRIGHT_KEYS = ("playwright", "playwright_context", "playwright_page_methods",
-                    "playwright_page_init_callback", "playwright_page_goto_kwargs")
+                    "playwright_page_init_callback")
 
 
 class RenderMiddleware:
@@ -64,7 +64,6 @@ class RenderMiddleware:
             "playwright": True,
             "playwright_context": name,
             "playwright_page_init_callback": "crawler.browser.install_capture",
-            "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded"},
             "playwright_page_methods": [PageMethod(self._collect, spec, name)],
         })
         self.crawler.stats.inc_value("tagarchive/rendered_requests")

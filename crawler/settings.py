@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from scrapy.settings import default_settings as _scrapy_defaults
+
 from crawler.browser import BrowserNotFoundError, find_chromium, launch_options
 
 BOT_NAME = "tagarchive"
@@ -62,17 +64,7 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 RETRY_EXCEPTIONS = [
-    "scrapy.exceptions.CannotResolveHostError",
-    "scrapy.exceptions.DownloadConnectionRefusedError",
-    "scrapy.exceptions.DownloadFailedError",
-    "scrapy.exceptions.DownloadTimeoutError",
-    "scrapy.exceptions.ResponseDataLossError",
-    "twisted.internet.error.ConnectionLost",
-    "twisted.internet.error.ConnectionDone",
-    "twisted.internet.error.ConnectError",
-    "twisted.web._newclient.ResponseNeverReceived",
-    "twisted.web._newclient.ResponseFailed",
-    "OSError",
+    *_scrapy_defaults.RETRY_EXCEPTIONS,
     # Scrapy does not retry Playwright timeouts by default (scrapy-playwright #159)
     "playwright._impl._errors.TimeoutError",
     "playwright._impl._errors.TargetClosedError",

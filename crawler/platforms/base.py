@@ -32,6 +32,7 @@ class Outcome(StrEnum):
     LAYOUT_CHANGED = "layout_changed"
     REJECTED = "rejected"
     UNSUPPORTED = "unsupported"
+    ROBOTS_DISALLOWED = "robots_disallowed"
     ERROR = "error"
 
 

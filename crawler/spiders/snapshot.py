@@ -12,6 +12,7 @@ from typing import Any
 
 import scrapy
 from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.internet import task
 from twisted.python.failure import Failure
@@ -38,6 +39,7 @@ class SnapshotSpider(scrapy.Spider):
         self._raw_platforms = platforms
         self._raw_tags = tags
         self.adapters: dict[str, Platform] = {}
+        self.browser_enabled = True
         self._flusher: task.LoopingCall | None = None
 
     @classmethod
@@ -52,6 +54,7 @@ class SnapshotSpider(scrapy.Spider):
                     for t in spider._raw_tags.split(",") if t.strip()]
             spider.run = RunState(out=settings.get("TAGARCHIVE_OUT", "data"), jobs=jobs,
                                   command="scrapy crawl")
+        spider.browser_enabled = settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True)
         base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
         for job in spider.run.jobs:
             if job.platform not in spider.adapters:
@@ -81,9 +84,15 @@ class SnapshotSpider(scrapy.Spider):
             except PlatformError as exc:
                 self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
                 continue
-            yield self._request(fetch, job)
+            request = self._request(fetch, job)
+            if request is not None:
+                yield request
 
-    def _request(self, fetch: Fetch, job: TagJob) -> scrapy.Request:
+    def _request(self, fetch: Fetch, job: TagJob) -> scrapy.Request | None:
+        if fetch.render is not None and not self.browser_enabled:
+            self.run.set_outcome(job.platform, job.key, Outcome.UNSUPPORTED,
+                                 "this page needs the browser, which is disabled (--no-browser)")
+            return None
         meta: dict[str, Any] = {
             "tagarchive_job": {"platform": job.platform, "name": job.ref.name, "id": job.ref.id,
                                "step": fetch.step, "state": fetch.state},
@@ -92,6 +101,7 @@ class SnapshotSpider(scrapy.Spider):
         }
         if fetch.render is not None:
             meta["tagarchive_render"] = fetch.render.to_meta()
+            meta["playwright_page_goto_kwargs"] = {"wait_until": "domcontentloaded"}
         return scrapy.Request(
             fetch.url, method=fetch.method, body=fetch.body, headers=fetch.headers or None,
             callback=self.on_page, errback=self.on_error, meta=meta,
@@ -115,7 +125,9 @@ class SnapshotSpider(scrapy.Spider):
             self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
             return
         if isinstance(result, Fetch):
-            yield self._request(result, job)
+            request = self._request(result, job)
+            if request is not None:
+                yield request
             return
         yield from self._items(result, job)
 
@@ -133,6 +145,10 @@ class SnapshotSpider(scrapy.Spider):
     def on_error(self, failure: Failure) -> None:
         job = self._job(failure.request.meta)
         error = failure.value
+        if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
+            self.run.set_outcome(job.platform, job.key, Outcome.ROBOTS_DISALLOWED,
+                                 f"{failure.request.url} is disallowed by robots.txt")
+            return
         detail = f"{type(error).__name__}: {error}".strip()
         self.run.set_outcome(job.platform, job.key, Outcome.ERROR, detail[:300])
 

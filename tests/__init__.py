@@ -1,0 +1,1 @@
+"""tagarchive test suite."""

@@ -1,0 +1,196 @@
+"""End-to-end crawls: the CLI in its own process, real Chromium, the replica on loopback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from replica.server import ReplicaServer
+from tests.conftest import crawl
+
+SNAPSHOT_COLUMNS = {"tag", "tag_display", "tag_id", "url", "observed_at", "views", "posts",
+                    "discussions", "participants", "source", "run_id", "platform", "date"}
+
+
+def snapshots(out: Path) -> list[dict]:
+    rel = duckdb.sql(f"select * from read_parquet('{out}/snapshots/**/*.parquet', "
+                     "hive_partitioning=true) order by platform, tag")
+    cols = rel.columns
+    return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+
+
+def run_record(out: Path) -> dict:
+    rel = duckdb.sql(f"select * from read_parquet('{out}/runs/**/*.parquet', "
+                     "hive_partitioning=true)")
+    rows = rel.fetchall()
+    assert len(rows) == 1
+    return dict(zip(rel.columns, rows[0], strict=True))
+
+
+def outcomes(out: Path) -> dict[tuple[str, str], str]:
+    return {(o["platform"], o["tag"]): o["status"] for o in run_record(out)["outcomes"]}
+
+
+def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_path: Path) -> None:
+    world = replica.world
+    world.set_variant("tiktok", "tiktokrefugee", "ssr")
+    world.set_variant("tiktok", "TikTok难民", "csr")  # the page's own JS must fetch the data
+    result = crawl(replica, tmp_path, "tiktok,xiaohongshu", "tiktokrefugee", "TikTok难民")
+    assert result.code == 0, result.stderr[-3000:]
+
+    rows = {(r["platform"], r["tag"]): r for r in snapshots(tmp_path)}
+    assert set(rows) == {(p, t) for p in ("tiktok", "xiaohongshu")
+                         for t in ("tiktokrefugee", "tiktok难民")}
+    for (platform, tag), row in rows.items():
+        truth = world.topic(platform, tag)
+        assert row["views"] == truth.views, (platform, tag)
+        assert row["views_approx"] is False
+        assert row["views_text"] is None
+        assert str(row["date"]) == row["observed_at"].strftime("%Y-%m-%d")
+        if platform == "tiktok":
+            assert row["posts"] == truth.posts
+            assert row["tag_id"] == truth.topic_id
+        else:
+            assert row["discussions"] == truth.discussions
+            assert row["participants"] == truth.participants
+            assert row["tag_id"] == truth.topic_id
+            assert truth.page_id in row["url"]
+            assert row["source"] == "captured_xhr"
+    assert rows[("tiktok", "tiktokrefugee")]["source"] == "embedded_json"
+    assert rows[("tiktok", "tiktok难民")]["source"] == "captured_xhr"
+    assert rows[("xiaohongshu", "tiktok难民")]["tag_display"] == "TikTok难民"
+
+    record = run_record(tmp_path)
+    assert record["verdict"] == "ok" and record["exit_code"] == 0
+    assert record["snapshots"] == 4
+    # 2 Xiaohongshu tags × (search + topic page) + the one client-rendered TikTok tag
+    assert record["rendered_requests"] == 5
+    assert record["posts"] > 0
+
+    # the data contract: the columns of DESIGN.md, readable by Polars with hive partitioning
+    frame = pl.scan_parquet(f"{tmp_path}/snapshots/**/*.parquet", hive_partitioning=True)
+    assert SNAPSHOT_COLUMNS <= set(frame.collect_schema().names())
+    assert frame.select(pl.len()).collect().item() == 4
+    posts = pl.read_parquet(f"{tmp_path}/posts/**/*.parquet", hive_partitioning=True)
+    assert posts["post_id"].n_unique() == posts.height
+    assert set(posts["platform"].unique()) == {"tiktok", "xiaohongshu"}
+
+
+def test_tiktok_huge_view_count_is_stored_exactly(replica: ReplicaServer, tmp_path: Path) -> None:
+    replica.world.set_variant("tiktok", "bigviews", "ssr")
+    replica.world.set_variant("tiktok", "bigviews", "override", views=9876543210)
+    result = crawl(replica, tmp_path, "tiktok", "bigviews")
+    assert result.code == 0, result.stderr[-2000:]
+    [row] = snapshots(tmp_path)
+    assert row["views"] == 9876543210
+    assert row["views_approx"] is False
+    # a normal HTTP-path crawl never starts a page in the browser
+    assert run_record(tmp_path)["rendered_requests"] == 0
+
+
+def test_failure_shapes_are_named_and_exit_1(replica: ReplicaServer, tmp_path: Path) -> None:
+    world = replica.world
+    for platform in ("tiktok", "xiaohongshu"):
+        world.set_variant(platform, "walled", "login_wall")
+        world.set_variant(platform, "verify", "captcha")
+        world.set_variant(platform, "moved", "layout_changed")
+    world.set_variant("xiaohongshu", "blockedip", "ip_block")
+    world.set_variant("tiktok", "goodtag", "ssr")
+    world.set_variant("tiktok", "blockedip", "ssr")
+    result = crawl(replica, tmp_path, "tiktok,xiaohongshu", "goodtag", "nosuchtag", "walled",
+                   "verify", "moved", "blockedip")
+    assert result.code == 1
+    got = outcomes(tmp_path)
+    expected = {
+        ("tiktok", "goodtag"): "stored",
+        ("xiaohongshu", "goodtag"): "stored",
+        ("tiktok", "nosuchtag"): "not_found",
+        ("xiaohongshu", "nosuchtag"): "not_found",
+        ("tiktok", "walled"): "login_wall",
+        ("xiaohongshu", "walled"): "login_wall",
+        ("tiktok", "verify"): "captcha",
+        ("xiaohongshu", "verify"): "captcha",
+        ("tiktok", "moved"): "layout_changed",
+        ("xiaohongshu", "moved"): "layout_changed",
+        ("xiaohongshu", "blockedip"): "blocked",
+        ("tiktok", "blockedip"): "stored",  # the IP block is Xiaohongshu's only
+    }
+    for key, status in expected.items():
+        assert got[key] == status, (key, got[key])
+    # each failure is one line on stderr, naming platform, tag and outcome; no traceback
+    for (platform, tag), status in expected.items():
+        if status != "stored":
+            assert f"tagarchive: {platform} {tag}: {status}:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_record(tmp_path)["verdict"] == "failed"
+    stored = {(r["platform"], r["tag"]) for r in snapshots(tmp_path)}
+    assert stored == {key for key, status in expected.items() if status == "stored"}
+
+
+def test_retry_after_is_honoured(replica: ReplicaServer, tmp_path: Path) -> None:
+    replica.world.set_variant("tiktok", "busytag", "ssr")
+    replica.world.set_variant("tiktok", "busytag", "rate_limited", times=1, retry_after=2)
+    started = time.monotonic()
+    result = crawl(replica, tmp_path, "tiktok", "busytag")
+    elapsed = time.monotonic() - started
+    assert result.code == 0, result.stderr[-2000:]
+    assert elapsed >= 2.0  # waited out Retry-After before the retry
+    assert snapshots(tmp_path)[0]["views"] == replica.world.topic("tiktok", "busytag").views
+
+
+def test_retry_after_too_long_is_reported_rate_limited(replica: ReplicaServer,
+                                                       tmp_path: Path) -> None:
+    replica.world.set_variant("tiktok", "slowdown", "rate_limited", times=50, retry_after=3600)
+    result = crawl(replica, tmp_path, "tiktok", "slowdown")
+    assert result.code == 1
+    assert outcomes(tmp_path)[("tiktok", "slowdown")] == "rate_limited"
+
+
+def test_server_errors_are_retried_with_backoff(replica: ReplicaServer, tmp_path: Path) -> None:
+    replica.world.set_variant("tiktok", "flaky", "ssr")
+    replica.world.set_variant("tiktok", "flaky", "server_error", times=2, status=503)
+    result = crawl(replica, tmp_path, "tiktok", "flaky",
+                   extra=("-s", "TAGARCHIVE_BACKOFF_BASE=0.1"))
+    assert result.code == 0, result.stderr[-2000:]
+    assert len(snapshots(tmp_path)) == 1
+
+
+def test_robots_txt_is_obeyed_unless_overridden(replica: ReplicaServer, tmp_path: Path) -> None:
+    disallowed = f"tiktok={replica.url}/tiktok/private"
+    replica.reset_hits()
+    result = crawl(replica, tmp_path / "obey", "tiktok", "anytag",
+                   extra=("--base-url", disallowed))
+    assert result.code == 1
+    assert outcomes(tmp_path / "obey")[("tiktok", "anytag")] == "robots_disallowed"
+    assert not any("private" in kind for (_p, kind) in replica.hits_snapshot())
+
+    result = crawl(replica, tmp_path / "ignore", "tiktok", "anytag",
+                   extra=("--base-url", disallowed, "--ignore-robots"))
+    assert any("private" in kind for (_p, kind) in replica.hits_snapshot())
+
+
+def test_no_browser_names_tags_that_need_it(replica: ReplicaServer, tmp_path: Path) -> None:
+    result = crawl(replica, tmp_path, "xiaohongshu", "tiktokrefugee", extra=("--no-browser",))
+    assert result.code == 1
+    assert outcomes(tmp_path)[("xiaohongshu", "tiktokrefugee")] == "unsupported"
+
+
+@pytest.mark.parametrize("tag", ["../../x", "a/b", "%2F..%2F", "..", "C:\\evil", "tag?x=1#y"])
+def test_hostile_tags_never_write_outside_out(replica: ReplicaServer, tmp_path: Path,
+                                              tag: str) -> None:
+    out = tmp_path / "out"
+    replica.world.set_variant("tiktok", tag, "ssr")
+    result = crawl(replica, out, "tiktok", tag)
+    assert result.code in (0, 1, 2), result.stderr
+    outside = [p for p in tmp_path.rglob("*") if out not in p.parents and p != out]
+    assert outside == []
+    for path in out.rglob("*"):
+        assert path.resolve().is_relative_to(out.resolve())
+        # partition directories hold only safe, known values
+        for part in path.relative_to(out).parts[1:-1]:
+            key, _, value = part.partition("=")
+            assert key in ("platform", "date") and value.replace("-", "").isalnum(), part
