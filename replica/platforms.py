@@ -1,0 +1,16 @@
+"""Registry of replica platform apps: adding a platform is one module plus one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from replica.base import App
+from replica.tiktok import TikTokApp
+from replica.world import World
+from replica.xiaohongshu import XiaohongshuApp
+
+# name -> factory(world, prefix); the server mounts each under "/<name>/".
+APPS: dict[str, Callable[[World, str], App]] = {
+    "tiktok": TikTokApp,
+    "xiaohongshu": XiaohongshuApp,
+}

@@ -1,0 +1,261 @@
+/* Replica of Xiaohongshu's web bundle: the request signer (window._webmsxyw) and the topic /
+   search pages that call the signed edith-style APIs. Plain ES2017, no modules, no images. */
+(function () {
+  "use strict";
+
+  function fnv1a32(text) {
+    var bytes = new TextEncoder().encode(text);
+    var h = 0x811c9dc5;
+    for (var i = 0; i < bytes.length; i++) {
+      h ^= bytes[i];
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return ("00000000" + (h >>> 0).toString(16)).slice(-8);
+  }
+
+  // Assembled at runtime so the key never appears as one literal in the bundle.
+  function signKey() {
+    var site = String.fromCharCode(120, 104, 115);
+    var parts = ["bew", "cp"].map(function (p) { return p.split("").reverse().join(""); });
+    return site + "_" + parts.join("-") + "_" + (20250113).toString(16);
+  }
+
+  function cookie(name) {
+    var m = document.cookie.match(new RegExp("(?:^|;\\s*)" + name + "=([^;]*)"));
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function a1() {
+    var value = cookie("a1");
+    if (value) return value;
+    var rnd = new Uint8Array(26);
+    crypto.getRandomValues(rnd);
+    value = Array.prototype.map.call(rnd, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+    document.cookie = "a1=" + value + "; path=/; SameSite=Lax";
+    return value;
+  }
+
+  function bodyText(data) {
+    if (data === undefined || data === null) return "";
+    return typeof data === "string" ? data : JSON.stringify(data);
+  }
+
+  // Same name and return shape as the real site's signer: {"X-s": ..., "X-t": ...}.
+  window._webmsxyw = function (uri, data) {
+    var xt = String(Date.now());
+    var payload = fnv1a32(signKey() + uri + bodyText(data) + xt);
+    var xs = "XYW_" + btoa(JSON.stringify({
+      signSvn: "56", signType: "x2", appId: "xhs-pc-web", signVersion: "1", payload: payload
+    }));
+    return { "X-s": xs, "X-t": xt };
+  };
+
+  // All three headers the edith API checks, for a uri relative to the site root.
+  window.__replicaSignHeaders = function (uri, data) {
+    var s = window._webmsxyw(uri, data);
+    var common = {
+      s0: 3, s1: "", x0: "1", x1: "4.0.0", x2: "Linux", x3: "xhs-pc-web", x4: "4.62.3",
+      x5: a1(), x6: s["X-t"], x7: s["X-s"], x8: "",
+      x9: parseInt(fnv1a32(s["X-t"] + s["X-s"] + signKey()), 16), x10: 0
+    };
+    return { "X-S": s["X-s"], "X-T": s["X-t"], "x-S-Common": btoa(JSON.stringify(common)) };
+  };
+
+  var path = location.pathname;
+  function mountPrefix() {
+    var marks = ["/page/topics/", "/search_result"];
+    for (var i = 0; i < marks.length; i++) {
+      var at = path.indexOf(marks[i]);
+      if (at >= 0) return path.slice(0, at);
+    }
+    return path.replace(/\/[^/]*$/, "");
+  }
+  var prefix = mountPrefix();
+
+  function ApiError(kind, message, code) {
+    this.kind = kind;
+    this.message = message;
+    this.code = code;
+  }
+
+  async function call(method, uri, data) {
+    var body = method === "POST" ? JSON.stringify(data) : undefined;
+    var headers = window.__replicaSignHeaders(uri, body);
+    if (body !== undefined) headers["Content-Type"] = "application/json;charset=UTF-8";
+    var resp = await fetch(prefix + uri, {
+      method: method, headers: headers, body: body, credentials: "same-origin"
+    });
+    var text = await resp.text();
+    if (resp.status === 461 || resp.status === 471) {
+      throw new ApiError("captcha", "verify " + (resp.headers.get("Verifytype") || ""), 461);
+    }
+    if (!resp.ok) throw new ApiError("http", "HTTP " + resp.status, resp.status);
+    var json;
+    try { json = JSON.parse(text); } catch (e) { throw new ApiError("http", "bad JSON", 0); }
+    if (json.success === false) throw new ApiError("api", json.msg || "error", json.code);
+    return json;
+  }
+
+  async function searchTopics(keyword) {
+    var json = await call("POST", "/web_api/sns/v1/search/topic", {
+      keyword: keyword,
+      suggest_topic_request: { title: "", desc: "#" + keyword },
+      page: { page_size: 20, page: 1 }
+    });
+    var data = json.data || {};
+    if (data.topic_list) return { list: data.topic_list, redesigned: true };
+    return { list: data.topic_info_dtos || [], redesigned: false };
+  }
+
+  // [number, unit] with one truncated decimal: 122480000 -> ["1.2", "亿"].
+  function zhParts(n) {
+    var units = [[1e8, "亿"], [1e4, "万"]];
+    for (var i = 0; i < units.length; i++) {
+      if (n >= units[i][0]) {
+        var tenths = Math.floor(n * 10 / units[i][0]);
+        var whole = Math.floor(tenths / 10), frac = tenths % 10;
+        return [frac ? whole + "." + frac : String(whole), units[i][1]];
+      }
+    }
+    return [String(n), ""];
+  }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function mark(state) {
+    document.documentElement.setAttribute("data-replica-state", state);
+  }
+
+  function localLink(link) {
+    try {
+      var u = new URL(link);
+      return prefix + u.pathname + u.search;
+    } catch (e) {
+      return link;
+    }
+  }
+
+  function showFailure(root, err) {
+    root.textContent = "";
+    if (err instanceof ApiError && err.kind === "captcha") {
+      var box = el("div", { "class": "captcha", "data-verify-type": "102" });
+      box.appendChild(el("p", {}, "安全验证"));
+      box.appendChild(el("p", {}, "请完成下方验证后继续访问"));
+      root.appendChild(box);
+      mark("captcha");
+      return;
+    }
+    var code = err instanceof ApiError ? String(err.code) : "";
+    root.appendChild(el("div", { "class": "error", "data-code": code },
+                        String(err && err.message || err)));
+    mark("error");
+  }
+
+  function statHtml(n, label) {
+    var parts = zhParts(n);
+    return [el("span", {}, parts[0]), document.createTextNode(parts[1] + label)];
+  }
+
+  function renderHeader(root, name, views, discussions, redesigned) {
+    root.appendChild(el("h1", { "class": "topic-title" }, "#" + name));
+    if (redesigned) {
+      var head = el("div", { "class": "topic-header-v2" });
+      [[views, "次浏览"], [discussions, "篇笔记"]].forEach(function (pair) {
+        var p = zhParts(pair[0]);
+        var stat = el("div", { "class": "stat" });
+        stat.appendChild(el("strong", {}, p[0] + p[1]));
+        stat.appendChild(el("em", {}, pair[1]));
+        head.appendChild(stat);
+      });
+      root.appendChild(head);
+      return;
+    }
+    var summary = el("div", { "class": "summary" });
+    var meta = el("div", { "class": "meta" });
+    statHtml(views, "浏览").forEach(function (n) { meta.appendChild(n); });
+    meta.appendChild(document.createTextNode(" · "));
+    statHtml(discussions, "讨论").forEach(function (n) { meta.appendChild(n); });
+    summary.appendChild(meta);
+    root.appendChild(summary);
+  }
+
+  function renderNotes(root, notes) {
+    var list = el("div", { "class": "note-list" });
+    notes.forEach(function (note) {
+      var card = el("section", { "class": "note-item", "data-note-id": note.id });
+      card.appendChild(el("a", { "class": "title", href: prefix + "/explore/" + note.id },
+                          note.title));
+      card.appendChild(el("span", { "class": "author" }, note.user.nickname));
+      card.appendChild(el("span", { "class": "like-count" }, String(note.likes)));
+      list.appendChild(card);
+    });
+    root.appendChild(list);
+  }
+
+  async function topicPage(root, topic) {
+    var views = null, redesigned = false;
+    if (topic.name) {
+      var found = await searchTopics(topic.name);
+      redesigned = found.redesigned;
+      var marker = "/page/topics/" + topic.pageId;
+      var match = found.list.filter(function (t) {
+        return String(t.link || "").indexOf(marker) >= 0;
+      })[0] || found.list.filter(function (t) { return t.name === topic.name; })[0];
+      if (match) views = match.view_num;
+    }
+    var feed = await call("GET", "/web_api/sns/v1/page/" + topic.pageId +
+                                 "/notes?page_size=20&sort=hot_desc&cursor=");
+    if (views === null) throw new ApiError("api", "话题不存在", -510000);
+    var data = feed.data;
+    root.textContent = "";
+    renderHeader(root, topic.name, views, data.total_note_count, redesigned);
+    renderNotes(root, data.notes || []);
+    mark("ready");
+  }
+
+  async function searchPage(root, search) {
+    if (search.type && search.type !== "topic") {
+      throw new ApiError("api", "replica only implements the topic tab", -1);
+    }
+    var found = await searchTopics(search.keyword || "");
+    root.textContent = "";
+    var list = el("ul", { "class": found.redesigned ? "topic-cards" : "topic-list" });
+    found.list.forEach(function (t) {
+      var item = el("li", {});
+      item.appendChild(el("a", { href: localLink(t.link) }, t.name));
+      item.appendChild(document.createTextNode(" "));
+      var parts = zhParts(t.view_num);
+      item.appendChild(el("span", { "class": "views" }, parts[0] + parts[1] + "浏览"));
+      list.appendChild(item);
+    });
+    root.appendChild(list);
+    mark(found.list.length ? "ready" : "empty");
+  }
+
+  async function main() {
+    var state = window.__INITIAL_STATE__ || {};
+    var root;
+    try {
+      if (state.topic && (root = document.querySelector(".topic-page"))) {
+        await topicPage(root, state.topic);
+      } else if (state.search && (root = document.querySelector(".search-page"))) {
+        await searchPage(root, state.search);
+      }
+    } catch (err) {
+      showFailure(root, err);
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", main);
+  } else {
+    main();
+  }
+})();

@@ -1,0 +1,412 @@
+"""TikTok replica: /tag/{name} pages (SSR or client-rendered) and the signed challenge APIs."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from replica.base import (
+    JS,
+    NO_ICON,
+    Query,
+    Response,
+    empty_response,
+    esc,
+    fnv1a32,
+    gate,
+    html_response,
+    json_response,
+    method_not_allowed,
+    not_found,
+    respond,
+    script_json,
+    static_file,
+)
+from replica.world import (
+    LIST_CAP,
+    PostTruth,
+    TagNotFound,
+    TopicTruth,
+    World,
+    display_count,
+    normalize_tag,
+)
+
+PLATFORM = "tiktok"
+NOT_FOUND_CODE = 10205
+NOT_FOUND_MSG = "Couldn't find this hashtag"
+# Share of tag-page responses that arrive client-rendered (pytok: TikTok randomly serves a variant
+# whose JS fetches challenge/detail); the 30% figure itself is invented [INF].
+CSR_SHARE = 0.3
+# The X-Bogus key. static/webapp.js assembles the same string at runtime from pieces, so it never
+# appears as one literal there; the real X-Bogus algorithm is unknown and this stands in for it.
+SIGN_KEY = "byteda_crawler:ih6:v1"
+MIN_MS_TOKEN = 16
+ITEM_COUNT_MAX = 35  # [INF] TikTok web pages ask for 30 and reject much larger pages
+
+
+def x_bogus(canonical_query: str) -> str:
+    """X-Bogus for a canonical query ("k=v&k=v", decoded, in order, without X-Bogus)."""
+    return "DFSz" + f"{fnv1a32((SIGN_KEY + '|' + canonical_query).encode('utf-8')):08x}"
+
+
+def canonical_query(query: Query) -> str:
+    # Decoded pairs make the check immune to how a browser re-escapes characters like ' or ~.
+    return "&".join(f"{k}={v}" for k, v in query.pairs if k != "X-Bogus")
+
+
+def _timestamp(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+class TikTokApp:
+    """Replica of www.tiktok.com tag pages and /api/challenge/* for one World."""
+
+    platform = PLATFORM
+
+    def __init__(self, world: World, prefix: str = "/tiktok") -> None:
+        self.world = world
+        self.prefix = prefix.rstrip("/")
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def kind(self, method: str, path: str) -> str:
+        if path.startswith("/tag/"):
+            return "tag_page"
+        if path.rstrip("/") == "/api/challenge/detail":
+            return "api_detail"
+        if path.rstrip("/") == "/api/challenge/item_list":
+            return "api_item_list"
+        if path.startswith("/static/"):
+            return "static"
+        if path in ("", "/"):
+            return "home"
+        if path.rstrip("/") == "/login":
+            return "login"
+        if path.startswith("/private/"):
+            return "private"
+        return "other"
+
+    def handle(
+        self, method: str, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        kind = self.kind(method, path)
+        if kind == "other":
+            return not_found()
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        if kind == "tag_page":
+            name = path[len("/tag/") :].split("/", 1)[0]
+            return self._tag_page(name, path, query) if name else not_found()
+        if kind == "api_detail":
+            return self._api_detail(path, query)
+        if kind == "api_item_list":
+            return self._api_item_list(path, query)
+        if kind == "static":
+            return self._static(path)
+        if kind == "home":
+            return html_response(200, self._home())
+        if kind == "login":
+            return html_response(200, self._login_page(query.get("redirect_url", "")))
+        return html_response(200, "<!doctype html><title>private</title><p>private area</p>")
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _login_redirect(self, path: str, query: Query) -> Response:
+        original = self.prefix + quote(path) + (f"?{query.raw}" if query.raw else "")
+        location = f"{self.prefix}/login?redirect_url={quote(original, safe='')}"
+        return respond(302, "", "text/html; charset=utf-8", Location=location)
+
+    def _client_rendered(self, name: str) -> bool:
+        variants = self.world.variants(PLATFORM, name)
+        if "csr" in variants:
+            return True
+        if "ssr" in variants:
+            return False
+        tick = self.world.tick_index()
+        return self.world.unit("tiktok-csr", normalize_tag(name), tick) < CSR_SHARE
+
+    def _topic(self, name: str) -> TopicTruth | None:
+        try:
+            return self.world.topic(PLATFORM, name)
+        except TagNotFound:
+            return None
+
+    @staticmethod
+    def challenge_info(topic: TopicTruth) -> dict[str, Any]:
+        return {
+            "challenge": {
+                "id": topic.topic_id,
+                "title": topic.name,
+                "desc": topic.desc,
+                "isCommerce": False,
+                "splitTitle": "",
+            },
+            "stats": {"videoCount": topic.posts, "viewCount": topic.views},
+            "statsV2": {"videoCount": str(topic.posts), "viewCount": str(topic.views)},
+        }
+
+    @staticmethod
+    def item(post: PostTruth) -> dict[str, Any]:
+        stats = {
+            "playCount": post.plays,
+            "diggCount": post.likes,
+            "commentCount": post.comments,
+            "shareCount": post.shares,
+            "collectCount": post.collects,
+        }
+        return {
+            "id": post.id,
+            "desc": post.text,
+            "createTime": _timestamp(post.created_at),
+            "author": {
+                "id": post.author_id,
+                "uniqueId": post.author_unique_id,
+                "nickname": post.author_nickname,
+            },
+            "stats": stats,
+            "statsV2": {k: str(v) for k, v in stats.items()},
+        }
+
+    def _app_context(self) -> dict[str, Any]:
+        return {
+            "language": "en",
+            "region": "US",
+            "appId": 1988,
+            "appType": "m",
+            "user": {},
+            "wid": str(int(self.world.unit("tiktok-wid") * 10**19)),
+        }
+
+    # -- page ---------------------------------------------------------------------------------
+
+    def _tag_page(self, name: str, path: str, query: Query) -> Response:
+        failure = gate(self.world, PLATFORM, name, as_json=False)
+        if failure:
+            return failure
+        variants = self.world.variants(PLATFORM, name)
+        if "login_wall" in variants:
+            return self._login_redirect(path, query)
+        if "captcha" in variants:
+            return html_response(200, self._captcha_page())
+        topic = self._topic(name)
+        if "layout_changed" in variants:
+            return html_response(200, self._next_data_page(name, topic))
+        if self._client_rendered(name):
+            return html_response(200, self._csr_page(name, topic))
+        return html_response(200, self._ssr_page(name, topic))
+
+    def _shell(self, title: str, head: str, main: str, scope: dict[str, Any]) -> str:
+        data = script_json({"__DEFAULT_SCOPE__": scope})
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{esc(title)}</title>{NO_ICON}{head}"
+            "<style>body{font-family:sans-serif;margin:2em}"
+            "[data-e2e=challenge-item]{border-bottom:1px solid #ddd;padding:4px 0}</style>"
+            f'</head><body><div id="app"><main data-e2e="challenge-page">{main}</main></div>'
+            f'<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">{data}'
+            f'</script><script src="{esc(self.prefix)}/static/webapp.js"></script></body></html>'
+        )
+
+    @staticmethod
+    def _deep_link(topic: TopicTruth | None) -> str:
+        if topic is None:
+            return ""
+        url = f"snssdk1233://challenge/detail/{topic.topic_id}"
+        return f'<meta property="al:android:url" content="{esc(url)}">'
+
+    def _items_html(self, posts: list[PostTruth]) -> str:
+        parts = []
+        for post in posts:
+            href = f"{self.prefix}/@{quote(post.author_unique_id)}/video/{post.id}"
+            parts.append(
+                f'<div data-e2e="challenge-item"><a href="{esc(href)}">'
+                f'<p data-e2e="challenge-item-desc">{esc(post.text)}</p></a>'
+                f'<strong data-e2e="video-views">{display_count(post.plays, "en")}</strong></div>'
+            )
+        return '<div data-e2e="challenge-item-list">' + "".join(parts) + "</div>"
+
+    @staticmethod
+    def _not_found_html() -> str:
+        return (
+            f'<div data-e2e="challenge-not-found"><p>{NOT_FOUND_MSG}</p>'
+            "<p>Looking for videos? Try browsing our trending creators, hashtags, and sounds.</p>"
+            "</div>"
+        )
+
+    def _ssr_page(self, name: str, topic: TopicTruth | None) -> str:
+        if topic is None:
+            detail = {"statusCode": NOT_FOUND_CODE, "statusMsg": NOT_FOUND_MSG, "challengeInfo": {}}
+            scope = {"webapp.app-context": self._app_context(), "webapp.challenge-detail": detail}
+            return self._shell(f"#{name} | TikTok", "", self._not_found_html(), scope)
+        posts = self.world.posts_for(PLATFORM, name, limit=30)
+        detail = {
+            "statusCode": 0,
+            "statusMsg": "",
+            "challengeInfo": self.challenge_info(topic),
+            "itemList": [self.item(p) for p in posts],
+        }
+        scope = {"webapp.app-context": self._app_context(), "webapp.challenge-detail": detail}
+        main = (
+            f'<h1 data-e2e="challenge-title">#{esc(topic.name)}</h1>'
+            f'<h2 data-e2e="challenge-vvcount" title="posts">'
+            f"{display_count(topic.posts, 'en')} posts</h2>" + self._items_html(posts)
+        )
+        return self._shell(f"#{topic.name} | TikTok", self._deep_link(topic), main, scope)
+
+    def _csr_page(self, name: str, topic: TopicTruth | None) -> str:
+        # The deep-link meta stays in the head [INF: SEO tags are assumed to be server-rendered
+        # in both variants]; counts and items only arrive through the signed APIs.
+        scope = {"webapp.app-context": self._app_context()}
+        title = f"#{topic.name if topic else name} | TikTok"
+        return self._shell(title, self._deep_link(topic), "", scope)
+
+    def _next_data_page(self, name: str, topic: TopicTruth | None) -> str:
+        # A plausible redesign [INF]: data moved to a Next.js blob with renamed keys, no h2.
+        hashtag: dict[str, Any] = {"name": name}
+        if topic is not None:
+            hashtag = {
+                "hashtagId": topic.topic_id,
+                "name": topic.name,
+                "metrics": {"videos": topic.posts, "views": topic.views},
+            }
+        data = script_json({"props": {"pageProps": {"hashtag": hashtag}}, "page": "/tag/[name]"})
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>#{esc(name)} | TikTok</title>{NO_ICON}</head><body>"
+            f'<div id="__next"><section class="hashtag-header"><h1>#{esc(name)}</h1></section>'
+            f'</div><script id="__NEXT_DATA__" type="application/json">{data}</script>'
+            "</body></html>"
+        )
+
+    def _captcha_page(self) -> str:
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>TikTok - Verify</title>{NO_ICON}</head><body>"
+            '<div id="captcha-verify-container" class="captcha-verify-container">'
+            "<p>Verify to continue</p><p>To continue, drag the slider to fit the puzzle</p>"
+            "</div></body></html>"
+        )
+
+    def _login_page(self, redirect_url: str) -> str:
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>Log in | TikTok</title>{NO_ICON}</head><body>"
+            '<div id="loginContainer"><h2>Log in to TikTok</h2>'
+            f'<form data-redirect="{esc(redirect_url)}"><input name="username">'
+            '<input name="password" type="password"></form></div></body></html>'
+        )
+
+    def _home(self) -> str:
+        # Loading webapp.js here gives clients a page on which byted_acrawler exists, as TikTok-Api
+        # does by opening the site root before signing.
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>TikTok - Make Your Day</title>{NO_ICON}</head><body>"
+            '<div id="app"><p>TikTok replica</p></div>'
+            f'<script src="{esc(self.prefix)}/static/webapp.js"></script></body></html>'
+        )
+
+    def _static(self, path: str) -> Response:
+        if path != "/static/webapp.js":
+            return not_found()
+        return respond(200, static_file("webapp.js"), JS, Cache_Control="no-cache")
+
+    # -- API ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def signed(query: Query) -> bool:
+        token = query.get("msToken", "")
+        bogus = query.get("X-Bogus", "")
+        if len(token) < MIN_MS_TOKEN or not bogus:
+            return False
+        return hmac.compare_digest(bogus, x_bogus(canonical_query(query)))
+
+    def _api_detail(self, path: str, query: Query) -> Response:
+        name = query.get("challengeName", "")
+        if name:
+            failure = gate(self.world, PLATFORM, name, as_json=True)
+            if failure:
+                return failure
+        variants = self.world.variants(PLATFORM, name) if name else {}
+        if "login_wall" in variants:
+            return self._login_redirect(path, query)
+        if not self.signed(query) or "captcha" in variants:
+            return empty_response()
+        topic = self._topic(name) if name else None
+        if topic is None:
+            return json_response(
+                200,
+                {
+                    "statusCode": NOT_FOUND_CODE,
+                    "status_code": NOT_FOUND_CODE,
+                    "statusMsg": NOT_FOUND_MSG,
+                    "challengeInfo": {},
+                },
+            )
+        if "layout_changed" in variants:
+            return json_response(
+                200,
+                {
+                    "statusCode": 0,
+                    "data": {
+                        "hashtag": {
+                            "hashtagId": topic.topic_id,
+                            "name": topic.name,
+                            "metrics": {"videos": topic.posts, "views": topic.views},
+                        }
+                    },
+                },
+            )
+        share = {
+            "title": f"#{topic.name} on TikTok",
+            "desc": f"{display_count(topic.views, 'en')} views - Discover short videos related "
+            f"to #{topic.name} on TikTok.",
+        }
+        payload = {
+            "statusCode": 0,
+            "status_code": 0,
+            "challengeInfo": self.challenge_info(topic),
+            "shareMeta": share,
+        }
+        return json_response(200, payload)
+
+    def _api_item_list(self, path: str, query: Query) -> Response:
+        challenge_id = query.get("challengeID", "")
+        name = self.world.lookup(PLATFORM, challenge_id) if challenge_id else None
+        if name:
+            failure = gate(self.world, PLATFORM, name, as_json=True)
+            if failure:
+                return failure
+        variants = self.world.variants(PLATFORM, name) if name else {}
+        if "login_wall" in variants:
+            return self._login_redirect(path, query)
+        if not self.signed(query) or "captcha" in variants:
+            return empty_response()
+        try:
+            count = int(query.get("count", "30"))
+            cursor = int(query.get("cursor", "0"))
+        except ValueError:
+            return json_response(400, {"statusCode": 400, "statusMsg": "invalid count or cursor"})
+        if count < 1 or cursor < 0:
+            return json_response(400, {"statusCode": 400, "statusMsg": "invalid count or cursor"})
+        count = min(count, ITEM_COUNT_MAX)
+        if not name or not self.world.exists(PLATFORM, name) or cursor >= LIST_CAP:
+            return json_response(
+                200, {"statusCode": 0, "itemList": [], "hasMore": False, "cursor": str(cursor)}
+            )
+        # One extra post tells whether another page exists.
+        posts = self.world.posts_for(PLATFORM, name, limit=cursor + count + 1)
+        page = posts[cursor : cursor + count]
+        next_cursor = cursor + len(page)
+        has_more = len(posts) > next_cursor and next_cursor < LIST_CAP
+        payload = {
+            "statusCode": 0,
+            "itemList": [self.item(p) for p in page],
+            "hasMore": has_more,
+            "cursor": str(next_cursor),
+        }
+        return json_response(200, payload)

@@ -1,0 +1,695 @@
+"""Deterministic ground truth for the replica: a pure function of seed, platform, tag and time."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from replica.clock import ReplicaClock
+
+__all__ = [
+    "LIST_CAP",
+    "VARIANTS",
+    "Failure",
+    "PostTruth",
+    "TagNotFound",
+    "TopicTruth",
+    "World",
+    "display_count",
+    "display_parts",
+    "normalize_tag",
+]
+
+# Reference instant the generic curves are calibrated at (the default clock start).
+T_REF = datetime(2025, 1, 13, tzinfo=UTC)
+_HOUR = 3600.0
+_DAY = 86400.0
+
+# How many posts any listing API will page through [INF]: the real feeds are capped (XHS keyword
+# search near 220), the exact TikTok/XHS topic caps are unknown.
+LIST_CAP = 300
+# Tags with at most this many posts are listed newest-first only; the hot/new mix needs a pool.
+_SMALL_POOL = 120
+_RECENT_GAP = 600.0  # seconds between the "recent" picks of the mixed feed
+
+VARIANTS = frozenset(
+    {
+        "normal",
+        "not_found",
+        "login_wall",
+        "captcha",
+        "layout_changed",
+        "rate_limited",
+        "server_error",
+        "csr",
+        "ssr",
+        "override",
+        "ip_block",
+    }
+)
+_OVERRIDABLE = ("views", "posts", "discussions", "participants")
+_DEFAULT_PARAMS: dict[str, dict[str, int]] = {
+    "rate_limited": {"times": 1, "retry_after": 1},
+    "server_error": {"times": 2, "status": 503},
+}
+
+
+class TagNotFound(LookupError):
+    """Raised by World.topic() for a tag that does not exist on the platform."""
+
+
+def normalize_tag(tag: str) -> str:
+    """Key used for every tag comparison: NFKC, case-folded, without '#' and outer spaces."""
+    return unicodedata.normalize("NFKC", tag).strip().lstrip("#").strip().casefold()
+
+
+# ---------------------------------------------------------------------------------------------
+# display helpers
+
+
+def display_parts(n: int, locale: str = "zh") -> tuple[str, str]:
+    """Split a count into (number, unit) the way the platforms abbreviate it ("1.2", "亿")."""
+    n = int(n)
+    if n < 0:
+        raise ValueError("counts are non-negative")
+    if locale.lower().startswith("zh"):
+        units = ((10**8, "亿"), (10**4, "万"))
+    elif locale.lower().startswith("en"):
+        units = ((10**9, "B"), (10**6, "M"), (10**3, "K"))
+    else:
+        raise ValueError(f"unknown locale {locale!r}")
+    for size, unit in units:
+        if n >= size:
+            # Integer tenths: truncation (never rounding) is what keeps 120_999_999 at 1.2亿.
+            tenths = n * 10 // size
+            whole, frac = divmod(tenths, 10)
+            return (f"{whole}.{frac}" if frac else str(whole)), unit
+    return str(n), ""
+
+
+def display_count(n: int, locale: str = "zh") -> str:
+    """Abbreviated count: "1.2亿", "281.2万", "9999" (zh) or "1.1M", "140.2K", "5.4B" (en)."""
+    number, unit = display_parts(n, locale)
+    return number + unit
+
+
+# ---------------------------------------------------------------------------------------------
+# hashing: everything random is derived from sha256 so runs are identical across processes
+
+
+def _digest(*parts: object) -> bytes:
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _unit(*parts: object) -> float:
+    """Uniform float in [0, 1) derived from parts."""
+    return int.from_bytes(_digest(*parts)[:8], "big") / 2.0**64
+
+
+def _int(*parts: object) -> int:
+    return int.from_bytes(_digest(*parts), "big")
+
+
+def _pick(seq: tuple[str, ...], *parts: object) -> str:
+    return seq[_int(*parts) % len(seq)]
+
+
+# ---------------------------------------------------------------------------------------------
+# curves
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Growth curve g(t) = sigmoid(x) + tail * softplus(x), x = (t - t0) / width, plus scales."""
+
+    t0: float
+    width: float
+    tail: float
+    views_k: float
+    posts_k: float
+    participants_k: float
+    birth: float  # creation instant used for snowflake/ObjectId style ids
+
+    def g(self, ts: float) -> float:
+        x = (ts - self.t0) / self.width
+        # Both terms increase with x, so every floor(k * g) counter is monotonic non-decreasing;
+        # the softplus tail keeps counts growing after the logistic burst saturates.
+        return _sigmoid(x) + self.tail * _softplus(x)
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    name: str
+    at: datetime
+    views: int
+    posts: int
+    participants: int
+    t0: datetime
+    width_hours: float
+    tail: float
+
+
+# Records with a known public value. The XHS one is the January 2025 "TikTok refugees" topic
+# shown as "1.2亿浏览 · 281.2万讨论"; the exact integers behind the display, the curve shape and
+# the TikTok figures are invented [INF] to match "hundreds of millions of views".
+_ANCHOR_AT = datetime(2025, 1, 15, tzinfo=UTC)
+_ANCHORS: dict[tuple[str, str], _Anchor] = {
+    ("xiaohongshu", "tiktok难民"): _Anchor(
+        name="TikTok难民",
+        at=_ANCHOR_AT,
+        views=122_480_000,
+        posts=2_812_480,
+        participants=1_906_300,
+        t0=datetime(2025, 1, 14, 8, tzinfo=UTC),
+        width_hours=20.0,
+        tail=0.08,
+    ),
+    ("tiktok", "tiktokrefugee"): _Anchor(
+        name="tiktokrefugee",
+        at=_ANCHOR_AT,
+        views=468_200_000,
+        posts=1_143_000,
+        participants=802_400,
+        t0=datetime(2025, 1, 14, 2, tzinfo=UTC),
+        width_hours=22.0,
+        tail=0.1,
+    ),
+}
+
+# Tags whose ids are registered up front so /page/topics/{page_id} and item_list?challengeID=
+# resolve even before anyone searched for them (e.g. after a replica restart with the same seed).
+_CATALOG: dict[str, tuple[str, ...]] = {
+    "xiaohongshu": ("TikTok难民", "健身", "Python", "帅哥", "旅行", "美食", "穿搭", "读书"),
+    "tiktok": ("tiktokrefugee", "fyp", "xiaohongshu", "booktok", "python", "cooking"),
+}
+
+# views / posts ratio ranges per platform [INF]: TikTok videos gather many views each, an XHS note
+# far fewer (the anchor gives about 44).
+_VIEWS_PER_POST = {"tiktok": (150.0, 2500.0), "xiaohongshu": (20.0, 150.0)}
+_DEFAULT_VIEWS_PER_POST = (50.0, 800.0)
+
+
+@lru_cache(maxsize=4096)
+def _shape(seed: int, platform: str, key: str) -> _Shape:
+    anchor = _ANCHORS.get((platform, key))
+    ref = T_REF.timestamp()
+    if anchor is not None:
+        # Anchors pin the value at a given instant, independent of the seed.
+        t0 = anchor.t0.timestamp()
+        width = anchor.width_hours * _HOUR
+        base = _Shape(t0, width, anchor.tail, 1.0, 1.0, 1.0, t0 - 2 * _DAY)
+        at = base.g(anchor.at.timestamp())
+        return _Shape(
+            t0,
+            width,
+            anchor.tail,
+            anchor.views / at,
+            anchor.posts / at,
+            anchor.participants / at,
+            base.birth,
+        )
+    u = lambda name: _unit(seed, platform, key, "shape", name)  # noqa: E731
+    width = (7.0 + 113.0 * u("width")) * _DAY
+    # The midpoint lies at most one width after T_REF so g(T_REF) >= sigmoid(-1) and the scale
+    # below cannot explode later on.
+    t0 = ref - 365.0 * _DAY * u("t0") + width * u("t0_late")
+    tail = 0.02 + 0.28 * u("tail")
+    views_ref = 10.0 ** (4.0 + 5.7 * u("views"))  # 1e4 .. 5e9 views at T_REF
+    lo, hi = _VIEWS_PER_POST.get(platform, _DEFAULT_VIEWS_PER_POST)
+    views_per_post = lo * (hi / lo) ** u("ratio")
+    participant_share = 0.55 + 0.37 * u("participants")
+    probe = _Shape(t0, width, tail, 1.0, 1.0, 1.0, 0.0)
+    views_k = views_ref / probe.g(ref)
+    posts_k = views_k / views_per_post
+    birth = t0 - (4.0 + 4.0 * u("birth")) * width
+    return _Shape(t0, width, tail, views_k, posts_k, posts_k * participant_share, birth)
+
+
+def _count(k: float, shape: _Shape, ts: float) -> int:
+    return max(0, math.floor(k * shape.g(ts)))
+
+
+@lru_cache(maxsize=200_000)
+def _ordinal_ts(seed: int, platform: str, key: str, ordinal: int) -> int:
+    """First whole second at which the tag had more than `ordinal` posts (post creation time).
+
+    Independent of "now", so a post keeps its id and timestamp across snapshots.
+    """
+    shape = _shape(seed, platform, key)
+    lo = math.floor(shape.t0 - 80.0 * shape.width)
+    hi = math.ceil(shape.t0 + shape.width)
+    while _count(shape.posts_k, shape, hi) <= ordinal:
+        hi += math.ceil(hi - lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _count(shape.posts_k, shape, mid) > ordinal:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# ---------------------------------------------------------------------------------------------
+# ids and names
+
+
+def _snowflake(ts: float, *parts: object) -> str:
+    # TikTok ids carry the creation second in their top 32 bits, which is why 2025 ids start
+    # with "74…" and have 19 digits.
+    return str((int(ts) << 32) | (_int(*parts) & 0xFFFFFFFF))
+
+
+def _object_id(ts: float, *parts: object) -> str:
+    # XHS ids are MongoDB ObjectIds: 4 bytes of creation time then 8 bytes of entropy.
+    return f"{int(ts) & 0xFFFFFFFF:08x}" + _digest(*parts).hex()[:16]
+
+
+_EN_ADJ = ("sunny", "lazy", "cosmic", "quiet", "wild", "tiny", "golden", "urban", "mellow", "retro")
+_EN_NOUN = ("panda", "fox", "otter", "comet", "noodle", "pixel", "koala", "river", "maple", "robot")
+_ZH_FOOD = ("火锅", "奶茶", "草莓", "芒果", "饺子", "可颂", "抹茶", "烤鸭")
+_ZH_ANIMAL = ("猫咪", "小熊", "兔子", "柴犬", "企鹅", "海豚", "松鼠", "考拉")
+_EN_PHRASES = (
+    "day in my life",
+    "trying this for the first time",
+    "no way this worked",
+    "pov: you finally found it",
+    "storytime",
+    "honest review",
+    "part 2 as promised",
+    "tutorial you asked for",
+)
+_EN_EXTRA = ("fyp", "foryou", "viral", "trending", "learnontiktok")
+_ZH_TITLES = (
+    "新人报到，请多关照",
+    "今天的小确幸",
+    "第一次发笔记",
+    "真心推荐给大家",
+    "周末打卡",
+    "踩坑记录分享",
+    "保姆级教程来了",
+    "一周穿搭合集",
+)
+_TT_DESCS = (
+    "",
+    "Share your moments with this hashtag.",
+    "Watch the latest videos about this topic.",
+)
+_XHS_RELATED = ("日常", "分享", "攻略", "推荐")
+
+
+@lru_cache(maxsize=50_000)
+def _author(seed: int, platform: str, author_key: int) -> tuple[str, str, str]:
+    """(id, unique id, nickname) of one of a platform's 20k simulated authors."""
+    d = _digest(seed, platform, "author", author_key)
+    born = int.from_bytes(d[:4], "big") / 2.0**32
+    pick = lambda seq, i: seq[d[i] % len(seq)]  # noqa: E731
+    if platform == "xiaohongshu":
+        author_id = f"{int(1_600_000_000 + born * 1e8):08x}{d[8:16].hex()}"
+        if d[4] < 128:
+            nickname = f"小红薯{author_id[-6:].upper()}"
+        else:
+            nickname = f"爱吃{pick(_ZH_FOOD, 5)}的{pick(_ZH_ANIMAL, 6)}"
+        return author_id, author_id, nickname
+    author_id = str((int(1_500_000_000 + born * 2e8) << 32) | int.from_bytes(d[16:20], "big"))
+    adj, noun = pick(_EN_ADJ, 5), pick(_EN_NOUN, 6)
+    return author_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# public data
+
+
+@dataclass(frozen=True)
+class TopicTruth:
+    """Ground-truth counters of one tag at one simulated instant.
+
+    `discussions` is the number of posts/notes (XHS "讨论" is its notes count, TikTok has no
+    separate figure) so it equals `posts` unless overridden; `participants` is distinct
+    authors [INF].
+    """
+
+    platform: str
+    tag: str
+    name: str
+    topic_id: str
+    page_id: str | None
+    views: int
+    posts: int
+    discussions: int
+    participants: int
+    at: datetime
+    desc: str = ""
+
+
+@dataclass(frozen=True)
+class PostTruth:
+    """One public post under a tag as the platform currently shows it."""
+
+    id: str
+    ordinal: int
+    author_id: str
+    author_unique_id: str
+    author_nickname: str
+    title: str
+    text: str
+    created_at: datetime
+    likes: int
+    plays: int
+    comments: int
+    shares: int
+    collects: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A transient failure a variant wants served instead of the real response."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+
+
+class World:
+    """Deterministic ground truth plus per-tag test variants, driven by a ReplicaClock."""
+
+    def __init__(self, seed: int = 2025, clock: ReplicaClock | None = None) -> None:
+        self.seed = int(seed)
+        self.clock = clock if clock is not None else ReplicaClock()
+        self._lock = threading.Lock()
+        self._variants: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._by_id: dict[tuple[str, str], str] = {}
+        # Pages are re-requested many times per simulated hour; the lists are pure functions of
+        # their arguments, so memoising them is safe.
+        self._posts_cached = lru_cache(maxsize=1024)(self._posts)
+        for platform, names in _CATALOG.items():
+            for name in names:
+                self.register(platform, name)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def tick_index(self) -> int:
+        """Number of whole clock steps since the Unix epoch; changes exactly when ticked."""
+        return int(self.now().timestamp() // (self.clock.step / timedelta(seconds=1)))
+
+    def unit(self, *parts: object) -> float:
+        """Deterministic uniform float in [0, 1) for this seed and the given parts."""
+        return _unit(self.seed, *parts)
+
+    # -- identity -----------------------------------------------------------------------------
+
+    def display_name(self, platform: str, tag: str) -> str:
+        platform = platform.lower()
+        key = normalize_tag(tag)
+        anchor = _ANCHORS.get((platform, key))
+        if anchor is not None:
+            return anchor.name
+        for name in _CATALOG.get(platform, ()):
+            if normalize_tag(name) == key:
+                return name
+        return unicodedata.normalize("NFKC", tag).strip().lstrip("#").strip()
+
+    def ids(self, platform: str, tag: str) -> tuple[str, str | None]:
+        """(topic_id, page_id) of a tag; time-independent. page_id is None except on XHS."""
+        platform = platform.lower()
+        key = normalize_tag(tag)
+        shape = _shape(self.seed, platform, key)
+        if platform == "tiktok":
+            return _snowflake(shape.birth, self.seed, platform, key, "topic_id"), None
+        if platform == "xiaohongshu":
+            # The topic id and the page id of its H5 page are different objects (PLATFORMS §1.1).
+            topic_id = _object_id(shape.birth, self.seed, platform, key, "topic_id")
+            page_id = _object_id(shape.birth + 3600, self.seed, platform, key, "page_id")
+            return topic_id, page_id
+        # Generic platforms get ObjectId-style ids until their module needs something else.
+        return _object_id(shape.birth, self.seed, platform, key, "topic_id"), None
+
+    def register(self, platform: str, tag: str) -> None:
+        """Remember a tag's ids so that URLs built from them can be resolved back to the tag."""
+        platform = platform.lower()
+        topic_id, page_id = self.ids(platform, tag)
+        name = self.display_name(platform, tag)
+        with self._lock:
+            self._by_id.setdefault((platform, topic_id), name)
+            if page_id is not None:
+                self._by_id.setdefault((platform, page_id), name)
+
+    def lookup(self, platform: str, some_id: str) -> str | None:
+        """Tag name for a topic_id or page_id previously produced by this world, else None."""
+        with self._lock:
+            return self._by_id.get((platform.lower(), some_id))
+
+    # -- variants -----------------------------------------------------------------------------
+
+    def set_variant(self, platform: str, tag: str, name: str, **params: Any) -> None:
+        """Switch a test variant on for (platform, tag); "normal" removes all of that tag's."""
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; known: {sorted(VARIANTS)}")
+        clean: dict[str, Any] = dict(_DEFAULT_PARAMS.get(name, {}))
+        if name == "override":
+            unknown = set(params) - set(_OVERRIDABLE)
+            if unknown:
+                raise ValueError(f"override accepts {_OVERRIDABLE}, not {sorted(unknown)}")
+        elif params and not set(params) <= set(clean):
+            raise ValueError(f"variant {name!r} accepts {sorted(clean)}, got {sorted(params)}")
+        for k, v in params.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"variant parameter {k}={v!r} must be a non-negative int")
+            clean[k] = v
+        if name == "server_error" and not 500 <= clean["status"] <= 599:
+            raise ValueError("server_error status must be 5xx")
+        if name in ("rate_limited", "server_error"):
+            clean["remaining"] = clean["times"]
+        key = (platform.lower(), normalize_tag(tag))
+        with self._lock:
+            if name == "normal":
+                self._variants.pop(key, None)
+                return
+            current = self._variants.setdefault(key, {})
+            # csr and ssr contradict each other; the later call wins.
+            if name in ("csr", "ssr"):
+                current.pop("ssr" if name == "csr" else "csr", None)
+            current[name] = clean
+
+    def clear_variants(self) -> None:
+        with self._lock:
+            self._variants.clear()
+
+    def variants(self, platform: str, tag: str) -> dict[str, dict[str, Any]]:
+        """Copy of the variants active for (platform, tag), name -> params."""
+        key = (platform.lower(), normalize_tag(tag))
+        with self._lock:
+            return {k: dict(v) for k, v in self._variants.get(key, {}).items()}
+
+    def has_variant(self, platform: str, tag: str, name: str) -> bool:
+        key = (platform.lower(), normalize_tag(tag))
+        with self._lock:
+            return name in self._variants.get(key, {})
+
+    def all_variants(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"platform": p, "tag": t, "name": n, "params": dict(params)}
+                for (p, t), names in sorted(self._variants.items())
+                for n, params in names.items()
+            ]
+
+    def take_failure(self, platform: str, tag: str) -> Failure | None:
+        """Consume one scheduled 429/5xx for a request about this tag, if any remain.
+
+        rate_limited fires before server_error when both are set, as an edge limiter would.
+        """
+        key = (platform.lower(), normalize_tag(tag))
+        with self._lock:
+            names = self._variants.get(key, {})
+            limited = names.get("rate_limited")
+            if limited and limited["remaining"] > 0:
+                limited["remaining"] -= 1
+                headers = {"Retry-After": str(limited["retry_after"])}
+                return Failure(429, headers, "rate_limited")
+            broken = names.get("server_error")
+            if broken and broken["remaining"] > 0:
+                broken["remaining"] -= 1
+                return Failure(broken["status"], {}, "server_error")
+        return None
+
+    # -- truth --------------------------------------------------------------------------------
+
+    def exists(self, platform: str, tag: str) -> bool:
+        key = normalize_tag(tag)
+        if not key or key.startswith("nosuch"):
+            return False
+        return not self.has_variant(platform, tag, "not_found")
+
+    def topic(self, platform: str, tag: str, at: datetime | None = None) -> TopicTruth:
+        """Counters at `at` (default: the clock's now). Raises TagNotFound for missing tags."""
+        platform = platform.lower()
+        if not self.exists(platform, tag):
+            raise TagNotFound(f"{platform}: no tag {tag!r}")
+        when = self.now() if at is None else at.astimezone(UTC)
+        key = normalize_tag(tag)
+        shape = _shape(self.seed, platform, key)
+        ts = when.timestamp()
+        posts = _count(shape.posts_k, shape, ts)
+        values = {
+            "views": _count(shape.views_k, shape, ts),
+            "posts": posts,
+            "discussions": posts,
+            "participants": min(posts, _count(shape.participants_k, shape, ts)),
+        }
+        values.update(self.variants(platform, tag).get("override", {}))
+        topic_id, page_id = self.ids(platform, tag)
+        self.register(platform, tag)
+        desc = _pick(_TT_DESCS, self.seed, platform, key, "desc") if platform == "tiktok" else ""
+        return TopicTruth(
+            platform=platform,
+            tag=tag,
+            name=self.display_name(platform, tag),
+            topic_id=topic_id,
+            page_id=page_id,
+            at=when,
+            desc=desc,
+            **values,
+        )
+
+    def related(self, platform: str, tag: str) -> list[str]:
+        """1-3 related topic names shown after the exact match in a topic search [INF]."""
+        name = self.display_name(platform, tag)
+        key = normalize_tag(tag)
+        n = 1 + _int(self.seed, platform.lower(), key, "related") % 3
+        start = _int(self.seed, platform.lower(), key, "related-start") % len(_XHS_RELATED)
+        return [name + _XHS_RELATED[(start + i) % len(_XHS_RELATED)] for i in range(n)]
+
+    def posts_for(
+        self,
+        platform: str,
+        tag: str,
+        limit: int = 30,
+        order: str = "mixed",
+        at: datetime | None = None,
+    ) -> list[PostTruth]:
+        """Posts currently shown under the tag, prefix-stable in `limit` for a given instant.
+
+        order="mixed" interleaves the newest posts with popular older ones (the default feed);
+        order="newest" lists strictly by creation time. Ground truth only: an `override`
+        variant changes the counters, not the post pool.
+        """
+        if order not in ("mixed", "newest"):
+            raise ValueError("order must be 'mixed' or 'newest'")
+        platform = platform.lower()
+        if not self.exists(platform, tag):
+            return []
+        when = self.now() if at is None else at.astimezone(UTC)
+        name = self.display_name(platform, tag)
+        return list(self._posts_cached(platform, normalize_tag(tag), name, limit, order, when))
+
+    def _posts(
+        self, platform: str, key: str, name: str, limit: int, order: str, when: datetime
+    ) -> tuple[PostTruth, ...]:
+        shape = _shape(self.seed, platform, key)
+        total = _count(shape.posts_k, shape, when.timestamp())
+        limit = max(0, min(limit, LIST_CAP, total))
+        ordinals = self._ordinals(platform, key, total, limit, order, when.timestamp())
+        return tuple(self._post(platform, key, name, o, when) for o in ordinals)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _ordinals(
+        self, platform: str, key: str, total: int, limit: int, order: str, ts: float
+    ) -> list[int]:
+        if order == "newest" or total <= _SMALL_POOL:
+            return [total - 1 - i for i in range(limit)]
+        shape = _shape(self.seed, platform, key)
+        out: list[int] = []
+        seen: set[int] = set()
+        recent = total  # exclusive upper bound of the next "recent" ordinal
+        slot = 0
+        while len(out) < limit:
+            if slot % 2 == 0:
+                # Recent posts about _RECENT_GAP apart rather than the last few seconds' worth,
+                # which on a busy tag would all share one timestamp and have no likes yet.
+                back = ts - (slot // 2) * _RECENT_GAP
+                recent = max(0, min(recent - 1, _count(shape.posts_k, shape, back) - 1))
+                ordinal = recent
+            else:
+                # Best of a few random older posts, so the odd slots really are the popular ones.
+                candidates = [
+                    math.floor(_unit(self.seed, platform, key, "hot", total, slot, c) * total)
+                    for c in range(6)
+                ]
+                ordinal = max(candidates, key=lambda o: self._virality(platform, key, o))
+            slot += 1
+            if ordinal not in seen:
+                seen.add(ordinal)
+                out.append(ordinal)
+        return out
+
+    def _virality(self, platform: str, key: str, ordinal: int) -> float:
+        u = _unit(self.seed, platform, key, "post", ordinal, "viral")
+        # Pareto-ish tail: most posts get a few likes, a handful get hundreds of thousands.
+        return min(8.0 * (1.0 / (1.0 - u)) ** 1.25, 2_000_000.0)
+
+    def _post(self, platform: str, key: str, name: str, ordinal: int, when: datetime) -> PostTruth:
+        seed = self.seed
+        created = _ordinal_ts(seed, platform, key, ordinal)
+        created = min(created, math.floor(when.timestamp()))
+        age_hours = max(0.0, (when.timestamp() - created) / _HOUR)
+        likes = math.floor(self._virality(platform, key, ordinal) * (1 - math.exp(-age_hours / 36)))
+        # One digest feeds all per-post draws (4 bytes each); hashing dominates the page cost.
+        d = _digest(seed, platform, key, "post", ordinal)
+        u = [int.from_bytes(d[i : i + 4], "big") / 2.0**32 for i in range(0, 32, 4)]
+        author_id, unique_id, nickname = _author(seed, platform, int(u[0] * 20_000))
+        entropy = int.from_bytes(d[24:32], "big")
+        if platform == "xiaohongshu":
+            post_id = f"{created & 0xFFFFFFFF:08x}{entropy:016x}"
+            title = _ZH_TITLES[int(u[1] * len(_ZH_TITLES))]
+            text = f"{title} #{name}[话题]#"
+        else:
+            post_id = str((created << 32) | (entropy & 0xFFFFFFFF))
+            title = _EN_PHRASES[int(u[1] * len(_EN_PHRASES))]
+            extra = _EN_EXTRA[int(u[2] * len(_EN_EXTRA))]
+            text = f"{title} #{name} #{extra}"
+        return PostTruth(
+            id=post_id,
+            ordinal=ordinal,
+            author_id=author_id,
+            author_unique_id=unique_id,
+            author_nickname=nickname,
+            title=title,
+            text=text,
+            created_at=datetime.fromtimestamp(created, UTC),
+            likes=likes,
+            plays=math.floor(likes * (5 + 25 * u[3])) + likes,
+            comments=math.floor(likes * (0.005 + 0.04 * u[4])),
+            shares=math.floor(likes * (0.002 + 0.03 * u[5])),
+            collects=math.floor(likes * (0.01 + 0.1 * u[2])),
+        )
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able summary for the admin endpoint."""
+        return {
+            "now": self.now().isoformat().replace("+00:00", "Z"),
+            "seed": self.seed,
+            "step_seconds": self.clock.step / timedelta(seconds=1),
+            "variants": self.all_variants(),
+        }

@@ -1,0 +1,351 @@
+"""Xiaohongshu replica: topic H5 pages, web search page and the signed edith-style JSON APIs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from replica.base import (
+    JS,
+    NO_ICON,
+    Query,
+    Response,
+    esc,
+    fnv1a32,
+    gate,
+    html_response,
+    json_response,
+    method_not_allowed,
+    not_found,
+    respond,
+    static_file,
+)
+from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World
+
+PLATFORM = "xiaohongshu"
+REAL_HOST = "https://www.xiaohongshu.com"
+SEARCH_TOPIC = "/web_api/sns/v1/search/topic"
+# The real path of the topic notes feed is unknown [INF]; the shape follows PLATFORMS §1.1.
+NOTES_RE = re.compile(r"^/web_api/sns/v1/page/([^/]+)/notes/?$")
+TOPIC_PAGE_RE = re.compile(r"^/page/topics/([^/]+)/?$")
+# Signing key. static/xhs.js assembles the same string at runtime; the real X-S algorithm
+# (xhshow) is not reproduced, this FNV scheme stands in for it.
+SIGN_KEY = "xhs_web-pc_134fe01"
+NOTES_PAGE_MAX = 20
+
+# Error bodies. 461 + Verifytype/Verifyuuid and code 300012 are documented (PLATFORMS §1.4);
+# the -101 login text and the -510000 "话题不存在" topic message are invented [INF].
+CAPTCHA_BODY = {"code": 461, "success": False, "msg": ""}
+LOGIN_BODY = {"code": -101, "success": False, "msg": "无登录信息，或登录信息为空"}
+IP_BLOCK_BODY = {"code": 300012, "success": False, "msg": "网络连接异常，请检查网络设置或重启试试"}
+TOPIC_GONE_BODY = {"code": -510000, "success": False, "msg": "话题不存在"}
+BAD_REQUEST_BODY = {"code": -1, "success": False, "msg": "参数错误"}  # [INF]
+
+
+def _b64json(text: str) -> Any:
+    try:
+        return json.loads(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def sign_payload(uri: str, body: bytes, x_t: str) -> str:
+    """Hex digest carried in X-S: FNV-1a-32 over key + uri + body + X-T."""
+    return f"{fnv1a32(SIGN_KEY.encode() + uri.encode() + body + x_t.encode()):08x}"
+
+
+def common_check(x_t: str, x_s: str) -> int:
+    """The x9 field of x-S-Common."""
+    return fnv1a32((x_t + x_s + SIGN_KEY).encode())
+
+
+def verify_signature(uri: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """True when X-S, X-T and x-S-Common are what static/xhs.js would send for this request."""
+    x_s = headers.get("x-s", "")
+    x_t = headers.get("x-t", "")
+    common_raw = headers.get("x-s-common", "")
+    if not (x_s.startswith("XYW_") and x_t.isdigit() and common_raw):
+        return False
+    payload = _b64json(x_s[4:])
+    common = _b64json(common_raw)
+    if not isinstance(payload, dict) or not isinstance(common, dict):
+        return False
+    return (
+        hmac.compare_digest(str(payload.get("payload", "")), sign_payload(uri, body, x_t))
+        and common.get("x6") == x_t
+        and common.get("x7") == x_s
+        and common.get("x9") == common_check(x_t, x_s)
+    )
+
+
+def _undefined_state(state: dict[str, Any]) -> str:
+    # The real page inlines a JS object literal, not JSON: bare `undefined` and \u002F slashes.
+    text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+    # Escaping every "/" and "<" also keeps "</script>" and "<!--" out of the inline script.
+    text = text.replace("/", "\\u002F").replace("<", "\\u003C")
+    return text.replace('"__undefined__"', "undefined")
+
+
+class XiaohongshuApp:
+    """Replica of www.xiaohongshu.com topic pages and the edith topic APIs for one World."""
+
+    platform = PLATFORM
+
+    def __init__(self, world: World, prefix: str = "/xiaohongshu") -> None:
+        self.world = world
+        self.prefix = prefix.rstrip("/")
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def kind(self, method: str, path: str) -> str:
+        if path.rstrip("/") == SEARCH_TOPIC:
+            return "search_topic"
+        if NOTES_RE.match(path):
+            return "notes"
+        if TOPIC_PAGE_RE.match(path):
+            return "topic_page"
+        if path.rstrip("/") == "/search_result":
+            return "search_page"
+        if path.startswith("/static/"):
+            return "static"
+        if path in ("", "/", "/explore"):
+            return "home"
+        return "other"
+
+    def handle(
+        self, method: str, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        kind = self.kind(method, path)
+        if kind == "other":
+            return not_found()
+        if kind == "search_topic":
+            if method != "POST":
+                return method_not_allowed("POST")
+            return self._search_topic(path, query, headers, body)
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        if kind == "notes":
+            return self._notes(path, query, headers, body)
+        if kind == "topic_page":
+            match = TOPIC_PAGE_RE.match(path)
+            assert match is not None
+            return self._topic_page(match.group(1))
+        if kind == "search_page":
+            return self._search_page(query)
+        if kind == "static":
+            if path != "/static/xhs.js":
+                return not_found()
+            return respond(200, static_file("xhs.js"), JS, Cache_Control="no-cache")
+        state = {"global": {"x": "__undefined__"}}
+        return html_response(200, self._shell("小红书 - 你的生活指南", "explore-page", state))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _verify_uuid(self, uri: str, body: bytes) -> str:
+        # Deterministic so that tests can compare runs; shaped like a uuid4 as on the real site.
+        raw = bytearray(hashlib.sha256(f"{self.world.seed}|{uri}|".encode() + body).digest()[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x40
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        return str(uuid.UUID(bytes=bytes(raw)))
+
+    def _captcha(self, uri: str, body: bytes) -> Response:
+        extra = {"Verifytype": "102", "Verifyuuid": self._verify_uuid(uri, body)}
+        return json_response(461, CAPTCHA_BODY, extra)
+
+    def _blocked(self, variants: Mapping[str, Any]) -> Response | None:
+        if "login_wall" in variants:
+            return json_response(200, LOGIN_BODY)
+        if "ip_block" in variants:
+            return json_response(200, IP_BLOCK_BODY)
+        return None
+
+    def _topic(self, name: str) -> TopicTruth | None:
+        try:
+            return self.world.topic(PLATFORM, name)
+        except TagNotFound:
+            return None
+
+    def topic_dto(self, topic: TopicTruth) -> dict[str, Any]:
+        # The link keeps the real host, as the live API does; crawlers rebase it themselves.
+        return {
+            "smart": False,
+            "id": topic.topic_id,
+            "name": topic.name,
+            "link": f"{REAL_HOST}/page/topics/{topic.page_id}?naviHidden=yes",
+            "view_num": topic.views,
+            "type": "official",
+        }
+
+    def _shell(self, title: str, root_class: str, state: dict[str, Any]) -> str:
+        return (
+            '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{esc(title)}</title>{NO_ICON}"
+            "<style>body{font-family:sans-serif;margin:2em}.note-item{padding:4px 0;"
+            "border-bottom:1px solid #eee}.summary .meta span{font-weight:bold}</style>"
+            f'</head><body><div id="app"><div class="{root_class}">'
+            '<div class="loading">加载中…</div></div></div>'
+            f"<script>window.__INITIAL_STATE__={_undefined_state(state)}</script>"
+            f'<script src="{esc(self.prefix)}/static/xhs.js"></script></body></html>'
+        )
+
+    # -- pages --------------------------------------------------------------------------------
+
+    def _topic_page(self, page_id: str) -> Response:
+        name = self.world.lookup(PLATFORM, page_id)
+        if name:
+            failure = gate(self.world, PLATFORM, name, as_json=False)
+            if failure:
+                return failure
+        state = {"global": {"x": "__undefined__"}, "topic": {"pageId": page_id, "name": name or ""}}
+        title = f"#{name} - 小红书" if name else "小红书"
+        return html_response(200, self._shell(title, "topic-page", state))
+
+    def _search_page(self, query: Query) -> Response:
+        # [INF] the web search page exists; its topic tab markup is invented.
+        keyword = query.get("keyword", "")
+        if keyword:
+            failure = gate(self.world, PLATFORM, keyword, as_json=False)
+            if failure:
+                return failure
+        state = {
+            "global": {"x": "__undefined__"},
+            "search": {"keyword": keyword, "type": query.get("type", "topic")},
+        }
+        return html_response(200, self._shell(f"{keyword} - 小红书搜索", "search-page", state))
+
+    # -- APIs ---------------------------------------------------------------------------------
+
+    def _search_topic(
+        self, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        uri = path + (f"?{query.raw}" if query.raw else "")
+        try:
+            request = json.loads(body.decode("utf-8")) if body else None
+        except (UnicodeDecodeError, ValueError):
+            request = None
+        keyword = request.get("keyword") if isinstance(request, dict) else None
+        if not isinstance(keyword, str):
+            keyword = None
+        if keyword:
+            failure = gate(self.world, PLATFORM, keyword, as_json=True)
+            if failure:
+                return failure
+        variants = self.world.variants(PLATFORM, keyword) if keyword else {}
+        if not verify_signature(uri, headers, body) or "captcha" in variants:
+            return self._captcha(uri, body)
+        blocked = self._blocked(variants)
+        if blocked:
+            return blocked
+        if keyword is None or not isinstance(request, dict):
+            return json_response(200, BAD_REQUEST_BODY)
+        page = request.get("page") if isinstance(request.get("page"), dict) else {}
+        dtos: list[dict[str, Any]] = []
+        topic = self._topic(keyword) if keyword.strip() else None
+        if topic is not None and page.get("page", 1) == 1:
+            dtos.append(self.topic_dto(topic))
+            for related in self.world.related(PLATFORM, keyword):
+                other = self._topic(related)
+                if other is not None:
+                    dtos.append(self.topic_dto(other))
+            size = page.get("page_size", 20)
+            size = size if isinstance(size, int) and not isinstance(size, bool) else 20
+            dtos = dtos[: max(1, size)]
+        key = "topic_list" if "layout_changed" in variants else "topic_info_dtos"
+        payload = {
+            "success": True,
+            "msg": "成功",
+            "code": 0,
+            "data": {"result": {"success": True}, key: dtos},
+        }
+        return json_response(200, payload)
+
+    def _cursor(self, page_id: str, sort: str, offset: int) -> str:
+        raw = f"{page_id}:{sort}:{offset}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _offset(self, cursor: str, page_id: str, sort: str) -> int | None:
+        if not cursor:
+            return 0
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            cur_page, cur_sort, offset = raw.split(":")
+            value = int(offset)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+        if cur_page != page_id or cur_sort != sort or value < 0:
+            return None
+        return value
+
+    def note(self, post: PostTruth, cursor: str) -> dict[str, Any]:
+        return {
+            "id": post.id,
+            "type": "normal",
+            "likes": post.likes,
+            "inlikes": False,
+            "collects": post.collects,
+            "title": post.title,
+            "desc": "",
+            "user": {"nickname": post.author_nickname, "userid": post.author_id, "images": ""},
+            "create_time": int(post.created_at.timestamp()) * 1000,
+            "cursor": cursor,
+        }
+
+    def _notes(self, path: str, query: Query, headers: Mapping[str, str], body: bytes) -> Response:
+        match = NOTES_RE.match(path)
+        assert match is not None
+        page_id = match.group(1)
+        uri = path + (f"?{query.raw}" if query.raw else "")
+        name = self.world.lookup(PLATFORM, page_id)
+        if name:
+            failure = gate(self.world, PLATFORM, name, as_json=True)
+            if failure:
+                return failure
+        variants = self.world.variants(PLATFORM, name) if name else {}
+        if not verify_signature(uri, headers, body) or "captcha" in variants:
+            return self._captcha(uri, body)
+        blocked = self._blocked(variants)
+        if blocked:
+            return blocked
+        topic = self._topic(name) if name else None
+        if topic is None:
+            return json_response(200, TOPIC_GONE_BODY)
+        sort = query.get("sort", "hot_desc") or "hot_desc"
+        if sort not in ("hot_desc", "time_desc"):  # time_desc is a guess [INF]
+            return json_response(200, BAD_REQUEST_BODY)
+        try:
+            size = int(query.get("page_size", str(NOTES_PAGE_MAX)) or NOTES_PAGE_MAX)
+        except ValueError:
+            return json_response(200, BAD_REQUEST_BODY)
+        size = max(1, min(size, NOTES_PAGE_MAX))
+        offset = self._offset(query.get("cursor", ""), page_id, sort)
+        if offset is None:
+            return json_response(200, BAD_REQUEST_BODY)
+        order = "newest" if sort == "time_desc" else "mixed"
+        posts = self.world.posts_for(PLATFORM, name or "", limit=offset + size + 1, order=order)
+        window = posts[offset : offset + size]
+        notes = [
+            self.note(p, self._cursor(page_id, sort, offset + i + 1)) for i, p in enumerate(window)
+        ]
+        end = offset + len(window)
+        has_more = len(posts) > end and end < LIST_CAP
+        payload = {
+            "result": 0,
+            "success": True,
+            "msg": "",
+            "data": {
+                "notes": notes,
+                "total_note_count": topic.discussions,
+                "total_user_count": topic.participants,
+                "has_more": has_more,
+                "cursor": self._cursor(page_id, sort, end) if has_more else "",
+            },
+        }
+        return json_response(200, payload)
