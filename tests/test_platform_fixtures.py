@@ -1,0 +1,107 @@
+"""Adapters against saved platform responses: a changed shape shows up as a failing field.
+
+The folders under tests/fixtures/<platform>/<case>/ are made by `python -m
+tests.fixtures.regenerate`, which checks each answer against the replica's ground truth first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from crawler.platforms import platform_class
+from crawler.platforms.base import Captured, LayoutChanged, Page
+from crawler.platforms.xiaohongshu import header_counts, initial_state
+from crawler.tags import TagRef
+from tests.fixtures.regenerate import CANONICAL, describe, run_step
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CASES = sorted(p for p in FIXTURES.glob("*/*") if (p / "expected.json").is_file())
+
+
+def load_case(folder: Path) -> tuple[str, TagRef, str, dict, Page]:
+    meta = json.loads((folder / "page.json").read_text())
+    captured = ()
+    if (folder / "captured.json").is_file():
+        captured = tuple(Captured(**c) for c in json.loads((folder / "captured.json").read_text()))
+    page = Page(url=meta["url"], status=meta["status"], headers=meta["headers"],
+                text=(folder / "body.html").read_text(),
+                observed_at=datetime.fromisoformat(meta["observed_at"]),
+                rendered=meta["rendered"], captured=captured)
+    return folder.parent.name, TagRef(**meta["tag"]), meta["step"], meta["state"], page
+
+
+def adapter_for(platform: str):  # noqa: ANN201 - any adapter
+    return platform_class(platform)(f"{CANONICAL}/{platform}")
+
+
+def test_every_platform_has_fixtures() -> None:
+    assert {c.parent.name for c in CASES} == {"tiktok", "xiaohongshu"}
+
+
+@pytest.mark.parametrize("folder", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_adapter_matches_saved_expectation(folder: Path) -> None:
+    platform, tag, step, state, page = load_case(folder)
+    got = describe(run_step(adapter_for(platform), step, state, page, tag))
+    expected = json.loads((folder / "expected.json").read_text())
+    assert got["result"] == expected["result"]
+    if expected["result"] == "tag":
+        for field, value in expected["snapshot"].items():
+            assert got["snapshot"].get(field) == value, f"snapshot.{field}"
+        assert len(got["posts"]) == len(expected["posts"])
+        for i, post in enumerate(expected["posts"]):
+            for field, value in post.items():
+                assert got["posts"][i].get(field) == value, f"posts[{i}].{field}"
+    else:
+        assert got == expected
+
+
+def test_tiktok_statsv2_survives_beyond_float_precision() -> None:
+    _, tag, step, state, page = load_case(FIXTURES / "tiktok" / "ssr_big_views")
+    result = adapter_for("tiktok").handle(step, page, tag, state)
+    assert result.snapshot["views"] == 9876543210
+
+
+def test_xiaohongshu_record_is_the_january_2025_figure() -> None:
+    _, tag, step, state, page = load_case(FIXTURES / "xiaohongshu" / "topic_record")
+    result = adapter_for("xiaohongshu").handle(step, page, tag, state)
+    snap = result.snapshot
+    assert 120_000_000 <= snap["views"] < 125_000_000      # shown as 1.2亿浏览
+    assert 2_812_000 <= snap["discussions"] < 2_813_000    # shown as 281.2万讨论
+    assert header_counts(page.text) == {"views": "1.2亿", "discussions": "281.2万"}
+
+
+def test_xiaohongshu_falls_back_to_the_rendered_header() -> None:
+    """No captured JSON and no search state: the header text, marked approximate later."""
+    _, tag, step, state, page = load_case(FIXTURES / "xiaohongshu" / "topic_record")
+    bare = replace(page, captured=())
+    result = adapter_for("xiaohongshu").handle(step, bare, tag, {"page_id": state["page_id"]})
+    snap = result.snapshot
+    assert snap["source"] == "rendered_dom"
+    assert snap["views_text"] == "1.2亿" and "views" not in snap
+    assert snap["discussions_text"] == "281.2万" and "discussions" not in snap
+    assert snap["tag_display"] == "TikTok难民"  # from window.__INITIAL_STATE__
+
+
+def test_xiaohongshu_initial_state_tolerates_bare_undefined() -> None:
+    html = '<script>window.__INITIAL_STATE__={"global":{"x":undefined},"a":[undefined]}</script>'
+    assert initial_state(html) == {"global": {"x": None}, "a": [None]}
+
+
+def test_xiaohongshu_changed_header_is_a_layout_change() -> None:
+    html = '<div class="summary"><div class="meta">1.2亿 reads · 281.2万 hearts</div></div>'
+    with pytest.raises(LayoutChanged):
+        header_counts(html)
+
+
+def test_tiktok_rendered_dom_fallback_reads_posts_text() -> None:
+    _, tag, _step, _state, page = load_case(FIXTURES / "tiktok" / "csr_rendered")
+    bare = replace(page, captured=())
+    result = adapter_for("tiktok").handle("rendered", bare, tag, {})
+    assert result.snapshot["source"] == "rendered_dom"
+    assert result.snapshot["posts_text"].endswith(("K", "M", "B")) or \
+        result.snapshot["posts_text"].replace(",", "").isdigit()
