@@ -9,8 +9,10 @@ from crawler.items import COUNTERS, POST_COUNTERS, PostItem, SnapshotItem
 from crawler.tags import InvalidTagError, normalize_tag
 from pipelines import RunPipeline
 
+Normalized = tuple[Any, str | None, bool | None, str | None]
 
-def normalize_counter(value: Any, text: str | None) -> tuple[Any, str | None, bool | None, str | None]:
+
+def normalize_counter(value: Any, text: str | None) -> Normalized:
     """(value, display text, approximate, problem) for one counter.
 
     An exact integer (int, or a digit string such as TikTok's statsV2) always wins over display

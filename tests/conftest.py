@@ -42,7 +42,7 @@ class CrawlResult:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> CrawlResult:
-    """Run the CLI in its own process, as users and the scheduler do (the reactor cannot restart)."""
+    """Run the CLI in its own process, as users and the scheduler do (no reactor restart)."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "crawler.cli", *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=str(ROOT))

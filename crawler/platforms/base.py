@@ -173,7 +173,8 @@ class Platform:
     def first_fetch(self, tag: TagRef) -> Fetch:
         raise NotImplementedError
 
-    def handle(self, step: str, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch | TagResult:
+    def handle(self, step: str, page: Page, tag: TagRef,
+               state: dict[str, Any]) -> Fetch | TagResult:
         """Dispatch a fetched page to the adapter method named by the step."""
         method = getattr(self, f"on_{step}", None)
         if method is None:
@@ -181,7 +182,10 @@ class Platform:
         return method(page, tag, state)
 
 
-def check_status(page: Page, *, login_paths: tuple[str, ...] = ("/login", "/accounts/login")) -> None:
+LOGIN_PATHS = ("/login", "/accounts/login")
+
+
+def check_status(page: Page, *, login_paths: tuple[str, ...] = LOGIN_PATHS) -> None:
     """Raise the named failure for HTTP answers every platform gives the same way."""
     location = page.headers.get("location", "")
     if page.status in (301, 302, 303, 307, 308) and any(p in location for p in login_paths):

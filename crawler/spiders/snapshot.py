@@ -19,7 +19,15 @@ from twisted.python.failure import Failure
 
 from crawler.items import PostItem, SnapshotItem
 from crawler.platforms import platform_class
-from crawler.platforms.base import Captured, Fetch, Outcome, Page, Platform, PlatformError, TagResult
+from crawler.platforms.base import (
+    Captured,
+    Fetch,
+    Outcome,
+    Page,
+    Platform,
+    PlatformError,
+    TagResult,
+)
 from crawler.run import RunState, TagJob
 from crawler.tags import TagRef
 from storage import StorageError
