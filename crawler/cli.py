@@ -87,7 +87,7 @@ def prepare_out(out: str) -> str:
 def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
                    platforms: Sequence[str]) -> dict[str, Any]:
     """Overrides of crawler.settings for this invocation."""
-    from crawler.browser import find_chromium, launch_options
+    from crawler.browser import INSTALL_HINT, BrowserNotFoundError, find_chromium, launch_options
 
     overrides: dict[str, Any] = {
         "TAGARCHIVE_OUT": args.out,
@@ -114,11 +114,12 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         overrides["TAGARCHIVE_BROWSER_ENABLED"] = False
         overrides["DOWNLOAD_HANDLERS"] = {}
     else:
-        executable = find_chromium()
+        try:
+            executable = find_chromium()
+        except BrowserNotFoundError as exc:
+            raise EnvironmentProblem(str(exc)) from None
         if executable is None:
-            raise EnvironmentProblem(
-                "no Chromium found: install Debian's package (apt-get install -y chromium), "
-                "or run 'playwright install chromium', or set TAGARCHIVE_CHROMIUM")
+            raise EnvironmentProblem(INSTALL_HINT)
         overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable)
         # register the browser handler only for the schemes in use: each registration is its
         # own Playwright driver process

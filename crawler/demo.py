@@ -36,7 +36,8 @@ def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
     from replica.server import ReplicaServer
     from replica.world import World
 
-    console = console or Console()
+    # piped output (CI logs, `| tee`) would otherwise wrap the table at 80 columns
+    console = console or Console(width=None if sys.stdout.isatty() else 120)
     platforms = ",".join(sorted(REGISTRY))
     started = datetime.now(UTC)
     Path(out).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,71 @@
+"""Chromium discovery order and launch options."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from crawler.browser import (
+    BrowserNotFoundError,
+    find_chromium,
+    launch_options,
+    should_abort_request,
+)
+
+
+def _exe(path: Path) -> str:
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_explicit_env_wins(tmp_path: Path) -> None:
+    explicit = _exe(tmp_path / "my-chrome")
+    other = tmp_path / "bin"
+    other.mkdir()
+    _exe(other / "chromium")
+    assert find_chromium({"TAGARCHIVE_CHROMIUM": explicit, "PATH": str(other)}) == explicit
+
+
+def test_explicit_env_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(BrowserNotFoundError, match="not an executable"):
+        find_chromium({"TAGARCHIVE_CHROMIUM": str(tmp_path / "missing")})
+
+
+def test_path_order(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    chrome = _exe(bin_dir / "google-chrome")
+    assert find_chromium({"PATH": str(bin_dir)}) == chrome
+    chromium = _exe(bin_dir / "chromium")
+    assert find_chromium({"PATH": str(bin_dir)}) == chromium
+
+
+def test_playwright_download_is_the_last_resort(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "ms-playwright"
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(cache))
+    assert find_chromium({"PATH": str(tmp_path)}) is None
+    target = cache / "chromium-1200" / "chrome-linux64"
+    target.mkdir(parents=True)
+    bundled = _exe(target / "chrome")
+    assert find_chromium({"PATH": str(tmp_path)}) == bundled
+
+
+def test_launch_options() -> None:
+    options = launch_options("/usr/bin/chromium")
+    assert options["executable_path"] == "/usr/bin/chromium"
+    assert options["headless"] is True
+    assert "--disable-background-networking" in options["args"]
+    assert ("--no-sandbox" in options["args"]) == (os.geteuid() == 0)
+    assert "executable_path" not in launch_options(None)
+
+
+@pytest.mark.parametrize(("kind", "blocked"), [("image", True), ("font", True), ("media", True),
+                                               ("script", False), ("fetch", False),
+                                               ("xhr", False), ("document", False)])
+def test_asset_blocking(kind: str, blocked: bool) -> None:
+    assert should_abort_request(SimpleNamespace(resource_type=kind)) is blocked

@@ -1,0 +1,75 @@
+"""The command line's contract: usage errors exit 2, environment errors 3, one line, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crawler.cli import UsageError, main, resolve_base_urls
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["crawl", "myspace", "tag"], "unknown platform 'myspace'"),
+        (["crawl", "tiktok", "x" * 300], "tag"),
+        (["crawl", "tiktok", "id:../etc"], "id"),
+        (["crawl", "tiktok", "tag", "--base-url", "ftp://example.com"], "not an http(s) URL"),
+        (["crawl", "tiktok,xiaohongshu", "tag", "--base-url", "http://127.0.0.1:9"],
+         "PLATFORM=URL"),
+        (["crawl", "tiktok", "tag", "-s", "lowercase=1"], "NAME=VALUE"),
+        (["crawl", "tiktok"], "required"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([*args, "--out", str(tmp_path)] if len(args) > 2 else args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing written for a refused invocation
+
+
+def test_unwritable_output_root_exits_3(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("crawl", "tiktok", "tag", "--out", str(blocker / "data"), "--no-browser")
+    assert result.code == 3
+    assert result.stderr.startswith("tagarchive: error: cannot create output root")
+    assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a directory"
+
+
+def test_missing_browser_exits_3_with_install_hint(tmp_path: Path) -> None:
+    result = run_cli("crawl", "xiaohongshu", "tag", "--out", str(tmp_path),
+                     env={"TAGARCHIVE_CHROMIUM": str(tmp_path / "no-such-chrome")})
+    assert result.code == 3
+    assert "TAGARCHIVE_CHROMIUM" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_base_url_precedence() -> None:
+    env = {"TAGARCHIVE_BASE_URL_TIKTOK": "http://env.test"}
+    assert resolve_base_urls(["tiktok"], [], None, env) == {"tiktok": "http://env.test"}
+    assert resolve_base_urls(["tiktok", "xiaohongshu"], [], "http://r.test/", env) == {
+        "tiktok": "http://r.test/tiktok", "xiaohongshu": "http://r.test/xiaohongshu"}
+    assert resolve_base_urls(["tiktok"], ["http://flag.test/"], "http://r.test", env) == {
+        "tiktok": "http://flag.test"}
+    assert resolve_base_urls(["tiktok", "xiaohongshu"], ["xhs=http://x.test"], None, {}) == {
+        "xiaohongshu": "http://x.test"}
+    with pytest.raises(UsageError):
+        resolve_base_urls(["tiktok"], ["nosuch=http://x.test"], None, {})
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "exit codes" in capsys.readouterr().out
+
+
+def test_platforms_lists_every_adapter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["platforms"]) == 0
+    out = capsys.readouterr().out
+    assert "tiktok" in out and "xiaohongshu" in out

@@ -1,0 +1,25 @@
+"""Retry-After parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from crawler.middlewares import retry_after_seconds
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_delta_seconds() -> None:
+    assert retry_after_seconds("120") == 120.0
+    assert retry_after_seconds(b" 3 ") == 3.0
+
+
+def test_http_date() -> None:
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:30 GMT", NOW) == 30.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", NOW) == 0.0  # in the past
+
+
+def test_garbage_and_missing() -> None:
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("-5") is None
