@@ -1,4 +1,4 @@
-"""The command line's contract: usage errors exit 2, environment errors 3, one line, no traceback."""
+"""The command line: usage errors exit 2, environment errors 3, one line and no traceback."""
 
 from __future__ import annotations
 
