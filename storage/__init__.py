@@ -1,0 +1,40 @@
+"""Storage for tagarchive: Arrow schemas, the partitioned Parquet writer, and readers."""
+
+from __future__ import annotations
+
+from storage.errors import OutputNotWritableError, SchemaError, StorageError, UnsafePathError
+from storage.paths import (
+    check_partition_value,
+    ensure_inside_root,
+    new_run_id,
+    partition_path,
+    safe_partition_value,
+    utc_day,
+)
+from storage.reading import dataset_schema, duckdb_connect, open_dataset, partition_schema
+from storage.schemas import DATASETS, SCHEMA_VERSION, DatasetSpec, get_spec, table_from_rows
+from storage.writer import DatasetWriter, WrittenFile
+
+__all__ = [
+    "DATASETS",
+    "SCHEMA_VERSION",
+    "DatasetSpec",
+    "DatasetWriter",
+    "OutputNotWritableError",
+    "SchemaError",
+    "StorageError",
+    "UnsafePathError",
+    "WrittenFile",
+    "check_partition_value",
+    "dataset_schema",
+    "duckdb_connect",
+    "ensure_inside_root",
+    "get_spec",
+    "new_run_id",
+    "open_dataset",
+    "partition_path",
+    "partition_schema",
+    "safe_partition_value",
+    "table_from_rows",
+    "utc_day",
+]

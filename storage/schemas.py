@@ -1,0 +1,364 @@
+"""Versioned Arrow schemas of the tagarchive datasets, and strict conversion of rows to tables."""
+
+from __future__ import annotations
+
+import numbers
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import repeat
+from operator import attrgetter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.errors import SchemaError
+
+SCHEMA_VERSION = 1
+
+# Partition columns live in the directory names only (platform=.../date=...), never in the files.
+# Checked with pyarrow 26.0.1, duckdb 2.0.0 and polars 2.1.0: files that also stored platform/date
+# read back without error, but all three silently preferred the path value when the copy inside
+# the file disagreed (platform='other' under platform=tiktok read back as 'tiktok'), and DuckDB
+# casts date= to DATE on its own. A copy would be redundant and could diverge unseen. A file that
+# travels alone still names its partition in its key-value metadata (see writer.py).
+PARTITION_COLUMNS = ("platform", "date")
+
+SOURCES = ("embedded_json", "api", "captured_xhr", "rendered_dom")
+COVERAGES = ("complete", "lower_bound", "platform_reported")
+VERDICTS = ("ok", "failed", "error", "interrupted")
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+COUNTERS = ("views", "posts", "discussions", "participants")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one dataset is stored: its schema, partition keys, sort order and date source column."""
+
+    name: str
+    schema: pa.Schema
+    partition_by: tuple[str, ...]
+    sort_by: tuple[str, ...]
+    # The column whose UTC day must equal the date= partition value.
+    date_from: str
+
+
+def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
+    common = [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("schema_version", pa.int16(), nullable=False),
+    ]
+    metadata = {"tagarchive.dataset": name, "tagarchive.schema_version": str(SCHEMA_VERSION)}
+    return pa.schema(fields + common, metadata=metadata)
+
+
+def _str(name: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, pa.string(), nullable=nullable)
+
+
+def _int(name: str) -> pa.Field:
+    return pa.field(name, pa.int64())
+
+
+def _ts(name: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, UTC_TIMESTAMP, nullable=nullable)
+
+
+def _strings(name: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, pa.list_(pa.string()), nullable=nullable)
+
+
+SNAPSHOTS_SCHEMA = _schema(
+    "snapshots",
+    [
+        _str("tag", nullable=False),
+        _str("tag_display"),
+        _str("tag_id"),
+        _str("url"),
+        _ts("observed_at", nullable=False),
+        *(_int(c) for c in COUNTERS),
+        *(_str(f"{c}_text") for c in COUNTERS),
+        *(pa.field(f"{c}_approx", pa.bool_()) for c in COUNTERS),
+        _str("source", nullable=False),
+    ],
+)
+
+POSTS_SCHEMA = _schema(
+    "posts",
+    [
+        _str("post_id", nullable=False),
+        _str("tag", nullable=False),
+        _str("tag_id"),
+        _str("url"),
+        _str("author_id"),
+        _str("author_name"),
+        _str("text"),
+        _ts("created_at"),
+        _ts("observed_at", nullable=False),
+        _int("likes"),
+        _int("comments"),
+        _int("shares"),
+        _int("plays"),
+        _str("source", nullable=False),
+    ],
+)
+
+ACTIVITY_SCHEMA = _schema(
+    "activity",
+    [
+        _str("tag", nullable=False),
+        pa.field("day", pa.date32(), nullable=False),
+        _int("posts"),
+        _int("participants"),
+        _str("coverage", nullable=False),
+        _str("source", nullable=False),
+        _ts("observed_at", nullable=False),
+    ],
+)
+
+REJECTS_SCHEMA = _schema(
+    "rejects",
+    [
+        _ts("rejected_at", nullable=False),
+        _str("platform"),
+        _str("item_type"),
+        _str("tag"),
+        _strings("reasons", nullable=False),
+        _str("raw"),
+    ],
+)
+
+OUTCOME_TYPE = pa.struct(
+    [
+        ("platform", pa.string()),
+        ("tag", pa.string()),
+        ("status", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+RUNS_SCHEMA = _schema(
+    "runs",
+    [
+        # run_id comes from _schema(); runs are keyed by it.
+        _str("command"),
+        _strings("argv"),
+        _strings("platforms"),
+        _strings("tags"),
+        _ts("started_at", nullable=False),
+        _ts("finished_at"),
+        pa.field("duration_s", pa.float64()),
+        *(
+            _int(c)
+            for c in (
+                "snapshots",
+                "posts",
+                "activity",
+                "rejects",
+                "requests",
+                "rendered_requests",
+                "errors",
+            )
+        ),
+        pa.field("outcomes", pa.list_(OUTCOME_TYPE)),
+        _str("verdict"),
+        pa.field("exit_code", pa.int16()),
+        _str("host"),
+        _int("pid"),
+        _str("version"),
+        _str("settings"),
+    ],
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "snapshots",
+            SNAPSHOTS_SCHEMA,
+            ("platform", "date"),
+            ("tag", "observed_at"),
+            "observed_at",
+        ),
+        DatasetSpec(
+            "posts",
+            POSTS_SCHEMA,
+            ("platform", "date"),
+            ("tag", "post_id", "observed_at"),
+            "observed_at",
+        ),
+        DatasetSpec("activity", ACTIVITY_SCHEMA, ("platform", "date"), ("tag", "day"), "day"),
+        DatasetSpec("rejects", REJECTS_SCHEMA, ("date",), ("rejected_at",), "rejected_at"),
+        DatasetSpec("runs", RUNS_SCHEMA, ("date",), ("started_at", "run_id"), "started_at"),
+    )
+}
+
+
+def get_spec(dataset: str) -> DatasetSpec:
+    """Return the spec of a known dataset, or raise SchemaError naming the known ones."""
+    try:
+        return DATASETS[dataset]
+    except (KeyError, TypeError):
+        known = ", ".join(DATASETS)
+        raise SchemaError(f"unknown dataset {dataset!r} (known: {known})") from None
+
+
+# --- row conversion -------------------------------------------------------------------------
+#
+# pyarrow's own conversion is lenient in ways that corrupt data silently (pyarrow 26): 1.5 -> int64
+# gives 1, a naive datetime is taken as UTC, an int becomes an epoch timestamp, a datetime fits a
+# date32 by dropping its time, and a str fits list<string> as a list of characters. So each column
+# is checked by the *set of Python types* it holds (one C-level pass) before pa.array() sees it.
+
+_NoneType = type(None)
+
+
+def _is_int(t: type) -> bool:
+    return issubclass(t, numbers.Integral) and not issubclass(t, bool)
+
+
+def _is_float(t: type) -> bool:
+    return issubclass(t, numbers.Real) and not issubclass(t, bool)
+
+
+def _type_check(arrow_type: pa.DataType) -> Callable[[type], bool]:
+    if pa.types.is_string(arrow_type):
+        return lambda t: issubclass(t, str)
+    if pa.types.is_integer(arrow_type):
+        return _is_int
+    if pa.types.is_floating(arrow_type):
+        return _is_float
+    if pa.types.is_boolean(arrow_type):
+        return lambda t: issubclass(t, bool)
+    if pa.types.is_timestamp(arrow_type):
+        return lambda t: issubclass(t, datetime)
+    if pa.types.is_date(arrow_type):
+        return lambda t: issubclass(t, date) and not issubclass(t, datetime)
+    if pa.types.is_list(arrow_type):
+        return lambda t: issubclass(t, (list, tuple))
+    raise TypeError(f"no row check for Arrow type {arrow_type}")  # a schema bug, not a data error
+
+
+# Closed vocabularies, checked on the built array (vectorized) rather than per row.
+_ENUMS = {"source": SOURCES, "coverage": COVERAGES, "verdict": VERDICTS}
+
+# pyarrow already refuses anything but str (or UTF-8 bytes) for string and anything but bool for
+# bool, so those
+# columns skip the type pass (about a third of the conversion time on snapshots).
+_TRUSTS_ARROW = defaultdict(bool, {pa.string().id: True, pa.bool_().id: True})
+
+_CHECKS: dict[str, dict[str, Callable[[type], bool]]] = {
+    name: {f.name: _type_check(f.type) for f in spec.schema} for name, spec in DATASETS.items()
+}
+_ALLOWED_KEYS: dict[str, frozenset[str]] = {
+    name: frozenset(spec.schema.names) | frozenset(spec.partition_by)
+    for name, spec in DATASETS.items()
+}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def _fail(dataset: str, column: str, problem: str, row: int | None = None) -> SchemaError:
+    where = f" (row {row})" if row is not None else ""
+    return SchemaError(f"{dataset}.{column}: {problem}{where}")
+
+
+def _check_values(dataset: str, field: pa.Field, values: list[Any]) -> None:
+    check = _CHECKS[dataset][field.name]
+    types = set(map(type, values))
+    has_null = _NoneType in types
+    types.discard(_NoneType)
+    if not all(check(t) for t in types):
+        row, value = next(
+            (i, v) for i, v in enumerate(values) if v is not None and not check(type(v))
+        )
+        raise _fail(dataset, field.name, f"expected {field.type}, got {_describe(value)}", row)
+    if pa.types.is_timestamp(field.type) and types:
+        # attrgetter over a column with nulls would confuse None (null) with None (naive).
+        tzinfos = (
+            {v.tzinfo for v in values if v is not None}
+            if has_null
+            else set(map(attrgetter("tzinfo"), values))
+        )
+        if None in tzinfos:
+            row = next(i for i, v in enumerate(values) if v is not None and v.tzinfo is None)
+            raise _fail(
+                dataset, field.name, "naive datetime; pass a timezone-aware UTC datetime", row
+            )
+    if pa.types.is_list(field.type) and pa.types.is_struct(field.type.value_type):
+        allowed = {f.name for f in field.type.value_type}
+        for row, items in enumerate(values):
+            for item in items or ():
+                if not isinstance(item, Mapping) or not allowed.issuperset(item):
+                    problem = (
+                        f"items must be mappings with keys {sorted(allowed)}, got {_describe(item)}"
+                    )
+                    raise _fail(dataset, field.name, problem, row)
+
+
+def _check_enum(dataset: str, column: str, array: pa.Array, allowed: tuple[str, ...]) -> None:
+    # is_in() says False for a null; nulls are the column's nullability's business, not ours.
+    inside = pc.is_in(array, value_set=pa.array(allowed, pa.string()))
+    outside = pc.and_(pc.is_valid(array), pc.invert(inside))
+    if pc.any(outside).as_py():
+        row = outside.to_pylist().index(True)
+        value = array[row].as_py()
+        raise _fail(dataset, column, f"{value!r} is not one of {', '.join(allowed)}", row)
+
+
+def table_from_rows(
+    dataset: str, rows: Iterable[Mapping[str, Any]], *, run_id: str | None = None
+) -> pa.Table:
+    """Convert row dicts to a table of exactly the dataset's schema, or raise SchemaError.
+
+    Missing keys become nulls; partition keys (platform, date) are accepted and ignored because
+    they belong to the path; any other unknown key is an error so a misspelt column is never
+    dropped silently. ``schema_version`` is filled in, and ``run_id`` too when given.
+    """
+    spec = get_spec(dataset)
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not all(issubclass(t, dict) for t in set(map(type, rows))):
+        # dict.get below is the fast path; other mappings (Scrapy items) are copied once.
+        rows = [row if isinstance(row, dict) else dict(row) for row in rows]
+    n = len(rows)
+    unknown = set().union(*rows) - _ALLOWED_KEYS[dataset]
+    if unknown:
+        column = sorted(unknown, key=str)[0]
+        row = next(i for i, r in enumerate(rows) if column in r)
+        raise _fail(dataset, str(column), "unknown column", row)
+
+    arrays = []
+    for field in spec.schema:
+        name = field.name
+        values = list(map(dict.get, rows, repeat(name, n)))
+        if name == "schema_version":
+            try:
+                claimed = set(values)
+            except TypeError:  # unhashable junk
+                claimed = {object()}
+            if not claimed <= {None, SCHEMA_VERSION}:
+                raise _fail(dataset, name, f"rows claim another version than {SCHEMA_VERSION}")
+            arrays.append(pa.array([SCHEMA_VERSION] * n, type=field.type))
+            continue
+        if name == "run_id" and run_id is not None:
+            values = [run_id if v is None else v for v in values]
+        if not _TRUSTS_ARROW[field.type.id]:
+            _check_values(dataset, field, values)
+        try:
+            array = pa.array(values, type=field.type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            _check_values(dataset, field, values)  # to name the offending row, if it can
+            raise _fail(dataset, name, f"cannot convert to {field.type}: {exc}") from exc
+        if not field.nullable and array.null_count:
+            row = values.index(None)
+            raise _fail(dataset, name, "null in a non-nullable column", row)
+        if name in _ENUMS:
+            _check_enum(dataset, name, array, _ENUMS[name])
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=spec.schema)
