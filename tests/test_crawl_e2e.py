@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import polars as pl
-import pytest
 
 from replica.server import ReplicaServer
-from tests.conftest import crawl
+from storage import duckdb_connect, open_dataset
+from tests.conftest import ROOT, crawl
 
 SNAPSHOT_COLUMNS = {"tag", "tag_display", "tag_id", "url", "observed_at", "views", "posts",
                     "discussions", "participants", "source", "run_id", "platform", "date"}
@@ -78,6 +81,14 @@ def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_pat
     posts = pl.read_parquet(f"{tmp_path}/posts/**/*.parquet", hive_partitioning=True)
     assert posts["post_id"].n_unique() == posts.height
     assert set(posts["platform"].unique()) == {"tiktok", "xiaohongshu"}
+    # pandas with nullable dtypes, and the package's own typed readers
+    frame = pd.read_parquet(tmp_path / "snapshots", dtype_backend="numpy_nullable")
+    assert str(frame["views"].dtype) == "Int64"
+    assert sorted(frame["views"].tolist()) == sorted(r["views"] for r in rows.values())
+    assert open_dataset(tmp_path, "snapshots").count_rows() == 4
+    con = duckdb_connect(tmp_path)
+    count = con.execute("select count(*) from snapshots where tag = 'tiktokrefugee'").fetchone()
+    assert count == (2,)
 
 
 def test_tiktok_huge_view_count_is_stored_exactly(replica: ReplicaServer, tmp_path: Path) -> None:
@@ -179,18 +190,48 @@ def test_no_browser_names_tags_that_need_it(replica: ReplicaServer, tmp_path: Pa
     assert outcomes(tmp_path)[("xiaohongshu", "tiktokrefugee")] == "unsupported"
 
 
-@pytest.mark.parametrize("tag", ["../../x", "a/b", "%2F..%2F", "..", "C:\\evil", "tag?x=1#y"])
-def test_hostile_tags_never_write_outside_out(replica: ReplicaServer, tmp_path: Path,
-                                              tag: str) -> None:
+HOSTILE_TAGS = ("../../x", "a/b", "%2F..%2F", "..", "C:\\evil", "tag?x=1#y", "$(touch pwned)")
+
+
+def test_hostile_tags_never_write_outside_out(replica: ReplicaServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    replica.world.set_variant("tiktok", tag, "ssr")
-    result = crawl(replica, out, "tiktok", tag)
-    assert result.code in (0, 1, 2), result.stderr
+    for tag in HOSTILE_TAGS:
+        replica.world.set_variant("tiktok", tag, "ssr")
+    result = crawl(replica, out, "tiktok", *HOSTILE_TAGS)
+    assert result.code in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr
     outside = [p for p in tmp_path.rglob("*") if out not in p.parents and p != out]
     assert outside == []
+    assert not (ROOT / "pwned").exists()
     for path in out.rglob("*"):
         assert path.resolve().is_relative_to(out.resolve())
         # partition directories hold only safe, known values
         for part in path.relative_to(out).parts[1:-1]:
             key, _, value = part.partition("=")
             assert key in ("platform", "date") and value.replace("-", "").isalnum(), part
+    # the hostile text is data, kept verbatim in a column
+    stored = {r["tag"] for r in snapshots(out)}
+    assert "../../x" in stored and "$(touch pwned)" in stored
+
+
+def test_a_killed_crawl_keeps_what_the_timed_flush_wrote(replica: ReplicaServer,
+                                                         tmp_path: Path) -> None:
+    """Rows are flushed every TAGARCHIVE_FLUSH_SECONDS, so SIGKILL loses at most one interval."""
+    replica.world.set_variant("tiktok", "quick", "ssr")
+    replica.world.set_variant("tiktok", "stalled", "rate_limited", times=1, retry_after=60)
+    args = [sys.executable, "-m", "crawler.cli", "crawl", "tiktok", "quick", "stalled",
+            "--out", str(tmp_path), "--replica", replica.url, "--delay", "0",
+            "-s", "TAGARCHIVE_FLUSH_SECONDS=0.5"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(tmp_path.glob("snapshots/**/*.parquet")):
+            time.sleep(0.1)
+        assert proc.poll() is None, "the crawl should still be waiting out Retry-After"
+    finally:
+        proc.kill()
+        proc.wait()
+    [row] = snapshots(tmp_path)
+    assert row["tag"] == "quick"
+    assert not list(tmp_path.glob("runs/**/*.parquet"))  # the run never finished
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".parquet"]
