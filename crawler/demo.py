@@ -99,8 +99,20 @@ def summarize(out: str, since: datetime, console: Console) -> None:
         " (select count(*) from rejects where rejected_at >= ?),"
         " (select count(*) from runs where started_at >= ?)", [since, since, since]).fetchone()
     console.print(f"posts stored: {counts[0]}   rejects: {counts[1]}   runs: {counts[2]}")
+    crossings = con.execute(
+        """
+        with s as (
+            select platform, tag, observed_at, views,
+                   lag(views) over (partition by platform, tag order by observed_at) as before
+            from snapshots where observed_at >= ?)
+        select platform, tag, before, views from s
+        where before < 100000000 and views >= 100000000 order by observed_at
+        """, [since]).fetchall()
+    for platform, tag, before, views in crossings:
+        console.print(f"{platform} {tag} crossed 100M views during the demo: "
+                      f"{before:,} -> {views:,}")
     console.print("read it with DuckDB:")
     console.print(
         f"  duckdb -c \"select platform, tag, observed_at, views, posts, discussions from "
         f"read_parquet('{out}/snapshots/**/*.parquet', hive_partitioning=true) "
-        f"order by observed_at\"", markup=False, highlight=False)
+        f"order by observed_at\"", markup=False, highlight=False, soft_wrap=True)
