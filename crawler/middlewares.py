@@ -92,6 +92,8 @@ class RenderMiddleware:
                 try:
                     await context.close()
                     self.crawler.stats.inc_value("tagarchive/browser_contexts_closed")
+                    logger.info("closed browser context %s after its %d pages", name,
+                                self.pages_per_context)
                 except Exception as exc:  # already closed by a browser restart
                     logger.debug("closing context %s: %s", name, exc)
 

@@ -42,8 +42,11 @@ def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_pat
     world = replica.world
     world.set_variant("tiktok", "tiktokrefugee", "ssr")
     world.set_variant("tiktok", "TikTok难民", "csr")  # the page's own JS must fetch the data
-    result = crawl(replica, tmp_path, "tiktok,xiaohongshu", "tiktokrefugee", "TikTok难民")
+    # contexts rotate every 2 pages here, so rotation is exercised on a real crawl
+    result = crawl(replica, tmp_path, "tiktok,xiaohongshu", "tiktokrefugee", "TikTok难民",
+                   extra=("-s", "TAGARCHIVE_CONTEXT_PAGES=2", "--log-level", "INFO"))
     assert result.code == 0, result.stderr[-3000:]
+    assert "closed browser context tagarchive-0" in result.stderr
 
     rows = {(r["platform"], r["tag"]): r for r in snapshots(tmp_path)}
     assert set(rows) == {(p, t) for p in ("tiktok", "xiaohongshu")
