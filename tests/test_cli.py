@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from crawler.cli import UsageError, main, resolve_base_urls
-from tests.conftest import run_cli
+from replica.server import ReplicaServer
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.mark.parametrize(
@@ -73,3 +77,19 @@ def test_platforms_lists_every_adapter(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["platforms"]) == 0
     out = capsys.readouterr().out
     assert "tiktok" in out and "xiaohongshu" in out
+
+
+def test_scrapy_crawl_works_for_scrapy_users(replica: ReplicaServer, tmp_path: Path) -> None:
+    """`scrapy crawl snapshot` (scrapy.cfg -> crawler.settings) stores the same datasets."""
+    replica.world.set_variant("tiktok", "scrapyuser", "ssr")
+    bases = json.dumps({"tiktok": replica.base_url("tiktok")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "snapshot", "-a", "platforms=tiktok",
+         "-a", "tags=scrapyuser", "-s", f"TAGARCHIVE_OUT={tmp_path}",
+         "-s", f"TAGARCHIVE_BASE_URLS={bases}", "-s", "DOWNLOAD_DELAY=0",
+         "-s", "LOG_LEVEL=WARNING"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Deprecat" not in proc.stderr
+    assert len(list(tmp_path.glob("snapshots/platform=tiktok/date=*/part-*.parquet"))) == 1
+    assert len(list(tmp_path.glob("runs/date=*/part-*.parquet"))) == 1
