@@ -8,6 +8,7 @@ Exit codes: 0 every requested tag stored; 1 some tag failed (each named on its o
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -259,7 +260,14 @@ def parser() -> argparse.ArgumentParser:
 
     plats = sub.add_parser("platforms", help="what each platform gives and needs")
     plats.set_defaults(func=cmd_platforms)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return root
+
+
+# Further command groups, each a module with `register(subparsers)` that adds its commands and
+# sets `func` (keep heavy imports inside the command functions: this runs on every invocation).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
