@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -61,5 +61,23 @@ class PostItem:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class ActivityItem:
+    """Posts and participants of one (platform, tag, day), from history fields or backfills."""
+
+    platform: str | None = None
+    tag: str | None = None
+    day: date | None = None
+    posts: Any = None
+    participants: Any = None
+    # complete | lower_bound (capped or ranked listing) | platform_reported (e.g. Mastodon history)
+    coverage: str | None = None
+    source: str | None = None
+    observed_at: datetime | None = None
+    problems: list[str] = field(default_factory=list)
+    job_key: str | None = None
+
+
 COUNTERS = ("views", "posts", "discussions", "participants")
+ACTIVITY_COUNTERS = ("posts", "participants")
 POST_COUNTERS = ("likes", "comments", "shares", "plays")

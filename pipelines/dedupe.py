@@ -1,4 +1,5 @@
-"""Dedupe: one snapshot per (platform, tag) and one post per (platform, tag, post) per run."""
+"""Dedupe within a run: one snapshot per (platform, tag), post per (platform, tag, post), and
+activity row per (platform, tag, day)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.items import PostItem, SnapshotItem
+from crawler.items import ActivityItem, PostItem, SnapshotItem
 from pipelines import RunPipeline
 
 
@@ -22,6 +23,8 @@ class DedupePipeline(RunPipeline):
             key: tuple[str, ...] = ("snapshot", item.platform, item.tag)
         elif isinstance(item, PostItem):
             key = ("post", item.platform, item.tag, item.post_id)
+        elif isinstance(item, ActivityItem):
+            key = ("activity", item.platform, item.tag, str(item.day))
         else:
             return item
         if key in self.seen:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from crawler.counts import CountParseError, parse_count
-from crawler.items import COUNTERS, POST_COUNTERS, PostItem, SnapshotItem
+from crawler.items import (
+    ACTIVITY_COUNTERS,
+    COUNTERS,
+    POST_COUNTERS,
+    ActivityItem,
+    PostItem,
+    SnapshotItem,
+)
 from crawler.tags import InvalidTagError, normalize_tag
 from pipelines import RunPipeline
 
@@ -50,13 +57,14 @@ class NormalizePipeline(RunPipeline):
                 setattr(item, f"{name}_approx", approx)
                 if problem:
                     item.problems.append(f"{name}: {problem}")
-        elif isinstance(item, PostItem):
-            for name in POST_COUNTERS:
+        elif isinstance(item, PostItem | ActivityItem):
+            names = POST_COUNTERS if isinstance(item, PostItem) else ACTIVITY_COUNTERS
+            for name in names:
                 value, _text, _approx, problem = normalize_counter(getattr(item, name), None)
                 setattr(item, name, value)
                 if problem:
                     item.problems.append(f"{name}: {problem}")
-        if isinstance(item, SnapshotItem | PostItem) and item.tag is not None:
+        if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:
             try:
                 item.tag = normalize_tag(item.tag)
             except InvalidTagError as exc:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from crawler.items import PostItem, SnapshotItem
+from crawler.items import ActivityItem, PostItem, SnapshotItem
 from crawler.platforms.base import Outcome
 from pipelines import RunPipeline
 from storage import DATASETS, SCHEMA_VERSION
 
-_DATASET = {SnapshotItem: "snapshots", PostItem: "posts"}
+_DATASET = {SnapshotItem: "snapshots", PostItem: "posts", ActivityItem: "activity"}
 
 
 def _columns(dataset: str) -> tuple[str, ...]:
@@ -31,7 +31,9 @@ class StorePipeline(RunPipeline):
             return item
         row = {name: getattr(item, name) for name in self.columns[type(item)]}
         row["platform"] = item.platform
-        row["date"] = item.observed_at.strftime("%Y-%m-%d")
+        # activity is partitioned by its own day; observations by when they were seen
+        when = item.day if dataset == "activity" else item.observed_at
+        row["date"] = when.strftime("%Y-%m-%d")
         row["run_id"] = self.run.run_id
         row["schema_version"] = SCHEMA_VERSION
         self.run.writer.add(dataset, row)

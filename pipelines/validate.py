@@ -10,12 +10,21 @@ from typing import Any
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
-from crawler.items import COUNTERS, POST_COUNTERS, PostItem, SnapshotItem
+from crawler.items import (
+    ACTIVITY_COUNTERS,
+    COUNTERS,
+    POST_COUNTERS,
+    ActivityItem,
+    PostItem,
+    SnapshotItem,
+)
 from crawler.platforms.base import Outcome
 from crawler.textcheck import looks_mojibake
 from pipelines import RunPipeline
 
 TEXT_FIELDS = ("tag_display", "text", "author_name")
+COVERAGE = ("complete", "lower_bound", "platform_reported")
+_KINDS = {SnapshotItem: "snapshot", PostItem: "post", ActivityItem: "activity"}
 
 
 def item_problems(item: Any, now: datetime, max_count: int, skew: timedelta) -> list[str]:
@@ -29,6 +38,16 @@ def item_problems(item: Any, now: datetime, max_count: int, skew: timedelta) -> 
         counters = COUNTERS
         if all(getattr(item, c) is None for c in COUNTERS) and not item.problems:
             reasons.append("no counter at all")
+    elif isinstance(item, ActivityItem):
+        if not item.tag:
+            reasons.append("missing identity: tag")
+        if item.day is None:
+            reasons.append("missing identity: day")
+        elif item.day > (now + skew).date():
+            reasons.append(f"day in the future ({item.day.isoformat()})")
+        if item.coverage not in COVERAGE:
+            reasons.append(f"coverage: unknown ({item.coverage!r})")
+        counters = ACTIVITY_COUNTERS
     else:
         if not item.post_id:
             reasons.append("missing identity: post_id")
@@ -75,13 +94,13 @@ class ValidatePipeline(RunPipeline):
         self.skew = timedelta(seconds=crawler.settings.getint("TAGARCHIVE_CLOCK_SKEW", 300))
 
     def process_item(self, item: Any) -> Any:
-        if not isinstance(item, SnapshotItem | PostItem):
+        kind = _KINDS.get(type(item))
+        if kind is None:
             return item
         now = datetime.now(UTC)
         reasons = item_problems(item, now, self.max_count, self.skew)
         if not reasons:
             return item
-        kind = "snapshot" if isinstance(item, SnapshotItem) else "post"
         self.run.writer.add("rejects", {
             "date": now.strftime("%Y-%m-%d"),
             "rejected_at": now,

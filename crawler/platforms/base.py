@@ -136,10 +136,12 @@ class Page:
 
 @dataclass(slots=True)
 class TagResult:
-    """A tag's snapshot and the posts shown with it, as plain dicts shaped like the items."""
+    """A tag's snapshot, the posts shown with it, and any per-day activity the platform reports,
+    as plain dicts shaped like the items."""
 
     snapshot: dict[str, Any]
     posts: list[dict[str, Any]] = field(default_factory=list)
+    activity: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Platform:

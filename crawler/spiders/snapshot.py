@@ -17,7 +17,7 @@ from scrapy.http import Response
 from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.items import PostItem, SnapshotItem
+from crawler.items import ActivityItem, PostItem, SnapshotItem
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
     Captured,
@@ -149,6 +149,10 @@ class SnapshotSpider(scrapy.Spider):
             item = PostItem(**post)
             item.tag = snapshot.tag
             yield item
+        for day in result.activity:
+            activity = ActivityItem(**day)
+            activity.tag = snapshot.tag
+            yield activity
 
     def on_error(self, failure: Failure) -> None:
         job = self._job(failure.request.meta)

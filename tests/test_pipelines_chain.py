@@ -1,0 +1,84 @@
+"""The four pipelines in order, with a real DatasetWriter: what lands where."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from scrapy.exceptions import DropItem
+from scrapy.settings import Settings
+from scrapy.statscollectors import MemoryStatsCollector
+
+from crawler.items import ActivityItem, PostItem, SnapshotItem
+from crawler.run import RunState, TagJob
+from crawler.tags import TagRef
+from pipelines.dedupe import DedupePipeline
+from pipelines.normalize import NormalizePipeline
+from pipelines.store import StorePipeline
+from pipelines.validate import ValidatePipeline
+from storage import duckdb_connect
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def chain(tmp_path: Path):  # noqa: ANN201 - a callable
+    run = RunState(out=str(tmp_path), jobs=[TagJob("mastodon", TagRef("TikTokRefugee", None))])
+    crawler = SimpleNamespace(settings=Settings({"STATS_DUMP": False}), spider=None)
+    crawler.stats = MemoryStatsCollector(crawler)
+    crawler.spider = SimpleNamespace(run=run)
+    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
+                                       StorePipeline)]
+
+    def push(item: object) -> bool:
+        try:
+            for stage in stages:
+                item = stage.process_item(item)
+        except DropItem:
+            return False
+        return True
+
+    push.run = run
+    push.stats = crawler.stats
+    return push
+
+
+def test_activity_rows_are_partitioned_by_their_own_day(chain, tmp_path: Path) -> None:  # noqa: ANN001
+    days = [date(2025, 1, 9 + i) for i in range(3)]
+    for i, day in enumerate(days):
+        assert chain(ActivityItem(platform="mastodon", tag="TikTokRefugee", day=day,
+                                  posts=str(10 * i), participants=i, coverage="platform_reported",
+                                  source="api", observed_at=NOW))
+    # the same day twice in one run is a duplicate
+    assert not chain(ActivityItem(platform="mastodon", tag="tiktokrefugee", day=days[0],
+                                  posts=1, participants=1, coverage="platform_reported",
+                                  source="api", observed_at=NOW))
+    chain.run.writer.close()
+    dirs = sorted(p.relative_to(tmp_path).as_posix()
+                  for p in tmp_path.glob("activity/*/*") if p.is_dir())
+    assert dirs == [f"activity/platform=mastodon/date={d.isoformat()}" for d in days]
+    con = duckdb_connect(tmp_path)
+    rows = con.execute("select tag, day, posts, participants, coverage from activity "
+                       "order by day").fetchall()
+    assert rows == [("tiktokrefugee", d, 10 * i, i, "platform_reported")
+                    for i, d in enumerate(days)]
+
+
+def test_invalid_items_land_in_rejects_with_reasons(chain, tmp_path: Path) -> None:  # noqa: ANN001
+    assert not chain(ActivityItem(platform="mastodon", tag="x", day=date(2999, 1, 1), posts=-1,
+                                  coverage="guess", source="api", observed_at=NOW))
+    assert not chain(SnapshotItem(platform="mastodon", tag="x", views_text="lots",
+                                  source="api", observed_at=NOW))
+    assert chain(PostItem(platform="mastodon", tag="x", post_id="1", source="api",
+                          observed_at=NOW, likes=3))
+    chain.run.writer.close()
+    con = duckdb_connect(tmp_path)
+    rejects = dict(con.execute("select item_type, reasons from rejects").fetchall())
+    assert any("day in the future" in r for r in rejects["activity"])
+    assert any("posts: negative" in r for r in rejects["activity"])
+    assert any("coverage: unknown" in r for r in rejects["activity"])
+    assert any("cannot parse count" in r for r in rejects["snapshot"])
+    assert chain.stats.get_value("tagarchive/rejected") == 2
+    assert con.execute("select count(*) from posts").fetchone() == (1,)
