@@ -144,6 +144,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             if all(j.key != job.key or j.platform != platform for j in jobs):
                 jobs.append(job)
     base_urls = resolve_base_urls(platforms, args.base_url, args.replica, dict(os.environ))
+    sessions = _load_sessions(platforms, args.session)
     out = prepare_out(args.out)
     overrides = build_settings(args, base_urls, platforms)
     if args.ignore_robots:
@@ -162,6 +163,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")}),
         flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
         flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
+        sessions=sessions,
     )
     from crawler.spiders.snapshot import SnapshotSpider
 
@@ -169,6 +171,28 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     process.crawl(SnapshotSpider, run=run)
     process.start()
     return report(run, quiet=args.quiet)
+
+
+def _load_sessions(platforms: list[str], entries: Sequence[str]) -> dict[str, Any]:
+    """Sign-in per platform from --session PLATFORM=FILE and the environment."""
+    from crawler.signin import SessionError, load_sessions, register_secrets
+
+    files: dict[str, str] = {}
+    for entry in entries:
+        name, sep, path = entry.partition("=")
+        if not sep or not path:
+            raise UsageError(f"--session expects PLATFORM=FILE, got {name!r}")
+        try:
+            files[platform_class(name).name] = path
+        except UnknownPlatformError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        sessions = load_sessions(platforms, files)
+    except SessionError as exc:
+        raise UsageError(str(exc)) from None
+    for session in sessions.values():
+        register_secrets(session.secrets())
+    return sessions
 
 
 def report(run: RunState, quiet: bool = False) -> int:
@@ -225,6 +249,9 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delay", type=float, help="seconds between requests per domain (default 1)")
     p.add_argument("--ignore-robots", action="store_true",
                    help="do not obey robots.txt (logged; you take responsibility)")
+    p.add_argument("--session", action="append", default=[], metavar="PLATFORM=FILE",
+                   help="sign in with a cookies.txt or Playwright storage_state JSON "
+                        "(also TAGARCHIVE_SESSION_<PLATFORM>; never logged)")
     p.add_argument("--no-browser", action="store_true",
                    help="never render; tags that need the browser fail, named")
     p.add_argument("--log-level", default="WARNING",

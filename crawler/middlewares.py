@@ -8,6 +8,7 @@ import logging
 import random
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
@@ -21,7 +22,7 @@ from crawler.browser import collect_captures
 logger = logging.getLogger(__name__)
 
 _PLAYWRIGHT_KEYS = ("playwright", "playwright_context", "playwright_page_methods",
-                    "playwright_page_init_callback")
+                    "playwright_page_init_callback", "playwright_context_kwargs")
 
 
 class RenderMiddleware:
@@ -48,18 +49,29 @@ class RenderMiddleware:
             raise NotConfigured("TAGARCHIVE_BROWSER_ENABLED is off")
         return cls(crawler, crawler.settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100))
 
-    def _context_name(self) -> str:
+    def _context_name(self, platform: str | None) -> str:
         if self.served and self.served % self.pages_per_context == 0:
             self.generation += 1
         self.served += 1
+        # a signed-in platform gets contexts of its own: its cookies must not leak to others
+        if platform is not None:
+            return f"tagarchive-{platform}-{self.generation}"
         return f"tagarchive-{self.generation}"
+
+    def _current(self, name: str) -> bool:
+        return name.endswith(f"-{self.generation}")
 
     def process_request(self, request: Request) -> None:
         spec = request.meta.get("tagarchive_render")
         if not spec:
             return None
-        name = self._context_name()
+        platform = (request.meta.get("tagarchive_job") or {}).get("platform")
+        state = _session_state(self.crawler, platform)
+        name = self._context_name(platform if state else None)
         self.inflight[name] = self.inflight.get(name, 0) + 1
+        if state:
+            # only read when the context is created; cookies go to the base URL's origin
+            request.meta["playwright_context_kwargs"] = {"storage_state": state}
         request.meta.update({
             "playwright": True,
             "playwright_context": name,
@@ -84,7 +96,7 @@ class RenderMiddleware:
         if name is None:
             return
         self.inflight[name] -= 1
-        retired = name != f"tagarchive-{self.generation}"
+        retired = not self._current(name)
         if retired and self.inflight[name] == 0:
             del self.inflight[name]
             context = self.contexts.pop(name, None)
@@ -105,6 +117,99 @@ class RenderMiddleware:
     async def process_exception(self, request: Request, exception: Exception) -> None:
         if request.meta.get("playwright"):
             await self._release(request)
+        return None
+
+
+def _session_state(crawler: Crawler, platform: str | None) -> dict[str, Any] | None:
+    """A Playwright storage_state holding the platform's session cookies, or None."""
+    spider = crawler.spider
+    run = getattr(spider, "run", None)
+    session = run.sessions.get(platform) if run is not None and platform else None
+    if session is None or not session.cookies:
+        return None
+    adapter = spider.adapters[platform]
+    origin = urlsplit(adapter.base_url)
+    url = f"{origin.scheme}://{origin.netloc}"
+    cookies = [{"name": c.name, "value": c.value, "url": url}
+               for c in session.cookies_for(adapter.hosts)]
+    return {"cookies": cookies, "origins": []} if cookies else None
+
+
+class SessionMiddleware:
+    """Attach the user's sign-in to its platform's requests, inside the downloader only.
+
+    Cookies become a Cookie header (the browser gets them through its context instead); token
+    sign-in (Bluesky) is exchanged once per run through the adapter's `login_fetch`. What is
+    added is removed again on the way back, so a retried request re-enters the queue clean.
+    """
+
+    ADDED = "_tagarchive_session_headers"
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.tokens: dict[str, dict[str, str]] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SessionMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request) -> None:
+        if request.meta.get("tagarchive_login") or request.meta.get("tagarchive_render"):
+            return None
+        platform = (request.meta.get("tagarchive_job") or {}).get("platform")
+        run = getattr(self.crawler.spider, "run", None)
+        session = run.sessions.get(platform) if run is not None and platform else None
+        if session is None:
+            return None
+        adapter = self.crawler.spider.adapters[platform]
+        added: dict[str, str] = {}
+        cookies = session.cookies_for(adapter.hosts)
+        if cookies:
+            mine = "; ".join(f"{c.name}={c.value}" for c in cookies)
+            existing = request.headers.get("Cookie")
+            added["Cookie"] = f"{existing.decode('latin-1')}; {mine}" if existing else mine
+        if session.login:
+            added.update(await self._token(platform, adapter, session))
+        for name, value in added.items():
+            request.headers[name] = value
+        request.meta[self.ADDED] = list(added)
+        return None
+
+    async def _token(self, platform: str, adapter: Any, session: Any) -> dict[str, str]:
+        lock = self.locks.setdefault(platform, asyncio.Lock())
+        async with lock:
+            if platform in self.tokens:
+                return self.tokens[platform]
+            headers: dict[str, str] = {}
+            fetch = adapter.login_fetch(session.login)
+            if fetch is not None:
+                login = Request(fetch.url, method=fetch.method, body=fetch.body,
+                                headers=fetch.headers or None, dont_filter=True,
+                                meta={"tagarchive_login": True, "handle_httpstatus_all": True})
+                try:
+                    response = await self.crawler.engine.download_async(login)
+                    from crawler.spiders.snapshot import page_from_response
+
+                    headers = adapter.login_headers(page_from_response(response))
+                    self.crawler.stats.inc_value("tagarchive/signin/ok")
+                except Exception as exc:  # the crawl goes on unauthenticated: tags say why
+                    logger.error("%s sign-in failed (%s): %s", platform, session.origin,
+                                 type(exc).__name__)
+                    self.crawler.stats.inc_value("tagarchive/signin/failed")
+            self.tokens[platform] = headers
+            return headers
+
+    def _strip(self, request: Request) -> None:
+        for name in request.meta.pop(self.ADDED, ()):
+            request.headers.pop(name, None)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        self._strip(request)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        self._strip(request)
         return None
 
 

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from crawler.platforms.base import Outcome
+from crawler.signin import Session, redact
 from crawler.tags import TagRef
 from storage import DatasetWriter, new_run_id
 
@@ -52,6 +53,7 @@ class RunState:
     flush_seconds: float = 30.0
     outcomes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     storage_error: str | None = None
+    sessions: dict[str, Session] = field(default_factory=dict, repr=False)
     close_reason: str | None = None
     _writer: DatasetWriter | None = None
 
@@ -71,7 +73,7 @@ class RunState:
         current = self.outcomes.get((platform, key), (PENDING, ""))[0]
         if current == Outcome.STORED and outcome != Outcome.STORED:
             return
-        self.outcomes[(platform, key)] = (str(outcome), detail)
+        self.outcomes[(platform, key)] = (str(outcome), redact(detail))
 
     def finish(self) -> None:
         """Tags that never reached a verdict failed without an answer."""

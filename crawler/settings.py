@@ -73,6 +73,8 @@ RETRY_EXCEPTIONS = [
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
+    # after CookiesMiddleware (700): adds the user's sign-in, strips it again on the way back
+    "crawler.middlewares.SessionMiddleware": 750,
     # after retry on the way in, before it on the way out: see RenderMiddleware
     "crawler.middlewares.RenderMiddleware": 950,
 }

@@ -127,6 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if "cookie" in headers:
+            # lets tests prove a user's session really reached the platform
+            self.server.replica.cookies_seen.add(headers["cookie"])
         try:
             response = self.server.replica.dispatch(method, self.path, headers, body)
         except Exception:
@@ -165,6 +168,7 @@ class ReplicaServer:
             name: factory(self.world, f"/{name}") for name, factory in APPS.items()
         }
         self.hits: Counter[tuple[str, str]] = Counter()
+        self.cookies_seen: set[str] = set()
         self._hits_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None

@@ -155,6 +155,10 @@ class Platform:
     # "never", "fallback" (only when plain HTTP lacks the data) or "always"
     browser: ClassVar[str] = "never"
     counters: ClassVar[dict[str, str]] = {}  # counter -> where it comes from, for `platforms`
+    # "none", "optional" (deeper pages) or "required"; see crawler/signin.py
+    signin: ClassVar[str] = "none"
+    # what a backfill can use, for `platforms` ("none" until a timeline is implemented)
+    backfill: ClassVar[str] = "none"
 
     def __init__(self, base_url: str | None = None) -> None:
         self.base_url = (base_url or self.default_base_url).rstrip("/")
@@ -173,6 +177,18 @@ class Platform:
                            parts.query, ""))
 
     def first_fetch(self, tag: TagRef) -> Fetch:
+        raise NotImplementedError
+
+    def login_fetch(self, login: dict[str, str]) -> Fetch | None:
+        """For token sign-in (handle + password): the request that exchanges them for a token.
+
+        The spider's session middleware sends it once per run, inside the downloader, so the
+        password never enters request meta or a queue.
+        """
+        return None
+
+    def login_headers(self, page: Page) -> dict[str, str]:
+        """Headers to send on every request after `login_fetch` answered `page`."""
         raise NotImplementedError
 
     def handle(self, step: str, page: Page, tag: TagRef,
