@@ -131,7 +131,22 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
     return overrides
 
 
+def load_config_sources(config: str | None) -> None:
+    """Register the config's `[[source]]` platforms (from --config or TAGARCHIVE_CONFIG)."""
+    from crawler.platforms import register_sources
+    from crawler.platforms.configured import SourceConfigError
+
+    path = config or os.environ.get("TAGARCHIVE_CONFIG")
+    if not path:
+        return
+    try:
+        register_sources(path)
+    except SourceConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
+    load_config_sources(args.config)
     try:
         platforms = parse_platforms(args.platforms)
         refs = [parse_tag_arg(t) for t in args.tags]
@@ -212,6 +227,7 @@ def report(run: RunState, quiet: bool = False) -> int:
 
 
 def cmd_platforms(args: argparse.Namespace) -> int:
+    load_config_sources(args.config)
     from rich.console import Console
     from rich.table import Table
 
@@ -241,6 +257,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=os.environ.get("TAGARCHIVE_OUT", "data"),
                    help="output root (default: ./data or $TAGARCHIVE_OUT)")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML config whose [[source]] tables add platforms "
+                        "(default: $TAGARCHIVE_CONFIG)")
     p.add_argument("--base-url", action="append", default=[], metavar="[PLATFORM=]URL",
                    help="replace the platform's hosts by URL, keeping its paths (repeatable)")
     p.add_argument("--replica", metavar="URL",
@@ -286,6 +305,7 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replica)
 
     plats = sub.add_parser("platforms", help="what each platform gives and needs")
+    plats.add_argument("--config", metavar="FILE", help="also list its [[source]] platforms")
     plats.set_defaults(func=cmd_platforms)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)

@@ -18,6 +18,20 @@ class UnknownPlatformError(ValueError):
     """A platform name that is not in the registry."""
 
 
+BUILTIN: frozenset[str] = frozenset(REGISTRY)
+
+
+def register_sources(config_path: str) -> list[str]:
+    """Add the `[[source]]` platforms of a config file to the registry; their names."""
+    from crawler.platforms.configured import load_sources
+
+    added = []
+    for cls in load_sources(config_path, set(BUILTIN)):
+        REGISTRY[cls.name] = cls
+        added.append(cls.name)
+    return added
+
+
 def platform_class(name: str) -> type[Platform]:
     """The adapter class for a platform name or alias (case-insensitive)."""
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
