@@ -231,13 +231,17 @@ def cmd_platforms(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="platforms")
-    for col in ("platform", "browser", "counters"):
+    from crawler.platforms import BUILTIN
+
+    table = Table(title="platforms", show_lines=True)
+    for col in ("platform", "browser", "sign-in", "counters (source, exact or approximate)",
+                "backfill", "defined"):
         table.add_column(col)
     for name, cls in sorted(REGISTRY.items()):
         counters = "\n".join(f"{k}: {v}" for k, v in cls.counters.items())
-        table.add_row(name, cls.browser, counters)
-    Console().print(table)
+        table.add_row(name, cls.browser, cls.signin, counters, cls.backfill,
+                      "built-in" if name in BUILTIN else "config")
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
     return EXIT_OK
 
 
@@ -314,7 +318,9 @@ def parser() -> argparse.ArgumentParser:
 
 # Further command groups, each a module with `register(subparsers)` that adds its commands and
 # sets `func` (keep heavy imports inside the command functions: this runs on every invocation).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "crawler.checklive",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
