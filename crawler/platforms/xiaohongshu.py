@@ -59,6 +59,7 @@ class Xiaohongshu(Platform):
     # the web host and the signed-API host share one base: their paths do not collide
     hosts = ("www.xiaohongshu.com", "xiaohongshu.com", "edith.xiaohongshu.com")
     browser = "always"
+    signin = "optional"  # public topics work without; deeper pages and search need web_session
     counters = {
         "views": "search/topic view_num (exact); header '…浏览' text as fallback (approximate)",
         "discussions": "notes feed total_note_count (exact); header '…讨论' text as fallback",
