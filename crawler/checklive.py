@@ -40,7 +40,8 @@ def cmd_check_live(args: argparse.Namespace) -> int:
         crawl_args = argparse.Namespace(
             platforms=args.platform, tags=[args.tag], out=out, base_url=args.base_url,
             replica=None, concurrency=1, delay=1.0, ignore_robots=False, no_browser=False,
-            log_level="ERROR", quiet=True, set=[], session=args.session, config=args.config,
+            log_level="ERROR", quiet=True, set=[], no_archive=True, session=args.session,
+            config=args.config,
             argv=["check-live", args.platform, args.tag])
         code = cmd_crawl(crawl_args)
         rows = _snapshot(out)

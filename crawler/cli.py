@@ -179,6 +179,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
         flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
         sessions=sessions,
+        archive_enabled=not args.no_archive,
     )
     from crawler.spiders.snapshot import SnapshotSpider
 
@@ -275,6 +276,8 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", action="append", default=[], metavar="PLATFORM=FILE",
                    help="sign in with a cookies.txt or Playwright storage_state JSON "
                         "(also TAGARCHIVE_SESSION_<PLATFORM>; never logged)")
+    p.add_argument("--no-archive", action="store_true",
+                   help="do not keep the raw responses as WARC under <out>/archive/")
     p.add_argument("--no-browser", action="store_true",
                    help="never render; tags that need the browser fail, named")
     p.add_argument("--log-level", default="WARNING",
@@ -320,6 +323,7 @@ def parser() -> argparse.ArgumentParser:
 # sets `func` (keep heavy imports inside the command functions: this runs on every invocation).
 COMMAND_MODULES: tuple[str, ...] = (
     "crawler.checklive",
+    "crawler.cmd_analysis",
 )
 
 
@@ -344,4 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m crawler.cli` runs this file as __main__, a second copy of the module: enter
+    # through crawler.cli so that UsageError raised by command modules is the class main catches.
+    from crawler.cli import main as package_main
+
+    sys.exit(package_main())

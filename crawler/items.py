@@ -32,6 +32,9 @@ class SnapshotItem:
     discussions_approx: bool | None = None
     participants_approx: bool | None = None
     source: str | None = None
+    # the raw WARC record the values were read from (storage/archive.py)
+    archive_file: str | None = None
+    archive_record: str | None = None
     # problems found while normalizing; the validate pipeline rejects an item that has any
     problems: list[str] = field(default_factory=list)
     # the requested tag as the run names it (normalized name or `id:<id>`); not stored
@@ -58,6 +61,8 @@ class PostItem:
     shares: Any = None
     plays: Any = None
     source: str | None = None
+    archive_file: str | None = None
+    archive_record: str | None = None
     problems: list[str] = field(default_factory=list)
 
 

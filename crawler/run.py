@@ -13,13 +13,15 @@ from typing import Any
 from crawler.platforms.base import Outcome
 from crawler.signin import Session, redact
 from crawler.tags import TagRef
-from storage import DatasetWriter, new_run_id
+from storage import DatasetWriter, check_partition_value, new_run_id
+from storage.archive import ArchiveWriter
 
 # exit codes, documented in README "Exit codes"
 EXIT_OK = 0
 EXIT_TAG_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
+EXIT_UNHEALTHY = 4  # every tag stored, but a health check flagged something (crawler/health.py)
 EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
@@ -55,7 +57,14 @@ class RunState:
     storage_error: str | None = None
     sessions: dict[str, Session] = field(default_factory=dict, repr=False)
     close_reason: str | None = None
+    # set from -s TAGARCHIVE_WATCH / TAGARCHIVE_TRIGGER by `tagarchive schedule` (label_from)
+    watch: str | None = None
+    trigger: str | None = None
+    health_checked: bool = False
+    findings: list[dict[str, str | None]] = field(default_factory=list)
+    archive_enabled: bool = True
     _writer: DatasetWriter | None = None
+    _archive: ArchiveWriter | None = None
 
     def __post_init__(self) -> None:
         for job in self.jobs:
@@ -65,8 +74,27 @@ class RunState:
     def writer(self) -> DatasetWriter:
         if self._writer is None:
             self._writer = DatasetWriter(self.out, self.run_id, flush_rows=self.flush_rows,
-                                         flush_seconds=self.flush_seconds)
+                                         flush_seconds=self.flush_seconds,
+                                         before_flush=self._publish_archive)
         return self._writer
+
+    @property
+    def archive(self) -> ArchiveWriter | None:
+        """The raw archive of this run (None when disabled with --no-archive)."""
+        if self._archive is None and self.archive_enabled:
+            self._archive = ArchiveWriter(self.out, self.run_id, redact=redact)
+        return self._archive
+
+    def _publish_archive(self) -> None:
+        # rows about to be written may point into open WARC files: publish those first
+        if self._archive is not None:
+            self._archive.rotate()
+
+    def close_storage(self) -> None:
+        """Flush rows (publishing the archive first) and close everything; idempotent."""
+        self.writer.close()
+        if self._archive is not None:
+            self._archive.close()
 
     def set_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
         """Record how a tag ended; a stored snapshot is final, a later failure cannot undo it."""
@@ -92,13 +120,25 @@ class RunState:
             return EXIT_INTERRUPTED
         if self.storage_error:
             return EXIT_ENVIRONMENT
-        return EXIT_TAG_FAILED if self.failures else EXIT_OK
+        if self.failures:
+            return EXIT_TAG_FAILED
+        return EXIT_UNHEALTHY if self.findings else EXIT_OK
+
+    def label_from(self, settings: Any) -> None:
+        """Adopt the run id, watch and trigger a scheduler passed as settings, so its log line
+        and the rows it may write itself name the same run."""
+        run_id = settings.get("TAGARCHIVE_RUN_ID")
+        if run_id:
+            self.run_id = check_partition_value("run_id", str(run_id))
+        self.watch = settings.get("TAGARCHIVE_WATCH") or self.watch
+        self.trigger = settings.get("TAGARCHIVE_TRIGGER") or self.trigger
 
     def record(self, stats: dict[str, Any], finished_at: datetime, reason: str) -> dict[str, Any]:
         """The `runs` row for this run."""
         verdict = "ok"
         if reason not in ("finished",):
-            verdict = "interrupted" if reason == "shutdown" else "error"
+            verdict = {"shutdown": "interrupted", "closespider_timeout": "timeout"}.get(
+                reason, "error")
         elif self.storage_error:
             verdict = "error"
         elif self.failures:
@@ -131,6 +171,12 @@ class RunState:
             "pid": os.getpid(),
             "version": _version(),
             "settings": self.settings_json,
+            "watch": self.watch,
+            "trigger": self.trigger,
+            "reason": None if reason == "finished" else reason,
+            "health": (("unhealthy" if self.findings else "healthy")
+                       if self.health_checked else None),
+            "findings": list(self.findings),
         }
 
 

@@ -16,6 +16,10 @@ import pyarrow.compute as pc
 
 from storage.errors import SchemaError
 
+# Additive changes keep the version: a new nullable column, or a new value of a closed vocabulary,
+# leaves every older file readable as it is, because readers pass the current schema explicitly
+# (open_dataset) or read with union_by_name (duckdb_connect), and a column a file lacks reads as
+# null. Renaming, retyping or dropping a column, or changing what a value means, bumps the version.
 SCHEMA_VERSION = 1
 
 # Partition columns live in the directory names only (platform=.../date=...), never in the files.
@@ -28,7 +32,10 @@ PARTITION_COLUMNS = ("platform", "date")
 
 SOURCES = ("embedded_json", "api", "captured_xhr", "rendered_dom")
 COVERAGES = ("complete", "lower_bound", "platform_reported")
-VERDICTS = ("ok", "failed", "error", "interrupted")
+# skipped, missed, timeout and crashed are written by the scheduler for fires where no crawl wrote
+# its own record (crawler/schedule.py); a crawl stopped by its own time limit says timeout too.
+VERDICTS = ("ok", "failed", "error", "interrupted", "skipped", "missed", "timeout", "crashed")
+HEALTH = ("healthy", "unhealthy")
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 COUNTERS = ("views", "posts", "discussions", "participants")
@@ -83,6 +90,9 @@ SNAPSHOTS_SCHEMA = _schema(
         *(_str(f"{c}_text") for c in COUNTERS),
         *(pa.field(f"{c}_approx", pa.bool_()) for c in COUNTERS),
         _str("source", nullable=False),
+        # provenance: the WARC file (relative to the root) and record the values came from
+        _str("archive_file"),
+        _str("archive_record"),
     ],
 )
 
@@ -103,6 +113,8 @@ POSTS_SCHEMA = _schema(
         _int("shares"),
         _int("plays"),
         _str("source", nullable=False),
+        _str("archive_file"),
+        _str("archive_record"),
     ],
 )
 
@@ -140,6 +152,16 @@ OUTCOME_TYPE = pa.struct(
     ]
 )
 
+# One health check that flagged something (crawler/health.py): check name, where, and why.
+FINDING_TYPE = pa.struct(
+    [
+        ("check", pa.string()),
+        ("platform", pa.string()),
+        ("tag", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
 RUNS_SCHEMA = _schema(
     "runs",
     [
@@ -170,6 +192,12 @@ RUNS_SCHEMA = _schema(
         _int("pid"),
         _str("version"),
         _str("settings"),
+        # added for scheduled crawls (all nullable, so older runs files read them as null)
+        _str("watch"),
+        _str("trigger"),
+        _str("reason"),
+        _str("health"),
+        pa.field("findings", pa.list_(FINDING_TYPE)),
     ],
 )
 
@@ -243,7 +271,7 @@ def _type_check(arrow_type: pa.DataType) -> Callable[[type], bool]:
 
 
 # Closed vocabularies, checked on the built array (vectorized) rather than per row.
-_ENUMS = {"source": SOURCES, "coverage": COVERAGES, "verdict": VERDICTS}
+_ENUMS = {"source": SOURCES, "coverage": COVERAGES, "verdict": VERDICTS, "health": HEALTH}
 
 # pyarrow already refuses anything but str (or UTF-8 bytes) for string and anything but bool for
 # bool, so those

@@ -89,6 +89,7 @@ class DatasetWriter:
         flush_seconds: float = 30.0,
         compression: str = "zstd",
         clock: Callable[[], float] = time.monotonic,
+        before_flush: Callable[[], None] | None = None,
     ) -> None:
         if flush_rows < 1:
             raise ValueError(f"flush_rows must be at least 1, got {flush_rows}")
@@ -103,6 +104,9 @@ class DatasetWriter:
         self.files: list[WrittenFile] = []
         self.diverted_rows = 0  # rows moved to `rejects` because they did not fit their schema
         self._clock = clock
+        # called before any rows are written, e.g. to publish the raw archive files that the
+        # rows point into, so a reader never finds a pointer to an unpublished file
+        self._before_flush = before_flush
         # _lock guards the buffers and counters and is never held during file I/O, so a timer
         # thread's flush does not stall add(); _flush_lock lets one flush run at a time.
         self._lock = threading.Lock()
@@ -228,6 +232,8 @@ class DatasetWriter:
                 self._oldest[name] = None
         written: list[WrittenFile] = []
         try:
+            if taken and self._before_flush is not None:
+                self._before_flush()
             for name, buckets in taken.items():
                 for key in list(buckets):
                     written.extend(self._write_partition(name, key, buckets[key]))

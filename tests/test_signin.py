@@ -97,7 +97,21 @@ def test_sessions_are_sent_but_never_written(replica: ReplicaServer, tmp_path: P
     cells = " ".join(str(row) for ds in ("snapshots", "posts", "rejects", "runs", "activity")
                      for row in con.execute(f"select * from {ds}").fetchall())
     assert "signedin" in cells  # the check reads real rows
+    # the raw archive, decompressed: every record's headers and payload
+    from warcio.archiveiterator import ArchiveIterator
+
+    archived = []
+    for warc in out.glob("archive/**/*.warc.gz"):
+        with open(warc, "rb") as handle:
+            for record in ArchiveIterator(handle):
+                archived.append(record.rec_headers.to_str())
+                if record.http_headers is not None:
+                    archived.append(record.http_headers.to_str())
+                archived.append(record.content_stream().read().decode("utf-8", "replace"))
+    archived_text = "\n".join(archived)
+    assert "signedin" in archived_text
     for secret in (SECRET_TT, SECRET_XHS, "abc123def456"):
+        assert secret not in archived_text
         assert secret not in result.stdout
         assert secret not in result.stderr
         assert secret not in cells

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
+from pyarrow import ArrowException
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.internet import task
 from twisted.python.failure import Failure
 
+from crawler.health import HealthThresholds, TagOutcome, check_run
 from crawler.items import ActivityItem, PostItem, SnapshotItem
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
@@ -31,6 +33,7 @@ from crawler.platforms.base import (
 from crawler.run import RunState, TagJob
 from crawler.tags import TagRef
 from storage import StorageError
+from storage.archive import RecordRef
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class SnapshotSpider(scrapy.Spider):
                     for t in spider._raw_tags.split(",") if t.strip()]
             spider.run = RunState(out=settings.get("TAGARCHIVE_OUT", "data"), jobs=jobs,
                                   command="scrapy crawl")
+        spider.run.label_from(settings)
         spider.browser_enabled = settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True)
         base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
         for job in spider.run.jobs:
@@ -81,6 +85,8 @@ class SnapshotSpider(scrapy.Spider):
     def _timed_flush(self) -> None:
         try:
             self.run.writer.maybe_flush()
+            if self.run.archive is not None:
+                self.run.archive.rotate()  # bounds what a crash loses from the archive too
         except Exception as exc:  # reported at close; a full disk must not kill the loop
             logger.error("timed flush failed: %s", exc)
 
@@ -125,6 +131,7 @@ class SnapshotSpider(scrapy.Spider):
         info = response.meta["tagarchive_job"]
         job = self._job(response.meta)
         page = page_from_response(response)
+        ref = self._archive(page, job, info, response.body)
         try:
             result = self.adapters[job.platform].handle(info["step"], page, job.ref,
                                                         info["state"])
@@ -137,16 +144,38 @@ class SnapshotSpider(scrapy.Spider):
             if request is not None:
                 yield request
             return
-        yield from self._items(result, job)
+        yield from self._items(result, job, ref)
 
-    def _items(self, result: TagResult, job: TagJob) -> Iterator[Any]:
+    def _archive(self, page: Page, job: TagJob, info: dict[str, Any],
+                 body: bytes) -> RecordRef | None:
+        """Keep what was received as WARC; the record the adapter reads is the returned one."""
+        archive = self.run.archive
+        if archive is None:
+            return None
+        meta = {"Platform": job.platform, "Tag": {"name": job.ref.name, "id": job.ref.id},
+                "Step": info["step"], "State": info["state"], "Run-Id": self.run.run_id}
+        try:
+            if page.rendered:
+                return archive.write_rendered(
+                    job.platform, url=page.url, dom=page.text, observed_at=page.observed_at,
+                    captured=[_captured_dict(c) for c in page.captured], meta=meta)
+            return archive.write_response(job.platform, url=page.url, status=page.status,
+                                          headers=page.headers, body=body,
+                                          observed_at=page.observed_at, meta=meta)
+        except StorageError as exc:
+            self.run.storage_error = str(exc)
+            logger.error("archive failed: %s", exc)
+            return None
+
+    def _items(self, result: TagResult, job: TagJob, ref: RecordRef | None) -> Iterator[Any]:
         tag = job.ref.normalized if job.ref.name is not None else None
-        snapshot = SnapshotItem(**result.snapshot)
+        provenance = {"archive_file": ref.file, "archive_record": ref.record_id} if ref else {}
+        snapshot = SnapshotItem(**result.snapshot, **provenance)
         snapshot.tag = tag or snapshot.tag_display
         snapshot.job_key = job.key
         yield snapshot
         for post in result.posts:
-            item = PostItem(**post)
+            item = PostItem(**post, **provenance)
             item.tag = snapshot.tag
             yield item
         for day in result.activity:
@@ -164,6 +193,31 @@ class SnapshotSpider(scrapy.Spider):
         detail = f"{type(error).__name__}: {error}".strip()
         self.run.set_outcome(job.platform, job.key, Outcome.ERROR, detail[:300])
 
+    def _check_health(self, reason: str) -> None:
+        """Compare this run with the stored history; findings go into its record and exit code."""
+        thresholds = HealthThresholds.from_settings(self.crawler.settings.get)
+        run = self.run
+        if not thresholds.enabled:
+            return
+        stats = self.crawler.stats
+        counts = {k: int(stats.get_value(f"tagarchive/stored/{k}", 0))
+                  for k in ("snapshots", "posts", "activity")}
+        counts["rejects"] = int(stats.get_value("tagarchive/rejected", 0))
+        outcomes = [TagOutcome(p, t, s) for (p, t), (s, _d) in run.outcomes.items()]
+        try:
+            run.writer.flush()  # this run's snapshots must be on disk to be compared
+            findings = check_run(run.out, run.run_id, outcomes, counts, thresholds,
+                                 finished=reason != "shutdown")
+        except StorageError:
+            return  # the writer keeps its rows; closing below reports the error
+        except (OSError, ArrowException) as exc:  # unreadable history must not lose the record
+            logger.error("health checks could not read the history: %s", exc)
+            return
+        run.health_checked = True
+        run.findings = [f.as_row() for f in findings]
+        for finding in findings:
+            logger.warning("health: %s", finding.line())
+
     def closed(self, reason: str) -> None:
         """Write the run record last (pipelines are closed by now) and close the writer."""
         if self._flusher is not None and self._flusher.running:
@@ -171,16 +225,21 @@ class SnapshotSpider(scrapy.Spider):
         run = self.run
         run.close_reason = reason
         run.finish()
+        self._check_health(reason)
         record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
         try:
             run.writer.add("runs", record)
-            run.writer.close()
+            run.close_storage()
         except StorageError as exc:
             run.storage_error = str(exc)
             logger.error("storage failed: %s", exc)
         logger.info("run %s %s: %d snapshots, %d posts, %d rejects, %d failed tags",
                     run.run_id, record["verdict"], record["snapshots"], record["posts"],
                     record["rejects"], len(run.failures))
+
+
+def _captured_dict(cap: Captured) -> dict[str, Any]:
+    return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}
 
 
 def page_from_response(response: Response) -> Page:

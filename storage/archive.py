@@ -1,0 +1,201 @@
+"""The raw archive: what each crawl received, as WARC files, so every number can be traced back.
+
+Layout: `<root>/archive/platform=<p>/date=<d>/<run_id>-<seq>.warc.gz`, partitioned like the
+data. Each file is written under a hidden `.tmp` name and renamed into place when it is closed
+(at every data flush, so a Parquet row never points into an unpublished file).
+
+Records per fetched page:
+- plain HTTP: a `response` record (status line, headers, the body as received; Content-Encoding
+  dropped because the body is stored decoded);
+- rendered: one `response` record for each JSON response the page fetched for itself (captured
+  XHR), then a `resource` record holding the rendered DOM, linked to them by
+  `WARC-Concurrent-To`.
+The record the adapter read (the response, or the DOM record) carries `WARC-Tagarchive-*`
+headers: platform, tag, step, step state and run id, which is all `reparse` needs to run the
+adapter again offline. Cookies, Set-Cookie and Authorization headers are never written, and
+registered secrets are redacted from bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from storage.errors import OutputNotWritableError
+from storage.paths import check_partition_value, ensure_inside_root, utc_day
+
+ARCHIVE_DIR = "archive"
+SECRET_HEADERS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization",
+                            "x-csrf-token", "x-ig-www-claim"})
+DROPPED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+HEADER_PREFIX = "WARC-Tagarchive-"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Where one record lives: a path relative to the output root, and its WARC-Record-ID."""
+
+    file: str
+    record_id: str
+
+
+def _clean_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers.items()
+            if k.lower() not in SECRET_HEADERS and k.lower() not in DROPPED_HEADERS]
+
+
+class _OpenFile:
+    def __init__(self, final: Path, tmp: Path, handle: IO[bytes], writer: Any) -> None:
+        self.final, self.tmp, self.handle, self.writer = final, tmp, handle, writer
+
+
+class ArchiveWriter:
+    """Appends WARC records per (platform, day) and publishes the files atomically."""
+
+    def __init__(self, root: str | Path, run_id: str,
+                 redact: Callable[[str], str] | None = None) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.run_id = check_partition_value("run_id", run_id)
+        self.redact = redact
+        self.published: list[Path] = []
+        self._open: dict[tuple[str, str], _OpenFile] = {}
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def _file(self, platform: str, day: str) -> _OpenFile:
+        from warcio.warcwriter import WARCWriter
+
+        key = (platform, day)
+        current = self._open.get(key)
+        if current is not None:
+            return current
+        platform_dir = f"platform={check_partition_value('platform', platform)}"
+        day_dir = f"date={check_partition_value('date', day)}"
+        directory = ensure_inside_root(self.root, self.root / ARCHIVE_DIR / platform_dir / day_dir)
+        self._seq += 1
+        final = directory / f"{self.run_id}-{self._seq:04d}.warc.gz"
+        tmp = directory / f".{final.name}.tmp"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            handle = open(tmp, "wb")  # noqa: SIM115 - closed in _publish
+        except OSError as exc:
+            raise OutputNotWritableError(exc.errno, f"archive not writable: {directory}",
+                                         exc.strerror) from exc
+        opened = _OpenFile(final, tmp, handle, WARCWriter(handle, gzip=True, warc_version="1.1"))
+        self._open[key] = opened
+        return opened
+
+    def _body(self, body: bytes) -> bytes:
+        if self.redact is None or not body:
+            return body
+        text = body.decode("utf-8", errors="surrogateescape")
+        clean = self.redact(text)
+        return body if clean == text else clean.encode("utf-8", errors="surrogateescape")
+
+    def _write(self, opened: _OpenFile, record: Any) -> RecordRef:
+        opened.writer.write_record(record)
+        record_id = record.rec_headers.get_header("WARC-Record-ID")
+        return RecordRef(opened.final.relative_to(self.root).as_posix(), record_id)
+
+    def _response(self, writer: Any, url: str, status: int, headers: dict[str, str],
+                  body: bytes, when: datetime, extra: dict[str, str]) -> Any:
+        from http import HTTPStatus
+        from io import BytesIO
+
+        from warcio.statusandheaders import StatusAndHeaders
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        body = self._body(body)
+        http = StatusAndHeaders(f"{status} {reason}", _clean_headers(headers) + [
+            ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+        return writer.create_warc_record(
+            url, "response", payload=BytesIO(body), length=len(body), http_headers=http,
+            warc_headers_dict={"WARC-Date": _warc_date(when), **extra})
+
+    def write_response(self, platform: str, *, url: str, status: int, headers: dict[str, str],
+                       body: bytes, observed_at: datetime,
+                       meta: dict[str, Any]) -> RecordRef:
+        """Archive a page fetched over plain HTTP; returns the record the adapter read."""
+        with self._lock:
+            opened = self._file(platform, utc_day(observed_at))
+            record = self._response(opened.writer, url, status, headers, body, observed_at,
+                                    _meta_headers(meta))
+            return self._write(opened, record)
+
+    def write_rendered(self, platform: str, *, url: str, dom: str,
+                       captured: list[dict[str, Any]], observed_at: datetime,
+                       meta: dict[str, Any]) -> RecordRef:
+        """Archive a rendered page: its captured responses, then its DOM linked to them."""
+        from io import BytesIO
+
+        with self._lock:
+            opened = self._file(platform, utc_day(observed_at))
+            ids = []
+            for cap in captured:
+                record = self._response(opened.writer, cap["url"], int(cap["status"]),
+                                        cap.get("headers") or {},
+                                        cap.get("body", "").encode("utf-8"), observed_at,
+                                        {f"{HEADER_PREFIX}Page": url})
+                ids.append(self._write(opened, record).record_id)
+            body = self._body(dom.encode("utf-8"))
+            extra = {"WARC-Date": _warc_date(observed_at), **_meta_headers(meta),
+                     f"{HEADER_PREFIX}Captures": json.dumps(ids)}
+            if ids:
+                extra["WARC-Concurrent-To"] = ids[0]
+            record = opened.writer.create_warc_record(
+                url, "resource", payload=BytesIO(body), length=len(body),
+                warc_content_type="text/html; charset=utf-8", warc_headers_dict=extra)
+            return self._write(opened, record)
+
+    def rotate(self) -> list[Path]:
+        """Close and publish every open file (the next record starts a new one)."""
+        with self._lock:
+            opened, self._open = list(self._open.values()), {}
+        published = []
+        for item in opened:
+            try:
+                item.handle.flush()
+                os.fsync(item.handle.fileno())
+                item.handle.close()
+                os.replace(item.tmp, item.final)
+            except OSError as exc:
+                raise OutputNotWritableError(exc.errno, f"archive not writable: {item.final}",
+                                             exc.strerror) from exc
+            published.append(item.final)
+        self.published.extend(published)
+        return published
+
+    def close(self) -> list[Path]:
+        return self.rotate()
+
+
+def _meta_headers(meta: dict[str, Any]) -> dict[str, str]:
+    return {f"{HEADER_PREFIX}{key}": value if isinstance(value, str)
+            else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+            for key, value in meta.items()}
+
+
+def _warc_date(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_meta(record: Any) -> dict[str, Any]:
+    """The `WARC-Tagarchive-*` headers of a record, JSON values decoded."""
+    meta: dict[str, Any] = {}
+    for name, value in record.rec_headers.headers:
+        if name.startswith(HEADER_PREFIX):
+            key = name[len(HEADER_PREFIX):]
+            try:
+                meta[key] = json.loads(value)
+            except ValueError:
+                meta[key] = value
+    return meta
