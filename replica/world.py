@@ -16,6 +16,7 @@ from replica.clock import ReplicaClock
 __all__ = [
     "LIST_CAP",
     "VARIANTS",
+    "DayTruth",
     "Failure",
     "PostTruth",
     "TagNotFound",
@@ -51,6 +52,10 @@ VARIANTS = frozenset(
         "ssr",
         "override",
         "ip_block",
+        # YouTube: the EU consent interstitial, and which of the two hashtag header forms to serve
+        "consent",
+        "hashtag_header",
+        "page_header",
     }
 )
 _OVERRIDABLE = ("views", "posts", "discussions", "participants")
@@ -192,6 +197,18 @@ _ANCHORS: dict[tuple[str, str], _Anchor] = {
         width_hours=22.0,
         tail=0.1,
     ),
+    # one instance's share of the same wave, as Mastodon's Tag history would count it [INF];
+    # Mastodon shows no views, so they stay zero
+    ("mastodon", "tiktokrefugee"): _Anchor(
+        name="TikTokRefugee",
+        at=_ANCHOR_AT,
+        views=0,
+        posts=3_120,
+        participants=1_870,
+        t0=datetime(2025, 1, 14, 6, tzinfo=UTC),
+        width_hours=30.0,
+        tail=0.05,
+    ),
 }
 
 # Tags whose ids are registered up front so /page/topics/{page_id} and item_list?challengeID=
@@ -199,12 +216,45 @@ _ANCHORS: dict[tuple[str, str], _Anchor] = {
 _CATALOG: dict[str, tuple[str, ...]] = {
     "xiaohongshu": ("TikTok难民", "健身", "Python", "帅哥", "旅行", "美食", "穿搭", "读书"),
     "tiktok": ("tiktokrefugee", "fyp", "xiaohongshu", "booktok", "python", "cooking"),
+    "douyin": ("TikTok难民", "美食", "旅行", "健身"),
+    "bilibili": ("寒假不咕咕", "TikTok难民", "原神", "美食"),
 }
 
 # views / posts ratio ranges per platform [INF]: TikTok videos gather many views each, an XHS note
 # far fewer (the anchor gives about 44).
 _VIEWS_PER_POST = {"tiktok": (150.0, 2500.0), "xiaohongshu": (20.0, 150.0)}
+# Platforms that show no views still get a views curve; a steep ratio keeps their post counts at
+# the scale of one Mastodon instance or of Bluesky search [INF].
+_VIEWS_PER_POST.update({"mastodon": (2_000.0, 20_000.0), "bluesky": (500.0, 5000.0)})
 _DEFAULT_VIEWS_PER_POST = (50.0, 800.0)
+# Douyin, Weibo and Bilibili [INF ratios]: a Douyin video gathers views like a TikTok one, Weibo
+# "阅读" counts every read of every post, the Bilibili sample has about 12,700 views per 动态.
+_VIEWS_PER_POST.update(
+    {"douyin": (200.0, 3000.0), "weibo": (500.0, 6000.0), "bilibili": (2000.0, 15000.0)}
+)
+# Bilibili's "讨论" counts replies as well as posts (动态): 7 to 427 per post in the samples of
+# PLATFORMS §5.2 and bilibili-API-collect, 16.7 for topic 8995; this range is [INF].
+_DISCUSSIONS_PER_POST = {"bilibili": (5.0, 40.0)}
+# Records served frozen: Bilibili topic 8995 "寒假不咕咕" is a finished 2022 topic whose real
+# details/top response is the sample in PLATFORMS §5.2, so its counters never move.
+_FROZEN: dict[tuple[str, str], dict[str, int]] = {
+    ("bilibili", "寒假不咕咕"): {"views": 488_338_287, "posts": 38_483, "discussions": 642_172},
+}
+_FIXED_IDS: dict[tuple[str, str], str] = {("bilibili", "寒假不咕咕"): "8995"}
+_CN_PLATFORMS = frozenset({"douyin", "weibo", "bilibili"})
+
+
+def _platform_values(seed: int, platform: str, key: str, values: dict[str, int]) -> dict[str, int]:
+    """The generic counters with the platform-specific ones (Bilibili 讨论, frozen records)."""
+    out = dict(values)
+    ratio = _DISCUSSIONS_PER_POST.get(platform)
+    if ratio is not None:
+        lo, hi = ratio
+        per_post = lo * (hi / lo) ** _unit(seed, platform, key, "discussions")
+        out["discussions"] = math.floor(out["posts"] * per_post)  # monotonic, as posts is
+    out.update(_FROZEN.get((platform, key), {}))
+    out["participants"] = min(out["posts"], out["participants"])
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -282,6 +332,32 @@ def _object_id(ts: float, *parts: object) -> str:
     return f"{int(ts) & 0xFFFFFFFF:08x}" + _digest(*parts).hex()[:16]
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B32_SORT = "234567abcdefghijklmnopqrstuvwxyz"  # atproto TIDs: base32, sortable alphabet
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"  # did:plc identifiers
+# Instagram media pks: milliseconds since this epoch in the bits above 23 [INF, widely reported]
+_IG_EPOCH_MS = 1_314_220_021_721
+
+
+def _encode(n: int, alphabet: str, length: int) -> str:
+    """`n` in `alphabet`, most significant digit first, padded to `length`."""
+    base = len(alphabet)
+    out = []
+    for _ in range(length):
+        n, r = divmod(n, base)
+        out.append(alphabet[r])
+    return "".join(reversed(out))
+
+
+def instagram_code(pk: int) -> str:
+    """Instagram's shortcode (the /p/<code>/ part): the media pk in URL-safe base64 digits."""
+    code = ""
+    while pk:
+        pk, r = divmod(pk, 64)
+        code = _B64URL[r] + code
+    return code or "A"
+
+
 _EN_ADJ = ("sunny", "lazy", "cosmic", "quiet", "wild", "tiny", "golden", "urban", "mellow", "retro")
 _EN_NOUN = ("panda", "fox", "otter", "comet", "noodle", "pixel", "koala", "river", "maple", "robot")
 _ZH_FOOD = ("火锅", "奶茶", "草莓", "芒果", "饺子", "可颂", "抹茶", "烤鸭")
@@ -321,6 +397,13 @@ def _author(seed: int, platform: str, author_key: int) -> tuple[str, str, str]:
     d = _digest(seed, platform, "author", author_key)
     born = int.from_bytes(d[:4], "big") / 2.0**32
     pick = lambda seq, i: seq[d[i] % len(seq)]  # noqa: E731
+    if platform in _CN_PLATFORMS:
+        # numeric user ids: 10 digits for Weibo uids and Bilibili mids, 11 for Douyin [INF]
+        digits = 11 if platform == "douyin" else 10
+        uid = str(10 ** (digits - 1) + int.from_bytes(d[8:16], "big") % (9 * 10 ** (digits - 1)))
+        food, animal = pick(_ZH_FOOD, 5), pick(_ZH_ANIMAL, 6)
+        nickname = f"用户{uid[-7:]}" if d[4] < 96 else f"爱吃{food}的{animal}"
+        return uid, uid, nickname
     if platform == "xiaohongshu":
         author_id = f"{int(1_600_000_000 + born * 1e8):08x}{d[8:16].hex()}"
         if d[4] < 128:
@@ -330,7 +413,36 @@ def _author(seed: int, platform: str, author_key: int) -> tuple[str, str, str]:
         return author_id, author_id, nickname
     author_id = str((int(1_500_000_000 + born * 2e8) << 32) | int.from_bytes(d[16:20], "big"))
     adj, noun = pick(_EN_ADJ, 5), pick(_EN_NOUN, 6)
+    joined = int(1_500_000_000 + born * 2e8)
+    if platform == "youtube":
+        channel = "UC" + _encode(int.from_bytes(d[8:24], "big"), _B64URL, 22)
+        return channel, f"@{adj}{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+    if platform == "instagram":
+        pk = str(int(born * 6e10) + 1_000_000)
+        return pk, f"{adj}.{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+    if platform == "mastodon":
+        account_id = str((joined * 1000) << 16 | int.from_bytes(d[16:18], "big"))
+        return account_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+    if platform == "bluesky":
+        did = "did:plc:" + _encode(int.from_bytes(d[8:24], "big"), _B32, 24)
+        handle = f"{adj}-{noun}{author_key % 1000}.bsky.social"
+        return did, handle, f"{adj.title()} {noun.title()}"
     return author_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+
+
+def _post_id(platform: str, created: int, entropy: int) -> str:
+    """A post id in the platform's own format, from its creation second and 64 random bits."""
+    if platform == "youtube":
+        return _encode(entropy, _B64URL, 11)  # video ids: 11 URL-safe base64 digits
+    if platform == "instagram":
+        return str(((created * 1000 - _IG_EPOCH_MS) << 23) | (entropy & 0x7FFFFF))
+    if platform == "mastodon":
+        return str(((created * 1000) << 16) | (entropy & 0xFFFF))  # Mastodon's snowflake ids
+    if platform == "bluesky":
+        # the record key is a TID: microseconds since the epoch, then a 10-bit clock id
+        micros = created * 1_000_000 + entropy % 1_000_000
+        return _encode((micros << 10) | (entropy >> 54), _B32_SORT, 13)
+    return str((created << 32) | (entropy & 0xFFFFFFFF))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +488,15 @@ class PostTruth:
     comments: int
     shares: int
     collects: int
+
+
+@dataclass(frozen=True)
+class DayTruth:
+    """Posts and distinct posting accounts of one UTC day (Mastodon's `history` entries)."""
+
+    day: datetime  # midnight UTC
+    posts: int
+    participants: int
 
 
 @dataclass(frozen=True)
@@ -441,6 +562,20 @@ class World:
             topic_id = _object_id(shape.birth, self.seed, platform, key, "topic_id")
             page_id = _object_id(shape.birth + 3600, self.seed, platform, key, "page_id")
             return topic_id, page_id
+        if platform == "instagram":
+            # hashtag ids are 17-digit Facebook-graph ids ("17843826142012701")
+            return str(17_841_000_000_000_000 + _int(self.seed, platform, key) % 10**12), None
+        if platform == "mastodon":
+            # one instance's own row number for the tag [INF: size of a mid-sized instance]
+            return str(1 + _int(self.seed, platform, key) % 2_000_000), None
+        if (platform, key) in _FIXED_IDS:
+            return _FIXED_IDS[(platform, key)], None
+        if platform == "douyin":
+            # cids are decimal: 11 digits for old topics, 16 for those made since ~2019 [INF]
+            return str(1_600_000_000_000_000 + _int(self.seed, platform, key) % 10**14), None
+        if platform == "bilibili":
+            # new-style topic ids were near 1.3 million in 2025 (bilibili-API-collect samples)
+            return str(1_000_000 + _int(self.seed, platform, key) % 400_000), None
         # Generic platforms get ObjectId-style ids until their module needs something else.
         return _object_id(shape.birth, self.seed, platform, key, "topic_id"), None
 
@@ -489,6 +624,8 @@ class World:
             # csr and ssr contradict each other; the later call wins.
             if name in ("csr", "ssr"):
                 current.pop("ssr" if name == "csr" else "csr", None)
+            if name in ("hashtag_header", "page_header"):
+                current.pop("page_header" if name == "hashtag_header" else "hashtag_header", None)
             current[name] = clean
 
     def clear_variants(self) -> None:
@@ -557,6 +694,7 @@ class World:
             "discussions": posts,
             "participants": min(posts, _count(shape.participants_k, shape, ts)),
         }
+        values = _platform_values(self.seed, platform, key, values)
         values.update(self.variants(platform, tag).get("override", {}))
         topic_id, page_id = self.ids(platform, tag)
         self.register(platform, tag)
@@ -571,6 +709,32 @@ class World:
             desc=desc,
             **values,
         )
+
+    def daily(self, platform: str, tag: str, days: int = 7,
+              at: datetime | None = None) -> list[DayTruth]:
+        """Per-UTC-day activity for the last `days` days, newest (today, so far) first.
+
+        Posts are the posts created that day, consistent with `posts_for`; distinct accounts
+        are a per-day share of them [INF], at least one on a day with posts.
+        """
+        platform = platform.lower()
+        if not self.exists(platform, tag):
+            raise TagNotFound(f"{platform}: no tag {tag!r}")
+        when = self.now() if at is None else at.astimezone(UTC)
+        key = normalize_tag(tag)
+        shape = _shape(self.seed, platform, key)
+        share = shape.participants_k / shape.posts_k
+        midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
+        out = []
+        for back in range(days):
+            start = midnight - timedelta(days=back)
+            end = min(start + timedelta(days=1), when)
+            posts = _count(shape.posts_k, shape, end.timestamp()) - _count(
+                shape.posts_k, shape, start.timestamp())
+            factor = 0.8 + 0.2 * _unit(self.seed, platform, key, "daily", start.date())
+            accounts = min(posts, max(1, math.floor(posts * share * factor))) if posts else 0
+            out.append(DayTruth(day=start, posts=posts, participants=accounts))
+        return out
 
     def related(self, platform: str, tag: str) -> list[str]:
         """1-3 related topic names shown after the exact match in a topic search [INF]."""
@@ -664,8 +828,19 @@ class World:
             post_id = f"{created & 0xFFFFFFFF:08x}{entropy:016x}"
             title = _ZH_TITLES[int(u[1] * len(_ZH_TITLES))]
             text = f"{title} #{name}[话题]#"
+        elif platform in _CN_PLATFORMS:
+            title = _ZH_TITLES[int(u[1] * len(_ZH_TITLES))]
+            # Weibo mids grow with time (about 4.9e15 in 2025) [INF]; Douyin aweme ids and
+            # Bilibili dynamic ids carry the creation second in their top bits, like TikTok's
+            post_id = (
+                str(4_000_000_000_000_000 + (created - 1_262_304_000) * 2_000_000
+                    + entropy % 2_000_000)
+                if platform == "weibo"
+                else str((created << 32) | (entropy & 0xFFFFFFFF))
+            )
+            text = f"#{name}# {title}" if platform == "weibo" else f"{title} #{name}"
         else:
-            post_id = str((created << 32) | (entropy & 0xFFFFFFFF))
+            post_id = _post_id(platform, created, entropy)
             title = _EN_PHRASES[int(u[1] * len(_EN_PHRASES))]
             extra = _EN_EXTRA[int(u[2] * len(_EN_EXTRA))]
             text = f"{title} #{name} #{extra}"

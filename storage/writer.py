@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.errors import SchemaError, StorageError, wrap_os_error
+from storage.locks import publishing
 from storage.paths import check_partition_value, ensure_inside_root, partition_path, utc_day
 from storage.schemas import DATASETS, DatasetSpec, get_spec, table_from_rows
 
@@ -395,13 +396,16 @@ class DatasetWriter:
         try:
             self._make_dirs(final.parent)
             ensure_inside_root(self.root, final.parent)
-            if os.path.lexists(final):  # names are unique per run; a clash means a reused run id
-                raise StorageError(f"refusing to overwrite existing file {final}")
-            started = True
-            pq.write_table(table, temp, compression=self.compression)
-            _fsync_path(temp)
-            size = os.stat(temp).st_size
-            os.replace(temp, final)
+            # Shared with other writers; compaction takes it exclusively to swap a partition's
+            # directory, so the temp file and its rename land in the same directory (compact.py).
+            with publishing(self.root):
+                if os.path.lexists(final):  # names are unique per run; a clash: reused run id
+                    raise StorageError(f"refusing to overwrite existing file {final}")
+                started = True
+                pq.write_table(table, temp, compression=self.compression)
+                _fsync_path(temp)
+                size = os.stat(temp).st_size
+                os.replace(temp, final)
         except BaseException as exc:
             if started:
                 _remove_quietly(temp)

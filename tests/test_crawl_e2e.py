@@ -237,4 +237,11 @@ def test_a_killed_crawl_keeps_what_the_timed_flush_wrote(replica: ReplicaServer,
     [row] = snapshots(tmp_path)
     assert row["tag"] == "quick"
     assert not list(tmp_path.glob("runs/**/*.parquet"))  # the run never finished
-    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    # what is published is complete: the archive file the row points to was published first
+    assert (tmp_path / row["archive_file"]).is_file()
+    warcs = [str(p) for p in tmp_path.glob("archive/**/*.warc.gz")]
+    check = subprocess.run([sys.executable, "-m", "warcio.cli", "check", *warcs],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    published = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert all(p.name.endswith((".parquet", ".warc.gz")) for p in published), published
