@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from replica.base import App
+from replica.bilibili import BilibiliApp
 from replica.tiktok import TikTokApp
 from replica.world import World
 from replica.xiaohongshu import XiaohongshuApp
 
 # name -> factory(world, prefix); the server mounts each under "/<name>/".
 APPS: dict[str, Callable[[World, str], App]] = {
+    "bilibili": BilibiliApp,
     "tiktok": TikTokApp,
     "xiaohongshu": XiaohongshuApp,
 }

@@ -1,0 +1,160 @@
+"""Bilibili topics: `x/topic/web/details/top` over plain HTTP, names resolved by topic search.
+
+Shapes (PLATFORMS.md §5): `GET app.bilibili.com/x/topic/web/details/top?topic_id={id}` needs no
+sign-in and answers `{code, message, ttl, data.top_details.topic_item{id, name, view, discuss,
+dynamics, fav, like, share, jump_url, ctime}, topic_creator}` with exact integers (a real saved
+response, [V-sample]). A missing topic is `{"code":4401031,"message":"话题不存在","data":null}`.
+A name is resolved through the site's own topic search, `GET /x/topic/pub/search?keywords=`
+(bilibili-API-collect `docs/dynamic/topic.md`): `data.topic_items[]{id, name, view, discuss,
+stat_desc}`; it matches by substring, so the exact name is picked from the list. The search
+endpoint's page size can differ from what was asked (same document).
+Error codes (the `code` field of every answer): -352 "风控校验失败" with `data.v_voucher` is
+Bilibili's risk-control verification (captcha), -412 "请求被拦截" (often HTTP 412) a block,
+-101 "账号未登录" sign-in, -509/-799 too many requests — from third-party clients, and [INF]
+for the topic endpoints, which were not seen answering them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from crawler.platforms.base import (
+    Blocked,
+    Captcha,
+    Fetch,
+    LayoutChanged,
+    LoginWall,
+    NotFound,
+    Page,
+    Platform,
+    PlatformError,
+    RateLimited,
+    TagResult,
+    check_status,
+)
+from crawler.tags import TagRef, normalize_tag
+
+DETAILS_PATH = "/x/topic/web/details/top"
+SEARCH_PATH = "/x/topic/pub/search"
+PUBLIC_TOPIC = "https://m.bilibili.com/topic-detail?topic_id={id}"
+NOT_FOUND_CODES = {4401031}
+CAPTCHA_CODES = {-352}
+BLOCK_CODES = {-412, -403}
+LOGIN_CODES = {-101}
+RATE_CODES = {-509, -799}
+SEARCH_PAGE_SIZE = 20
+
+
+class Bilibili(Platform):
+    """Bilibili (app.bilibili.com) topics, by `id:<topic_id>` or by name."""
+
+    name = "bilibili"
+    title = "Bilibili"
+    default_base_url = "https://app.bilibili.com"
+    # the public topic pages live on m./www., the JSON on app./api.; only the JSON is fetched
+    hosts = ("app.bilibili.com", "api.bilibili.com")
+    counters = {
+        "views": "details/top data.top_details.topic_item.view (exact)",
+        "posts": "details/top …topic_item.dynamics, the number of 动态 (exact)",
+        "discussions": "details/top …topic_item.discuss (exact)",
+    }
+
+    def first_fetch(self, tag: TagRef) -> Fetch:
+        if tag.id is not None:
+            if not tag.id.isdigit():
+                raise NotFound(f"Bilibili topic ids are numbers, not {tag.id!r}")
+            return self.details_fetch(tag.id)
+        keyword = quote(tag.name or "", safe="")
+        return Fetch(
+            url=self.url(f"{SEARCH_PATH}?keywords={keyword}&page_size={SEARCH_PAGE_SIZE}"
+                         "&page_num=1&offset=0"),
+            step="search",
+            headers=_HEADERS,
+        )
+
+    def details_fetch(self, topic_id: str) -> Fetch:
+        return Fetch(url=self.url(f"{DETAILS_PATH}?topic_id={topic_id}"), step="details",
+                     headers=_HEADERS, state={"topic_id": topic_id})
+
+    def on_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch:
+        data = api_data(page)
+        items = data.get("topic_items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise LayoutChanged("topic search JSON has no data.topic_items")
+        wanted = normalize_tag(tag.name or "")
+        for item in items:
+            if isinstance(item, dict) and normalize_tag(str(item.get("name", ""))) == wanted:
+                if not str(item.get("id", "")).isdigit():
+                    raise LayoutChanged(f"topic search item has no numeric id: {item.get('id')!r}")
+                return self.details_fetch(str(item["id"]))
+        names = ", ".join(str(i.get("name")) for i in items[:3] if isinstance(i, dict))
+        raise NotFound(f"topic search has no topic named {tag.name!r} ({names or 'no topics'})")
+
+    def on_details(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        data = api_data(page)
+        details = data.get("top_details") if isinstance(data, dict) else None
+        item = details.get("topic_item") if isinstance(details, dict) else None
+        if not isinstance(item, dict):
+            raise LayoutChanged("details/top JSON has no data.top_details.topic_item")
+        if not item.get("id"):
+            raise NotFound("details/top topic_item has no id")
+        counts = {field: item.get(key) for field, key in
+                  (("views", "view"), ("posts", "dynamics"), ("discussions", "discuss"))}
+        if all(value is None for value in counts.values()):
+            raise LayoutChanged("topic_item has none of view, dynamics, discuss")
+        topic_id = str(item["id"])
+        snapshot = {
+            "platform": self.name,
+            "tag_display": item.get("name") or tag.name or topic_id,
+            "tag_id": topic_id,
+            # the platform's own share link (m.bilibili.com), as printed in the answer
+            "url": item.get("jump_url") or item.get("share_url")
+            or PUBLIC_TOPIC.format(id=topic_id),
+            "observed_at": page.observed_at,
+            "source": "api",
+            **{k: v for k, v in counts.items() if v is not None},
+        }
+        return TagResult(snapshot=snapshot)
+
+
+# app.bilibili.com answers browsers' XHR from the topic page; a Referer from it is what they send
+_HEADERS = {"Accept": "application/json, text/plain, */*",
+            "Referer": "https://www.bilibili.com/"}
+
+
+def api_data(page: Page) -> Any:
+    """`data` of a Bilibili JSON answer, or the named failure its `code` stands for."""
+    try:
+        body = json.loads(page.text)
+    except ValueError:
+        check_status(page)
+        raise LayoutChanged(f"HTTP {page.status} answer is not JSON") from None
+    if not isinstance(body, dict) or "code" not in body:
+        check_status(page)
+        raise LayoutChanged("answer has no `code` envelope")
+    code = body.get("code")
+    message = str(body.get("message") or body.get("msg") or "")
+    error = _code_error(code, message)
+    if error is not None:
+        raise error
+    check_status(page)
+    if code != 0:
+        raise PlatformError(f"API code {code}: {message}".strip())
+    return body.get("data")
+
+
+def _code_error(code: Any, message: str) -> PlatformError | None:
+    detail = f"API code {code}: {message}".strip()
+    if code in NOT_FOUND_CODES:
+        return NotFound(detail)
+    if code in CAPTCHA_CODES:
+        return Captcha(f"{detail} (risk-control verification, v_voucher)")
+    if code in BLOCK_CODES:
+        return Blocked(detail)
+    if code in LOGIN_CODES:
+        return LoginWall(detail)
+    if code in RATE_CODES:
+        return RateLimited(detail)
+    return None

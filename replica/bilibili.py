@@ -1,0 +1,222 @@
+"""Bilibili replica: `x/topic/web/details/top` and `x/topic/pub/search` in their real JSON shapes.
+
+Real: the details/top envelope and fields, and the whole answer for topic 8995 "寒假不咕咕",
+which is served as the saved sample of PLATFORMS §5.2 (its counters are frozen in the World);
+the 4401031 "话题不存在" answer; the search answer (`topic_items[]{id, name, view, discuss,
+stat_desc, description, show_interact_data}`, `page_info`, `new_topic`) from bilibili-API-collect.
+[INF]: that these endpoints ever answer -101 (sign-in), -352 (risk control, with `v_voucher`) or
+-412 (HTTP 412); the `layout_changed` redesign of details/top; `fav`/`like`/`share`, `ctime`, the
+creator and the description of generated topics; that search lists the exact name first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from replica.base import Query, Response, gate, json_response, method_not_allowed, not_found
+from replica.world import TagNotFound, TopicTruth, World, display_count, normalize_tag
+
+PLATFORM = "bilibili"
+DETAILS = "/x/topic/web/details/top"
+SEARCH = "/x/topic/pub/search"
+REAL_TOPIC_URL = "https://m.bilibili.com/topic-detail?topic_id={id}"
+SEARCH_PAGE_MAX = 20
+
+# The saved real response (PLATFORMS §5.2), minus the counters, which come from the World.
+SAMPLE_ID = "8995"
+SAMPLE_ITEM: dict[str, Any] = {
+    "back_color": "#6188FF",
+    "description": "寒假不做鸽子精，这次一定！...",
+    "share_pic": "http://i0.hdslb.com/bfs/vc/....png",
+    "fav": 45,
+    "share": 1,
+    "like": 136,
+    "ctime": 1641380305,
+}
+SAMPLE_CREATOR = {"uid": 32708726, "face": "...", "name": "傲娇的时尚喵"}
+
+NOT_FOUND_BODY = {"code": 4401031, "message": "话题不存在", "ttl": 1, "data": None}
+LOGIN_BODY = {"code": -101, "message": "账号未登录", "ttl": 1}
+BLOCKED_BODY = {"code": -412, "message": "请求被拦截", "ttl": 1}
+BAD_REQUEST_BODY = {"code": -400, "message": "请求错误", "ttl": 1}
+
+
+def _ok(data: Any) -> dict[str, Any]:
+    return {"code": 0, "message": "0", "ttl": 1, "data": data}
+
+
+class BilibiliApp:
+    """Replica of app.bilibili.com's topic JSON for one World."""
+
+    platform = PLATFORM
+
+    def __init__(self, world: World, prefix: str = "/bilibili") -> None:
+        self.world = world
+        self.prefix = prefix.rstrip("/")
+
+    def kind(self, method: str, path: str) -> str:
+        route = path.rstrip("/")
+        if route == DETAILS:
+            return "details"
+        if route == SEARCH:
+            return "search"
+        return "other"
+
+    def handle(
+        self, method: str, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        kind = self.kind(method, path)
+        if kind == "other":
+            return not_found()
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        if kind == "details":
+            return self._details(query)
+        return self._search(query)
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def _refusal(self, name: str) -> Response | None:
+        """The answer a variant wants instead of the data, if any (shared by both endpoints)."""
+        failure = gate(self.world, PLATFORM, name, as_json=True)
+        if failure:
+            return failure
+        variants = self.world.variants(PLATFORM, name)
+        if "login_wall" in variants:
+            return json_response(200, LOGIN_BODY)
+        if "captcha" in variants:
+            voucher = hashlib.sha256(f"{self.world.seed}|{normalize_tag(name)}".encode())
+            body = {"code": -352, "message": "风控校验失败", "ttl": 1,
+                    "data": {"v_voucher": "voucher_" + voucher.hexdigest()[:32]}}
+            return json_response(200, body)
+        if "ip_block" in variants:
+            return json_response(412, BLOCKED_BODY)
+        return None
+
+    # -- details/top --------------------------------------------------------------------------
+
+    def _topic(self, name: str) -> TopicTruth | None:
+        try:
+            return self.world.topic(PLATFORM, name)
+        except TagNotFound:
+            return None
+
+    def topic_item(self, topic: TopicTruth) -> dict[str, Any]:
+        """`top_details.topic_item`, keys in the order of the real sample."""
+        extra = SAMPLE_ITEM if topic.topic_id == SAMPLE_ID else self._generated_extra(topic)
+        url = REAL_TOPIC_URL.format(id=topic.topic_id)
+        return {
+            "id": int(topic.topic_id),
+            "name": topic.name,
+            "view": topic.views,
+            "discuss": topic.discussions,
+            "fav": extra["fav"],
+            "dynamics": topic.posts,
+            "jump_url": url,
+            "back_color": extra["back_color"],
+            "description": extra["description"],
+            "share_pic": extra["share_pic"],
+            "share": extra["share"],
+            "like": extra["like"],
+            "share_url": url,
+            "ctime": extra["ctime"],
+        }
+
+    def _generated_extra(self, topic: TopicTruth) -> dict[str, Any]:
+        # [INF] proportions: the sample has about 1 fav per 850 动态 and 1 like per 280
+        key = normalize_tag(topic.name)
+        return {
+            "back_color": "#6188FF",
+            "description": f"一起来聊聊{topic.name}吧～",
+            "share_pic": "http://i0.hdslb.com/bfs/vc/topic_share.png",
+            "fav": topic.posts // 850,
+            "share": topic.posts // 40_000,
+            "like": topic.posts // 280,
+            "ctime": 1_600_000_000 + int(self.world.unit(PLATFORM, key, "ctime") * 10**8),
+        }
+
+    def _creator(self, topic: TopicTruth) -> dict[str, Any]:
+        if topic.topic_id == SAMPLE_ID:
+            return dict(SAMPLE_CREATOR)
+        uid = 10_000_000 + int(self.world.unit(PLATFORM, normalize_tag(topic.name), "creator")
+                               * 10**9)
+        return {"uid": uid, "face": "https://i0.hdslb.com/bfs/face/member/noface.jpg",
+                "name": f"用户{str(uid)[-7:]}"}
+
+    def _details(self, query: Query) -> Response:
+        topic_id = query.get("topic_id", "")
+        if not topic_id.isdigit():
+            return json_response(200, BAD_REQUEST_BODY)
+        name = self.world.lookup(PLATFORM, topic_id)
+        if name is None:
+            return json_response(200, NOT_FOUND_BODY)
+        refusal = self._refusal(name)
+        if refusal:
+            return refusal
+        topic = self._topic(name)
+        if topic is None:
+            return json_response(200, NOT_FOUND_BODY)
+        item = self.topic_item(topic)
+        if self.world.has_variant(PLATFORM, name, "layout_changed"):
+            # [INF] a redesign: counters moved under `stats` with new names
+            stats = {"views": item.pop("view"), "replies": item.pop("discuss"),
+                     "posts": item.pop("dynamics")}
+            return json_response(200, _ok({"topic_info": {**item, "stats": stats}}))
+        data = {
+            "top_details": {
+                "topic_item": item,
+                "topic_creator": self._creator(topic),
+                "operation_content": {},
+                "has_create_jurisdiction": topic.topic_id == SAMPLE_ID,
+                "word_color": 0,
+                "close_pub_layer_entry": False,
+            },
+            "functional_card": {},
+            "click_area_card": {},
+        }
+        return json_response(200, _ok(data))
+
+    # -- pub/search ---------------------------------------------------------------------------
+
+    def search_item(self, topic: TopicTruth) -> dict[str, Any]:
+        return {
+            "id": int(topic.topic_id),
+            "name": topic.name,
+            "view": topic.views,
+            "discuss": topic.discussions,
+            "stat_desc": f"{display_count(topic.views)}浏览·{display_count(topic.discussions)}讨论",
+            "description": self.topic_item(topic)["description"],
+            "show_interact_data": False,
+        }
+
+    def _search(self, query: Query) -> Response:
+        keyword = query.get("keywords", "").strip()
+        try:
+            size = int(query.get("page_size", str(SEARCH_PAGE_MAX)) or SEARCH_PAGE_MAX)
+            offset = int(query.get("offset", "0") or 0)
+        except ValueError:
+            return json_response(200, BAD_REQUEST_BODY)
+        if keyword:
+            refusal = self._refusal(keyword)
+            if refusal:
+                return refusal
+        items: list[dict[str, Any]] = []
+        topic = self._topic(keyword) if keyword else None
+        if topic is not None and offset == 0:
+            items.append(self.search_item(topic))
+            for related in self.world.related(PLATFORM, keyword):
+                other = self._topic(related)
+                if other is not None:
+                    items.append(self.search_item(other))
+        items = items[: max(1, min(size, SEARCH_PAGE_MAX))]
+        request_id = hashlib.sha256(f"{self.world.seed}|{keyword}".encode()).hexdigest()[:16]
+        data = {
+            "new_topic": {"name": keyword},
+            "has_create_jurisdiction": False,
+            "topic_items": items,
+            "request_id": request_id,
+            "page_info": {"offset": offset + len(items), "has_more": False},
+        }
+        return json_response(200, _ok(data))
