@@ -324,6 +324,7 @@ def parser() -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = (
     "crawler.checklive",
     "crawler.cmd_analysis",
+    "crawler.cmd_compact",
 )
 
 
