@@ -7,6 +7,7 @@ from collections.abc import Callable
 from replica.base import App
 from replica.bilibili import BilibiliApp
 from replica.tiktok import TikTokApp
+from replica.weibo import WeiboApp
 from replica.world import World
 from replica.xiaohongshu import XiaohongshuApp
 
@@ -14,5 +15,6 @@ from replica.xiaohongshu import XiaohongshuApp
 APPS: dict[str, Callable[[World, str], App]] = {
     "bilibili": BilibiliApp,
     "tiktok": TikTokApp,
+    "weibo": WeiboApp,
     "xiaohongshu": XiaohongshuApp,
 }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +18,16 @@ from crawler.platforms.base import (
     Page,
     PlatformError,
     RateLimited,
+    Unsupported,
 )
 from crawler.platforms.bilibili import Bilibili
+from crawler.platforms.weibo import Weibo, parse_created_at, topic_host
 from crawler.tags import TagRef
+from replica.clock import ReplicaClock
+from replica.world import World, display_count
+from tests.fixtures.regenerate import CLOCK_AT
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -89,3 +97,94 @@ def test_bilibili_search_picks_the_exact_name_not_the_first_hit() -> None:
 def test_bilibili_id_must_be_numeric() -> None:
     with pytest.raises(NotFound):
         Bilibili().first_fetch(TagRef(None, "abc"))
+
+
+def weibo_body(midtext: str, cards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    head = {"title": "#TikTok难民#", "midtext": midtext, "downtext": "主持人：新浪热点"}
+    return {"ok": 1, "data": {"cardlistInfo": {"cardlist_head_cards": [{"head_data": head}]},
+                              "cards": cards or []}}
+
+
+def test_weibo_midtext_gives_approximate_reads_and_discussions() -> None:
+    result = Weibo().on_topic(page(weibo_body("阅读2.3亿 讨论4.5万")), TagRef("TikTok难民", None),
+                              {})
+    snap = result.snapshot
+    assert snap["views_text"] == "2.3亿" and snap["discussions_text"] == "4.5万"
+    assert "views" not in snap and snap["tag_display"] == "TikTok难民"
+    assert topic_host(weibo_body("x")["data"]["cardlistInfo"]["cardlist_head_cards"][0]
+                      ["head_data"]) == "新浪热点"
+
+
+@pytest.mark.parametrize("midtext", ["", "阅读量2.3亿 讨论量4.5万", "2.3亿 4.5万"])
+def test_weibo_unreadable_midtext_is_a_layout_change(midtext: str) -> None:
+    with pytest.raises(LayoutChanged):
+        Weibo().on_topic(page(weibo_body(midtext)), TagRef("t", None), {})
+
+
+def test_weibo_posts_come_flat_and_from_card_groups() -> None:
+    mblog = {"created_at": "Tue Feb 23 12:28:47 +0800 2021", "id": "4607741009594608",
+             "mid": "4607741009594608", "text": '<a href="/n/x">@x</a> 好 &amp; 坏',
+             "user": {"id": 1645372340, "screen_name": "于三羊鲜声"},
+             "attitudes_count": 3, "comments_count": 2, "reposts_count": 1}
+    cards = [{"card_type": 4, "desc": "intro"},
+             {"card_type": 11, "card_group": [{"card_type": 9, "mblog": mblog}]},
+             {"card_type": 9, "mblog": {**mblog, "mid": "2", "created_at": "3分钟前"}}]
+    posts = Weibo().on_topic(page(weibo_body("阅读1 讨论1", cards)), TagRef("t", None), {}).posts
+    assert [p["post_id"] for p in posts] == ["4607741009594608", "2"]
+    first = posts[0]
+    assert first["created_at"] == datetime(2021, 2, 23, 4, 28, 47, tzinfo=UTC)
+    assert first["text"] == "@x 好 & 坏" and first["author_id"] == "1645372340"
+    assert (first["likes"], first["comments"], first["shares"]) == (3, 2, 1)
+    assert posts[1]["created_at"] == AT - timedelta(minutes=3)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Tue Feb 23 12:28:47 +0800 2021", datetime(2021, 2, 23, 4, 28, 47, tzinfo=UTC)),
+    ("刚刚", AT),
+    ("45秒前", AT - timedelta(seconds=45)),
+    ("2小时前", AT - timedelta(hours=2)),
+    ("昨天 23:10", datetime(2026, 1, 1, 15, 10, tzinfo=UTC)),  # AT is 11:04 in +08:00
+    ("06-27", None),  # a date without its time: the time would be invented
+    ("2021-02-23", None),
+    (None, None),
+])
+def test_weibo_created_at_forms(text: str | None, expected: datetime | None) -> None:
+    assert parse_created_at(text, AT) == expected
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "error"), [
+    (200, {}, '{"ok":0,"msg":"这里还没有内容","data":{"cards":[]}}', NotFound),
+    (200, {}, '{"ok":-100,"msg":"请先登录","url":"https://passport.weibo.cn/signin/welcome?'
+              'entry=mweibo&r=x"}', LoginWall),
+    (302, {"location": "https://passport.weibo.com/visitor/visitor?entry=miniblog"},
+     "<title>Sina Visitor System</title>", Captcha),
+    (302, {"location": "https://passport.weibo.cn/signin/welcome?entry=mweibo"}, "", LoginWall),
+    (432, {}, "", Blocked),
+    (418, {}, "", RateLimited),
+    (429, {"retry-after": "30"}, '{"error":"Too Many Requests"}', RateLimited),
+    (200, {}, '{"ok":1,"data":{"cards":[]}}', LayoutChanged),
+    (200, {}, "<html></html>", LayoutChanged),
+])
+def test_weibo_answers_name_their_failure(status: int, headers: dict[str, str], body: str,
+                                          error: type[PlatformError]) -> None:
+    with pytest.raises(error):
+        Weibo().on_topic(page(body, status, headers=headers), TagRef("t", None), {})
+
+
+def test_weibo_has_no_ids() -> None:
+    with pytest.raises(Unsupported):
+        Weibo().first_fetch(TagRef(None, "123"))
+
+
+def test_weibo_saved_fixture_agrees_with_the_replica_truth() -> None:
+    """The regenerate check only compares exact integers; Weibo's are display text."""
+    expected = json.loads((FIXTURES / "weibo" / "topic" / "expected.json").read_text())
+    world = World(seed=2025, clock=ReplicaClock(start=CLOCK_AT))
+    truth = world.topic("weibo", "TikTok难民")
+    snap = expected["snapshot"]
+    assert snap["views_text"] == display_count(truth.views)
+    assert snap["discussions_text"] == display_count(truth.discussions)
+    posts = world.posts_for("weibo", "TikTok难民", limit=10)
+    assert [p["post_id"] for p in expected["posts"]] == [p.id for p in posts]
+    assert [p["created_at"] for p in expected["posts"]] == [
+        p.created_at.isoformat() for p in posts]

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
+from crawler.counts import parse_count
 from replica.server import ReplicaServer
+from replica.world import display_count
 from tests.conftest import crawl
 from tests.test_crawl_e2e import outcomes, run_record, snapshots
 
@@ -75,3 +79,71 @@ def test_bilibili_by_id_and_name_and_every_failure(replica: ReplicaServer,
     assert [r["views"] for r in rows if r["tag"] == "busytag"] == [busy.views]
     assert len(rows) == 5
     assert run_record(tmp_path)["verdict"] == "failed"
+
+
+def _posts(out: Path, platform: str) -> list[dict]:
+    rel = duckdb.sql(f"select * from read_parquet('{out}/posts/**/*.parquet', "
+                     f"hive_partitioning=true) where platform = '{platform}'")
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def test_weibo_topic_counts_posts_and_every_failure(replica: ReplicaServer,
+                                                    tmp_path: Path) -> None:
+    world = replica.world
+    world.set_variant("weibo", "tiktokrefugee", "override", views=230_000_000, discussions=45_000)
+    world.set_variant("weibo", "小众话题", "override", views=9999, discussions=12)
+    world.set_variant("weibo", "walled", "login_wall")
+    world.set_variant("weibo", "verify", "captcha")
+    world.set_variant("weibo", "blockedip", "ip_block")
+    world.set_variant("weibo", "moved", "layout_changed")
+    world.set_variant("weibo", "slowdown", "rate_limited", times=50, retry_after=3600)
+    world.set_variant("weibo", "busytag", "rate_limited", times=1, retry_after=1)
+    result = crawl(replica, tmp_path, "weibo", "#TikTok难民#", "tiktokrefugee", "小众话题",
+                   "busytag", "nosuchtopic", "walled", "verify", "blockedip", "moved",
+                   "slowdown", "id:12345")
+    assert result.code == 1, result.stderr[-3000:]
+    expected = {
+        "tiktok难民": "stored", "tiktokrefugee": "stored", "小众话题": "stored",
+        "busytag": "stored", "nosuchtopic": "not_found",  # {"ok":0,"msg":"这里还没有内容"}
+        "walled": "login_wall",  # {"ok":-100, "url": passport…/signin}
+        "verify": "captcha",  # redirect to the Sina Visitor System
+        "blockedip": "blocked",  # HTTP 432
+        "moved": "layout_changed", "slowdown": "rate_limited",
+        "id:12345": "unsupported",  # Weibo topics have names only
+    }
+    got = {tag: status for (platform, tag), status in outcomes(tmp_path).items()
+           if platform == "weibo"}
+    assert got == expected
+    _failures_named(result.stderr, "weibo", expected)
+
+    rows = _rows(tmp_path)
+    assert set(rows) == {t for t, s in expected.items() if s == "stored"}
+    # the midtext of PLATFORMS §4: "阅读2.3亿 讨论4.5万", stored as approximate values
+    sample = rows["tiktokrefugee"]
+    assert (sample["views"], sample["views_text"], sample["views_approx"]) == (
+        230_000_000, "2.3亿", True)
+    assert (sample["discussions"], sample["discussions_text"], sample["discussions_approx"]) == (
+        45_000, "4.5万", True)
+    # under 1万 the display is the exact number, and is stored as exact
+    small = rows["小众话题"]
+    assert (small["views"], small["views_approx"], small["views_text"]) == (9999, False, None)
+    assert (small["discussions"], small["discussions_approx"]) == (12, False)
+    for tag in ("tiktok难民", "busytag"):
+        truth, row = world.topic("weibo", tag), rows[tag]
+        assert row["views_text"] == display_count(truth.views)
+        assert row["views"] == parse_count(display_count(truth.views)).value
+        assert row["discussions"] == parse_count(display_count(truth.discussions)).value
+        assert row["posts"] is None and row["participants"] is None
+        assert row["tag_id"] is None and row["source"] == "api"
+    assert rows["tiktok难民"]["tag_display"] == "TikTok难民"
+
+    # posts: the first page's mblogs, flat and grouped, with parsed created_at
+    posts = [p for p in _posts(tmp_path, "weibo") if p["tag"] == "tiktok难民"]
+    truth_posts = {p.id: p for p in world.posts_for("weibo", "TikTok难民", limit=10)}
+    assert {p["post_id"] for p in posts} == set(truth_posts)
+    for post in posts:
+        truth = truth_posts[post["post_id"]]
+        assert post["created_at"] == truth.created_at
+        assert (post["likes"], post["comments"], post["shares"]) == (
+            truth.likes, truth.comments, truth.shares)
+        assert post["text"] == truth.text and post["author_name"] == truth.author_nickname

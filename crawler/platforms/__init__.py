@@ -5,11 +5,13 @@ from __future__ import annotations
 from crawler.platforms.base import Platform
 from crawler.platforms.bilibili import Bilibili
 from crawler.platforms.tiktok import TikTok
+from crawler.platforms.weibo import Weibo
 from crawler.platforms.xiaohongshu import Xiaohongshu
 
 REGISTRY: dict[str, type[Platform]] = {
     Bilibili.name: Bilibili,
     TikTok.name: TikTok,
+    Weibo.name: Weibo,
     Xiaohongshu.name: Xiaohongshu,
 }
 

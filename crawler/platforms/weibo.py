@@ -1,0 +1,235 @@
+"""Weibo topics: the m.weibo.cn topic container over plain HTTP (no JavaScript, no signature).
+
+Shapes (PLATFORMS.md §4, third-party code and types): `GET m.weibo.cn/api/container/getIndex?
+containerid=231522type=1&t=10&q=#{tag}#&page_type=searchall` answers `{ok, data{cardlistInfo,
+cards}}`. The headline is `cardlistInfo.cardlist_head_cards[0].head_data`: `title` "#tag#",
+`midtext` "阅读2.3亿 讨论4.5万" (reads and discussions, display text only: Weibo gives no raw
+integers here, so both are stored approximate) and `downtext` "…主持人：{host}". Public posts are
+`cards[]` with `card_type` 9 holding an `mblog`, or nested in `cards[].card_group[]` (newer
+layout); `mblog.created_at` is "Tue Feb 23 12:28:47 +0800 2021" or relative text ("2分钟前").
+Answers: `{"ok":0,"msg":"这里还没有内容"}` is an empty container (the topic does not exist —
+third-party code notes Weibo also says it to some anonymous visitors); `{"ok":-100,"url":
+".../signin/..."}` is sign-in; a redirect to the Sina Visitor System is its verification page.
+HTTP 432 (third-party: "without a cookie") is read as a block, HTTP 418 as Weibo's rate limit
+[INF, widely reported].
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from parsel import Selector
+
+from crawler.counts import CountParseError, parse_labelled
+from crawler.platforms.base import (
+    Blocked,
+    Captcha,
+    Fetch,
+    LayoutChanged,
+    LoginWall,
+    NotFound,
+    Page,
+    Platform,
+    PlatformError,
+    RateLimited,
+    TagResult,
+    Unsupported,
+    check_status,
+)
+from crawler.tags import TagRef
+
+API_PATH = "/api/container/getIndex"
+CHINA = timezone(timedelta(hours=8))
+_HOST = re.compile(r"主持人\s*[：:]\s*(?P<host>\S.*?)\s*$")
+_AGO = re.compile(r"^(?P<n>\d+)\s*(?P<unit>秒|分钟|小时)前$")
+_YESTERDAY = re.compile(r"^昨天\s*(?P<h>\d{1,2}):(?P<m>\d{2})$")
+_AGO_UNITS = {"秒": timedelta(seconds=1), "分钟": timedelta(minutes=1), "小时": timedelta(hours=1)}
+
+
+def topic_container(name: str) -> str:
+    """The containerid of a topic's search container, e.g. "231522type=1&t=10&q=#旅行#"."""
+    return f"231522type=1&t=10&q=#{name}#"
+
+
+class Weibo(Platform):
+    """Weibo (m.weibo.cn) topics, by name."""
+
+    name = "weibo"
+    title = "Weibo"
+    default_base_url = "https://m.weibo.cn"
+    hosts = ("m.weibo.cn",)
+    signin = "optional"  # topic containers usually answer a mobile UA; deeper paging needs SUB
+    counters = {
+        "views": "getIndex cardlist_head_cards[0].head_data.midtext '阅读…' (approximate)",
+        "discussions": "… midtext '讨论…' (approximate)",
+    }
+
+    def first_fetch(self, tag: TagRef) -> Fetch:
+        if tag.name is None:
+            raise Unsupported("Weibo topics are addressed by name (#话题#), not id:")
+        container = quote(topic_container(tag.name), safe="")
+        return Fetch(
+            url=self.url(f"{API_PATH}?containerid={container}&page_type=searchall"),
+            step="topic",
+            # what the m.weibo.cn page itself sends with its XHR
+            headers={"Accept": "application/json, text/plain, */*",
+                     "X-Requested-With": "XMLHttpRequest", "MWeibo-Pwa": "1",
+                     "Referer": self.public_topic_url(tag.name)},
+        )
+
+    def public_topic_url(self, name: str) -> str:
+        return self.url("/search?containerid=" + quote(topic_container(name), safe=""))
+
+    def on_topic(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        body = api_body(page)
+        data = body.get("data")
+        info = data.get("cardlistInfo") if isinstance(data, dict) else None
+        heads = info.get("cardlist_head_cards") if isinstance(info, dict) else None
+        head = heads[0].get("head_data") if heads and isinstance(heads[0], dict) else None
+        if not isinstance(head, dict):
+            raise LayoutChanged("no cardlistInfo.cardlist_head_cards[0].head_data")
+        counts = midtext_counts(head.get("midtext"))
+        name = str(head.get("title") or "").strip().strip("#") or (tag.name or "")
+        snapshot: dict[str, Any] = {
+            "platform": self.name,
+            "tag_display": name,
+            "tag_id": None,  # Weibo keys topics by name
+            "url": self.public_topic_url(tag.name or name),
+            "observed_at": page.observed_at,
+            "source": "api",
+        }
+        for counter, text in counts.items():
+            snapshot[f"{counter}_text"] = text
+        posts = [parse_mblog(m, name, page) for m in mblogs(data.get("cards"))]
+        return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
+
+
+def api_body(page: Page) -> dict[str, Any]:
+    """The `ok: 1` JSON answer of getIndex, or the named failure the answer stands for."""
+    location = page.headers.get("location", "")
+    if 300 <= page.status < 400 and location:
+        where = urlsplit(location)
+        if "visitor" in where.path or "Sina Visitor System" in page.text:
+            raise Captcha(f"redirected to the Sina Visitor System ({where.hostname})")
+        if "passport" in (where.hostname or "") or "signin" in where.path:
+            raise LoginWall(f"redirected to sign-in ({where.hostname}{where.path})")
+    if page.status == 432:
+        raise Blocked("HTTP 432 (Weibo's answer to requests it will not serve anonymously)")
+    if page.status == 418:
+        raise RateLimited("HTTP 418 (Weibo's rate limit)")
+    check_status(page)
+    try:
+        body = json.loads(page.text)
+    except ValueError:
+        if "Sina Visitor System" in page.text:
+            raise Captcha("the Sina Visitor System verification page") from None
+        raise LayoutChanged(f"HTTP {page.status} answer is not JSON") from None
+    if not isinstance(body, dict) or "ok" not in body:
+        raise LayoutChanged("answer has no `ok` envelope")
+    ok, msg = body.get("ok"), str(body.get("msg") or "")
+    if ok == -100:
+        target = urlsplit(str(body.get("url") or ""))
+        raise LoginWall(f"ok -100: sign-in required ({target.hostname}{target.path})")
+    if ok == 0:
+        raise NotFound(f"ok 0: {msg or 'empty container'}")
+    if ok != 1:
+        raise PlatformError(f"ok {ok}: {msg}".strip())
+    return body
+
+
+def midtext_counts(midtext: Any) -> dict[str, str]:
+    """Display text per counter from "阅读2.3亿 讨论4.5万": {"views": "2.3亿", ...}."""
+    if not isinstance(midtext, str) or not midtext.strip():
+        raise LayoutChanged("topic head has no midtext")
+    try:
+        parsed = parse_labelled(midtext)
+    except CountParseError as exc:
+        raise LayoutChanged(f"midtext no longer reads '阅读… 讨论…': {exc}") from exc
+    counts = {name: count.text for name, count in parsed.items()
+              if name in ("views", "discussions")}
+    if not counts:
+        raise LayoutChanged(f"midtext has neither 阅读 nor 讨论: {midtext!r}")
+    return counts
+
+
+def topic_host(head_data: dict[str, Any]) -> str | None:
+    """The host named in `downtext` ("…主持人：{name}"); not stored: no column holds it yet."""
+    match = _HOST.search(str(head_data.get("downtext") or ""))
+    return match.group("host") if match else None
+
+
+def mblogs(cards: Any) -> list[dict[str, Any]]:
+    """Every `mblog` of `card_type` 9, at the top level or inside a `card_group`."""
+    out: list[dict[str, Any]] = []
+    for card in cards if isinstance(cards, list) else []:
+        if not isinstance(card, dict):
+            continue
+        if card.get("card_type") == 9 and isinstance(card.get("mblog"), dict):
+            out.append(card["mblog"])
+        out.extend(mblogs(card.get("card_group")))
+    return out
+
+
+def parse_created_at(text: Any, observed_at: datetime) -> datetime | None:
+    """`created_at` as UTC: the absolute form, or relative text measured from `observed_at`.
+
+    Date-only forms ("02-23", "2021-02-23") give None: the time of day would be invented.
+    """
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    try:
+        return datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y").astimezone(UTC)
+    except ValueError:
+        pass
+    if text == "刚刚":
+        return observed_at
+    if match := _AGO.match(text):
+        return observed_at - int(match["n"]) * _AGO_UNITS[match["unit"]]
+    if match := _YESTERDAY.match(text):
+        day = observed_at.astimezone(CHINA) - timedelta(days=1)
+        local = day.replace(hour=int(match["h"]), minute=int(match["m"]), second=0,
+                            microsecond=0)
+        return local.astimezone(UTC)
+    return None
+
+
+def plain_text(mblog: dict[str, Any]) -> str | None:
+    """The post's text without Weibo's link markup."""
+    raw = mblog.get("raw_text") or mblog.get("text_raw")
+    if isinstance(raw, str):
+        return raw
+    text = mblog.get("text")
+    if not isinstance(text, str):
+        return None
+    flat = Selector(text=f"<div>{text}</div>").xpath("string(.)").get() or ""
+    return html.unescape(flat).strip()
+
+
+def parse_mblog(mblog: dict[str, Any], tag_display: str, page: Page) -> dict[str, Any] | None:
+    """One public post from an `mblog`."""
+    mid = mblog.get("mid") or mblog.get("idstr") or mblog.get("id")
+    if not mid:
+        return None
+    user = mblog.get("user") if isinstance(mblog.get("user"), dict) else {}
+    return {
+        "platform": "weibo",
+        "post_id": str(mid),
+        "tag_display": tag_display,
+        "tag_id": None,
+        "url": f"https://m.weibo.cn/detail/{mid}",
+        "author_id": str(user["id"]) if user.get("id") else None,
+        "author_name": user.get("screen_name"),
+        "text": plain_text(mblog),
+        "created_at": parse_created_at(mblog.get("created_at"), page.observed_at),
+        "observed_at": page.observed_at,
+        "likes": mblog.get("attitudes_count"),
+        "comments": mblog.get("comments_count"),
+        "shares": mblog.get("reposts_count"),
+        "source": "api",
+    }
