@@ -38,13 +38,18 @@ def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
 
     # piped output (CI logs, `| tee`) would otherwise wrap the table at 80 columns
     console = console or Console(width=None if sys.stdout.isatty() else 120)
-    platforms = ",".join(sorted(REGISTRY))
+    # the demo has no user sessions: platforms that only answer signed-in users are left out
+    platforms = ",".join(sorted(n for n, c in REGISTRY.items() if c.signin != "required"))
+    skipped = sorted(n for n, c in REGISTRY.items() if c.signin == "required")
     started = datetime.now(UTC)
     Path(out).mkdir(parents=True, exist_ok=True)
     world = World(seed=seed, clock=ReplicaClock(start=DEMO_START, step=DEMO_STEP))
     failed = 0
     with ReplicaServer(world=world) as server:
         console.print(f"replica serving {platforms} at {server.url} (seed {seed})")
+        if skipped:
+            console.print(f"not in the demo (they need your sign-in, see docs/signin.md): "
+                          f"{', '.join(skipped)}")
         for tick in range(ticks):
             now = world.clock.now()
             t0 = time.monotonic()
