@@ -728,9 +728,11 @@ class World:
         out = []
         for back in range(days):
             start = midnight - timedelta(days=back)
-            end = min(start + timedelta(days=1), when)
-            posts = _count(shape.posts_k, shape, end.timestamp()) - _count(
-                shape.posts_k, shape, start.timestamp())
+            # creation times are whole seconds and _count(t) counts those <= t, so the day
+            # [start, start + 1 day) is count(end - 1) - count(start - 1)
+            end = min(start.timestamp() + _DAY - 1, math.floor(when.timestamp()))
+            posts = _count(shape.posts_k, shape, end) - _count(
+                shape.posts_k, shape, start.timestamp() - 1)
             factor = 0.8 + 0.2 * _unit(self.seed, platform, key, "daily", start.date())
             accounts = min(posts, max(1, math.floor(posts * share * factor))) if posts else 0
             out.append(DayTruth(day=start, posts=posts, participants=accounts))
