@@ -10,6 +10,7 @@ from replica.tiktok import TikTokApp
 from replica.weibo import WeiboApp
 from replica.world import World
 from replica.xiaohongshu import XiaohongshuApp
+from replica.youtube import YouTubeApp
 
 # name -> factory(world, prefix); the server mounts each under "/<name>/".
 APPS: dict[str, Callable[[World, str], App]] = {
@@ -17,4 +18,5 @@ APPS: dict[str, Callable[[World, str], App]] = {
     "tiktok": TikTokApp,
     "weibo": WeiboApp,
     "xiaohongshu": XiaohongshuApp,
+    "youtube": YouTubeApp,
 }

@@ -7,12 +7,14 @@ from crawler.platforms.bilibili import Bilibili
 from crawler.platforms.tiktok import TikTok
 from crawler.platforms.weibo import Weibo
 from crawler.platforms.xiaohongshu import Xiaohongshu
+from crawler.platforms.youtube import YouTube
 
 REGISTRY: dict[str, type[Platform]] = {
     Bilibili.name: Bilibili,
     TikTok.name: TikTok,
     Weibo.name: Weibo,
     Xiaohongshu.name: Xiaohongshu,
+    YouTube.name: YouTube,
 }
 
 ALIASES: dict[str, str] = {"xhs": "xiaohongshu", "rednote": "xiaohongshu"}
