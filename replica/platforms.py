@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from replica.base import App
 from replica.bilibili import BilibiliApp
+from replica.instagram import InstagramApp
 from replica.tiktok import TikTokApp
 from replica.weibo import WeiboApp
 from replica.world import World
@@ -15,6 +16,7 @@ from replica.youtube import YouTubeApp
 # name -> factory(world, prefix); the server mounts each under "/<name>/".
 APPS: dict[str, Callable[[World, str], App]] = {
     "bilibili": BilibiliApp,
+    "instagram": InstagramApp,
     "tiktok": TikTokApp,
     "weibo": WeiboApp,
     "xiaohongshu": XiaohongshuApp,

@@ -1,0 +1,152 @@
+"""Instagram replica: `GET /api/v1/tags/web_info/?tag_name=` for signed-in sessions only.
+
+Real (PLATFORMS.md §7): `data{id, name, media_count, formatted_media_count, top, recent}` with
+`sections[].layout_content.medias[].media`, `x-ig-app-id`, the redirect to `/accounts/login/`
+without a session (instaloader treats it as login-required), `checkpoint_required`. Inferred
+[INF]: which cookie proves a session (`sessionid`, as browser exports show), the media field
+names beyond `taken_at`, the "useragent mismatch" answer without `x-ig-app-id`, the 404 body for
+an unknown tag, `formatted_media_count`'s rounding, the number of posts per section, and the
+`layout_changed` stand-in (counts moved under `data.hashtag.post_count`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from replica.base import (
+    Query,
+    Response,
+    gate,
+    html_response,
+    json_response,
+    method_not_allowed,
+    not_found,
+    respond,
+)
+from replica.world import PostTruth, TagNotFound, TopicTruth, World, instagram_code
+
+PLATFORM = "instagram"
+APP_IDS = {"936619743392459", "124024574287414"}  # web client, iPhone app
+PER_ROW = 3  # medias per section: one grid row
+RECENT, TOP = 12, 9
+
+
+def compact(n: int) -> str:
+    """formatted_media_count: "870", "12.3K", "1.2M" (truncated) [INF]."""
+    for size, unit in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n >= size:
+            tenths = n * 10 // size
+            whole, frac = divmod(tenths, 10)
+            return f"{whole}.{frac}{unit}" if frac and whole < 100 else f"{whole}{unit}"
+    return f"{n:,}"
+
+
+def cookies(headers: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for part in headers.get("cookie", "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            out[name] = value
+    return out
+
+
+class InstagramApp:
+    """Replica of www.instagram.com's tags/web_info API for one World."""
+
+    platform = PLATFORM
+
+    def __init__(self, world: World, prefix: str = "/instagram") -> None:
+        self.world = world
+        self.prefix = prefix.rstrip("/")
+
+    def kind(self, method: str, path: str) -> str:
+        if path.rstrip("/") == "/api/v1/tags/web_info":
+            return "web_info"
+        if path.rstrip("/") == "/accounts/login":
+            return "login"
+        return "other"
+
+    def handle(
+        self, method: str, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        kind = self.kind(method, path)
+        if kind == "other":
+            return not_found()
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        if kind == "login":
+            return html_response(200, "<!doctype html><title>Login • Instagram</title>"
+                                      "<form id=loginForm><input name=username></form>")
+        return self._web_info(query, headers)
+
+    def _web_info(self, query: Query, headers: Mapping[str, str]) -> Response:
+        name = query.get("tag_name", "")
+        if not name:
+            return json_response(400, {"message": "tag_name is required", "status": "fail"})
+        failure = gate(self.world, PLATFORM, name, as_json=True)
+        if failure:
+            return failure
+        variants = self.world.variants(PLATFORM, name)
+        if not cookies(headers).get("sessionid") or "login_wall" in variants:
+            nxt = quote(f"/api/v1/tags/web_info/?tag_name={quote(name, safe='')}", safe="")
+            return respond(302, "", "text/html; charset=utf-8",
+                           Location=f"{self.prefix}/accounts/login/?next={nxt}")
+        if headers.get("x-ig-app-id") not in APP_IDS:
+            return json_response(400, {"message": "useragent mismatch", "status": "fail"})
+        if "captcha" in variants:
+            challenge = f"https://www.instagram.com/challenge/?next={quote('/explore/tags/')}"
+            return json_response(400, {"message": "checkpoint_required",
+                                       "checkpoint_url": challenge, "lock": False,
+                                       "flow_render_type": 0, "status": "fail"})
+        try:
+            topic = self.world.topic(PLATFORM, name)
+        except TagNotFound:
+            return json_response(404, {"message": "Page Not Found", "status": "fail"})
+        if "layout_changed" in variants:
+            return json_response(200, {"data": {"hashtag": {
+                "id": topic.topic_id, "tag_name": topic.name,
+                "post_count": topic.posts}}, "status": "ok"})
+        return json_response(200, {"data": self._data(topic), "status": "ok"})
+
+    @staticmethod
+    def media(post: PostTruth) -> dict[str, Any]:
+        return {
+            "pk": post.id,
+            "id": f"{post.id}_{post.author_id}",
+            "code": instagram_code(int(post.id)),
+            "taken_at": int(post.created_at.timestamp()),
+            "media_type": 1,
+            "user": {"pk": post.author_id, "username": post.author_unique_id,
+                     "full_name": post.author_nickname, "is_private": False},
+            "caption": {"text": post.text, "created_at": int(post.created_at.timestamp())},
+            "like_count": post.likes,
+            "comment_count": post.comments,
+            "play_count": None,
+        }
+
+    def _sections(self, posts: list[PostTruth]) -> list[dict[str, Any]]:
+        return [{"layout_type": "media_grid", "feed_type": "media", "layout_content": {
+            "medias": [{"media": self.media(p)} for p in posts[i:i + PER_ROW]]}}
+            for i in range(0, len(posts), PER_ROW)]
+
+    def _data(self, topic: TopicTruth) -> dict[str, Any]:
+        recent = self.world.posts_for(PLATFORM, topic.tag, limit=RECENT, order="newest")
+        top = self.world.posts_for(PLATFORM, topic.tag, limit=TOP, order="mixed")
+        return {
+            "id": topic.topic_id,
+            "name": topic.name.lower(),
+            "media_count": topic.posts,
+            "formatted_media_count": compact(topic.posts),
+            "search_result_subtitle": f"{compact(topic.posts)} posts",
+            "profile_pic_url": "",
+            "is_trending": False,
+            "allow_following": True,
+            "is_following": False,
+            "top": {"sections": self._sections(top), "more_available": len(top) == TOP,
+                    "next_max_id": None, "next_page": 1},
+            "recent": {"sections": self._sections(recent),
+                       "more_available": len(recent) == RECENT,
+                       "next_max_id": f"QVFE{topic.topic_id[-8:]}", "next_page": 1},
+        }
