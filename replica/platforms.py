@@ -7,6 +7,7 @@ from collections.abc import Callable
 from replica.base import App
 from replica.bilibili import BilibiliApp
 from replica.instagram import InstagramApp
+from replica.mastodon import MastodonApp
 from replica.tiktok import TikTokApp
 from replica.weibo import WeiboApp
 from replica.world import World
@@ -17,6 +18,7 @@ from replica.youtube import YouTubeApp
 APPS: dict[str, Callable[[World, str], App]] = {
     "bilibili": BilibiliApp,
     "instagram": InstagramApp,
+    "mastodon": MastodonApp,
     "tiktok": TikTokApp,
     "weibo": WeiboApp,
     "xiaohongshu": XiaohongshuApp,
