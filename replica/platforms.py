@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from replica.base import App
 from replica.bilibili import BilibiliApp
+from replica.bluesky import BlueskyApp
 from replica.instagram import InstagramApp
 from replica.mastodon import MastodonApp
 from replica.tiktok import TikTokApp
@@ -17,6 +18,7 @@ from replica.youtube import YouTubeApp
 # name -> factory(world, prefix); the server mounts each under "/<name>/".
 APPS: dict[str, Callable[[World, str], App]] = {
     "bilibili": BilibiliApp,
+    "bluesky": BlueskyApp,
     "instagram": InstagramApp,
     "mastodon": MastodonApp,
     "tiktok": TikTokApp,

@@ -1,0 +1,187 @@
+"""Bluesky hashtags: `app.bsky.feed.searchPosts?q=#tag&tag=tag&sort=latest&limit=100`, signed in.
+
+Shapes (PLATFORMS.md §9): the output is `{cursor?, hitsTotal?, posts: [PostView]}`; a PostView
+has `uri`, `cid`, `author{did, handle, displayName}`, `record{text, createdAt, facets[]}`,
+`likeCount`/`replyCount`/`repostCount`, `indexedAt` (the PostView fields are [INF] in
+PLATFORMS, the facet shape is documented). `q` is required by the lexicon, so the query is
+`#tag` and the `tag` filter keeps posts whose facets or tags carry it. Bluesky has no counter
+for a tag, so the snapshot is derived from this one page of the newest posts (at most 100):
+`posts` = `hitsTotal` when the answer gives it (the lexicon: "may be rounded/truncated"), else
+the number of posts in the page; `participants` = distinct author DIDs in the page. Both are
+lower bounds whenever the page is full. Search needs a session since 2025 (403
+`{"error":"AuthMissing"}` without one): the handle and app password from
+TAGARCHIVE_BLUESKY_HANDLE / TAGARCHIVE_BLUESKY_APP_PASSWORD are exchanged once per run through
+`com.atproto.server.createSession` for an access token sent as `Authorization: Bearer`; the
+entryway (bsky.social) proxying the AppView call for a signed-in user is [INF]. An expired or
+rejected token (`ExpiredToken`, `InvalidToken`) is `login_wall`; a search with no post at all is
+`not_found` rather than a stored zero; an answer without `posts` is `layout_changed`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from crawler.platforms.base import (
+    Fetch,
+    LayoutChanged,
+    LoginWall,
+    NotFound,
+    Page,
+    Platform,
+    RateLimited,
+    TagResult,
+    Unsupported,
+    check_status,
+)
+from crawler.tags import TagRef
+
+SEARCH_LIMIT = 100  # the lexicon's maximum
+SIGNIN_HINT = ("Bluesky search needs a signed-in session: set TAGARCHIVE_BLUESKY_HANDLE and "
+               "TAGARCHIVE_BLUESKY_APP_PASSWORD (an app password)")
+_TOKEN_ERRORS = {"AuthMissing", "AuthRequired", "AuthenticationRequired", "ExpiredToken",
+                 "InvalidToken", "BadJwt"}
+
+
+class Bluesky(Platform):
+    """Bluesky (AT Protocol) hashtags through app.bsky.feed.searchPosts."""
+
+    name = "bluesky"
+    title = "Bluesky"
+    default_base_url = "https://bsky.social"
+    hosts = ("bsky.social", "api.bsky.app", "public.api.bsky.app", "bsky.app")
+    browser = "never"
+    signin = "required"
+    backfill = "searchPosts tag= with since/until and a cursor (not implemented)"
+    counters = {
+        "posts": "searchPosts hitsTotal when given, else posts in the newest page (≤100)",
+        "participants": "distinct authors in the newest page of searchPosts (≤100)",
+    }
+
+    def first_fetch(self, tag: TagRef) -> Fetch:
+        if tag.name is None:
+            raise Unsupported("Bluesky tags are addressed by name, not id:")
+        name = tag.name.lstrip("#")
+        query = (f"q={quote('#' + name, safe='')}&tag={quote(name, safe='')}"
+                 f"&sort=latest&limit={SEARCH_LIMIT}")
+        return Fetch(url=self.url(f"/xrpc/app.bsky.feed.searchPosts?{query}"), step="search",
+                     headers={"Accept": "application/json"})
+
+    def login_fetch(self, login: dict[str, str]) -> Fetch:
+        body = json.dumps({"identifier": login["identifier"], "password": login["password"]})
+        return Fetch(url=self.url("/xrpc/com.atproto.server.createSession"), step="login",
+                     method="POST", body=body.encode("utf-8"),
+                     headers={"Content-Type": "application/json",
+                              "Accept": "application/json"})
+
+    def login_headers(self, page: Page) -> dict[str, str]:
+        data = _json(page.text)
+        token = data.get("accessJwt") if isinstance(data, dict) else None
+        if page.status != 200 or not isinstance(token, str) or not token:
+            # the error code only: the message could echo what was sent
+            code = data.get("error") if isinstance(data, dict) else None
+            raise LoginWall(f"createSession answered HTTP {page.status} {code or ''}".strip())
+        return {"Authorization": f"Bearer {token}"}
+
+    def on_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        data = _json(page.text)
+        error = data.get("error") if isinstance(data, dict) else None
+        if page.status == 429:
+            reset = page.headers.get("ratelimit-reset")
+            raise RateLimited(f"HTTP 429 {error or ''}, Retry-After "
+                              f"{page.headers.get('retry-after', '-')}, RateLimit-Reset "
+                              f"{reset or '-'}")
+        if error in _TOKEN_ERRORS or (page.status in (401, 403) and error):
+            raise LoginWall(f"{SIGNIN_HINT} (HTTP {page.status} {error})")
+        check_status(page)
+        if not isinstance(data, dict) or not isinstance(data.get("posts"), list):
+            keys = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
+            raise LayoutChanged(f"searchPosts answered without a posts list ({keys})")
+        name = tag.name.lstrip("#") if tag.name else ""
+        return parse_search(data, name, page)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def parse_search(data: dict[str, Any], name: str, page: Page) -> TagResult:
+    """Snapshot and posts from one searchPosts answer."""
+    views = [p for p in data["posts"] if isinstance(p, dict) and p.get("uri")]
+    hits = data.get("hitsTotal", data.get("hits_total"))  # hits_total: the early lexicon
+    has_hits = isinstance(hits, int) and not isinstance(hits, bool)
+    if not views and not (has_hits and hits > 0):
+        raise NotFound(f"no Bluesky post carries #{name} (empty search)")
+    display = _display_name(views, name)
+    authors = {(v.get("author") or {}).get("did") for v in views}
+    snapshot = {
+        "platform": "bluesky",
+        "tag_display": display,
+        "tag_id": None,
+        "url": f"https://bsky.app/hashtag/{quote(display, safe='')}",
+        "observed_at": page.observed_at,
+        "posts": hits if has_hits else len(views),
+        "participants": len(authors - {None}),
+        "source": "api",
+    }
+    posts = [parse_post(v, display, page) for v in views]
+    return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
+
+
+def facet_tags(record: dict[str, Any]) -> list[str]:
+    """The hashtags of a post record: `#tag` facets, then the record's own `tags`."""
+    tags = []
+    for facet in record.get("facets") or []:
+        for feature in (facet or {}).get("features") or []:
+            if (feature or {}).get("$type") == "app.bsky.richtext.facet#tag":
+                tags.append(str(feature.get("tag", "")))
+    tags.extend(str(t) for t in record.get("tags") or [])
+    return [t for t in tags if t]
+
+
+def _display_name(views: list[dict[str, Any]], name: str) -> str:
+    """The tag as the newest post spells it ('TikTokRefugee'), else as requested."""
+    for view in views:
+        for tag in facet_tags(view.get("record") or {}):
+            if tag.casefold() == name.casefold():
+                return tag
+    return name
+
+
+def parse_post(view: dict[str, Any], tag_display: str, page: Page) -> dict[str, Any] | None:
+    """One post from a PostView."""
+    uri = view.get("uri")
+    if not isinstance(uri, str) or not uri.startswith("at://"):
+        return None
+    author = view.get("author") or {}
+    record = view.get("record") or {}
+    created = record.get("createdAt")
+    try:
+        created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
+    except ValueError:
+        created_at = None
+    if created_at is not None and created_at.tzinfo is None:
+        created_at = None  # a naive time could be any zone; the lexicon requires one
+    rkey = uri.rsplit("/", 1)[-1]
+    handle = author.get("handle")
+    return {
+        "platform": "bluesky",
+        "post_id": uri,
+        "tag_display": tag_display,
+        "tag_id": None,
+        "url": f"https://bsky.app/profile/{handle}/post/{rkey}" if handle else None,
+        "author_id": author.get("did"),
+        "author_name": handle or author.get("displayName"),
+        "text": record.get("text"),
+        "created_at": created_at,
+        "observed_at": page.observed_at,
+        "likes": view.get("likeCount"),
+        "comments": view.get("replyCount"),
+        "shares": view.get("repostCount"),
+        "source": "api",
+    }

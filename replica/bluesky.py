@@ -1,0 +1,211 @@
+"""Bluesky replica: `com.atproto.server.createSession` and `app.bsky.feed.searchPosts`.
+
+Real (PLATFORMS.md §9): the searchPosts parameters (`q` required, `tag`, `sort`, `limit` 1..100)
+and output (`cursor`, optional `hitsTotal`, `posts`), `#tag` facets with UTF-8 byte offsets,
+at:// URIs with TID record keys, 403 `{"error":"AuthMissing","message":"Authentication
+Required"}` without a session, app-password sign-in returning `accessJwt`/`refreshJwt`.
+Inferred [INF]: the PostView fields beyond the facet, which answers carry `hitsTotal` (half the
+tags, by hash; exact when given), the token format (an HMAC-signed JWT of this replica), the
+`ExpiredToken` answer of the `login_wall` variant, the 429 headers (`RateLimit-*` plus the
+gate's `Retry-After`), and the `layout_changed` stand-in (posts renamed `results`).
+It records every sign-in and bearer token it receives, so tests can prove a secret was sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from replica.base import Query, Response, gate, json_response, method_not_allowed
+from replica.world import PostTruth, TagNotFound, World, normalize_tag
+
+PLATFORM = "bluesky"
+SEARCH = "/xrpc/app.bsky.feed.searchPosts"
+CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
+TOKEN_KEY = b"replica-bluesky-jwt"
+APP_PASSWORD = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}$")
+HITS_TOTAL_SHARE = 0.5
+AUTH_MISSING = {"error": "AuthMissing", "message": "Authentication Required"}
+_TAG = re.compile(r"#(\w+)")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def did_for(identifier: str) -> str:
+    digest = hashlib.sha256(identifier.lower().encode("utf-8")).digest()
+    return "did:plc:" + base64.b32encode(digest).decode("ascii").lower()[:24]
+
+
+def sign_token(did: str, scope: str, issued: int) -> str:
+    header = _b64(json.dumps({"typ": "at+jwt", "alg": "HS256"}).encode())
+    claims = _b64(json.dumps({"scope": scope, "sub": did, "iat": issued,
+                              "exp": issued + 7200, "aud": "did:web:bsky.social"}).encode())
+    signature = hmac.new(TOKEN_KEY, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{_b64(signature)}"
+
+
+def token_valid(token: str) -> bool:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    expected = hmac.new(TOKEN_KEY, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(parts[2], _b64(expected))
+
+
+def facets(text: str) -> list[dict[str, Any]]:
+    """`#tag` facets with UTF-8 byte offsets, as the app writes them."""
+    out = []
+    for match in _TAG.finditer(text):
+        start = len(text[: match.start()].encode("utf-8"))
+        end = start + len(match.group(0).encode("utf-8"))
+        out.append({"index": {"byteStart": start, "byteEnd": end},
+                    "features": [{"$type": "app.bsky.richtext.facet#tag",
+                                  "tag": match.group(1)}]})
+    return out
+
+
+def iso_ms(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class BlueskyApp:
+    """Replica of the Bluesky entryway (sign-in) and AppView search for one World."""
+
+    platform = PLATFORM
+
+    def __init__(self, world: World, prefix: str = "/bluesky") -> None:
+        self.world = world
+        self.prefix = prefix.rstrip("/")
+        self._lock = threading.Lock()
+        # what clients sent: (identifier, password) pairs and bearer tokens
+        self.logins_seen: set[tuple[str, str]] = set()
+        self.tokens_seen: set[str] = set()
+
+    def kind(self, method: str, path: str) -> str:
+        if path == SEARCH:
+            return "search"
+        if path == CREATE_SESSION:
+            return "create_session"
+        return "other"
+
+    def handle(
+        self, method: str, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        kind = self.kind(method, path)
+        if kind == "other":
+            return json_response(404, {"error": "MethodNotImplemented",
+                                       "message": "Method Not Implemented"})
+        if kind == "create_session":
+            if method != "POST":
+                return method_not_allowed("POST")
+            return self._create_session(body)
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        return self._search(query, headers)
+
+    def gives_hits_total(self, tag: str) -> bool:
+        return self.world.unit("bluesky-hits", normalize_tag(tag)) < HITS_TOTAL_SHARE
+
+    def _create_session(self, body: bytes) -> Response:
+        try:
+            data = json.loads(body.decode("utf-8"))
+            identifier, password = str(data["identifier"]), str(data["password"])
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return json_response(400, {"error": "InvalidRequest",
+                                       "message": "Input must have the property \"identifier\""})
+        with self._lock:
+            self.logins_seen.add((identifier, password))
+        if not APP_PASSWORD.match(password):
+            return json_response(401, {"error": "AuthenticationRequired",
+                                       "message": "Invalid identifier or password"})
+        did = did_for(identifier)
+        issued = int(self.world.now().timestamp())
+        return json_response(200, {
+            "did": did,
+            "handle": identifier.lstrip("@"),
+            "accessJwt": sign_token(did, "com.atproto.appPass", issued),
+            "refreshJwt": sign_token(did, "com.atproto.refresh", issued),
+            "active": True,
+        })
+
+    def _search(self, query: Query, headers: Mapping[str, str]) -> Response:
+        auth = headers.get("authorization", "")
+        tags = [v for k, v in query.pairs if k == "tag"]
+        q = query.get("q", "")
+        name = tags[0] if tags else q.lstrip("#")
+        if name:
+            failure = gate(self.world, PLATFORM, name, as_json=True)
+            if failure is not None:
+                status, out, payload = failure
+                if status == 429:
+                    reset = int(datetime.now(UTC).timestamp()) + int(out.get("Retry-After", "60"))
+                    out.update({"RateLimit-Limit": "3000", "RateLimit-Remaining": "0",
+                                "RateLimit-Reset": str(reset), "RateLimit-Policy": "3000;w=300"})
+                    payload = json.dumps({"error": "RateLimitExceeded",
+                                          "message": "Rate Limit Exceeded"}).encode()
+                return status, out, payload
+        if not auth.startswith("Bearer "):
+            return json_response(403, AUTH_MISSING)
+        token = auth[len("Bearer "):]
+        with self._lock:
+            self.tokens_seen.add(token)
+        if not token_valid(token):
+            return json_response(400, {"error": "InvalidToken",
+                                       "message": "Token could not be verified"})
+        variants = self.world.variants(PLATFORM, name) if name else {}
+        if "login_wall" in variants:
+            return json_response(400, {"error": "ExpiredToken", "message": "Token has expired"})
+        if not q:
+            return json_response(400, {"error": "InvalidRequest",
+                                       "message": 'Error: Params must have the property "q"'})
+        try:
+            limit = int(query.get("limit", "25"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return json_response(400, {"error": "InvalidRequest",
+                                       "message": "Error: limit must be between 1 and 100"})
+        try:
+            topic = self.world.topic(PLATFORM, name)
+        except TagNotFound:
+            return json_response(200, {"posts": []})
+        posts = self.world.posts_for(PLATFORM, name, limit=limit, order="newest")
+        views = [self.post_view(p) for p in posts]
+        payload: dict[str, Any] = {"posts": views}
+        if len(posts) == limit:
+            payload["cursor"] = str(limit)
+        if self.gives_hits_total(name):
+            payload["hitsTotal"] = topic.posts
+        if "layout_changed" in variants:
+            payload = {"results": views, "cursor": payload.get("cursor")}
+        return json_response(200, payload)
+
+    @staticmethod
+    def post_view(post: PostTruth) -> dict[str, Any]:
+        digest = hashlib.sha256(post.id.encode()).digest()
+        cid = "bafyrei" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")[:52]
+        created = iso_ms(post.created_at)
+        return {
+            "uri": f"at://{post.author_id}/app.bsky.feed.post/{post.id}",
+            "cid": cid,
+            "author": {"did": post.author_id, "handle": post.author_unique_id,
+                       "displayName": post.author_nickname, "labels": [],
+                       "createdAt": "2023-04-01T00:00:00.000Z"},
+            "record": {"$type": "app.bsky.feed.post", "createdAt": created, "langs": ["en"],
+                       "text": post.text, "facets": facets(post.text)},
+            "replyCount": post.comments,
+            "repostCount": post.shares,
+            "likeCount": post.likes,
+            "quoteCount": 0,
+            "indexedAt": created,
+            "labels": [],
+        }
