@@ -7,6 +7,7 @@ from collections.abc import Callable
 from replica.base import App
 from replica.bilibili import BilibiliApp
 from replica.bluesky import BlueskyApp
+from replica.douyin import DouyinApp
 from replica.instagram import InstagramApp
 from replica.mastodon import MastodonApp
 from replica.tiktok import TikTokApp
@@ -19,6 +20,7 @@ from replica.youtube import YouTubeApp
 APPS: dict[str, Callable[[World, str], App]] = {
     "bilibili": BilibiliApp,
     "bluesky": BlueskyApp,
+    "douyin": DouyinApp,
     "instagram": InstagramApp,
     "mastodon": MastodonApp,
     "tiktok": TikTokApp,

@@ -12,6 +12,7 @@ import pytest
 from crawler.platforms.base import (
     Blocked,
     Captcha,
+    Captured,
     LayoutChanged,
     LoginWall,
     NotFound,
@@ -21,9 +22,11 @@ from crawler.platforms.base import (
     Unsupported,
 )
 from crawler.platforms.bilibili import Bilibili
+from crawler.platforms.douyin import Douyin
 from crawler.platforms.weibo import Weibo, parse_created_at, topic_host
 from crawler.tags import TagRef
 from replica.clock import ReplicaClock
+from replica.server import ReplicaServer
 from replica.world import World, display_count
 from tests.fixtures.regenerate import CLOCK_AT
 
@@ -188,3 +191,94 @@ def test_weibo_saved_fixture_agrees_with_the_replica_truth() -> None:
     assert [p["post_id"] for p in expected["posts"]] == [p.id for p in posts]
     assert [p["created_at"] for p in expected["posts"]] == [
         p.created_at.isoformat() for p in posts]
+
+
+def captured(url: str, body: str | dict[str, Any], status: int = 200) -> Captured:
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return Captured(url=url, status=status, headers={}, body=text)
+
+
+def rendered(captures: list[Captured], html: str = "<html><body></body></html>") -> Page:
+    return Page(url="https://www.douyin.com/hashtag/1", status=200, headers={}, text=html,
+                observed_at=AT, rendered=True, captured=tuple(captures))
+
+
+DETAIL = "https://www.douyin.com/aweme/v1/web/challenge/detail/?ch_id=1&a_bogus=x"
+SEARCH = "https://www.douyin.com/aweme/v1/web/challenge/search/?keyword=k&a_bogus=x"
+
+
+def test_douyin_detail_gives_exact_views_and_participants() -> None:
+    # older answers name the object challenge_info (PLATFORMS §3.2)
+    body = {"status_code": 0, "challenge_info": {"cid": "71340946479", "cha_name": "旅行",
+                                                 "view_count": 12_345_678_901,
+                                                 "user_count": 4321}}
+    snap = Douyin().on_hashtag(rendered([captured(DETAIL, body)]), TagRef(None, "71340946479"),
+                               {"cid": "71340946479"}).snapshot
+    assert (snap["views"], snap["participants"], snap["tag_id"]) == (
+        12_345_678_901, 4321, "71340946479")
+    assert snap["source"] == "captured_xhr"
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    ("", 200, Blocked),  # an a_bogus the server did not accept
+    ("blocked", 200, Blocked),
+    ('{"status_code":8,"status_msg":"用户未登录"}', 200, LoginWall),
+    ('{"status_code":0,"ch_info":null}', 200, NotFound),
+    ('{"status_code":0,"challenge_detail":{"id":"1"}}', 200, LayoutChanged),
+    ('{"status_code":0,"ch_info":{"cid":"1","cha_name":"x"}}', 200, LayoutChanged),
+    ("{}", 429, RateLimited),
+    ('{"status_code":2154,"status_msg":"x"}', 200, PlatformError),
+])
+def test_douyin_detail_answers_name_their_failure(body: str, status: int,
+                                                  error: type[PlatformError]) -> None:
+    with pytest.raises(error):
+        Douyin().on_hashtag(rendered([captured(DETAIL, body, status)]), TagRef(None, "1"),
+                            {"cid": "1"})
+
+
+@pytest.mark.parametrize(("html", "error"), [
+    ("<title>验证码中间页</title><div id=captcha_container>请完成下列验证后继续</div>", Captcha),
+    ('<div id="root"><div class="login-panel">扫码登录</div></div>', LoginWall),
+    ('<div class="challenge-error">话题不存在</div>', NotFound),
+    ('<div id="root"><div class="loading">加载中…</div></div>', LayoutChanged),
+])
+def test_douyin_page_without_json_names_what_it_shows(html: str,
+                                                      error: type[PlatformError]) -> None:
+    with pytest.raises(error):
+        Douyin().on_hashtag(rendered([], html), TagRef(None, "1"), {"cid": "1"})
+
+
+def test_douyin_falls_back_to_the_rendered_stats_line() -> None:
+    meta = json.loads((FIXTURES / "douyin" / "hashtag" / "page.json").read_text())
+    html = (FIXTURES / "douyin" / "hashtag" / "body.html").read_text()
+    snap = Douyin().on_hashtag(rendered([], html), TagRef("TikTok难民", None),
+                               meta["state"]).snapshot
+    world = World(seed=2025, clock=ReplicaClock(start=CLOCK_AT))
+    truth = world.topic("douyin", "TikTok难民")
+    assert snap["source"] == "rendered_dom" and "views" not in snap
+    assert snap["views_text"] == display_count(truth.views)
+    assert snap["participants_text"] == display_count(truth.participants)
+    assert snap["tag_display"] == "TikTok难民"
+
+
+def test_douyin_search_picks_the_exact_name() -> None:
+    body = {"status_code": 0, "challenge_list": [
+        {"challenge_info": {"cid": "111", "cha_name": "旅行日常", "view_count": 9}},
+        {"challenge_info": {"cid": "222", "cha_name": "旅行", "view_count": 5}}]}
+    adapter = Douyin("http://mirror.test/dy")
+    fetch = adapter.on_search(rendered([captured(SEARCH, body)]), TagRef("旅行", None), {})
+    assert (fetch.url, fetch.step, fetch.state) == (
+        "http://mirror.test/dy/hashtag/222", "hashtag", {"cid": "222"})
+    assert fetch.render is not None
+    with pytest.raises(NotFound):
+        adapter.on_search(rendered([captured(SEARCH, body)]), TagRef("美食", None), {})
+
+
+def test_douyin_replica_refuses_unsigned_calls() -> None:
+    """Only the page's own script can sign: a plain call gets Douyin's empty answer."""
+    server = ReplicaServer(world=World(seed=2025))
+    cid = server.world.topic("douyin", "旅行").topic_id
+    status, _headers, body = server.dispatch(
+        "GET", f"/douyin/aweme/v1/web/challenge/detail/?ch_id={cid}&msToken={'x' * 107}"
+               "&a_bogus=DY00000000", {})
+    assert (status, body) == (200, b"")

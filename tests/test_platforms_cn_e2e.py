@@ -147,3 +147,57 @@ def test_weibo_topic_counts_posts_and_every_failure(replica: ReplicaServer,
         assert (post["likes"], post["comments"], post["shares"]) == (
             truth.likes, truth.comments, truth.shares)
         assert post["text"] == truth.text and post["author_name"] == truth.author_nickname
+
+
+def test_douyin_rendered_and_signed_by_name_and_id(replica: ReplicaServer,
+                                                   tmp_path: Path) -> None:
+    world = replica.world
+    world.set_variant("douyin", "美食", "override", views=9_876_543_210)  # beyond 2^32
+    world.set_variant("douyin", "walled", "login_wall")
+    world.set_variant("douyin", "verify", "captcha")
+    world.set_variant("douyin", "blockedip", "ip_block")
+    world.set_variant("douyin", "moved", "layout_changed")
+    world.set_variant("douyin", "slowdown", "rate_limited", times=50, retry_after=3600)
+    world.set_variant("douyin", "busytag", "rate_limited", times=1, retry_after=1)
+    food = world.topic("douyin", "美食")
+    result = crawl(replica, tmp_path, "douyin", "TikTok难民", f"id:{food.topic_id}", "busytag",
+                   "nosuchtopic", "id:1", "walled", "verify", "blockedip", "moved", "slowdown")
+    assert result.code == 1, result.stderr[-3000:]
+    expected = {
+        "tiktok难民": "stored", f"id:{food.topic_id}": "stored",
+        "busytag": "stored",  # the search page answered 429 once
+        "nosuchtopic": "not_found",  # challenge search lists no such name
+        "id:1": "not_found",  # challenge/detail ch_info null
+        "walled": "login_wall",  # status_code 8
+        "verify": "captcha",  # 验证码中间页
+        "blockedip": "blocked",  # the API answered "blocked"
+        "moved": "layout_changed", "slowdown": "rate_limited",
+    }
+    got = {tag: status for (platform, tag), status in outcomes(tmp_path).items()
+           if platform == "douyin"}
+    assert got == expected
+    _failures_named(result.stderr, "douyin", expected)
+
+    rows = _rows(tmp_path)
+    assert set(rows) == {"tiktok难民", "美食", "busytag"}
+    for tag in rows:
+        truth, row = world.topic("douyin", tag), rows[tag]
+        assert (row["views"], row["participants"]) == (truth.views, truth.participants)
+        assert row["views_approx"] is False and row["participants_approx"] is False
+        assert row["tag_id"] == truth.topic_id and row["tag_display"] == truth.name
+        assert row["source"] == "captured_xhr" and row["posts"] is None
+    assert rows["美食"]["views"] == 9_876_543_210
+    record = run_record(tmp_path)
+    # every request is rendered: two pages for a name found (search, hashtag), one for an id
+    # or a failure, and busytag's search page twice (its 429, then the retry)
+    assert record["rendered_requests"] == 2 + 1 + 3 + 1 + 1 + 1 + 1 + 1 + 2 + 1
+
+    posts = [p for p in _posts(tmp_path, "douyin") if p["tag"] == "tiktok难民"]
+    truth_posts = {p.id: p for p in world.posts_for("douyin", "TikTok难民", limit=20)}
+    assert {p["post_id"] for p in posts} == set(truth_posts)
+    for post in posts:
+        truth = truth_posts[post["post_id"]]
+        assert post["created_at"] == truth.created_at and post["text"] == truth.text
+        assert (post["likes"], post["comments"], post["shares"]) == (
+            truth.likes, truth.comments, truth.shares)
+        assert post["plays"] is None  # the web API's play_count is always 0: not stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 from crawler.platforms.base import Platform
 from crawler.platforms.bilibili import Bilibili
 from crawler.platforms.bluesky import Bluesky
+from crawler.platforms.douyin import Douyin
 from crawler.platforms.instagram import Instagram
 from crawler.platforms.mastodon import Mastodon
 from crawler.platforms.tiktok import TikTok
@@ -15,6 +16,7 @@ from crawler.platforms.youtube import YouTube
 REGISTRY: dict[str, type[Platform]] = {
     Bilibili.name: Bilibili,
     Bluesky.name: Bluesky,
+    Douyin.name: Douyin,
     Instagram.name: Instagram,
     Mastodon.name: Mastodon,
     TikTok.name: TikTok,

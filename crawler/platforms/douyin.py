@@ -1,0 +1,239 @@
+"""Douyin hashtags: render the page and read the signed `challenge/detail` JSON it fetches.
+
+Shapes (PLATFORMS.md §3): `GET /aweme/v1/web/challenge/detail/?ch_id={cid}&query_type=0` plus
+the common parameters (`device_platform=webapp`, `aid=6383`, `webid`, `msToken` from localStorage
+"xmst") and an `a_bogus` signature that the site's own script computes in the browser
+(MediaCrawler), so the hashtag page `/hashtag/{cid}` is rendered in Chromium and its answers are
+captured: `ch_info{cid, cha_name, view_count, user_count}` (exact integers; older answers call it
+`challenge_info`) and the feed `challenge/aweme/` → `aweme_list[]` (posts). A name is resolved
+through Douyin's own challenge search, `/aweme/v1/web/challenge/search/?keyword=` →
+`challenge_list[].challenge_info`, called by the search page [INF: which real page calls it is
+not documented; `/search/{name}?type=challenge` is assumed]. Refused calls answer an empty body
+or "blocked" (MediaCrawler); the verification page is the "验证码中间页" document.
+[INF]: `user_count` is read as participants (users who posted with the tag; Douyin's UI label for
+it is unverified); `status_code` 8 as sign-in; `ch_info: null` as an unknown cid; the page's
+header "1.2亿次播放 · 3.4万人参与" and its class names (used only when no JSON was captured).
+`statistics.play_count` is ignored: third-party code reports it is always 0 on the web API.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from parsel import Selector
+
+from crawler.counts import CountParseError, parse_labelled
+from crawler.platforms.base import (
+    Blocked,
+    Captcha,
+    Captured,
+    Fetch,
+    LayoutChanged,
+    LoginWall,
+    NotFound,
+    Page,
+    Platform,
+    PlatformError,
+    RateLimited,
+    RenderSpec,
+    TagResult,
+    check_status,
+)
+from crawler.tags import TagRef, normalize_tag
+
+DETAIL_API = r"/aweme/v1/web/challenge/detail/"
+AWEME_API = r"/aweme/v1/web/challenge/aweme/"
+SEARCH_API = r"/aweme/v1/web/challenge/search/"
+LOGIN_CODES = {8}
+_END_STATES = ".challenge-header, .challenge-error, .login-panel, #captcha_container, .topic-v2"
+
+
+class Douyin(Platform):
+    """Douyin (www.douyin.com) hashtags, by `id:<cid>` or by name."""
+
+    name = "douyin"
+    title = "Douyin"
+    default_base_url = "https://www.douyin.com"
+    hosts = ("www.douyin.com", "douyin.com")
+    browser = "always"
+    signin = "optional"  # hashtag pages answer anonymous visitors with fresh cookies
+    counters = {
+        "views": "challenge/detail ch_info.view_count (exact); header '…次播放' as fallback",
+        "participants": "ch_info.user_count (exact; [INF] meaning); header '…人参与' as fallback",
+    }
+
+    def first_fetch(self, tag: TagRef) -> Fetch:
+        if tag.id is not None:
+            if not tag.id.isdigit():
+                raise NotFound(f"Douyin cids are numbers, not {tag.id!r}")
+            return self.hashtag_fetch(tag.id)
+        return Fetch(
+            url=self.url(f"/search/{quote(tag.name or '', safe='')}?type=challenge"),
+            step="search",
+            render=RenderSpec(capture=(SEARCH_API,), wait_for=".challenge-list, .search-empty, "
+                              + _END_STATES),
+        )
+
+    def hashtag_fetch(self, cid: str) -> Fetch:
+        return Fetch(url=self.url(f"/hashtag/{cid}"), step="hashtag",
+                     render=RenderSpec(capture=(DETAIL_API, AWEME_API), wait_for=_END_STATES),
+                     state={"cid": cid})
+
+    def on_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch:
+        check_status(page)
+        searches = page.captured_matching(SEARCH_API)
+        if not searches:
+            raise _dom_failure(page, "the search page fetched no challenge search JSON")
+        data = api_json(searches[-1])
+        if "challenge_list" not in data:
+            raise LayoutChanged("challenge search JSON has no challenge_list")
+        wanted = normalize_tag(tag.name or "")
+        names = []
+        for entry in data.get("challenge_list") or []:
+            info = entry.get("challenge_info") if isinstance(entry, dict) else None
+            if not isinstance(info, dict):
+                continue
+            names.append(str(info.get("cha_name")))
+            if normalize_tag(str(info.get("cha_name", ""))) == wanted:
+                cid = str(info.get("cid", ""))
+                if not cid.isdigit():
+                    raise LayoutChanged(f"challenge search entry has no numeric cid: {cid!r}")
+                return self.hashtag_fetch(cid)
+        shown = ", ".join(names[:3]) or "no hashtags"
+        raise NotFound(f"challenge search has no hashtag named {tag.name!r} ({shown})")
+
+    def on_hashtag(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        check_status(page)
+        cid = state["cid"]
+        details = page.captured_matching(DETAIL_API)
+        if not details:
+            return parse_header(page, tag, cid, self.url(f"/hashtag/{cid}"))
+        data = api_json(details[-1])
+        key = "ch_info" if "ch_info" in data else "challenge_info"
+        if key not in data:
+            raise LayoutChanged("challenge/detail JSON has neither ch_info nor challenge_info")
+        info = data[key]
+        if not isinstance(info, dict) or not info.get("cid"):
+            raise NotFound(f"challenge/detail has no {key} for cid {cid} (no such hashtag)")
+        counts = {"views": info.get("view_count"), "participants": info.get("user_count")}
+        if not any(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+            raise LayoutChanged(f"{key} has neither view_count nor user_count")
+        name = str(info.get("cha_name") or tag.name or cid)
+        snapshot = {
+            "platform": self.name,
+            "tag_display": name,
+            "tag_id": str(info["cid"]),
+            "url": self.url(f"/hashtag/{info['cid']}"),
+            "observed_at": page.observed_at,
+            "source": "captured_xhr",
+            **{k: v for k, v in counts.items() if v is not None},
+        }
+        posts: list[dict[str, Any]] = []
+        for cap in page.captured_matching(AWEME_API):
+            try:
+                feed = api_json(cap)
+            except PlatformError:
+                continue  # the counters are in hand; a refused feed only costs the posts
+            for aweme in feed.get("aweme_list") or []:
+                post = parse_aweme(aweme, name, snapshot["tag_id"], page)
+                if post is not None:
+                    posts.append(post)
+        return TagResult(snapshot=snapshot, posts=posts)
+
+
+def api_json(cap: Captured) -> dict[str, Any]:
+    """A captured Douyin API answer as JSON, or the named failure it stands for."""
+    path = urlsplit(cap.url).path
+    if cap.status == 429:
+        raise RateLimited(f"HTTP 429 from {path}")
+    if cap.status >= 400:
+        raise Blocked(f"HTTP {cap.status} from {path}")
+    body = cap.body.strip()
+    if body in ("", "blocked"):
+        # MediaCrawler: how Douyin refuses a call whose a_bogus/msToken or IP it distrusts
+        raise Blocked(f"{path} answered {body or 'an empty body'!r}: request refused")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise LayoutChanged(f"{path} did not answer JSON") from exc
+    if not isinstance(data, dict):
+        raise LayoutChanged(f"{path} answered {type(data).__name__}, not an object")
+    code = data.get("status_code", 0)
+    if code in LOGIN_CODES:
+        raise LoginWall(f"status_code {code}: {data.get('status_msg') or 'sign-in required'}")
+    if code != 0:
+        raise PlatformError(f"status_code {code}: {data.get('status_msg') or ''}".strip())
+    return data
+
+
+def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page) -> dict[str, Any] | None:
+    """One public post from an `aweme_list` entry."""
+    if not isinstance(aweme, dict) or not aweme.get("aweme_id"):
+        return None
+    author = aweme.get("author") if isinstance(aweme.get("author"), dict) else {}
+    stats = aweme.get("statistics") if isinstance(aweme.get("statistics"), dict) else {}
+    created = aweme.get("create_time")
+    return {
+        "platform": "douyin",
+        "post_id": str(aweme["aweme_id"]),
+        "tag_display": tag_display,
+        "tag_id": tag_id,
+        "url": f"https://www.douyin.com/video/{aweme['aweme_id']}",
+        "author_id": str(author.get("uid") or "") or None,
+        "author_name": author.get("nickname"),
+        "text": aweme.get("desc"),
+        "created_at": (datetime.fromtimestamp(created, UTC)
+                       if isinstance(created, int) and created > 0 else None),
+        "observed_at": page.observed_at,
+        "likes": stats.get("digg_count"),
+        "comments": stats.get("comment_count"),
+        "shares": stats.get("share_count"),
+        "source": "captured_xhr",
+    }
+
+
+def parse_header(page: Page, tag: TagRef, cid: str, url: str) -> TagResult:
+    """Fallback when no API JSON was captured: the rendered "…次播放 · …人参与" line."""
+    sel = Selector(text=page.text)
+    stats = sel.css(".challenge-header .challenge-stats")
+    if not stats:
+        raise _dom_failure(page, "hashtag page has neither captured JSON nor a stats line")
+    text = "".join(stats[0].css("::text").getall())
+    try:
+        parsed = parse_labelled(text)
+    except CountParseError as exc:
+        raise LayoutChanged(f"hashtag stats line no longer parses: {exc}") from exc
+    title = "".join(sel.css(".challenge-header h1 ::text").getall()).strip().lstrip("#")
+    snapshot: dict[str, Any] = {
+        "platform": "douyin",
+        "tag_display": title or tag.name or cid,
+        "tag_id": cid,
+        "url": url,
+        "observed_at": page.observed_at,
+        "source": "rendered_dom",
+    }
+    for counter in ("views", "participants"):
+        if counter in parsed:
+            snapshot[f"{counter}_text"] = parsed[counter].text
+    return TagResult(snapshot=snapshot)
+
+
+def _dom_failure(page: Page, detail: str) -> PlatformError:
+    sel = Selector(text=page.text)
+    title = (sel.css("title::text").get() or "").strip()
+    if title == "验证码中间页" or sel.css("#captcha_container"):
+        return Captcha("verification page (验证码中间页)")
+    for cap in page.captured:
+        try:
+            api_json(cap)
+        except PlatformError as exc:
+            return exc
+    if sel.css(".login-panel"):
+        return LoginWall("sign-in panel shown (扫码登录)")
+    error = " ".join(sel.css(".challenge-error ::text").getall()).strip()
+    if "不存在" in error:
+        return NotFound(error)
+    return LayoutChanged(detail)
