@@ -18,6 +18,7 @@ from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
 from crawler.browser import collect_captures
+from crawler.signin import register_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ class SessionMiddleware:
                     from crawler.spiders.snapshot import page_from_response
 
                     headers = adapter.login_headers(page_from_response(response))
+                    # the token is as secret as the password it was exchanged for
+                    register_secrets([v.split(" ", 1)[-1] for v in headers.values()])
                     self.crawler.stats.inc_value("tagarchive/signin/ok")
                 except Exception as exc:  # the crawl goes on unauthenticated: tags say why
                     logger.error("%s sign-in failed (%s): %s", platform, session.origin,
@@ -231,6 +234,35 @@ def retry_after_seconds(value: str | bytes | None, now: datetime | None = None) 
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def rate_limit_reset_seconds(reset: str | bytes | None, date_header: str | bytes | None,
+                             now: datetime | None = None) -> float | None:
+    """Seconds until an `X-RateLimit-Reset` (Mastodon: an ISO time; others: unix seconds).
+
+    Measured against the response's own Date header when there is one, so a skewed local clock
+    does not turn the wait into zero or hours.
+    """
+    if reset is None:
+        return None
+    text = (reset.decode("latin-1") if isinstance(reset, bytes) else reset).strip()
+    server_now = now or datetime.now(UTC)
+    if date_header is not None:
+        try:
+            raw = date_header.decode("latin-1") if isinstance(date_header, bytes) else date_header
+            server_now = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            pass
+    if text.isdigit():
+        when = datetime.fromtimestamp(int(text), UTC)
+    else:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - server_now).total_seconds())
+
+
 class BackoffRetryMiddleware(RetryMiddleware):
     """Scrapy's retry, plus waiting before each retry: Retry-After when the server gives one,
     else exponential backoff with jitter. A Retry-After longer than TAGARCHIVE_RETRY_AFTER_MAX
@@ -252,6 +284,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
             return response
         delay = retry_after_seconds(response.headers.get("Retry-After"))
+        if delay is None:
+            delay = rate_limit_reset_seconds(response.headers.get("X-RateLimit-Reset"),
+                                             response.headers.get("Date"))
         if delay is not None and delay > self.retry_after_max:
             self.crawler.stats.inc_value("tagarchive/retry_after_too_long")
             return response

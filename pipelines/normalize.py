@@ -54,7 +54,9 @@ class NormalizePipeline(RunPipeline):
                     getattr(item, name), getattr(item, f"{name}_text"))
                 setattr(item, name, value)
                 setattr(item, f"{name}_text", text)
-                setattr(item, f"{name}_approx", approx)
+                # an adapter may know an integer is rounded (Bluesky's hitsTotal): keep its word
+                if getattr(item, f"{name}_approx") is not True:
+                    setattr(item, f"{name}_approx", approx)
                 if problem:
                     item.problems.append(f"{name}: {problem}")
         elif isinstance(item, PostItem | ActivityItem):

@@ -23,3 +23,15 @@ def test_garbage_and_missing() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("-5") is None
+
+
+def test_rate_limit_reset_iso_against_server_date() -> None:
+    from crawler.middlewares import rate_limit_reset_seconds
+
+    # Mastodon: ISO reset time; measured against the response's Date, not the local clock
+    assert rate_limit_reset_seconds("2026-01-01T12:05:00.000Z",
+                                    "Thu, 01 Jan 2026 12:00:00 GMT") == 300.0
+    assert rate_limit_reset_seconds("1767269100", None, NOW) == 300.0  # unix seconds
+    assert rate_limit_reset_seconds("2026-01-01T11:00:00Z", None, NOW) == 0.0
+    assert rate_limit_reset_seconds("soon", None, NOW) is None
+    assert rate_limit_reset_seconds(None, None, NOW) is None

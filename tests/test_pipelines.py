@@ -86,3 +86,14 @@ def test_clock_skew_is_tolerated() -> None:
 def test_raw_json_keeps_the_item_without_bookkeeping() -> None:
     raw = raw_json(snapshot(problems=["x"], job_key="k"))
     assert '"tiktokrefugee"' in raw and "problems" not in raw and "job_key" not in raw
+
+
+def test_adapter_marked_approximate_integer_stays_approximate() -> None:
+    from pipelines.normalize import NormalizePipeline
+
+    item = SnapshotItem(platform="bluesky", tag="x", posts=10_000, posts_approx=True,
+                        views=5, observed_at=NOW, source="api")
+    pipeline = NormalizePipeline.__new__(NormalizePipeline)
+    pipeline.process_item(item)
+    assert item.posts == 10_000 and item.posts_approx is True
+    assert item.views_approx is False
