@@ -2,7 +2,8 @@
 
 Exit codes: 0 every requested tag stored; 1 some tag failed (each named on its own line);
 2 usage error; 3 environment error (no browser, output not writable, storage failed);
-130 interrupted. Expected failures print one line, never a traceback.
+4 every tag stored but a health check flagged the run (crawler/health.py); 130 interrupted.
+Expected failures print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -291,7 +292,8 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="tagarchive",
         description="Archive how hashtags grow, platform by platform, into Parquet.",
-        epilog="exit codes: 0 ok, 1 a tag failed, 2 usage error, 3 environment, 130 interrupted",
+        epilog="exit codes: 0 ok, 1 a tag failed, 2 usage error, 3 environment, "
+               "4 stored but unhealthy, 130 interrupted",
     )
     sub = root.add_subparsers(dest="command", required=True)
     crawl = sub.add_parser("crawl", help="observe tags once and store what was seen")
@@ -324,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = (
     "crawler.checklive",
     "crawler.cmd_analysis",
+    "crawler.cmd_schedule",
     "crawler.cmd_compact",
 )
 

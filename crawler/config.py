@@ -1,0 +1,663 @@
+"""The TOML config of scheduled crawls: output root, watches, sign-in, politeness, health.
+
+Everything is checked when the file is loaded, and an error is one line naming the file, the key
+and the problem (`tagarchive.toml: watches.refugees.every: '90x' is not a duration ...`), so a
+typo fails `tagarchive config check` instead of a crawl at three in the morning. The `[[source]]`
+tables of the same file belong to crawler/platforms/configured.py and are checked there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from crawler.health import HealthThresholds
+
+DEFAULT_FILE = "tagarchive.toml"
+CONFIG_ENV = "TAGARCHIVE_CONFIG"
+WATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # also a job id and a lock file name
+SETTING_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+# -s settings end up in runs.argv: anything that looks like a secret belongs in the environment
+SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "COOKIE", "KEY", "AUTH", "SESSION")
+# set by the scheduler itself for every fire
+RESERVED_SETTINGS = ("TAGARCHIVE_RUN_ID", "TAGARCHIVE_WATCH", "TAGARCHIVE_TRIGGER",
+                     "CLOSESPIDER_TIMEOUT")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# cron's numbering: 0 and 7 are Sunday. APScheduler 3 numbers from Monday = 0, and its
+# CronTrigger.from_crontab passes the field through unchanged (ENGINEERING-NOTES 6), so numeric
+# weekdays are translated to names here and from_crontab is never used.
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_FIELD = re.compile(r"[0-9*,/-]+")
+_CRON_MONTH = re.compile(r"[0-9A-Za-z*,/-]+")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file, the key and the problem."""
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 90, 1.5, "90s", "15m", "1h30m", "1d", "1w"; ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.replace(" ", "").lower()
+        pos, seconds = 0, 0.0
+        while pos < len(text):
+            match = _DURATION_PART.match(text, pos)
+            if match is None:
+                break
+            seconds += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if not text or pos != len(text):
+            raise ValueError(f"{value!r} is not a duration (examples: 30s, 15m, 1h, 1h30m, 1d)")
+    else:
+        raise ValueError(f"{value!r} is not a duration")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{value!r} is not a duration")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """90 -> '1m30s', 3600 -> '1h'; the inverse of parse_duration for display."""
+    if seconds < 1:
+        return f"{seconds:g}s"
+    rest = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
+
+
+def resolve_timezone(name: str) -> tzinfo:
+    """'local' (the machine's zone, as cron uses), 'UTC' or an IANA name."""
+    if name == "local":
+        from tzlocal import get_localzone
+
+        return get_localzone()
+    return ZoneInfo(name)
+
+
+def _cron_day(token: str) -> int:
+    token = token.strip().lower()
+    if token.isdigit() and 0 <= int(token) <= 7:
+        return int(token)
+    if token[:3] in CRON_DAYS and len(token) == 3:
+        return CRON_DAYS.index(token)
+    raise ValueError(f"{token!r} is not a weekday (0-7, 0 and 7 = Sunday, or sun..sat)")
+
+
+def cron_weekdays(field_text: str) -> str:
+    """A cron day-of-week field as APScheduler day names: '0' -> 'sun', '1-5' -> 'mon,...,fri'."""
+    if field_text == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field_text.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"step {step_text!r} must be at least 1")
+        if span == "*":
+            low, high = 0, 6
+        elif "-" in span:
+            first, last = span.split("-", 1)
+            low, high = _cron_day(first), _cron_day(last)
+        else:
+            low = _cron_day(span)
+            high = 6 if step_text else low  # '1/2' means from Monday on, every second day
+        if low > high:
+            raise ValueError(f"range {span!r} runs backwards")
+        days.update(d % 7 for d in range(low, high + 1, step))
+    return ",".join(CRON_DAYS[d] for d in sorted(days))
+
+
+def cron_trigger(expr: str, timezone: tzinfo, jitter: float = 0) -> Any:
+    """An APScheduler trigger that fires when cron would for this 5-field expression."""
+    from apscheduler.triggers.combining import OrTrigger
+    from apscheduler.triggers.cron import CronTrigger
+
+    text = CRON_MACROS.get(expr.strip().lower(), expr)
+    parts = text.split()
+    if len(parts) != 5:
+        raise ValueError(f"{expr!r} needs 5 fields: minute hour day-of-month month day-of-week")
+    minute, hour, day, month, weekday = parts
+    for name, value, pattern in (("minute", minute, _CRON_FIELD), ("hour", hour, _CRON_FIELD),
+                                 ("day-of-month", day, _CRON_FIELD),
+                                 ("month", month, _CRON_MONTH)):
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{name} field {value!r} is not cron syntax")
+    names = cron_weekdays(weekday)
+    common = {"minute": minute, "hour": hour, "month": month, "timezone": timezone}
+    jitter_arg = jitter or None
+    if not day.startswith("*") and not weekday.startswith("*"):
+        # cron fires when either day field matches if both are restricted; APScheduler would
+        # require both, so this is two triggers
+        return OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=names, **common)],
+                         jitter=jitter_arg)
+    return CronTrigger(day=day, day_of_week=names, jitter=jitter_arg, **common)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When a watch fires: every N seconds, or a cron expression in a time zone; plus jitter."""
+
+    every: float | None = None
+    cron: str | None = None
+    timezone: str = "local"
+    jitter: float = 0.0
+
+    def trigger(self, jitter: bool = True) -> Any:
+        """A fresh APScheduler trigger (interval triggers start counting now)."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        spread = self.jitter if jitter else 0
+        if self.every is not None:
+            return IntervalTrigger(seconds=self.every, jitter=spread or None, timezone=UTC)
+        assert self.cron is not None
+        return cron_trigger(self.cron, resolve_timezone(self.timezone), spread)
+
+    def describe(self) -> str:
+        if self.every is not None:
+            text = f"every {format_duration(self.every)}"
+        else:
+            text = f"cron {self.cron}" + ("" if self.timezone == "local" else f" {self.timezone}")
+        return text + (f" (+ up to {format_duration(self.jitter)})" if self.jitter else "")
+
+    @property
+    def fingerprint(self) -> str:
+        """Kept with the stored job, so a restart can tell that the cadence changed."""
+        return f"every={self.every!r} cron={self.cron!r} tz={self.timezone} jitter={self.jitter!r}"
+
+    def interval(self, now: datetime | None = None) -> float:
+        """Seconds between fires: the interval, or the longest gap among a cron's next fires."""
+        if self.every is not None:
+            return self.every
+        trigger = self.trigger(jitter=False)
+        now = now or datetime.now(UTC)
+        gaps, previous = [], trigger.get_next_fire_time(None, now)
+        for _ in range(8):
+            if previous is None:
+                break
+            following = trigger.get_next_fire_time(previous, previous + timedelta(seconds=1))
+            if following is None:
+                break
+            gaps.append((following - previous).total_seconds())
+            previous = following
+        return max(gaps, default=86400.0)
+
+
+@dataclass(frozen=True)
+class Politeness:
+    """How gently a crawl asks: passed to `tagarchive crawl` as options and -s settings."""
+
+    delay: float | None = None
+    concurrency: int | None = None
+    ignore_robots: bool = False
+    browser: bool = True
+    settings: tuple[tuple[str, str], ...] = ()
+
+    def crawl_options(self) -> list[str]:
+        args: list[str] = []
+        if self.delay is not None:
+            args += ["--delay", f"{self.delay:g}"]
+        if self.concurrency is not None:
+            args += ["--concurrency", str(self.concurrency)]
+        if self.ignore_robots:
+            args.append("--ignore-robots")
+        if not self.browser:
+            args.append("--no-browser")
+        for name, value in self.settings:
+            args += ["-s", f"{name}={value}"]
+        return args
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Tags on platforms, read on a cadence."""
+
+    name: str
+    platforms: tuple[str, ...]
+    tags: tuple[str, ...]
+    cadence: Cadence
+    timeout: float
+    politeness: Politeness
+    health: HealthThresholds
+    enabled: bool = True
+
+    @property
+    def tag_keys(self) -> list[str]:
+        """The tags as runs.outcomes and snapshots name them (normalized, or id:<id>)."""
+        from crawler.tags import parse_tag_arg
+
+        keys = []
+        for raw in self.tags:
+            ref = parse_tag_arg(raw)
+            key = f"id:{ref.id}" if ref.id is not None else ref.normalized
+            if key not in keys:
+                keys.append(key)
+        return keys
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How `tagarchive schedule run` behaves: late fires, stopping, parallel crawls."""
+
+    misfire_grace: float = 600.0  # a fire later than this (after downtime) is recorded missed
+    stop_grace: float = 60.0  # on SIGTERM, how long running crawls may take to finish
+    kill_grace: float = 10.0  # after asking a crawl to stop, how long before it is killed
+    max_parallel: int = 2  # crawls at once across watches (each may run a browser)
+    crawl_command: tuple[str, ...] = ()  # default: this Python, -m crawler.cli
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """References to sign-in, never the secrets: session files, and names of variables."""
+
+    session_files: tuple[tuple[str, str], ...] = ()  # (platform, path)
+    # (platform, variable the crawl reads, variable of the scheduler's environment to copy)
+    variables: tuple[tuple[str, str, str], ...] = ()
+
+    def environment(self, platforms: tuple[str, ...], environ: dict[str, str]) -> dict[str, str]:
+        """Variables to add to a crawl's environment; ConfigError if a named one is unset."""
+        env = {f"TAGARCHIVE_SESSION_{p.upper()}": path for p, path in self.session_files
+               if p in platforms}
+        for platform, target, source in self.variables:
+            if platform not in platforms:
+                continue
+            if not environ.get(source):
+                raise ConfigError(f"sign-in for {platform} names ${source}, which is not set "
+                                  "in the scheduler's environment")
+            env[target] = environ[source]
+        return env
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated config file."""
+
+    path: Path
+    out: Path
+    state_dir: Path
+    replica: str | None = None
+    base_urls: tuple[tuple[str, str], ...] = ()
+    signin: SignIn = field(default_factory=SignIn)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    watches: dict[str, Watch] = field(default_factory=dict)
+
+    def watch(self, name: str) -> Watch:
+        try:
+            return self.watches[name]
+        except KeyError:
+            known = ", ".join(self.watches) or "none"
+            raise ConfigError(f"{self.path}: no watch named {name!r} (known: {known})") from None
+
+    def crawl_args(self, watch: Watch, settings: dict[str, str] | None = None) -> list[str]:
+        """`tagarchive crawl` arguments for one watch, plus extra -s settings (run id, trigger)."""
+        args = ["crawl", "--out", str(self.out), "--config", str(self.path), "--quiet"]
+        if self.replica:
+            args += ["--replica", self.replica]
+        for platform, url in self.base_urls:
+            args += ["--base-url", f"{platform}={url}"]
+        args += watch.politeness.crawl_options()
+        args += ["-s", f"TAGARCHIVE_WATCH={watch.name}"]
+        if watch.timeout:
+            # the crawl stops itself a little before the scheduler would end it, so it can
+            # still write what it has and its own run record
+            soft = max(1.0, watch.timeout - min(60.0, watch.timeout / 4))
+            args += ["-s", f"CLOSESPIDER_TIMEOUT={soft:g}"]
+        defaults = HealthThresholds().as_settings()
+        extra = {k: v for k, v in watch.health.as_settings().items() if defaults[k] != v}
+        extra.update(settings or {})
+        args += [arg for name, value in extra.items() for arg in ("-s", f"{name}={value}")]
+        # options first and `--` before the positionals: a tag may start with '-'
+        return [*args, "--", ",".join(watch.platforms), *watch.tags]
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def find_config(path: str | None, environ: dict[str, str] | None = None) -> Path:
+    """The config to use: --config, else $TAGARCHIVE_CONFIG, else ./tagarchive.toml."""
+    environ = dict(os.environ) if environ is None else environ
+    chosen = path or environ.get(CONFIG_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    if Path(DEFAULT_FILE).is_file():
+        return Path(DEFAULT_FILE)
+    raise ConfigError(f"no config: pass --config FILE or set {CONFIG_ENV} "
+                      f"(./{DEFAULT_FILE} does not exist)")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; ConfigError names the file, key and problem."""
+    return _Loader(Path(path)).load()
+
+
+class _Loader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.resolve().parent  # relative paths are relative to the config file
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {problem}" if key else f"{self.path}: {problem}")
+
+    def load(self) -> Config:
+        try:
+            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path}: no such file") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{self.path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
+        self.keys(data, "", ("out", "state_dir", "timezone", "replica", "base_urls", "signin",
+                             "politeness", "health", "service", "watches", "source"))
+        if "source" in data:
+            self.register_sources()
+        timezone = self.timezone(data.get("timezone", "local"), "timezone")
+        politeness = self.politeness(data.get("politeness", {}), "politeness", Politeness())
+        health = self.health(data.get("health", {}), "health", HealthThresholds())
+        service = self.service(data.get("service", {}))
+        watches_raw = self.table(data.get("watches"), "watches")
+        watches = {}
+        for name, raw in watches_raw.items():
+            watches[name] = self.watch(name, raw, timezone, politeness, health)
+        return Config(
+            path=self.path.resolve(),
+            out=self.directory(data.get("out", "data"), "out"),
+            state_dir=self.directory(data.get("state_dir", ".tagarchive"), "state_dir"),
+            replica=self.url(data["replica"], "replica") if "replica" in data else None,
+            base_urls=self.base_urls(data.get("base_urls", {})),
+            signin=self.signin(data.get("signin", {})),
+            service=service,
+            watches=watches,
+        )
+
+    # --- generic checks ---
+
+    def keys(self, table: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(allowed)}"
+                raise self.error(f"{where}.{key}" if where else key, f"unknown key ({hint})")
+
+    def table(self, value: Any, where: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(where, f"expected a table, got {_kind(value)}")
+        return value
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(where, f"expected a non-empty string, got {_kind(value)}")
+        return value.strip()
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(where, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def number(self, value: Any, where: str, low: float, high: float = math.inf,
+               integer: bool = False) -> float:
+        wanted = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            kind = "an integer" if integer else "a number"
+            raise self.error(where, f"expected {kind}, got {_kind(value)}")
+        if not low <= value <= high:
+            upper = "" if high == math.inf else f" and at most {high:g}"
+            raise self.error(where, f"{value!r} must be at least {low:g}{upper}")
+        return value
+
+    def duration(self, value: Any, where: str, minimum: float = 0.0) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise self.error(where, str(exc)) from None
+        if seconds < minimum:
+            raise self.error(where, f"{value!r} is shorter than {format_duration(minimum)}")
+        return seconds
+
+    def directory(self, value: Any, where: str) -> Path:
+        return (self.base / Path(self.string(value, where)).expanduser()).resolve()
+
+    def url(self, value: Any, where: str) -> str:
+        text = self.string(value, where)
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise self.error(where, f"{text!r} is not an http(s) URL")
+        return text.rstrip("/")
+
+    def timezone(self, value: Any, where: str) -> str:
+        name = self.string(value, where)
+        try:
+            resolve_timezone(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.error(where, f"unknown time zone {name!r} (use 'local', 'UTC' or an "
+                                    "IANA name such as 'Europe/Paris')") from None
+        return name
+
+    def platform(self, value: Any, where: str) -> str:
+        from crawler.platforms import UnknownPlatformError, platform_class
+
+        try:
+            return platform_class(self.string(value, where)).name
+        except UnknownPlatformError as exc:
+            raise self.error(where, str(exc)) from None
+
+    def register_sources(self) -> None:
+        from crawler.platforms import register_sources
+        from crawler.platforms.configured import SourceConfigError
+
+        try:
+            register_sources(str(self.path))
+        except SourceConfigError as exc:  # its message already names the file and key
+            raise ConfigError(str(exc)) from None
+
+    # --- sections ---
+
+    def politeness(self, raw: Any, where: str, base: Politeness) -> Politeness:
+        raw = self.table(raw, where)
+        self.keys(raw, where, ("delay", "concurrency", "ignore_robots", "browser", "settings"))
+        values: dict[str, Any] = {}
+        if "delay" in raw:
+            values["delay"] = float(self.number(raw["delay"], f"{where}.delay", 0))
+        if "concurrency" in raw:
+            values["concurrency"] = int(self.number(raw["concurrency"], f"{where}.concurrency",
+                                                    1, 64, integer=True))
+        for key in ("ignore_robots", "browser"):
+            if key in raw:
+                values[key] = self.boolean(raw[key], f"{where}.{key}")
+        if "settings" in raw:
+            settings = dict(base.settings)
+            for name, value in self.table(raw["settings"], f"{where}.settings").items():
+                settings[name] = self.setting(name, value, f"{where}.settings.{name}")
+            values["settings"] = tuple(settings.items())
+        return replace(base, **values)
+
+    def setting(self, name: str, value: Any, where: str) -> str:
+        if not SETTING_NAME.fullmatch(name):
+            raise self.error(where, "setting names are upper-case, as in `scrapy crawl -s`")
+        if any(word in name for word in SECRET_WORDS):
+            raise self.error(where, "looks like a secret; settings are stored in runs.argv, so "
+                                    "give secrets through [signin] or the environment")
+        if name in RESERVED_SETTINGS:
+            raise self.error(where, "is set by the scheduler itself (use the watch's timeout)")
+        if isinstance(value, bool):
+            return "True" if value else "False"
+        if isinstance(value, int | float | str):
+            return str(value)
+        raise self.error(where, f"expected a string, number or boolean, got {_kind(value)}")
+
+    def health(self, raw: Any, where: str, base: HealthThresholds) -> HealthThresholds:
+        raw = self.table(raw, where)
+        names = tuple(f.name for f in fields(HealthThresholds))
+        self.keys(raw, where, names)
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            at = f"{where}.{key}"
+            if key == "enabled":
+                values[key] = self.boolean(value, at)
+            elif key in ("max_drop", "max_reject_rate", "max_error_rate"):
+                values[key] = float(self.number(value, at, 0, 1))
+            elif key == "stale_intervals":
+                values[key] = int(self.number(value, at, 1, 1000, integer=True))
+            else:  # drop_min_previous, lookback_days
+                values[key] = int(self.number(value, at, 0, integer=True))
+        return replace(base, **values)
+
+    def service(self, raw: Any) -> ServiceSettings:
+        raw = self.table(raw, "service")
+        names = tuple(f.name for f in fields(ServiceSettings))
+        self.keys(raw, "service", names)
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            at = f"service.{key}"
+            if key == "max_parallel":
+                values[key] = int(self.number(value, at, 1, 64, integer=True))
+            elif key == "crawl_command":
+                if (not isinstance(value, list) or not value
+                        or not all(isinstance(v, str) and v for v in value)):
+                    raise self.error(at, "expected a non-empty list of strings, e.g. "
+                                         '["nice", "-n10", "/opt/venv/bin/python", "-m", '
+                                         '"crawler.cli"]')
+                values[key] = tuple(value)
+            else:
+                values[key] = self.duration(value, at, 0.1 if key == "kill_grace" else 0)
+        return ServiceSettings(**values)
+
+    def base_urls(self, raw: Any) -> tuple[tuple[str, str], ...]:
+        table = self.table(raw, "base_urls")
+        return tuple((self.platform(name, f"base_urls.{name}"),
+                      self.url(url, f"base_urls.{name}")) for name, url in table.items())
+
+    def signin(self, raw: Any) -> SignIn:
+        from crawler.signin import LOGIN_VARIABLES
+
+        files, variables = [], []
+        for name, value in self.table(raw, "signin").items():
+            where = f"signin.{name}"
+            platform = self.platform(name, where)
+            if isinstance(value, str):
+                value = {"session_file": value}
+            entry = self.table(value, where)
+            allowed = ("session_file", "handle_env", "password_env")
+            self.keys(entry, where, allowed if platform in LOGIN_VARIABLES else allowed[:1])
+            if "session_file" in entry:
+                path = self.base / Path(self.string(entry["session_file"],
+                                                    f"{where}.session_file")).expanduser()
+                if not path.is_file():
+                    raise self.error(f"{where}.session_file", f"{path} is not a file")
+                files.append((platform, str(path)))
+            pair = [entry.get("handle_env"), entry.get("password_env")]
+            if any(pair):
+                if not all(pair):
+                    raise self.error(where, "give both handle_env and password_env")
+                for target, key in zip(LOGIN_VARIABLES.get(platform, ()),
+                                       ("handle_env", "password_env"), strict=True):
+                    source = self.string(entry[key], f"{where}.{key}")
+                    if not SETTING_NAME.fullmatch(source):
+                        raise self.error(f"{where}.{key}", "give the NAME of an environment "
+                                                           "variable, not its value")
+                    variables.append((platform, target, source))
+        return SignIn(tuple(files), tuple(variables))
+
+    def watch(self, name: str, raw: Any, timezone: str, politeness: Politeness,
+              health: HealthThresholds) -> Watch:
+        where = f"watches.{name}"
+        if not WATCH_NAME.fullmatch(name):
+            raise self.error(where, "a watch name is 1-64 of A-Z a-z 0-9 _ - "
+                                    "(it names files and log lines)")
+        raw = self.table(raw, where)
+        self.keys(raw, where, ("platforms", "tags", "every", "cron", "timezone", "jitter",
+                               "timeout", "politeness", "health", "enabled"))
+        for key in ("platforms", "tags"):
+            if key not in raw:
+                raise self.error(f"{where}.{key}", "missing")
+        platforms_raw = raw["platforms"]
+        if isinstance(platforms_raw, str):
+            platforms_raw = [p for p in platforms_raw.split(",") if p.strip()]
+        if not isinstance(platforms_raw, list) or not platforms_raw:
+            raise self.error(f"{where}.platforms", "expected a non-empty list of platforms")
+        platforms: list[str] = []
+        for i, value in enumerate(platforms_raw):
+            platform = self.platform(value, f"{where}.platforms[{i}]")
+            if platform not in platforms:
+                platforms.append(platform)
+        tags = raw["tags"]
+        if not isinstance(tags, list) or not tags:
+            raise self.error(f"{where}.tags", "expected a non-empty list of tags")
+        from crawler.tags import InvalidTagError, parse_tag_arg
+
+        for i, tag in enumerate(tags):
+            try:
+                parse_tag_arg(tag)
+            except InvalidTagError as exc:
+                raise self.error(f"{where}.tags[{i}]", str(exc)) from None
+        if ("every" in raw) == ("cron" in raw):
+            raise self.error(where, "give exactly one of every (e.g. \"1h\") or cron "
+                                    "(e.g. \"0 * * * *\")")
+        zone = self.timezone(raw["timezone"], f"{where}.timezone") if "timezone" in raw \
+            else timezone
+        jitter = self.duration(raw.get("jitter", 0), f"{where}.jitter")
+        if "every" in raw:
+            every = self.duration(raw["every"], f"{where}.every", minimum=1)
+            if jitter >= every:
+                raise self.error(f"{where}.jitter", "must be shorter than the interval")
+            cadence = Cadence(every=every, timezone=zone, jitter=jitter)
+        else:
+            expr = self.string(raw["cron"], f"{where}.cron")
+            cadence = Cadence(cron=expr, timezone=zone, jitter=jitter)
+            try:
+                cadence.trigger()
+            except ValueError as exc:
+                raise self.error(f"{where}.cron", str(exc)) from None
+        timeout = self.duration(raw.get("timeout", "30m"), f"{where}.timeout", minimum=1)
+        watch_health = self.health(raw.get("health", {}), f"{where}.health", health)
+        if "lookback_days" not in self.table(raw.get("health"), f"{where}.health"):
+            # the stale check needs stale_intervals runs of history, whatever the cadence
+            needed = math.ceil(2 * watch_health.stale_intervals * cadence.interval() / 86400)
+            watch_health = replace(watch_health,
+                                   lookback_days=max(watch_health.lookback_days, needed))
+        return Watch(
+            name=name,
+            platforms=tuple(platforms),
+            tags=tuple(tags),
+            cadence=cadence,
+            timeout=timeout,
+            politeness=self.politeness(raw.get("politeness", {}), f"{where}.politeness",
+                                       politeness),
+            health=watch_health,
+            enabled=self.boolean(raw.get("enabled", True), f"{where}.enabled"),
+        )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
