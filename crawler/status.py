@@ -1,0 +1,220 @@
+"""`tagarchive status`: per watch, the last run, its verdict, how fresh each tag is, what is next.
+
+Everything is read from the output root and the scheduler's job store, never from a running
+process, so it works the same while the service runs, after it stopped, and for crontab users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crawler.config import Config, Watch, format_duration
+from crawler.health import newest_snapshots, runs_table
+from crawler.schedule import lock_holder, service_lock_path, stored_next_runs
+
+FRESH, LATE, STALE, NEVER = "fresh", "late", "stale", "never"
+_RUN_COLUMNS = ["run_id", "started_at", "finished_at", "watch", "trigger", "verdict", "health",
+                "exit_code", "reason", "snapshots", "rejects", "findings"]
+
+
+@dataclass
+class TagFreshness:
+    """The newest snapshot of one (platform, tag) of a watch."""
+
+    platform: str
+    tag: str
+    newest: datetime | None
+    age_s: float | None
+    state: str
+
+
+@dataclass
+class WatchStatus:
+    """Everything `status` says about one watch."""
+
+    name: str
+    cadence: str
+    enabled: bool
+    next_run: datetime | None
+    last_run: dict[str, Any] | None
+    skipped_since: int  # skipped fires after the last run that did something
+    tags: list[TagFreshness] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> bool:
+        return bool(self.tags) and all(t.state == FRESH for t in self.tags)
+
+    @property
+    def healthy(self) -> bool:
+        run = self.last_run
+        return (run is not None and run["verdict"] == "ok"
+                and run.get("health") in (None, "healthy"))
+
+
+@dataclass
+class Status:
+    """The whole view: scheduler state and every watch."""
+
+    config: str
+    generated_at: datetime
+    scheduler_pid: int | None
+    watches: list[WatchStatus]
+
+
+def freshness(age_s: float | None, watch: Watch, interval: float) -> str:
+    """fresh: within one cadence (plus jitter and time limit, a run may be under way);
+    stale: older than `stale_intervals` cadences; late: in between."""
+    if age_s is None:
+        return NEVER
+    slack = watch.cadence.jitter + watch.timeout
+    if age_s <= interval + slack:
+        return FRESH
+    if age_s > watch.health.stale_intervals * interval + slack:
+        return STALE
+    return LATE
+
+
+def collect(config: Config, now: datetime | None = None) -> Status:
+    """Read runs, snapshots and the job store into a Status."""
+    now = now or datetime.now(UTC)
+    watches = list(config.watches.values())
+    days = max(w.health.lookback_days for w in watches)
+    since = (now - timedelta(days=days)).strftime("%Y-%m-%d")
+    runs = _runs_by_watch(config, since)
+    platforms = {p for w in watches for p in w.platforms}
+    newest = newest_snapshots(config.out, platforms, since)
+    next_runs = stored_next_runs(config)
+    everything: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    result = []
+    for watch in watches:
+        rows = runs.get(watch.name, [])
+        if not rows:  # nothing in the window: look further back, once
+            rows = _runs_by_watch(config, None).get(watch.name, [])
+        done = [r for r in rows if r["verdict"] != "skipped"]
+        last = done[-1] if done else None
+        skipped = sum(1 for r in rows if r["verdict"] == "skipped"
+                      and (last is None or r["started_at"] > last["started_at"]))
+        interval = watch.cadence.interval(now)
+        tags = []
+        for platform in watch.platforms:
+            for key in watch.tag_keys:
+                row = _match(newest, platform, key)
+                if row is None:  # nothing in the window: the whole history, once per platform
+                    if platform not in everything:
+                        everything[platform] = newest_snapshots(config.out, [platform])
+                    row = _match(everything[platform], platform, key)
+                seen = row["observed_at"] if row else None
+                age = (now - seen).total_seconds() if seen else None
+                tags.append(TagFreshness(platform, key, seen, age, freshness(age, watch, interval)))
+        result.append(WatchStatus(
+            name=watch.name, cadence=watch.cadence.describe(), enabled=watch.enabled,
+            next_run=next_runs.get(watch.name) if watch.enabled else None, last_run=last,
+            skipped_since=skipped, tags=tags))
+    return Status(str(config.path), now, lock_holder(service_lock_path(config)), result)
+
+
+def _runs_by_watch(config: Config, since: str | None) -> dict[str, list[dict[str, Any]]]:
+    table = runs_table(config.out, since, _RUN_COLUMNS)
+    by_watch: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(table.to_pylist(), key=lambda r: r["started_at"]):
+        if row["watch"]:
+            by_watch.setdefault(row["watch"], []).append(row)
+    return by_watch
+
+
+def _match(newest: dict[tuple[str, str], dict[str, Any]], platform: str,
+           key: str) -> dict[str, Any] | None:
+    if not key.startswith("id:"):
+        return newest.get((platform, key))
+    wanted = key[3:]  # an id reference: the platform's tag id, or the id in the page URL
+    rows = [r for (p, _t), r in newest.items()
+            if p == platform and (r["tag_id"] == wanted or wanted in (r["url"] or ""))]
+    return max(rows, key=lambda r: r["observed_at"]) if rows else None
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def as_json(status: Status) -> dict[str, Any]:
+    """The status as plain JSON types, for scripts (`tagarchive status --json`)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    watches = []
+    for w in status.watches:
+        item = asdict(w)
+        item["fresh"], item["healthy"] = w.fresh, w.healthy
+        watches.append(plain(item))
+    return {
+        "config": status.config,
+        "generated_at": plain(status.generated_at),
+        "scheduler": {"running": status.scheduler_pid is not None, "pid": status.scheduler_pid},
+        "watches": watches,
+    }
+
+
+def _ago(now: datetime, moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    seconds = (now - moment).total_seconds()
+    if seconds < 0:
+        return f"in {format_duration(-seconds)}"
+    return f"{format_duration(seconds)} ago"
+
+
+_STYLE = {FRESH: "green", LATE: "yellow", STALE: "red", NEVER: "red"}
+
+
+def render(status: Status, console: Any) -> None:
+    """A rich table, one row per watch."""
+    from rich.table import Table
+
+    running = (f"running (pid {status.scheduler_pid})" if status.scheduler_pid
+               else "not running")
+    console.print(f"scheduler {running}; config {status.config}", highlight=False)
+    table = Table()
+    for column in ("watch", "cadence", "last run", "verdict", "rejects", "next run",
+                   "newest snapshot"):
+        table.add_column(column, overflow="fold")
+    now = status.generated_at
+    for w in status.watches:
+        run = w.last_run
+        if run is None:
+            last, verdict, rejects = "never", "—", "—"
+        else:
+            last = f"{_ago(now, run['started_at'])}\n{run['run_id']} ({run['trigger'] or '-'})"
+            if w.skipped_since:
+                last += f"\n+{w.skipped_since} skipped since"
+            style = "green" if w.healthy else "red"
+            verdict = f"[{style}]{run['verdict']}"
+            if run.get("health"):
+                verdict += f" · {run['health']}"
+            verdict += "[/]"
+            for finding in run.get("findings") or ():
+                where = " ".join(x for x in (finding["platform"], finding["tag"]) if x)
+                verdict += f"\n{finding['check']} {where}".rstrip()
+            if run.get("reason") and run["verdict"] != "ok":
+                verdict += f"\n{run['reason'][:120]}"
+            rejects = "—" if run.get("rejects") is None else str(run["rejects"])
+        if not w.enabled:
+            nxt = "disabled"
+        elif w.next_run is None:
+            nxt = "not scheduled"
+        elif w.next_run < now:
+            nxt = f"overdue by {format_duration((now - w.next_run).total_seconds())}"
+        else:
+            nxt = _ago(now, w.next_run)
+        fresh = "\n".join(
+            f"[{_STYLE[t.state]}]{t.platform}/{t.tag} {t.state}"
+            + (f" ({_ago(now, t.newest)})" if t.newest else "") + "[/]"
+            for t in w.tags)
+        table.add_row(w.name, w.cadence, last, verdict, rejects, nxt, fresh)
+    console.print(table)

@@ -1,0 +1,104 @@
+"""Real crawls against the replica: one scheduled fire end to end, and two crawls sharing a root."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from crawler.cli import main
+from crawler.config import load_config
+from crawler.schedule import lock_holder
+from replica.server import ReplicaServer
+from storage import open_dataset
+from tests.conftest import ROOT
+
+
+def wait_until(condition: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def test_a_scheduled_fire_stopped_by_sigterm_lands_whole(
+        replica: ReplicaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a 429 with Retry-After keeps the crawl busy for a moment, so SIGTERM arrives mid-crawl
+    replica.world.set_variant("tiktok", "schedtag", "ssr")  # served without the browser
+    replica.world.set_variant("tiktok", "schedtag", "rate_limited", times=1, retry_after=1)
+    path = tmp_path / "tagarchive.toml"
+    path.write_text(f'''
+out = "data"
+replica = "{replica.url}"
+[politeness]
+delay = 0
+concurrency = 4
+browser = false
+[watches.live]
+platforms = ["tiktok"]
+tags = ["schedtag"]
+every = "1h"
+timeout = "2m"
+''')
+    config = load_config(path)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(path),
+         "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: lock_holder(config.state_dir / "locks" / "live.lock"), timeout=30)
+        service.send_signal(signal.SIGTERM)  # the crawl is running: it may finish
+        _out, err = service.communicate(timeout=120)
+    finally:
+        if service.poll() is None:
+            service.kill()
+    assert service.returncode == 0, err[-3000:]
+
+    runs = open_dataset(config.out, "runs").to_table().to_pylist()
+    assert len(runs) == 1
+    run = runs[0]
+    assert (run["watch"], run["trigger"], run["verdict"], run["health"], run["exit_code"]) == (
+        "live", "schedule", "ok", "healthy", 0)
+    snapshots = open_dataset(config.out, "snapshots").to_table().to_pylist()
+    assert [(s["tag"], s["run_id"]) for s in snapshots] == [("schedtag", run["run_id"])]
+    assert snapshots[0]["views"] == replica.world.topic("tiktok", "schedtag").views
+    assert not [p for p in config.out.rglob("*") if p.name.startswith(".")]  # no temp files
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    summary = [line for line in lines if line.get("run_id") == run["run_id"]
+               and line["logger"] == "tagarchive.schedule"]
+    assert len(summary) == 1 and summary[0]["level"] == "INFO"
+    assert summary[0]["message"].startswith(f"run {run['run_id']} watch=live")
+
+    assert main(["status", "--json", "--check", "--config", str(path)]) == 0
+    watch = json.loads(capsys.readouterr().out)["watches"][0]
+    assert watch["fresh"] and watch["healthy"] and watch["next_run"] is not None
+
+
+def test_two_overlapping_crawls_into_one_root_lose_nothing(replica: ReplicaServer,
+                                                           tmp_path: Path) -> None:
+    """What a crontab does when a crawl outlasts its interval: both must land whole."""
+    for tag in ("overlapone", "overlaptwo"):  # started together, they run side by side
+        replica.world.set_variant("tiktok", tag, "ssr")
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "crawl", "tiktok", tag, "--out", str(tmp_path),
+         "--replica", replica.url, "--delay", "0", "--no-browser"],
+        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for tag in ("overlapone", "overlaptwo")]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    runs = open_dataset(tmp_path, "runs").to_table().to_pylist()
+    assert len({r["run_id"] for r in runs}) == 2
+    by_run = {r["run_id"]: r for r in runs}
+    snapshots = open_dataset(tmp_path, "snapshots").to_table().to_pylist()
+    assert sorted((s["tag"], by_run[s["run_id"]]["tags"]) for s in snapshots) == [
+        ("overlapone", ["overlapone"]), ("overlaptwo", ["overlaptwo"])]
+    posts = open_dataset(tmp_path, "posts").to_table().to_pylist()
+    for run_id, run in by_run.items():
+        assert sum(p["run_id"] == run_id for p in posts) == run["posts"] > 0
