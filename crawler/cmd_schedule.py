@@ -2,8 +2,8 @@
 
 Exit codes: 0 ok; 2 a config or usage error (one line naming file, key and problem); 3 the
 state directory is held by another scheduler; `schedule run-now` exits with its crawl's code
-(1 if the fire was skipped, timed out or crashed); `status --check` exits 4 when a watch is not
-fresh and healthy.
+(1 if the fire was skipped, timed out or crashed, 130 if interrupted); `status --check` exits
+4 when a watch is not fresh and healthy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from typing import Any
 
 from crawler.cli import EnvironmentProblem, UsageError
 from crawler.config import Config, ConfigError, find_config, load_config
-from crawler.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_TAG_FAILED, EXIT_UNHEALTHY
+from crawler.run import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TAG_FAILED,
+    EXIT_UNHEALTHY,
+    EXIT_USAGE,
+)
 
 
 def _config(args: argparse.Namespace, need_watches: bool = True) -> Config:
@@ -62,13 +69,15 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     holder = lock_holder(service_lock_path(config))
     if holder is not None:  # said before any logging starts; run() checks again, atomically
         raise busy(holder)
-    setup_logging(args.log_format, getattr(logging, args.log_level))
+    handler = setup_logging(args.log_format, getattr(logging, args.log_level))
     try:
         return ScheduleService(config).run()
     except LockBusy as exc:
         raise busy(exc) from None
     except OSError as exc:
         raise EnvironmentProblem(f"state directory {config.state_dir}: {exc.strerror}") from None
+    finally:
+        logging.getLogger().removeHandler(handler)
 
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
@@ -113,7 +122,7 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
         config.watch(args.watch)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    setup_logging(args.log_format, getattr(logging, args.log_level))
+    handler = setup_logging(args.log_format, getattr(logging, args.log_level))
     runner = CrawlRunner(config)
 
     def interrupted(*_: Any) -> None:  # end the crawl cleanly rather than orphan it
@@ -123,13 +132,16 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
     try:
         result = runner.fire(args.watch, RUN_NOW)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, previous_handler in previous.items():
+            signal.signal(signum, previous_handler)
+        logging.getLogger().removeHandler(handler)
     if result.verdict == "interrupted":
         return EXIT_INTERRUPTED
     if result.recorded_by == "crawl" and result.exit_code is not None and result.exit_code >= 0:
         return result.exit_code
     print(f"tagarchive: run {result.run_id}: {result.verdict}: {result.reason}", file=sys.stderr)
+    if result.exit_code in (EXIT_USAGE, EXIT_ENVIRONMENT):  # the crawl's own one-line error
+        return result.exit_code
     return EXIT_TAG_FAILED
 
 

@@ -90,7 +90,7 @@ def format_duration(seconds: float) -> str:
 def resolve_timezone(name: str) -> tzinfo:
     """'local' (the machine's zone, as cron uses), 'UTC' or an IANA name."""
     if name == "local":
-        from tzlocal import get_localzone
+        from tzlocal import get_localzone  # APScheduler 3 requires it, for the same purpose
 
         return get_localzone()
     return ZoneInfo(name)

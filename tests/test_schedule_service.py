@@ -324,6 +324,23 @@ def test_a_second_scheduler_on_the_same_state_is_refused(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_run_now_crawls_one_watch_in_the_foreground(
+        tmp_path: Path, fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.plan(broken={"record": False, "exit": 3, "say": "tagarchive: error: no Chromium"})
+    config = write_config(tmp_path, fake, "".join(
+        f'[watches.{name}]\nplatforms = ["tiktok"]\ntags = ["a"]\nevery = "1h"\n'
+        for name in ("w", "broken")))
+    assert main(["schedule", "run-now", "w", "--config", str(config.path)]) == 0
+    assert [e["trigger"] for e in fake.events("w")] == ["run-now"]
+    assert main(["schedule", "run-now", "broken", "--config", str(config.path)]) == 3
+    assert capsys.readouterr().err.endswith(
+        ": error: exit 3: tagarchive: error: no Chromium\n")
+    assert [(r["watch"], r["verdict"]) for r in runs(config)] == [("w", "ok"),
+                                                                  ("broken", "error")]
+    assert main(["schedule", "run-now", "nope", "--config", str(config.path)]) == 2
+    assert "no watch named 'nope' (known: w, broken)" in capsys.readouterr().err
+
+
 @pytest.fixture(autouse=True)
 def _no_threads_left() -> Iterator[None]:
     before = set(threading.enumerate())
