@@ -7,6 +7,7 @@ Parquet back with DuckDB and prints what was stored and the growth it saw.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -25,9 +26,20 @@ DEMO_START = datetime(2025, 1, 14, 12, 0, tzinfo=UTC)
 DEMO_STEP = timedelta(hours=6)
 
 
-def crawl_command(out: str, replica_url: str, platforms: str, tags: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "crawler.cli", "crawl", platforms, *tags, "--out", out,
-            "--replica", replica_url, "--delay", "0", "--concurrency", "4", "--quiet"]
+# Replica-only sign-in, so the demo also shows platforms that need the user's session. These are
+# not secrets: the replica accepts any well-formed session.
+DEMO_COOKIES = "#HttpOnly_.instagram.com\tTRUE\t/\tTRUE\t0\tsessionid\tdemo-replica-session\n"
+DEMO_ENV = {"TAGARCHIVE_BLUESKY_HANDLE": "demo.bsky.social",
+            "TAGARCHIVE_BLUESKY_APP_PASSWORD": "demo-repl-ica0-0001"}
+
+
+def crawl_command(out: str, replica_url: str, platforms: str, tags: tuple[str, ...],
+                  sessions: dict[str, str]) -> list[str]:
+    command = [sys.executable, "-m", "crawler.cli", "crawl", platforms, *tags, "--out", out,
+               "--replica", replica_url, "--delay", "0", "--concurrency", "4", "--quiet"]
+    for platform, path in sessions.items():
+        command += ["--session", f"{platform}={path}"]
+    return command
 
 
 def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
@@ -38,23 +50,23 @@ def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
 
     # piped output (CI logs, `| tee`) would otherwise wrap the table at 80 columns
     console = console or Console(width=None if sys.stdout.isatty() else 120)
-    # the demo has no user sessions: platforms that only answer signed-in users are left out
-    platforms = ",".join(sorted(n for n, c in REGISTRY.items() if c.signin != "required"))
-    skipped = sorted(n for n, c in REGISTRY.items() if c.signin == "required")
+    platforms = ",".join(sorted(REGISTRY))
     started = datetime.now(UTC)
     Path(out).mkdir(parents=True, exist_ok=True)
     world = World(seed=seed, clock=ReplicaClock(start=DEMO_START, step=DEMO_STEP))
     failed = 0
     with ReplicaServer(world=world) as server:
         console.print(f"replica serving {platforms} at {server.url} (seed {seed})")
-        if skipped:
-            console.print(f"not in the demo (they need your sign-in, see docs/signin.md): "
-                          f"{', '.join(skipped)}")
+        jar = Path(out) / ".tagarchive" / "demo-cookies.txt"
+        jar.parent.mkdir(parents=True, exist_ok=True)
+        jar.write_text(DEMO_COOKIES)
+        sessions = {"instagram": str(jar)} if "instagram" in REGISTRY else {}
+        env = {**os.environ, **DEMO_ENV}
         for tick in range(ticks):
             now = world.clock.now()
             t0 = time.monotonic()
-            proc = subprocess.run(crawl_command(out, server.url, platforms, DEMO_TAGS),
-                                  capture_output=True, text=True)
+            proc = subprocess.run(crawl_command(out, server.url, platforms, DEMO_TAGS, sessions),
+                                  capture_output=True, text=True, env=env)
             took = time.monotonic() - t0
             status = "ok" if proc.returncode == EXIT_OK else f"exit {proc.returncode}"
             console.print(f"tick {tick + 1}/{ticks}  replica time {now:%Y-%m-%d %H:%M}Z  "

@@ -8,6 +8,7 @@ from typing import Any
 from scrapy.exceptions import DropItem
 
 from crawler.items import ActivityItem, PostItem, SnapshotItem
+from crawler.platforms.base import Outcome
 from pipelines import RunPipeline
 
 
@@ -29,6 +30,11 @@ class DedupePipeline(RunPipeline):
             return item
         if key in self.seen:
             self.stats.inc_value(f"tagarchive/duplicates/{key[0]}")
+            if isinstance(item, SnapshotItem) and item.job_key:
+                # the same topic asked for twice (by name and by id): its data is stored once,
+                # and the second request is answered by that
+                self.run.set_outcome(item.platform, item.job_key, Outcome.STORED,
+                                     "same topic as another requested tag")
             raise DropItem(f"duplicate {key[0]} {key[1:]}")
         self.seen.add(key)
         return item

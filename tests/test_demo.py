@@ -22,15 +22,16 @@ def test_demo_stores_growth_on_every_platform(tmp_path: Path) -> None:
                bool_or(coalesce(views_approx, discussions_approx, posts_approx,
                                 participants_approx, false))
         from snapshots group by 1, 2 order by 1, 2""").fetchall()
-    expected = {n for n, c in REGISTRY.items() if c.signin != "required"}
-    assert {"tiktok", "xiaohongshu"} <= expected
-    assert {r[0] for r in rows} == expected
-    for platform, tag, n, first, last, approximate in rows:
+    # every built-in platform, including those that need sign-in (demo replica sessions)
+    assert {r[0] for r in rows} == set(REGISTRY)
+    grew: set[str] = set()
+    for platform, tag, n, first, last, _approximate in rows:
         assert n == 2, (platform, tag)
-        # rounded display text ("12.7万") may hide six hours of growth; exact counts may not
-        if approximate:
-            assert last >= first, f"{platform} {tag} went down"
-        else:
-            assert last > first, f"{platform} {tag} did not grow between ticks"
+        assert last >= first, f"{platform} {tag} went down"
+        if last > first:
+            grew.add(platform)
+    # a small tag may not move in six hours (and rounded text hides small moves), but on every
+    # platform the demo's tags as a whole must show growth
+    assert grew == set(REGISTRY)
     assert con.execute("select count(*) from runs where verdict = 'ok'").fetchone() == (2,)
     assert con.execute("select count(*) from rejects").fetchone() == (0,)

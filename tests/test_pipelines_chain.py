@@ -82,3 +82,12 @@ def test_invalid_items_land_in_rejects_with_reasons(chain, tmp_path: Path) -> No
     assert any("cannot parse count" in r for r in rejects["snapshot"])
     assert chain.stats.get_value("tagarchive/rejected") == 2
     assert con.execute("select count(*) from posts").fetchone() == (1,)
+
+
+def test_same_topic_by_name_and_by_id_is_stored_once_and_both_answered(chain) -> None:  # noqa: ANN001
+    for key in ("tiktokrefugee", "id:8995"):
+        chain(SnapshotItem(platform="bilibili", tag="tiktokrefugee", views=5, source="api",
+                           observed_at=NOW, job_key=key))
+    assert chain.stats.get_value("tagarchive/stored/snapshots") == 1
+    assert chain.run.outcomes[("bilibili", "tiktokrefugee")][0] == "stored"
+    assert chain.run.outcomes[("bilibili", "id:8995")][0] == "stored"

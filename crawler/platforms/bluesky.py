@@ -129,6 +129,13 @@ def parse_search(data: dict[str, Any], name: str, page: Page) -> TagResult:
         "participants": len(authors - {None}),
         "source": "api",
     }
+    # hitsTotal "may be rounded/truncated" (lexicon), and a page that came back full only says
+    # "at least this many": neither is an exact count of the tag's posts
+    capped = len(views) >= SEARCH_LIMIT and data.get("cursor")
+    if has_hits or capped:
+        snapshot["posts_approx"] = True
+    if capped:
+        snapshot["participants_approx"] = True
     posts = [parse_post(v, display, page) for v in views]
     return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
 
