@@ -35,8 +35,8 @@ COUNTER_WORDS = {"views": "views", "posts": "posts", "discussions": "discussions
 # Above this many points a series is drawn as a line only; the points stay, invisible, so
 # their data attributes still describe the chart.
 DENSE_POINTS = 240
-# Daily bars over years are slivers: without --since, the posts chart shows this many days up
-# to the last one with posts, and says how many earlier posts it leaves out.
+# Daily bars over years are slivers: without --since/--until, a posts chart shows the window of
+# this many days with the most posts (where the story is), and says what it leaves out.
 POSTS_DAYS = 92
 
 
@@ -87,7 +87,8 @@ class Chart:
     thresholds: Sequence[int] = ()
     note: str = ""
     width: int = WIDTH  # viewBox width: a chart shown full-width gets a wider box, same type size
-    shown_from: date | None = None  # earlier points were left out (see note)
+    shown_from: date | None = None  # days outside shown_from..shown_until are left out
+    shown_until: date | None = None
 
 
 @dataclass
@@ -105,9 +106,9 @@ class TagReport:
     charts: list[Chart]
     latest: list[dict[str, Any]]
     first: dict[str, dict[str, Any]]
+    counts: dict[str, int]  # snapshots per platform
     milestones: list[dict[str, Any]]
     quality: Quality
-    posts_source: str  # "activity", "posts" (sampled, a lower bound) or "" (none)
     approx_values: int
     total_values: int
     lede: list[str] = field(default_factory=list)
@@ -262,31 +263,33 @@ def build_tag(archive: Archive, tag: str, request: ReportRequest) -> TagReport:
             title=f"New {headline} per {every}", source=f"growth-{every}",
             series=[s for s in series if s.points]))
 
-    posts_source = ""
+    # Daily posts from the platforms' own history (activity) where a platform has it; for the
+    # others, the posts the crawls happened to see, by day published: a lower bound only.
     activity = _rows(archive.activity(tag, **window))
-    if activity:
-        posts_source = "activity"
-        series = [Series(p, [Point(a["day"], a["posts"], a["coverage"] != "complete",
-                                   a["coverage"])
-                             for a in activity if a["platform"] == p and a["posts"] is not None])
-                  for p in platforms]
-        title = "Posts per day"
-    else:
-        sampled = _rows(archive.sampled_posts_per_day(tag, platforms=request.platforms))
-        if sampled:
-            posts_source = "posts"
-        series = [Series(p, [Point(s["day"], s["posts"], note="posts seen, a lower bound")
-                             for s in sampled if s["platform"] == p]) for p in platforms]
-        title = "Posts seen in our samples, by day published"
-    if posts_source:
-        series = [s for s in series if s.points]
-        shown_from, note = _recent_days(series, request.since is None)
-        if shown_from is not None:
-            series = [Series(s.platform, [p for p in s.points if p.x >= shown_from])
-                      for s in series]
+    with_history = {a["platform"] for a in activity}
+    sampled = _rows(archive.sampled_posts_per_day(tag, platforms=request.platforms))
+    for chart_id, source, title, points in (
+        ("posts-per-day", "activity", "Posts per day, as the platforms report them",
+         {p: [Point(a["day"], a["posts"], a["coverage"] == "lower_bound", a["coverage"])
+              for a in activity if a["platform"] == p and a["posts"] is not None]
+          for p in platforms}),
+        ("sampled-posts", "posts", "Posts seen in our samples, by day published",
+         {p: [Point(s["day"], s["posts"], note="posts seen, a lower bound")
+              for s in sampled if s["platform"] == p]
+          for p in platforms if p not in with_history}),
+    ):
+        series = [Series(p, found) for p, found in points.items() if found]
+        if not series:
+            continue
+        cut = request.since is None and request.until is None
+        shown_from, shown_until, note = _busiest_days(series, cut)
+        if shown_from is not None and shown_until is not None:
+            series = [Series(s.platform, kept) for s in series
+                      if (kept := [p for p in s.points if shown_from <= p.x <= shown_until])]
         charts.append(Chart(
-            id="posts-per-day", kind="bars", unit="posts", bucket=timedelta(days=1), title=title,
-            source=posts_source, series=series, width=WIDE, shown_from=shown_from, note=note))
+            id=chart_id, kind="bars", unit="posts", bucket=timedelta(days=1), title=title,
+            source=source, series=series, width=WIDE, shown_from=shown_from,
+            shown_until=shown_until, note=note))
 
     latest = _rows(archive.latest(tag, **window))
     first: dict[str, dict[str, Any]] = {}
@@ -299,22 +302,39 @@ def build_tag(archive: Archive, tag: str, request: ReportRequest) -> TagReport:
         first_seen=min(r["observed_at"] for r in rows),
         last_seen=max(r["observed_at"] for r in rows), counters=counters, headline=headline,
         charts=charts, latest=latest, first=first, milestones=milestones,
-        quality=archive.quality(tag, **window), posts_source=posts_source,
+        counts={p: sum(1 for r in rows if r["platform"] == p) for p in platforms},
+        quality=archive.quality(tag, **window),
         approx_values=sum(1 for _v, approx in values if approx), total_values=len(values))
     report.lede = lede(report)
     return report
 
 
-def _recent_days(series: list[Series], cut: bool) -> tuple[date | None, str]:
-    days = [p.x for s in series for p in s.points]
-    if not cut or not days or (max(days) - min(days)).days < POSTS_DAYS:
-        return None, ""
-    shown_from = max(days) - timedelta(days=POSTS_DAYS - 1)
-    hidden = [p for s in series for p in s.points if p.x < shown_from]
-    assert isinstance(shown_from, date)
-    note = (f"Showing the last {POSTS_DAYS} days. {sum(p.value for p in hidden):,} earlier "
-            f"posts, from {_day(min(days))} on, are not drawn: use --since to include them.")
-    return shown_from, note
+def _busiest_days(series: list[Series], cut: bool) -> tuple[date | None, date | None, str]:
+    """The POSTS_DAYS-day window with the most posts, when the days span more than that."""
+    totals: dict[date, int] = {}
+    for s in series:
+        for p in s.points:
+            assert isinstance(p.x, date)
+            totals[p.x] = totals.get(p.x, 0) + p.value
+    days = sorted(totals)
+    if not cut or not days or (days[-1] - days[0]).days < POSTS_DAYS:
+        return None, None, ""
+    span = timedelta(days=POSTS_DAYS - 1)
+    best, best_start, end, running = -1, days[0], 0, 0
+    for start in days:
+        while end < len(days) and days[end] <= start + span:
+            running += totals[days[end]]
+            end += 1
+        if running >= best:  # ties go to the later window: the most recent story
+            best, best_start = running, start
+        running -= totals[start]
+    shown_until = best_start + span
+    outside = [d for d in days if not best_start <= d <= shown_until]
+    note = (f"Showing the {POSTS_DAYS} days with the most posts, {_day(best_start)} to "
+            f"{_day(shown_until)}. {sum(totals[d] for d in outside):,} other posts, from "
+            f"{_day(outside[0])} to {_day(outside[-1])}, are not drawn: use --since and --until "
+            "to choose the days.")
+    return best_start, shown_until, note
 
 
 def _day(day: date) -> str:
@@ -331,6 +351,14 @@ def _between(after: datetime, before: datetime) -> str:
     if after.date() == before.date():
         return f"between {after:%H:%M:%S} and {before:%H:%M:%S} UTC on {before.day} {before:%b %Y}"
     return f"between {format_time(after)} and {format_time(before)}"
+
+
+def main_counter(report: TagReport, platform: str) -> str | None:
+    """The counter to lead with on a platform: the tag's headline if it shows it, else its own
+    first (Mastodon and YouTube show posts, not views)."""
+    latest = next((r for r in report.latest if r["platform"] == platform), {})
+    return next((c for c in (report.headline, *report.counters)
+                 if latest.get(c) is not None), None)
 
 
 def lede(report: TagReport) -> list[str]:
@@ -356,11 +384,15 @@ def lede(report: TagReport) -> list[str]:
             m = max(by_platform[platform], key=lambda m: m["threshold"])
             opening = (f"On {name}, {tag} was already above {format_compact(m['threshold'])} "
                        f"{word} when first observed")
-        elif last is None:
-            continue
         else:
-            sentences.append(f"On {name}, {tag} stood at {format_compact(last)} {word} at the "
-                             f"last snapshot{_change(first, last)}.")
+            # no milestone: say where the platform stands, in its own main counter
+            counter = main_counter(report, platform)
+            if counter is None:
+                continue
+            last = latest[platform][counter]
+            sentences.append(
+                f"On {name}, {tag} stood at {format_compact(last)} {COUNTER_WORDS[counter]} at "
+                f"the last snapshot{_change(report.first[platform][counter], last)}.")
             continue
         if last is None:
             sentences.append(opening + ".")
@@ -730,8 +762,9 @@ def _tag_section(tag: TagReport, index: int, colors: dict[str, str], uid: int) -
         empty = "" if any(s.points for s in chart.series) else \
             '<p class="empty">No observations in this period.</p>'
         note = f'<p class="note">{_esc(chart.note)}</p>' if chart.note else ""
-        shown_from = (f' data-shown-from="{chart.shown_from.isoformat()}"'
-                      if chart.shown_from else "")
+        shown_from = (f' data-shown-from="{chart.shown_from.isoformat()}" '
+                      f'data-shown-until="{chart.shown_until.isoformat()}"'
+                      if chart.shown_from and chart.shown_until else "")
         return (f'<figure class="chart" data-chart="{_esc(chart.id)}" '
                 f'data-tag="{_esc(tag.tag)}" data-source="{_esc(chart.source)}" '
                 f'data-unit="{_esc(chart.unit)}" data-scale="{chart.scale}"{shown_from}>'
@@ -754,18 +787,19 @@ def _tag_section(tag: TagReport, index: int, colors: dict[str, str], uid: int) -
         figure(c) for c in tag.charts if c.id.startswith("growth-")) + "</div>")
 
     out.append("<h3>Posts per day</h3>")
-    posts = [c for c in tag.charts if c.id == "posts-per-day"]
-    if tag.posts_source == "activity":
-        out.append('<p class="note">From the platforms\' own daily history or backfills '
-                   "(<code>activity</code>). Hatched bars are lower bounds or figures the "
-                   "platform reported.</p>")
-    elif tag.posts_source == "posts":
-        out.append('<p class="note">No daily history (<code>activity</code>) for this tag yet: '
-                   "backfills fill it. Shown instead: distinct posts our crawls saw, by the day "
-                   "they were published. A sample, so only a lower bound.</p>")
-    else:
-        out.append('<p class="note">No daily history and no sampled posts for this tag.</p>')
-    out.append('<div class="single">' + "".join(figure(c) for c in posts) + "</div>")
+    notes = {
+        "posts-per-day": "From the platforms' own daily history or backfills (<code>activity"
+        "</code>). Hatched bars are lower bounds: the day was only partly covered.",
+        "sampled-posts": "For platforms without daily history: distinct posts our crawls saw, "
+        "by the day they were published. A sample, so only a lower bound.",
+    }
+    posts = [c for c in tag.charts if c.id in notes]
+    for chart in posts:
+        out.append(f'<p class="note">{notes[chart.id]}</p>')
+        out.append(f'<div class="single">{figure(chart)}</div>')
+    if not posts:
+        out.append('<p class="note">No daily history (<code>activity</code>) and no sampled '
+                   "posts for this tag.</p>")
 
     out.append(_milestones_table(tag))
     out.append(_latest_table(tag))
@@ -790,34 +824,42 @@ def _value_cell(row: dict[str, Any], counter: str) -> str:
 
 def _cards(tag: TagReport, colors: dict[str, str]) -> str:
     cards = []
-    for row in sorted(tag.latest, key=lambda r: -(r.get(tag.headline) or 0)):
-        platform = row["platform"]
-        value = row.get(tag.headline)
-        first = tag.first[platform].get(tag.headline)
+    leading = {row["platform"]: main_counter(tag, row["platform"]) for row in tag.latest}
+    # platforms showing the headline counter first, biggest first; the others after them
+    order = sorted(tag.latest, key=lambda r: (leading[r["platform"]] != tag.headline,
+                                              -(r.get(leading[r["platform"]] or "") or 0)))
+    for row in order:
+        platform, counter = row["platform"], leading[row["platform"]]
+        if counter is None:
+            continue
+        value, first = row[counter], tag.first[platform].get(counter)
         change = ""
-        if value is not None and first:
+        if first:
             change = (f'<p class="change">{(value - first) / first:+.1%} since '
                       f"{_esc(format_time(tag.first[platform]['observed_at']))}</p>")
-        approx = "≈ " if row.get(f"{tag.headline}_approx") else ""
-        big = f"{approx}{format_compact(value)}" if value is not None else "–"
+        approx = "≈ " if row.get(f"{counter}_approx") else ""
         cards.append(
             f'<div class="card" style="border-top-color:{colors[platform]}">'
             f'<p class="platform">{_esc(platform_title(platform))}</p>'
-            f'<p class="big">{_esc(big)} <span class="unit">{_esc(tag.headline)}</span></p>'
-            f'<p class="small">{_esc(format_exact(value))} · '
-            f'{_esc(format_cjk(value) if value is not None else "–")}</p>{change}</div>')
+            f'<p class="big">{_esc(approx + format_compact(value))} '
+            f'<span class="unit">{_esc(counter)}</span></p>'
+            f'<p class="small">{_esc(format_exact(value))} · {_esc(format_cjk(value))}</p>'
+            f"{change}</div>")
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
 def _milestones_table(tag: TagReport) -> str:
     word = COUNTER_WORDS[tag.headline]
-    head = "".join(f"<th>{_esc(platform_title(p))}</th>" for p in tag.platforms)
+    # only the platforms that show this counter at all (Mastodon has no views)
+    showing = [s.platform for c in tag.charts if c.id == f"{tag.headline}-linear"
+               for s in c.series]
+    head = "".join(f"<th>{_esc(platform_title(p))}</th>" for p in showing)
     rows = []
     found = {(m["platform"], m["threshold"]): m for m in tag.milestones}
     latest = {r["platform"]: r for r in tag.latest}
     for threshold in MILESTONES:
         cells = []
-        for platform in tag.platforms:
+        for platform in showing:
             m = found.get((platform, threshold))
             if m is None:
                 last = latest.get(platform, {}).get(tag.headline)
@@ -867,9 +909,8 @@ def _quality(tag: TagReport) -> str:
     for platform in tag.platforms:
         first = tag.first[platform]["observed_at"]
         last = max(r["observed_at"] for r in tag.latest if r["platform"] == platform)
-        count = sum(1 for c in tag.charts if c.id == f"{tag.headline}-linear"
-                    for s in c.series if s.platform == platform for _p in s.points)
-        notes.append(f"{platform_title(platform)}: {count} snapshots from "
+        count = tag.counts[platform]
+        notes.append(f"{platform_title(platform)}: {count} snapshot{'s' * (count != 1)} from "
                      f"{format_time(first)} to {format_time(last)}.")
     for gap in q.gaps:
         notes.append(f"Gap on {platform_title(gap.platform)}: nothing observed for "

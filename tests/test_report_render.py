@@ -44,7 +44,7 @@ def test_numbers_read_like_the_platforms_show_them(value: int, compact: str, cjk
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_archive(tmp_path_factory.mktemp("report") / "data")
-    # a long activity history: the posts chart shows the last 92 days and says what it left out
+    # a long activity history: the posts chart shows the busiest 92 days, says what it left out
     with DatasetWriter(root, "20250114T000000Z-cccccccc") as writer:
         for offset in (400, 91, 0):
             day = date(2025, 1, 10) - timedelta(days=offset)
@@ -88,8 +88,8 @@ def test_activity_lower_bounds_are_hatched_and_old_days_summarised(root: Path) -
     page = page_for(root, "wall", XSS_TAG)
     assert 'data-source="activity"' in page
     assert re.search(r'class="bar approx"[^>]*data-x="2025-01-13"[^>]*data-v="120"', page)
-    assert 'data-shown-from="2024-10-11"' in page
-    assert "600 earlier posts, from 7 Dec 2023 on, are not drawn" in page
+    assert 'data-shown-from="2024-10-11" data-shown-until="2025-01-10"' in page
+    assert "600 other posts, from 7 Dec 2023 to 7 Dec 2023, are not drawn" in page
 
 
 def test_tags_from_pages_are_text_never_markup(root: Path) -> None:
