@@ -154,10 +154,12 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     except (UnknownPlatformError, InvalidTagError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     jobs: list[TagJob] = []
+    seen: set[tuple[str, str]] = set()
     for platform in platforms:
         for ref in refs:
             job = TagJob(platform, ref)
-            if all(j.key != job.key or j.platform != platform for j in jobs):
+            if (platform, job.key) not in seen:  # a set: 20,000 tags must not take minutes
+                seen.add((platform, job.key))
                 jobs.append(job)
     base_urls = resolve_base_urls(platforms, args.base_url, args.replica, dict(os.environ))
     sessions = _load_sessions(platforms, args.session)
@@ -328,6 +330,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cmd_analysis",
     "crawler.cmd_schedule",
     "crawler.cmd_compact",
+    "crawler.cmd_backfill",
 )
 
 

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from storage.analysis import (
-    Archive,
-    ArchiveNotFoundError,
-    UnsupportedRootError,
-    fold_tag,
-    open_archive,
-    resolve_root,
-)
+from typing import Any
+
 from storage.errors import OutputNotWritableError, SchemaError, StorageError, UnsafePathError
 from storage.paths import (
     check_partition_value,
@@ -19,9 +13,35 @@ from storage.paths import (
     safe_partition_value,
     utc_day,
 )
-from storage.reading import dataset_schema, duckdb_connect, open_dataset, partition_schema
 from storage.schemas import DATASETS, SCHEMA_VERSION, DatasetSpec, get_spec, table_from_rows
 from storage.writer import DatasetWriter, WrittenFile
+
+# Readers pull in DuckDB (and the analysis API pandas); a crawl process only writes, so these
+# load on first use instead of costing every crawl ~0.8 s and ~100 MiB at start.
+_LAZY = {
+    "Archive": "storage.analysis",
+    "ArchiveNotFoundError": "storage.analysis",
+    "UnsupportedRootError": "storage.analysis",
+    "fold_tag": "storage.analysis",
+    "open_archive": "storage.analysis",
+    "resolve_root": "storage.analysis",
+    "dataset_schema": "storage.reading",
+    "duckdb_connect": "storage.reading",
+    "open_dataset": "storage.reading",
+    "partition_schema": "storage.reading",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storage' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DATASETS",
