@@ -1,0 +1,156 @@
+"""Rendered path: Xiaohongshu tags (two Chromium renders each) through the tagarchive crawl.
+
+Reports rendered pages per second over the crawl phase (runs.rendered_requests / probe time)
+and the peak RSS of the crawler process plus its children (Playwright driver, Chromium),
+sampled every 0.2 s. For a same-run reference, a bare scrapy-playwright spider renders the same
+two pages per tag with the same browser settings, interleaved; ratios are tagarchive / bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from typing import Any
+
+from benchmarks.harness import (
+    PYTHON,
+    REPLICA_NOTE,
+    ChildRun,
+    Figure,
+    check,
+    interleave,
+    median,
+    memory_figures,
+    paired_ratio,
+    read_run_record,
+    replica_load,
+    run_child,
+    running_replica,
+    tagarchive_crawl_argv,
+)
+
+PLATFORM = "xiaohongshu"
+TAGS = 40
+QUICK_TAGS = 10
+REPS = 3
+RENDERS_PER_TAG = 2
+# Chromium pages at once are bounded by PLAYWRIGHT_MAX_PAGES_PER_CONTEXT (4) in both crawls.
+CONCURRENCY = 4
+
+
+def tag_names(n: int) -> list[str]:
+    """M distinct tag names that exist on the replica."""
+    return [f"benchxhs{i:03d}" for i in range(n)]
+
+
+def _tagarchive(url: str, tags: list[str], concurrency: int) -> ChildRun:
+    out = tempfile.mkdtemp(prefix="bench-rendered-out-")
+    try:
+        run = run_child("tagarchive", tagarchive_crawl_argv(PLATFORM, tags, out, url, concurrency))
+        check(run)
+        record = read_run_record(out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    run.extra.update({k: record[k] for k in ("duration_s", "requests", "snapshots", "posts",
+                                            "rendered_requests", "verdict")})
+
+    def all_stored(r: ChildRun) -> str | None:
+        if r.extra["snapshots"] != len(tags):
+            return f"{r.extra['snapshots']} snapshots for {len(tags)} tags"
+        return None
+
+    check(run, all_stored)
+    return run
+
+
+def _bare(url: str, tags: list[str], concurrency: int) -> ChildRun:
+    run = run_child("bare", [PYTHON, "-m", "benchmarks.bare_rendered", url, str(concurrency),
+                             *tags])
+
+    def all_topics(r: ChildRun) -> str | None:
+        lines = r.extra["stdout_tail"].strip().splitlines()
+        summary = json.loads(lines[-1]) if lines else {}
+        r.extra.update(summary)
+        if summary.get("topics") != len(tags):
+            return f"reached {summary.get('topics')} of {len(tags)} topic pages"
+        return None
+
+    check(run, all_topics)
+    return run
+
+
+def _prime(server: Any, tags: list[str]) -> None:
+    """Compute the replica's ground truth for these tags once, before anything is timed."""
+    world = server.world
+    for tag in tags:
+        world.topic(PLATFORM, tag)
+        world.posts_for(PLATFORM, tag)
+        for related in world.related(PLATFORM, tag):
+            world.topic(PLATFORM, related)
+
+
+def run(quick: bool = False, reps: int | None = None, tags: int | None = None,
+        concurrency: int = CONCURRENCY, log: Any = print) -> dict[str, Any]:
+    """Run the interleaved repetitions; return figures and raw runs."""
+    n = tags or (QUICK_TAGS if quick else TAGS)
+    reps = reps or REPS
+    names = tag_names(n)
+    with running_replica() as server:
+        _prime(server, names)
+        ours, bare = interleave(
+            "rendered", reps, lambda: _tagarchive(server.url, names, concurrency),
+            lambda: _bare(server.url, names, concurrency), log)
+    return {"figures": figures(n, concurrency, ours, bare),
+            "runs": {"tagarchive": [vars(r) for r in ours], "bare": [vars(r) for r in bare]},
+            "params": {"tags": n, "concurrency": concurrency, "reps": reps}}
+
+
+def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun]) -> list[Figure]:
+    """Rendered pages/s and peak memory, each with its ratio to the bare spider."""
+    ours_pps = [r.extra["rendered_requests"] / r.crawl_s for r in ours if r.crawl_s]
+    bare_pps = [RENDERS_PER_TAG * n / r.crawl_s for r in bare if r.crawl_s]
+    ours_cpu = [r.extra["rendered_requests"] / r.cpu_s for r in ours if r.cpu_s]
+    bare_cpu = [RENDERS_PER_TAG * n / r.cpu_s for r in bare if r.cpu_s]
+    where = (f"{n} Xiaohongshu tags x {RENDERS_PER_TAG} renders, concurrency {concurrency}, "
+             f"{len(ours)} interleaved reps; crawl phase includes the Chromium launch")
+    counted = ", ".join(str(r.extra["rendered_requests"]) for r in ours)
+    return [
+        Figure("rendered: pages/s, tagarchive crawl", median(ours_pps), "pages/s",
+               ratio=paired_ratio(ours_pps, bare_pps),
+               ratio_of="tagarchive / bare scrapy-playwright", samples=ours_pps,
+               note=f"{where}; runs.rendered_requests per run: {counted}"),
+        Figure("rendered: pages/s, bare scrapy-playwright", median(bare_pps), "pages/s",
+               ratio=1.0, ratio_of="reference", samples=bare_pps,
+               note=f"{where}; the replica used {replica_load(bare):.0%} of a core during these "
+                    f"crawl phases ({replica_load(ours):.0%} during tagarchive's)"),
+        Figure("rendered: pages per CPU-second, tagarchive crawl", median(ours_cpu),
+               "pages/CPU-s", ratio=paired_ratio(ours_cpu, bare_cpu),
+               ratio_of="tagarchive / bare scrapy-playwright", samples=ours_cpu,
+               note="CPU time of the whole process tree (crawler, driver, Chromium) over its "
+                    "whole life, start-up included; barely moved by other load on the machine, "
+                    "unlike wall time; bare scrapy-playwright: "
+                    f"{median(bare_cpu):.2f} pages/CPU-s"),
+        *memory_figures("rendered", "bare scrapy-playwright", ours, bare,
+                        note="crawler, Playwright driver and Chromium; "),
+    ]
+
+
+def main() -> None:
+    """Standalone: python -m benchmarks.rendered [--quick]."""
+    from benchmarks.__main__ import print_table
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rendered")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reps", type=int)
+    parser.add_argument("--tags", type=int)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    args = parser.parse_args()
+    print(REPLICA_NOTE)
+    result = run(args.quick, args.reps, args.tags, args.concurrency)
+    print_table(result["figures"])
+
+
+if __name__ == "__main__":
+    main()
