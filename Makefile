@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= data
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser system demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,dev]"
 	touch $@
 
-setup: $(VENV)/.installed browser
+setup: $(VENV)/.installed browser system
 
 # A browser for the pages that need JavaScript: Debian's chromium when we can install packages,
 # else Playwright's own download. Already present (or TAGARCHIVE_CHROMIUM set): nothing to do.
@@ -23,6 +23,18 @@ browser: $(VENV)/.installed
 	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	     else $(BIN)/playwright install chromium; fi; }
+
+# Other system pieces, installed only when missing and only where we can (root on Debian/Ubuntu):
+# Java for the Spark recipe (pyspark) and CJK fonts so reports and PNGs show 小红书, not boxes.
+system:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	fc-list 2>/dev/null | grep -qi "noto sans cjk" || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "please install:$$missing (Java is needed by the Spark recipe test)"; fi; \
+	fi
 
 demo: setup
 	$(BIN)/tagarchive demo --out $(OUT)
