@@ -168,7 +168,15 @@ class MastodonApp:
             limit = min(TIMELINE_MAX, max(1, int(query.get("limit", TIMELINE_DEFAULT))))
         except ValueError:
             limit = TIMELINE_DEFAULT
-        posts = self.world.posts_for(PLATFORM, name, limit=limit, order="newest")
+        max_id = query.get("max_id", "")
+        if max_id.isdigit():
+            # ids are snowflakes (milliseconds << 16): statuses below max_id, in id order, from
+            # any instant back (clients make max_id from a timestamp to start a walk there)
+            second = (int(max_id) >> 16) // 1000
+            posts = self.world.timeline(PLATFORM, name, limit=limit, below_id=max_id,
+                                        until=datetime.fromtimestamp(second + 1, UTC))
+        else:
+            posts = self.world.posts_for(PLATFORM, name, limit=limit, order="newest")
         headers = self._limits()
         if posts:
             base = f"{origin}/api/v1/timelines/tag/{quote(name, safe='')}"

@@ -7,7 +7,7 @@ import math
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -430,6 +430,11 @@ def _author(seed: int, platform: str, author_key: int) -> tuple[str, str, str]:
     return author_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
 
 
+def _id_key(post_id: str) -> tuple[int, int | str]:
+    """Sort key of a post id: numeric ids by value, others (Bluesky TIDs) as sortable text."""
+    return (0, int(post_id)) if post_id.isdigit() else (1, post_id)
+
+
 def _post_id(platform: str, created: int, entropy: int) -> str:
     """A post id in the platform's own format, from its creation second and 64 random bits."""
     if platform == "youtube":
@@ -777,6 +782,77 @@ class World:
         limit = max(0, min(limit, LIST_CAP, total))
         ordinals = self._ordinals(platform, key, total, limit, order, when.timestamp())
         return tuple(self._post(platform, key, name, o, when) for o in ordinals)
+
+    def timeline(
+        self,
+        platform: str,
+        tag: str,
+        until: datetime,
+        since: datetime | None = None,
+        limit: int = 20,
+        skip: int = 0,
+        below_id: str | None = None,
+        at: datetime | None = None,
+    ) -> list[PostTruth]:
+        """Posts created in [since, until), newest first, as a chronological listing pages them.
+
+        Ordered by creation second, then id: ids grow with time on every platform here, so this
+        is the platforms' own id order. `below_id` keeps only older ids (Mastodon `max_id`, an
+        id offset), `skip` drops that many first (offset cursors). No LIST_CAP applies: a
+        listing's cap is its platform module's business. Cost grows with skip + limit only.
+        """
+        platform = platform.lower()
+        if limit <= 0 or not self.exists(platform, tag):
+            return []
+        when = self.now() if at is None else at.astimezone(UTC)
+        key = normalize_tag(tag)
+        name = self.display_name(platform, tag)
+        shape = _shape(self.seed, platform, key)
+        # creation times are whole seconds: "before until" is "at most ceil(until) - 1"
+        last = min(math.ceil(until.timestamp()) - 1, math.floor(when.timestamp()))
+        ordinal = _count(shape.posts_k, shape, last) - 1
+        floor_ = 0 if since is None else _count(shape.posts_k, shape,
+                                                 math.ceil(since.timestamp()) - 1)
+        below = _id_key(below_id) if below_id is not None else None
+        out: list[PostTruth] = []
+        while ordinal >= floor_ and len(out) < skip + limit:
+            second = _ordinal_ts(self.seed, platform, key, ordinal)
+            group = []
+            while ordinal >= floor_ and _ordinal_ts(self.seed, platform, key, ordinal) == second:
+                group.append(self._post(platform, key, name, ordinal, when))
+                ordinal -= 1
+            group.sort(key=lambda p: _id_key(p.id), reverse=True)
+            out.extend(p for p in group if below is None or _id_key(p.id) < below)
+        return out[skip : skip + limit]
+
+    def count_between(self, platform: str, tag: str, since: datetime, until: datetime,
+                      at: datetime | None = None) -> int:
+        """How many posts were created in [since, until) (cheap: no post is built)."""
+        platform = platform.lower()
+        if not self.exists(platform, tag):
+            return 0
+        when = self.now() if at is None else at.astimezone(UTC)
+        shape = _shape(self.seed, platform, normalize_tag(tag))
+        last = min(math.ceil(until.timestamp()) - 1, math.floor(when.timestamp()))
+        first = math.ceil(since.timestamp()) - 1
+        if last <= first:
+            return 0
+        return _count(shape.posts_k, shape, last) - _count(shape.posts_k, shape, first)
+
+    def day_counts(self, platform: str, tag: str, first: date, last: date,
+                   at: datetime | None = None) -> dict[date, DayTruth]:
+        """Posts and distinct authors per UTC day, first to last inclusive, counted over the
+        very posts the listings serve: what a complete backfill must reproduce exactly."""
+        out = {}
+        day = first
+        while day <= last:
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            posts = self.timeline(platform, tag, until=start + timedelta(days=1), since=start,
+                                  limit=10**9, at=at)
+            out[day] = DayTruth(day=start, posts=len(posts),
+                                participants=len({p.author_id for p in posts}))
+            day += timedelta(days=1)
+        return out
 
     # -- internals ----------------------------------------------------------------------------
 
