@@ -49,7 +49,8 @@ class Instagram(Platform):
     hosts = ("www.instagram.com", "instagram.com", "i.instagram.com")
     browser = "never"
     signin = "required"
-    backfill = "recent sections paged by next_max_id, with taken_at (not implemented)"
+    backfill = ("none (not implemented: the recent sections, paged by next_max_id with "
+                "taken_at, need the user's session and are only roughly chronological)")
     counters = {"posts": "tags/web_info data.media_count (exact)"}
 
     def first_fetch(self, tag: TagRef) -> Fetch:

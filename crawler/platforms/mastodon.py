@@ -27,7 +27,7 @@ import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from w3lib.html import remove_tags, replace_entities
 
@@ -43,6 +43,7 @@ from crawler.platforms.base import (
     Unsupported,
     check_status,
 )
+from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
 
 TIMELINE_LIMIT = 40  # the API's maximum page
@@ -56,7 +57,8 @@ class Mastodon(Platform):
     default_base_url = "https://mastodon.social"
     hosts = ("mastodon.social",)
     browser = "never"
-    backfill = "history: 7 days per snapshot (stored as activity); timelines/tag by max_id"
+    backfill = ("timelines/tag from --until back by max_id (Link header): chronological, "
+                "uncapped, complete; plus 7 days of history per snapshot")
     counters = {
         "posts": "tags/:name Σ history[].uses over 7 days (exact)",
         "participants": "tags/:name Σ history[].accounts over 7 days (exact; per-day accounts)",
@@ -94,6 +96,55 @@ class Mastodon(Platform):
         posts = [parse_status(s, result.snapshot, page) for s in statuses]
         result.posts = [p for p in posts if p is not None]
         return result
+
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
+        """The tag's public timeline from the window's end back: a `max_id` made from that
+        instant (status ids are snowflakes, milliseconds << 16), so the walk starts at --until
+        instead of paging down from today."""
+        if tag.name is None:
+            raise Unsupported("Mastodon tags are addressed by name, not id:")
+        return self._timeline_page(tag.name, snowflake_before(window.end))
+
+    def _timeline_page(self, name: str, max_id: str) -> Fetch:
+        query = f"limit={TIMELINE_LIMIT}&max_id={quote(max_id, safe='')}"
+        return Fetch(url=self.url(f"/api/v1/timelines/tag/{quote(name, safe='')}?{query}"),
+                     step="backfill", headers={"Accept": "application/json"})
+
+    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        """One page of the tag timeline, newest first; the next is the Link header's max_id."""
+        statuses = _api_json(page, what="timelines/tag")
+        if not isinstance(statuses, list):
+            raise LayoutChanged("timelines/tag did not answer a list of statuses")
+        name = tag.name or ""
+        shown = {"tag_display": name, "tag_id": None}
+        posts = [p for p in (parse_status(s, shown, page) for s in statuses) if p is not None]
+        if len(posts) != len(statuses):
+            raise LayoutChanged("timelines/tag listed a status without an id")
+        if any(p["created_at"] is None for p in posts):
+            raise LayoutChanged("timelines/tag listed a status without a created_at time")
+        max_id = next_max_id(page.headers.get("link", ""))
+        # an empty page (or one without a next link) is the end of what the instance has
+        more = bool(posts) and max_id is not None
+        return TimelinePage(posts=posts, oldest_seen=oldest(posts),
+                            next_fetch=self._timeline_page(name, max_id) if more else None)
+
+
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+
+
+def next_max_id(link: str) -> str | None:
+    """The `max_id` of the Link header's rel="next" URL, if any."""
+    match = _LINK.search(link)
+    if match is None:
+        return None
+    values = parse_qs(urlsplit(match.group(1)).query).get("max_id")
+    return values[0] if values else None
+
+
+def snowflake_before(moment: datetime) -> str:
+    """The smallest status id at `moment`: every status created earlier has a smaller id."""
+    return str(int(moment.timestamp() * 1000) << 16)
 
 
 def _api_json(page: Page, *, what: str) -> Any:

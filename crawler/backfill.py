@@ -1,0 +1,283 @@
+"""Backfill walks: a tag's public timeline walked back in time, and what it proves per day.
+
+Adapters page through a timeline (crawler/platforms/timeline.py); a `Walk` keeps what the pages
+showed: every post counted once, per UTC day, and which days the walk can vouch for. Its
+coverage per day is `complete` where the listing is chronological and was walked to the
+window's start without hitting a cap, and `lower_bound` where the listing is ranked (a sample of
+popular posts) or stopped at a cap.
+
+`WalkStore` keeps a walk resumable: after every page it appends the page's post ids to a journal
+and then replaces the state file atomically, under `<out>/.tagarchive/backfill/…`, outside every
+dataset tree. A walk interrupted at any point resumes from the last state written, with the
+journal cut back to what that state vouches for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from crawler.platforms.base import Fetch, RenderSpec
+from crawler.platforms.timeline import TimelinePage, Window
+from crawler.tags import TagRef
+
+STATE_VERSION = 1
+BACKFILL_DIR = Path(".tagarchive", "backfill")
+COMPLETE = "complete"
+LOWER_BOUND = "lower_bound"
+
+
+class BackfillStateError(ValueError):
+    """A state file that cannot be resumed (another version, another walk, or damaged)."""
+
+
+# --- fetches as plain data (the state file) -------------------------------------------------
+
+
+def fetch_to_state(fetch: Fetch) -> dict[str, Any]:
+    return {
+        "url": fetch.url, "step": fetch.step, "method": fetch.method,
+        "body": base64.b64encode(fetch.body).decode("ascii") if fetch.body is not None else None,
+        "headers": dict(fetch.headers), "state": fetch.state,
+        "render": None if fetch.render is None else fetch.render.to_meta(),
+    }
+
+
+def fetch_from_state(data: dict[str, Any]) -> Fetch:
+    render = data.get("render")
+    return Fetch(
+        url=data["url"], step=data["step"], method=data.get("method", "GET"),
+        body=base64.b64decode(data["body"]) if data.get("body") is not None else None,
+        headers=dict(data.get("headers") or {}), state=dict(data.get("state") or {}),
+        render=None if render is None else RenderSpec(
+            capture=tuple(render.get("capture") or ()), wait_for=render.get("wait_for"),
+            timeout_ms=int(render.get("timeout_ms", 15_000))),
+    )
+
+
+# --- the walk -------------------------------------------------------------------------------
+
+
+@dataclass
+class Walk:
+    """One backfill's progress: posts counted per day, caps met, and the next page to fetch."""
+
+    platform: str
+    tag: TagRef
+    window: Window
+    next_fetch: Fetch | None = None
+    pages: int = 0
+    ranked: bool = False
+    capped_spans: list[tuple[datetime, datetime]] = field(default_factory=list)
+    reached: datetime | None = None  # the oldest post time any page showed
+    tag_display: str | None = None
+    done: bool = False
+    seen: set[str] = field(default_factory=set)
+    by_day: dict[date, set[str]] = field(default_factory=dict)
+    authors: dict[date, set[str]] = field(default_factory=dict)
+
+    @property
+    def posts(self) -> int:
+        return sum(len(ids) for ids in self.by_day.values())
+
+    def accept(self, page: TimelinePage) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+        """Count one page: returns its new in-window posts and their journal entries.
+
+        The walk's next fetch becomes the page's, unless a chronological listing has already
+        shown a post older than the window (everything newer is then proven).
+        """
+        self.pages += 1
+        self.ranked |= page.ranked
+        if page.oldest_seen is not None and (self.reached is None
+                                             or page.oldest_seen < self.reached):
+            self.reached = page.oldest_seen
+        if page.tag_display and not self.tag_display:
+            self.tag_display = page.tag_display
+        if page.capped:
+            through = page.oldest_seen or self.window.end
+            span = page.capped_span or (self.window.start, through + timedelta(microseconds=1))
+            self.capped_spans.append(span)
+        fresh: list[dict[str, Any]] = []
+        entries: list[list[Any]] = []
+        for post in page.posts:
+            created, post_id = post.get("created_at"), post.get("post_id")
+            if created is None or post_id is None or not self.window.contains(created):
+                continue
+            if post_id in self.seen:
+                continue  # shown twice (overlapping pages, a re-query after a cap, a resume)
+            day = created.astimezone(UTC).date()
+            author = post.get("author_id")
+            self._count(str(post_id), day, author)
+            fresh.append(post)
+            entries.append([str(post_id), day.isoformat(), author])
+        passed = (not self.ranked and page.oldest_seen is not None
+                  and page.oldest_seen < self.window.start)
+        self.next_fetch = None if passed else page.next_fetch
+        self.done = self.next_fetch is None
+        return fresh, entries
+
+    def _count(self, post_id: str, day: date, author: str | None) -> None:
+        self.seen.add(post_id)
+        self.by_day.setdefault(day, set()).add(post_id)
+        if author is not None:
+            self.authors.setdefault(day, set()).add(str(author))
+
+    def replay(self, entries: list[list[Any]]) -> None:
+        """Count journal entries again (on resume)."""
+        for post_id, day, author in entries:
+            self._count(post_id, date.fromisoformat(day), author)
+
+    def coverage(self) -> dict[date, str]:
+        """Per window day: complete, or lower_bound where ranked or capped."""
+        out = {}
+        for day in self.window.days():
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            end = start + timedelta(days=1)
+            capped = any(a < end and start < b for a, b in self.capped_spans)
+            out[day] = LOWER_BOUND if self.ranked or capped else COMPLETE
+        return out
+
+    def activity(self, observed_at: datetime, source: str) -> list[dict[str, Any]]:
+        """One activity row per window day (zero days too, so a re-run replaces every day)."""
+        coverage = self.coverage()
+        return [{"platform": self.platform, "day": day,
+                 "posts": len(self.by_day.get(day, ())),
+                 "participants": len(self.authors.get(day, ())),
+                 "coverage": coverage[day], "source": source, "observed_at": observed_at}
+                for day in self.window.days()]
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "platform": self.platform,
+            "tag": {"name": self.tag.name, "id": self.tag.id},
+            "window": self.window.as_state(),
+            "next": None if self.next_fetch is None else fetch_to_state(self.next_fetch),
+            "pages": self.pages,
+            "posts": self.posts,
+            "ranked": self.ranked,
+            "capped_spans": [[a.isoformat(), b.isoformat()] for a, b in self.capped_spans],
+            "reached": None if self.reached is None else self.reached.isoformat(),
+            "tag_display": self.tag_display,
+            "done": self.done,
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> Walk:
+        if data.get("version") != STATE_VERSION:
+            raise BackfillStateError(f"state version {data.get('version')!r}, expected "
+                                     f"{STATE_VERSION}")
+        tag = data["tag"]
+        walk = cls(platform=data["platform"], tag=TagRef(name=tag["name"], id=tag["id"]),
+                   window=Window.from_state(data["window"]))
+        walk.next_fetch = fetch_from_state(data["next"]) if data.get("next") else None
+        walk.pages = int(data["pages"])
+        walk.ranked = bool(data["ranked"])
+        walk.capped_spans = [(datetime.fromisoformat(a), datetime.fromisoformat(b))
+                             for a, b in data["capped_spans"]]
+        walk.reached = datetime.fromisoformat(data["reached"]) if data.get("reached") else None
+        walk.tag_display = data.get("tag_display")
+        walk.done = bool(data["done"])
+        return walk
+
+    def progress(self) -> float | None:
+        """How much of the window is proven (0..1) for a chronological walk, else None."""
+        if self.ranked or self.reached is None:
+            return None
+        span = (self.window.end - self.window.start).total_seconds()
+        covered = (self.window.end - max(self.reached, self.window.start)).total_seconds()
+        return max(0.0, min(1.0, covered / span))
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WalkStore:
+    """A walk's state file and journal under `<out>/.tagarchive/backfill/<platform>/<tag>/…`."""
+
+    def __init__(self, out: str | os.PathLike[str], platform: str, tag_key: str,
+                 window: Window) -> None:
+        self.directory = (Path(out) / BACKFILL_DIR / platform / quote(tag_key, safe="")
+                          / f"{window.since.isoformat()}_{window.until.isoformat()}")
+        self.state_path = self.directory / "state.json"
+        self.journal_path = self.directory / "journal.jsonl"
+
+    def exists(self) -> bool:
+        return self.state_path.is_file()
+
+    def read_state(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise BackfillStateError(f"{self.state_path} is damaged: {exc}") from None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One process per walk: a second backfill of the same window is refused."""
+        from storage.locks import exclusive
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.directory, f"the backfill in {self.directory}"):
+            yield
+
+    def start(self, walk: Walk) -> None:
+        """Begin a fresh walk: an empty journal, then the first state."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.journal_path, "wb") as handle:
+            os.fsync(handle.fileno())
+        self._write_state(walk, journal_bytes=0)
+
+    def resume(self) -> Walk:
+        """The walk as its last state left it, its journal cut back to that state and replayed."""
+        data = self.read_state()
+        if data is None:
+            raise BackfillStateError(f"no backfill state in {self.directory}")
+        walk = Walk.from_state(data)
+        size = int(data.get("journal_bytes", 0))
+        with open(self.journal_path, "r+b") as handle:
+            # a page journaled after the last state write was never acknowledged: drop it
+            handle.truncate(size)
+            handle.seek(0)
+            for line in handle.read().decode("utf-8").splitlines():
+                walk.replay(json.loads(line)["posts"])
+        return walk
+
+    def record(self, walk: Walk, entries: list[list[Any]]) -> None:
+        """After a page: append its posts to the journal, then move the state forward."""
+        line = json.dumps({"page": walk.pages, "posts": entries}, ensure_ascii=False) + "\n"
+        with open(self.journal_path, "ab") as handle:
+            handle.write(line.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+            size = handle.tell()
+        self._write_state(walk, journal_bytes=size)
+
+    def _write_state(self, walk: Walk, journal_bytes: int) -> None:
+        data = walk.as_state()
+        data["journal_bytes"] = journal_bytes
+        data["updated_at"] = datetime.now(UTC).isoformat()
+        temp = self.directory / ".state.json.tmp"
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.state_path)
+        _fsync_dir(self.directory)

@@ -1,0 +1,242 @@
+"""`tagarchive backfill PLATFORM TAG --since DAY --until DAY`: a tag's past, day by day.
+
+Exit codes: 0 the window was walked and its activity rows replace any earlier ones; 1 the
+platform answered with a failure (named on its own line; `--resume` retries from that page);
+2 usage error, including a platform without a usable timeline (the reason is named); 3 the
+environment (output not writable, another backfill of the same window running, storage
+failed); 130 interrupted (Ctrl-C): `--resume` continues where it stopped. See docs/backfill.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from crawler.cli import (
+    EnvironmentProblem,
+    UsageError,
+    _add_crawl_options,
+    _load_sessions,
+    build_settings,
+    load_config_sources,
+    prepare_out,
+    resolve_base_urls,
+)
+from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, RunState, TagJob
+
+logger = logging.getLogger(__name__)
+
+# A compaction already running holds the activity dataset's lock; wait this long for it.
+ACTIVITY_LOCK_WAIT_S = 30.0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD day: {text!r}") from None
+
+
+def register(subparsers: Any) -> None:
+    """Add `backfill` to the `tagarchive` command line."""
+    p = subparsers.add_parser(
+        "backfill",
+        help="walk a tag's public timeline back in time: posts and per-day activity",
+        description="Walk the tag's public timeline from --until back to --since, store the "
+        "posts it shows and one activity row per day (posts, distinct authors) marked complete "
+        "or lower_bound. Ctrl-C stops cleanly; --resume continues. Running the same window "
+        "again replaces its activity rows. See docs/backfill.md.",
+    )
+    p.add_argument("platform", help="e.g. mastodon, bluesky, weibo, bilibili, tiktok, xhs")
+    p.add_argument("tag", help="tag name (with or without #), or id:<id>")
+    p.add_argument("--since", type=_day, required=True, metavar="YYYY-MM-DD",
+                   help="first UTC day of the window")
+    p.add_argument("--until", type=_day, required=True, metavar="YYYY-MM-DD",
+                   help="last UTC day of the window (included)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted backfill of this window where it stopped")
+    _add_crawl_options(p)
+    p.set_defaults(func=cmd_backfill)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from crawler.backfill import BackfillStateError, Walk, WalkStore
+    from crawler.platforms import UnknownPlatformError, platform_class
+    from crawler.platforms.base import PlatformError
+    from crawler.platforms.timeline import Window, timeline_refusal
+    from crawler.tags import InvalidTagError, parse_tag_arg
+    from storage.locks import LockBusyError
+
+    load_config_sources(args.config)
+    try:
+        cls = platform_class(args.platform)
+        ref = parse_tag_arg(args.tag)
+        window = Window(args.since, args.until)
+    except (UnknownPlatformError, InvalidTagError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if window.until > datetime.now(UTC).date():
+        raise UsageError(f"--until {window.until} is in the future")
+    platform = cls.name
+    refusal = timeline_refusal(cls)
+    if refusal is not None:
+        raise UsageError(f"{platform} cannot be backfilled: {refusal}")
+    job = TagJob(platform, ref)
+    base_urls = resolve_base_urls([platform], args.base_url, args.replica, dict(os.environ))
+    sessions = _load_sessions([platform], args.session)
+    out = prepare_out(args.out)
+    store = WalkStore(out, platform, job.key, window)
+    label = f"{platform} {job.key} {window.since}..{window.until}"
+    try:
+        with store.locked():
+            if args.resume:
+                walk = _resumed(store, label)
+            else:
+                if store.exists() and not (store.read_state() or {}).get("done"):
+                    print(f"tagarchive: starting {label} over (an unfinished walk of it exists: "
+                          "--resume continues one)", file=sys.stderr)
+                walk = Walk(platform=platform, tag=ref, window=window)
+                try:
+                    walk.next_fetch = cls(base_urls.get(platform)).timeline_fetch(ref, window)
+                except PlatformError as exc:
+                    raise UsageError(f"{platform} {job.key}: {exc.detail}") from None
+                store.start(walk)
+            run = _crawl(args, out, job, walk, store, base_urls, sessions, label)
+    except LockBusyError:
+        raise EnvironmentProblem(f"another backfill of {label} is running") from None
+    except BackfillStateError as exc:
+        raise UsageError(f"cannot resume {label}: {exc}") from None
+    return _report(run, walk, out, label, quiet=args.quiet)
+
+
+def _resumed(store: Any, label: str) -> Any:
+    state = store.read_state()
+    if state is None:
+        raise UsageError(f"nothing to resume for {label}: run it without --resume")
+    if state.get("done"):
+        raise UsageError(f"{label} already finished; run it without --resume to walk it again")
+    return store.resume()
+
+
+def _crawl(args: argparse.Namespace, out: str, job: TagJob, walk: Any, store: Any,
+           base_urls: dict[str, str], sessions: dict[str, Any], label: str) -> RunState:
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    from crawler.run import settings_summary
+    from crawler.spiders.backfill import BackfillSpider, NoProgress
+
+    overrides = build_settings(args, base_urls, [job.platform])
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    settings = get_project_settings()
+    settings.setdict(overrides, priority="cmdline")
+    run = RunState(
+        out=out, jobs=[job], command="backfill", argv=list(args.argv),
+        settings_json=settings_summary({k: settings[k] for k in (
+            "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
+            "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")}),
+        flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
+        flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
+        sessions=sessions,
+        archive_enabled=not args.no_archive,
+    )
+    progress = (RichProgress(label, walk) if sys.stderr.isatty() and not args.quiet
+                else NoProgress())
+    process = CrawlerProcess(settings)
+    process.crawl(BackfillSpider, run=run, walk=walk, store=store, progress=progress)
+    process.start()
+    return run
+
+
+def replace_activity(out: str, window: Any, wait: float = ACTIVITY_LOCK_WAIT_S) -> list[str]:
+    """Leave one activity row per (platform, tag, day): the newest, i.e. this run's.
+
+    This is compaction's own rule for `activity` (storage/compact.py: newest observed_at per
+    (platform, tag, day)), applied with its atomic partition swap, so readers never see a day
+    twice or not at all. Returns the lines of partitions that could not be rewritten.
+    """
+    from storage.compact import compact
+    from storage.locks import LockBusyError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            report = compact(out, ["activity"], before=window.until + timedelta(days=1),
+                             include_today=True)
+            return report.errors
+        except LockBusyError:
+            if time.monotonic() >= deadline:
+                return [f"activity: a compaction is running; the earlier rows of "
+                        f"{window.since}..{window.until} stay until the next "
+                        "`tagarchive compact --dataset activity`"]
+            time.sleep(0.5)
+
+
+def _report(run: RunState, walk: Any, out: str, label: str, quiet: bool) -> int:
+    for platform, tag, status, detail in run.failures:
+        print(f"tagarchive: {platform} {tag}: {status}: {detail}", file=sys.stderr)
+    if run.storage_error:
+        print(f"tagarchive: storage error: {run.storage_error}", file=sys.stderr)
+    if run.close_reason == "shutdown":
+        print(f"tagarchive: interrupted after {walk.pages} pages; what was fetched is stored "
+              f"and `--resume` continues {label}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = run.exit_code
+    if not walk.done:
+        if run.failures:
+            print(f"tagarchive: {label} stopped after {walk.pages} pages; `--resume` retries "
+                  "from the page that failed", file=sys.stderr)
+        return code or EXIT_ENVIRONMENT
+    if code == EXIT_OK:
+        errors = replace_activity(out, walk.window)
+        for line in errors:
+            print(f"tagarchive: warning: {line}", file=sys.stderr)
+        if any(not line.startswith("activity: a compaction is running") for line in errors):
+            return EXIT_ENVIRONMENT
+    if not quiet:
+        coverage = walk.coverage()
+        complete = sum(1 for c in coverage.values() if c == "complete")
+        print(f"backfill {label}: {walk.pages} pages, {walk.posts} posts in the window, "
+              f"{complete}/{len(coverage)} days complete"
+              + ("" if complete == len(coverage) else
+                 f", {len(coverage) - complete} lower bound") + f" (run {run.run_id}, {out})")
+    return code
+
+
+class RichProgress:
+    """Pages, posts, the day reached and an ETA (chronological walks) on stderr."""
+
+    def __init__(self, label: str, walk: Any) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False)
+        self.task = self.progress.add_task(label, total=None, detail="")
+        self.progress.start()
+        self.update(walk)
+
+    def update(self, walk: Any) -> None:
+        reached = walk.reached.date().isoformat() if walk.reached is not None else "-"
+        detail = f"{walk.pages} pages · {walk.posts} posts · reached {reached}"
+        fraction = walk.progress()
+        if fraction is None:  # a ranked listing: how much is left cannot be known
+            self.progress.update(self.task, detail=detail)
+        else:
+            self.progress.update(self.task, total=1000, completed=round(fraction * 1000),
+                                 detail=detail)
+
+    def close(self) -> None:
+        self.progress.stop()

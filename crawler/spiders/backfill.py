@@ -1,0 +1,243 @@
+"""The backfill spider: walks one tag's public timeline back to --since, page by page.
+
+It only navigates, like the snapshot spider: the adapter says what a page shows and which page
+comes next (`timeline_fetch`, `on_backfill…`), the `Walk` counts posts per day, and the spider
+archives every page, yields its new posts, records the walk's state after each page (so Ctrl-C
+and `--resume` lose and repeat nothing) and, once the walk is done, yields one activity row per
+window day marked with its coverage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.settings import BaseSettings
+from twisted.internet import task
+from twisted.python.failure import Failure
+
+from crawler.backfill import Walk, WalkStore
+from crawler.items import ActivityItem, PostItem
+from crawler.platforms.base import Captured, Fetch, Outcome, Page, Platform, PlatformError
+from crawler.platforms.timeline import TimelinePage
+from crawler.run import RunState, TagJob
+from crawler.spiders.snapshot import page_from_response
+from storage import StorageError
+from storage.archive import RecordRef
+
+logger = logging.getLogger(__name__)
+
+SCROLL_MIDDLEWARE = "crawler.feedscroll.FeedScrollMiddleware"
+
+
+class Progress(Protocol):
+    """Where the spider reports how far the walk got (a display, or nothing)."""
+
+    def update(self, walk: Walk) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    """Progress reporting switched off (stderr is not a terminal)."""
+
+    def update(self, walk: Walk) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class BackfillSpider(scrapy.Spider):
+    """One tag's timeline over a window of days, resumable page by page."""
+
+    name = "backfill"
+
+    def __init__(self, run: RunState | None = None, walk: Walk | None = None,
+                 store: WalkStore | None = None, progress: Progress | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if run is None or walk is None or store is None:
+            raise ValueError("the backfill spider is started by `tagarchive backfill`")
+        self.run = run
+        self.walk = walk
+        self.store = store
+        self.progress = progress or NoProgress()
+        self.job = TagJob(walk.platform, walk.tag)
+        self.adapters: dict[str, Platform] = {}
+        self.browser_enabled = True
+        self._flusher: task.LoopingCall | None = None
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        # rendered timelines (TikTok, Xiaohongshu) load further pages only when scrolled
+        middlewares = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
+        middlewares.setdefault(SCROLL_MIDDLEWARE, 960)  # after RenderMiddleware (950)
+        settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> BackfillSpider:
+        from crawler.platforms import platform_class
+
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.run.label_from(settings)
+        spider.browser_enabled = settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True)
+        base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
+        platform = spider.walk.platform
+        spider.adapters[platform] = platform_class(platform)(base_urls.get(platform))
+        crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
+        return spider
+
+    @property
+    def adapter(self) -> Platform:
+        return self.adapters[self.walk.platform]
+
+    def _on_opened(self) -> None:
+        if self.run.flush_seconds > 0:
+            # bounds what a crash loses to one interval, even when no item arrives
+            self._flusher = task.LoopingCall(self._timed_flush)
+            self._flusher.start(self.run.flush_seconds, now=False)
+
+    def _timed_flush(self) -> None:
+        try:
+            self.run.writer.maybe_flush()
+            if self.run.archive is not None:
+                self.run.archive.rotate()
+        except Exception as exc:  # reported at close; a full disk must not kill the loop
+            logger.error("timed flush failed: %s", exc)
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        fetch = self.walk.next_fetch
+        if fetch is None:
+            return
+        request = self._request(fetch)
+        if request is not None:
+            yield request
+
+    def _request(self, fetch: Fetch) -> scrapy.Request | None:
+        if fetch.render is not None and not self.browser_enabled:
+            self._fail(Outcome.UNSUPPORTED,
+                       "this timeline needs the browser, which is disabled (--no-browser)")
+            return None
+        meta: dict[str, Any] = {
+            "tagarchive_job": {"platform": self.job.platform, "name": self.job.ref.name,
+                               "id": self.job.ref.id, "step": fetch.step, "state": fetch.state},
+            "handle_httpstatus_all": True,
+        }
+        if fetch.render is not None:
+            meta["tagarchive_render"] = fetch.render.to_meta()
+            meta["playwright_page_goto_kwargs"] = {"wait_until": "domcontentloaded"}
+            scroll = getattr(self.adapter, "timeline_scroll", None)
+            if scroll:
+                meta["tagarchive_scroll"] = dict(scroll)
+        return scrapy.Request(fetch.url, method=fetch.method, body=fetch.body,
+                              headers=fetch.headers or None, callback=self.on_page,
+                              errback=self.on_error, meta=meta, dont_filter=True)
+
+    def _fail(self, outcome: str, detail: str) -> None:
+        self.crawler.stats.inc_value(f"tagarchive/outcome/{outcome}")
+        self.run.set_outcome(self.job.platform, self.job.key, outcome, detail)
+
+    def on_page(self, response: Response) -> Iterator[Any]:
+        info = response.meta["tagarchive_job"]
+        page = page_from_response(response)
+        ref = self._archive(page, info, response.body)
+        try:
+            result = self.adapter.handle(info["step"], page, self.job.ref, info["state"])
+        except PlatformError as exc:
+            # the walk's state still names this page: --resume asks for it again
+            self._fail(exc.outcome, exc.detail)
+            return
+        if not isinstance(result, TimelinePage):
+            self._fail(Outcome.ERROR, f"step {info['step']!r} did not answer a timeline page")
+            return
+        fresh, entries = self.walk.accept(result)
+        provenance = {"archive_file": ref.file, "archive_record": ref.record_id} if ref else {}
+        for post in fresh:
+            item = PostItem(**post, **provenance)
+            item.tag = self._tag() or item.tag_display
+            yield item
+        self.crawler.stats.inc_value("tagarchive/backfill/pages")
+        if self.walk.done:
+            yield from self._finish()
+        # only now, with this page's posts handed to the pipelines, does the walk move on
+        self.store.record(self.walk, entries)
+        self.progress.update(self.walk)
+        if self.walk.next_fetch is not None:
+            request = self._request(self.walk.next_fetch)
+            if request is not None:
+                yield request
+
+    def _tag(self) -> str | None:
+        """The tag's name for rows: as asked, or as the platform named an id-addressed tag."""
+        return self.job.ref.normalized if self.job.ref.name is not None else self.walk.tag_display
+
+    def _finish(self) -> Iterator[ActivityItem]:
+        source = getattr(self.adapter, "timeline_source", "api")
+        for row in self.walk.activity(datetime.now(UTC), source):
+            item = ActivityItem(**row)
+            item.tag = self._tag()
+            item.job_key = self.job.key
+            yield item
+        self.run.set_outcome(self.job.platform, self.job.key, Outcome.STORED)
+
+    def _archive(self, page: Page, info: dict[str, Any], body: bytes) -> RecordRef | None:
+        """Keep what was received as WARC, exactly as the snapshot spider does."""
+        archive = self.run.archive
+        if archive is None:
+            return None
+        meta = {"Platform": self.job.platform,
+                "Tag": {"name": self.job.ref.name, "id": self.job.ref.id},
+                "Step": info["step"], "State": info["state"], "Run-Id": self.run.run_id,
+                # reparse tells timeline pages (TimelinePage answers) from snapshot pages by this
+                "Command": "backfill"}
+        try:
+            if page.rendered:
+                return archive.write_rendered(
+                    self.job.platform, url=page.url, dom=page.text, observed_at=page.observed_at,
+                    captured=[_captured_dict(c) for c in page.captured], meta=meta)
+            return archive.write_response(self.job.platform, url=page.url, status=page.status,
+                                          headers=page.headers, body=body,
+                                          observed_at=page.observed_at, meta=meta)
+        except StorageError as exc:
+            self.run.storage_error = str(exc)
+            logger.error("archive failed: %s", exc)
+            return None
+
+    def on_error(self, failure: Failure) -> None:
+        error = failure.value
+        if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
+            self._fail(Outcome.ROBOTS_DISALLOWED, f"{failure.request.url} is disallowed by "
+                       "robots.txt")
+            return
+        self._fail(Outcome.ERROR, f"{type(error).__name__}: {error}".strip()[:300])
+
+    def closed(self, reason: str) -> None:
+        """Write the run record last (pipelines are closed by now) and close the writer."""
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        self.progress.close()
+        run = self.run
+        run.close_reason = reason
+        run.finish()
+        record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
+        try:
+            run.writer.add("runs", record)
+            run.close_storage()
+        except StorageError as exc:
+            run.storage_error = str(exc)
+            logger.error("storage failed: %s", exc)
+        logger.info("backfill %s %s: %d pages, %d posts", run.run_id, record["verdict"],
+                    self.walk.pages, self.walk.posts)
+
+
+def _captured_dict(cap: Captured) -> dict[str, Any]:
+    return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}
