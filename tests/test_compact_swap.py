@@ -91,10 +91,10 @@ def test_readers_never_see_a_partial_double_or_empty_partition(
             try:
                 count = read(n % 2 == 0)
             except (duckdb.IOException, FileNotFoundError) as exc:
-                # Listed the old files, then the swap removed one before it was opened: the
-                # query fails (documented), it never answers wrongly. "No files found" would be
-                # an empty view and is not accepted here.
-                if "No such file" not in str(exc):
+                # Listed the old files, then the swap removed one before it was opened (or, for
+                # pyarrow, stat-ed): the query fails (documented), it never answers wrongly.
+                # DuckDB's "No files found" would be an empty view and is not accepted.
+                if isinstance(exc, duckdb.IOException) and "No such file" not in str(exc):
                     failures.append(exc)
                 raced.append(type(exc).__name__)
                 continue
@@ -112,7 +112,8 @@ def test_readers_never_see_a_partial_double_or_empty_partition(
     thread.start()
     try:
         run = 10
-        for _ in range(12):
+        # A dozen swaps, and more while a loaded machine has starved the reader of turns.
+        while len(exchanged) < 12 or (len(seen) < 40 and len(exchanged) < 40):
             for _ in range(2):
                 run += 1
                 change(lambda r=run: publish(tmp_path, r, "snapshots", batch(r, 10, 5)),
@@ -124,11 +125,11 @@ def test_readers_never_see_a_partial_double_or_empty_partition(
         stop.set()
         thread.join()
     assert not failures, failures[:3]
-    assert exchanged == [True] * 12
-    assert len(seen) >= 50, (len(seen), len(raced))
+    assert all(exchanged)
+    assert len(seen) >= 40, (len(seen), len(raced))
     wrong = [(a, b, c) for a, b, c in seen if c not in states[a: b + 2]]
     assert not wrong, (wrong[:5], states[:10])
-    assert len(rows(tmp_path, "snapshots")) == states[-1] == 20 + 12 * 20
+    assert len(rows(tmp_path, "snapshots")) == states[-1] == 20 + len(exchanged) * 20
 
 
 def test_a_writer_publishing_during_compactions_loses_nothing(tmp_path: Path) -> None:
