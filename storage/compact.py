@@ -578,7 +578,7 @@ def compact(
         directory = base / name
         if not directory.is_dir():
             continue
-        with exclusive(directory, f"{name}: another compaction"):
+        with exclusive(directory, busy=f"another compaction of {name} is running in {base}"):
             report.recovered_jobs += _recover(ctx, spec)
             for values, path in _partition_dirs(base, spec):
                 if date.fromisoformat(values["date"]) >= cutoff:

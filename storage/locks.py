@@ -54,7 +54,7 @@ def _acquire(fd: int, operation: int, timeout: float | None, what: str) -> None:
             return
         except BlockingIOError:
             if deadline is None:
-                raise LockBusyError(f"{what} is locked by another process") from None
+                raise LockBusyError(what) from None
             if time.monotonic() >= deadline:
                 raise LockTimeoutError(f"{what} stayed locked for {timeout:g} s") from None
             time.sleep(_POLL_S)
@@ -101,14 +101,14 @@ def swapping(root: str | Path, timeout: float) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def exclusive(directory: str | Path, what: str) -> Iterator[None]:
-    """Hold ``directory``'s lock exclusively without waiting, or raise LockBusyError."""
+def exclusive(directory: str | Path, busy: str) -> Iterator[None]:
+    """Hold ``directory``'s lock exclusively without waiting, or raise LockBusyError(busy)."""
     if fcntl is None:
         yield
         return
     fd = _open_dir(Path(directory))
     try:
-        _acquire(fd, fcntl.LOCK_EX, None, what)
+        _acquire(fd, fcntl.LOCK_EX, None, busy)
         yield
     finally:
         os.close(fd)

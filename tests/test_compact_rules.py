@@ -15,6 +15,7 @@ import pytest
 from crawler.cli import main
 from storage import get_spec
 from storage.compact import COMPACTED_KEY, DEDUP_RULES, compact
+from storage.locks import exclusive
 from tests.compact_helpers import (
     DAY,
     NOW,
@@ -297,3 +298,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().err.startswith("tagarchive: error: unknown dataset 'snapshot'")
     assert main(["compact", "--root", str(tmp_path), "--before", "yesterday"]) == 2
     assert "not a YYYY-MM-DD day" in capsys.readouterr().err
+    with exclusive(tmp_path / "snapshots", busy="test"):  # what a running compaction holds
+        assert main(["compact", "--root", str(tmp_path), "--dataset", "snapshots"]) == 3
+    assert capsys.readouterr().err == (
+        f"tagarchive: error: another compaction of snapshots is running in {tmp_path}\n")
