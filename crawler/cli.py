@@ -186,7 +186,17 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     )
     from crawler.spiders.snapshot import SnapshotSpider
 
-    process = CrawlerProcess(settings)
+    if args.log_format == "json":
+        from crawler.logs import JsonFormatter
+
+        settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+        process = CrawlerProcess(settings)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(settings.get("LOG_LEVEL"))
+    else:
+        process = CrawlerProcess(settings)
     process.crawl(SnapshotSpider, run=run)
     process.start()
     return report(run, quiet=args.quiet)
@@ -286,6 +296,8 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     p.add_argument("--quiet", action="store_true", help="no summary line on success")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="json: one object per line for log shippers")
     p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting, as `scrapy crawl -s` (repeatable)")
 

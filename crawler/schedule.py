@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler.config import Config, ConfigError, Watch, format_duration
+from crawler.logs import JsonFormatter
 from storage import DatasetWriter, StorageError, new_run_id, utc_day
 
 logger = logging.getLogger("tagarchive.schedule")
@@ -632,23 +633,6 @@ def _iso(moment: datetime | None) -> str:
 
 
 # --- logging ------------------------------------------------------------------------------------
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers; a record's `fields` become top-level keys."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data.update(getattr(record, "fields", None) or {})
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
 
 
 class _DropDuplicates(logging.Filter):

@@ -93,3 +93,15 @@ def test_scrapy_crawl_works_for_scrapy_users(replica: ReplicaServer, tmp_path: P
     assert "Deprecat" not in proc.stderr
     assert len(list(tmp_path.glob("snapshots/platform=tiktok/date=*/part-*.parquet"))) == 1
     assert len(list(tmp_path.glob("runs/date=*/part-*.parquet"))) == 1
+
+
+def test_crawl_logs_one_json_line_per_run(replica: ReplicaServer, tmp_path: Path) -> None:
+    replica.world.set_variant("tiktok", "jsonlog", "ssr")
+    result = run_cli("crawl", "tiktok", "jsonlog", "--out", str(tmp_path), "--replica",
+                     replica.url, "--delay", "0", "--log-format", "json", "--log-level", "INFO")
+    assert result.code == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert lines and len(lines) == len(result.stderr.strip().splitlines())  # only JSON
+    [run_line] = [e for e in lines if "run_id" in e]
+    assert run_line["verdict"] == "ok" and run_line["snapshots"] == 1
+    assert run_line["level"] == "INFO"

@@ -235,7 +235,11 @@ class SnapshotSpider(scrapy.Spider):
             logger.error("storage failed: %s", exc)
         logger.info("run %s %s: %d snapshots, %d posts, %d rejects, %d failed tags",
                     run.run_id, record["verdict"], record["snapshots"], record["posts"],
-                    record["rejects"], len(run.failures))
+                    record["rejects"], len(run.failures),
+                    extra={"fields": {"run_id": run.run_id, "verdict": record["verdict"],
+                                      "snapshots": record["snapshots"], "posts": record["posts"],
+                                      "rejects": record["rejects"],
+                                      "failed_tags": len(run.failures)}})
 
 
 def _captured_dict(cap: Captured) -> dict[str, Any]:
