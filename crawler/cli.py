@@ -343,6 +343,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cmd_schedule",
     "crawler.cmd_compact",
     "crawler.cmd_backfill",
+    "crawler.cmd_archive",
 )
 
 

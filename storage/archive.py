@@ -199,3 +199,59 @@ def read_meta(record: Any) -> dict[str, Any]:
             except ValueError:
                 meta[key] = value
     return meta
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What a retention pass removed (or would remove, in a dry run) and what it kept."""
+
+    removed: list[Path]
+    removed_bytes: int
+    kept_files: int
+    kept_bytes: int
+    dry_run: bool
+
+
+def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int | None = None,
+          today: datetime | None = None, dry_run: bool = False) -> PruneReport:
+    """Delete the oldest archive files beyond an age (by partition day) and/or a total size.
+
+    Rows keep their `archive_file` pointer; after pruning, those older records are gone, which
+    is why this is only ever done by an explicit command. Oldest days go first; within a day,
+    files go in name order (run ids sort by time).
+    """
+    if max_age_days is None and max_bytes is None:
+        raise ValueError("give a maximum age, a maximum size, or both")
+    base = Path(os.path.abspath(root)) / ARCHIVE_DIR
+    files: list[tuple[str, Path, int]] = []
+    for path in base.glob("platform=*/date=*/*.warc.gz"):
+        day = path.parent.name.removeprefix("date=")
+        files.append((day, path, path.stat().st_size))
+    files.sort(key=lambda f: (f[0], f[1].name))
+    doomed: set[Path] = set()
+    if max_age_days is not None:
+        cutoff = ((today or datetime.now(UTC)).date()).toordinal() - max_age_days
+        from datetime import date as _date
+
+        doomed.update(p for day, p, _ in files if _date.fromisoformat(day).toordinal() < cutoff)
+    if max_bytes is not None:
+        total = sum(size for _, p, size in files if p not in doomed)
+        for _, path, size in files:
+            if total <= max_bytes:
+                break
+            if path not in doomed:
+                doomed.add(path)
+                total -= size
+    removed = [p for _, p, _ in files if p in doomed]
+    removed_bytes = sum(size for _, p, size in files if p in doomed)
+    if not dry_run:
+        for path in removed:
+            path.unlink()
+            for directory in (path.parent, path.parent.parent):
+                try:
+                    directory.rmdir()  # only when empty
+                except OSError:
+                    break
+    return PruneReport(removed=removed, removed_bytes=removed_bytes,
+                       kept_files=len(files) - len(removed),
+                       kept_bytes=sum(s for _, _, s in files) - removed_bytes, dry_run=dry_run)

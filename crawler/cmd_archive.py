@@ -1,0 +1,60 @@
+"""`tagarchive archive prune`: retention for the raw WARC archive, applied only when asked."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from crawler.run import EXIT_OK
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.I)
+_AGE = re.compile(r"^\s*(\d+)\s*d?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    """'500M', '10G', '1.5T', '2048' (bytes) -> bytes (binary units)."""
+    from crawler.cli import UsageError
+
+    match = _SIZE.match(text)
+    if match is None:
+        raise UsageError(f"--max-size: not a size: {text!r} (e.g. 500M, 10G)")
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(float(match.group(1)) * 1024**power)
+
+
+def parse_age(text: str) -> int:
+    from crawler.cli import UsageError
+
+    match = _AGE.match(text)
+    if match is None:
+        raise UsageError(f"--max-age: not a number of days: {text!r} (e.g. 90d)")
+    return int(match.group(1))
+
+
+def register(sub: Any) -> None:
+    archive = sub.add_parser("archive", help="the raw WARC archive")
+    actions = archive.add_subparsers(dest="archive_command", required=True)
+    prune = actions.add_parser("prune", help="delete the oldest WARC files beyond an age/size")
+    prune.add_argument("--root", default="data", help="output root (default ./data)")
+    prune.add_argument("--max-age", help="keep this many days, e.g. 90d")
+    prune.add_argument("--max-size", help="keep at most this much, e.g. 20G")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would go")
+    prune.set_defaults(func=cmd_prune)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from crawler.cli import UsageError
+    from storage.archive import prune
+
+    if args.max_age is None and args.max_size is None:
+        raise UsageError("archive prune needs --max-age, --max-size or both")
+    report = prune(args.root, max_age_days=parse_age(args.max_age) if args.max_age else None,
+                   max_bytes=parse_size(args.max_size) if args.max_size else None,
+                   dry_run=args.dry_run)
+    verb = "would remove" if report.dry_run else "removed"
+    print(f"{verb} {len(report.removed)} WARC files ({report.removed_bytes:,} bytes); "
+          f"kept {report.kept_files} ({report.kept_bytes:,} bytes)")
+    for path in report.removed:
+        print(f"  {path}")
+    return EXIT_OK
