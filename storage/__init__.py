@@ -29,6 +29,9 @@ _LAZY = {
     "duckdb_connect": "storage.reading",
     "open_dataset": "storage.reading",
     "partition_schema": "storage.reading",
+    "CompactionError": "storage.compact",
+    # not compact() itself: `storage.compact` is the module's name once anything imports it
+    "CompactionReport": "storage.compact",
 }
 
 
@@ -48,6 +51,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Archive",
     "ArchiveNotFoundError",
+    "CompactionError",
+    "CompactionReport",
     "DatasetSpec",
     "DatasetWriter",
     "OutputNotWritableError",

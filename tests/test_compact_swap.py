@@ -159,6 +159,10 @@ def test_a_writer_publishing_during_compactions_loses_nothing(tmp_path: Path) ->
     carried = compacted = 0
     try:
         for _ in range(5):
+            # wait for new files first: a starved writer thread must not leave nothing to do
+            target, deadline = len(written) + 3, time.monotonic() + 10
+            while len(written) < target and time.monotonic() < deadline and not errors:
+                time.sleep(0.005)
             report = compact(tmp_path, ["snapshots"], now=NOW)
             carried += report.datasets["snapshots"].carried_over
             compacted += report.datasets["snapshots"].compacted
