@@ -344,6 +344,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cmd_compact",
     "crawler.cmd_backfill",
     "crawler.cmd_archive",
+    "crawler.cmd_reparse",
 )
 
 

@@ -93,3 +93,105 @@ def archived_pages(root: str | Path, files: list[Path] | None = None) -> Iterato
                     platform=meta["Platform"], tag=TagRef(name=tag.get("name"), id=tag.get("id")),
                     step=meta["Step"], state=meta.get("State") or {}, run_id=meta.get("Run-Id", ""),
                     page=page, ref=RecordRef(path.relative_to(root).as_posix(), record_id))
+
+
+@dataclass
+class ReparseReport:
+    """What a reparse read and wrote."""
+
+    run_id: str
+    pages: int = 0
+    snapshots: int = 0
+    posts: int = 0
+    activity: int = 0
+    rejects: int = 0
+    failures: dict[str, int] | None = None
+
+
+class _OfflineCrawler:
+    """Just what the pipelines read from a crawler: settings, stats and the run (on `spider`)."""
+
+    def __init__(self, run: Any) -> None:
+        from types import SimpleNamespace
+
+        from scrapy.settings import Settings
+        from scrapy.statscollectors import MemoryStatsCollector
+
+        self.settings = Settings({"STATS_DUMP": False})
+        self.stats = MemoryStatsCollector(self)  # type: ignore[arg-type]
+        self.spider = SimpleNamespace(run=run)
+
+
+def reparse(root: str | Path, *, since: date | None = None, until: date | None = None,
+            platforms: set[str] | None = None, compact_after: bool = True,
+            adapters: dict[str, Any] | None = None) -> ReparseReport:
+    """Run today's adapters over the archive, without the network, and supersede the old rows.
+
+    The new rows keep each page's observation time and archive pointer; they go through the same
+    normalize/validate/dedupe/store pipelines. Compaction (key: platform, tag, observed_at; the
+    later file wins) then drops the rows they supersede, so each observation is stored once.
+    """
+    from scrapy.exceptions import DropItem
+
+    from crawler.items import ActivityItem, PostItem, SnapshotItem
+    from crawler.platforms import platform_class
+    from crawler.platforms.base import PlatformError, TagResult
+    from crawler.run import RunState
+    from pipelines.dedupe import DedupePipeline
+    from pipelines.normalize import NormalizePipeline
+    from pipelines.store import StorePipeline
+    from pipelines.validate import ValidatePipeline
+
+    root = Path(root)
+    run = RunState(out=str(root), jobs=[], command="reparse", archive_enabled=False)
+    crawler = _OfflineCrawler(run)
+    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
+                                       StorePipeline)]
+    report = ReparseReport(run_id=run.run_id, failures={})
+    cache: dict[str, Any] = dict(adapters or {})
+
+    def push(item: Any) -> None:
+        try:
+            for stage in stages:
+                item = stage.process_item(item)
+        except DropItem:
+            pass
+
+    for archived in archived_pages(root, archive_files(root, since, until, platforms)):
+        report.pages += 1
+        adapter = cache.get(archived.platform)
+        if adapter is None:
+            adapter = cache[archived.platform] = platform_class(archived.platform)()
+        try:
+            result = adapter.handle(archived.step, archived.page, archived.tag, archived.state)
+        except PlatformError as exc:
+            report.failures[str(exc.outcome)] = report.failures.get(str(exc.outcome), 0) + 1
+            continue
+        if not isinstance(result, TagResult):
+            continue  # an intermediate step (search before topic page): nothing to store
+        provenance = {"archive_file": archived.ref.file, "archive_record": archived.ref.record_id}
+        tag = archived.tag.normalized if archived.tag.name is not None else None
+        snapshot = SnapshotItem(**result.snapshot, **provenance)
+        snapshot.tag = tag or snapshot.tag_display
+        push(snapshot)
+        for post in result.posts:
+            item = PostItem(**post, **provenance)
+            item.tag = snapshot.tag
+            push(item)
+        for day in result.activity:
+            activity = ActivityItem(**day)
+            activity.tag = snapshot.tag
+            push(activity)
+    stats = crawler.stats.get_stats()
+    report.snapshots = int(stats.get("tagarchive/stored/snapshots", 0))
+    report.posts = int(stats.get("tagarchive/stored/posts", 0))
+    report.activity = int(stats.get("tagarchive/stored/activity", 0))
+    report.rejects = int(stats.get("tagarchive/rejected", 0))
+    record = run.record(stats, datetime.now(UTC), "finished")
+    run.writer.add("runs", record)
+    run.close_storage()
+    if compact_after and report.pages:
+        from storage.compact import compact
+
+        compact(root, datasets=["snapshots", "posts", "activity"], include_today=True)
+    return report

@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 SCRATCH = Path(".tagarchive", "compact")
 # Stored in each compacted file's metadata: a single file with the current version is skipped
 # without reading it. Bump when a rule in DEDUP_RULES changes.
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 COMPACTED_KEY = b"tagarchive.compaction"
 # Row groups small enough that min/max statistics on the leading sort column (tag) prune, large
 # enough that a day of snapshots is one group.
@@ -103,9 +103,10 @@ class DedupRule:
 
 DEDUP_RULES: dict[str, DedupRule] = {
     "snapshots": DedupRule(
-        ("tag", "observed_at", "run_id"),
+        ("tag", "observed_at"),
         None,
-        "one row per (platform, tag, observed_at, run_id): the same observation stored twice",
+        "one row per (platform, tag, observed_at): the same observation stored twice, or parsed "
+        "again by `reparse` (its file sorts later, so the re-parsed row wins)",
     ),
     "posts": DedupRule(
         ("tag", "post_id"),

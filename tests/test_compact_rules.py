@@ -14,7 +14,7 @@ import pytest
 
 from crawler.cli import main
 from storage import get_spec
-from storage.compact import COMPACTED_KEY, DEDUP_RULES, compact
+from storage.compact import COMPACTED_KEY, DEDUP_RULES, RULES_VERSION, compact
 from storage.locks import exclusive
 from tests.compact_helpers import (
     DAY,
@@ -98,7 +98,7 @@ def test_snapshots_exact_files_rows_and_checksum(tmp_path: Path) -> None:
     order = list(zip(table["tag"].to_pylist(), table["observed_at"].to_pylist(), strict=True))
     assert order == sorted(order) and order[0][0] == "a"
     metadata = pq.read_schema(path).metadata
-    assert metadata[COMPACTED_KEY] == b"1"
+    assert metadata[COMPACTED_KEY] == RULES_VERSION.encode()
     assert metadata[b"tagarchive.partition"] == b"platform=xiaohongshu/date=2026-01-10"
     assert pq.read_schema(path).equals(get_spec("snapshots").schema, check_metadata=False)
 

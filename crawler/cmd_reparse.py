@@ -1,0 +1,46 @@
+"""`tagarchive reparse`: rebuild snapshots and posts from the raw archive with today's parsers."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Any
+
+from crawler.run import EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("reparse", help="parse the archived responses again (no network)")
+    p.add_argument("--root", default="data", help="output root (default ./data)")
+    p.add_argument("--since", type=_day, help="first archive day, YYYY-MM-DD")
+    p.add_argument("--until", type=_day, help="last archive day, YYYY-MM-DD")
+    p.add_argument("--platform", action="append", default=[], help="only these (repeatable)")
+    p.set_defaults(func=cmd_reparse)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (YYYY-MM-DD)") from None
+
+
+def cmd_reparse(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crawler.cli import EnvironmentProblem, UsageError
+    from crawler.platforms import UnknownPlatformError, platform_class
+    from crawler.reparse import reparse
+
+    if not (Path(args.root) / "archive").is_dir():
+        raise EnvironmentProblem(f"no archive under {args.root} (crawls write archive/ there)")
+    try:
+        platforms = {platform_class(p).name for p in args.platform} or None
+    except UnknownPlatformError as exc:
+        raise UsageError(str(exc)) from None
+    report = reparse(args.root, since=args.since, until=args.until, platforms=platforms)
+    failed = ", ".join(f"{k} {v}" for k, v in sorted((report.failures or {}).items()))
+    print(f"reparse {report.run_id}: {report.pages} archived pages -> {report.snapshots} "
+          f"snapshots, {report.posts} posts, {report.activity} activity rows, "
+          f"{report.rejects} rejects" + (f"; not parseable: {failed}" if failed else ""))
+    return EXIT_OK
