@@ -20,7 +20,7 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from replica.base import Query, Response, gate, json_response, method_not_allowed
@@ -32,6 +32,9 @@ CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
 TOKEN_KEY = b"replica-bluesky-jwt"
 APP_PASSWORD = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}$")
 HITS_TOTAL_SHARE = 0.5
+# Results one query pages through before its cursor stops; the lexicon only says the cursor "may
+# not necessarily allow scrolling through entire result set", the figure is [INF]
+SEARCH_CAP = 1000
 AUTH_MISSING = {"error": "AuthMissing", "message": "Authentication Required"}
 _TAG = re.compile(r"#(\w+)")
 
@@ -71,6 +74,28 @@ def facets(text: str) -> list[dict[str, Any]]:
                     "features": [{"$type": "app.bsky.richtext.facet#tag",
                                   "tag": match.group(1)}]})
     return out
+
+
+def _when(text: str) -> datetime:
+    """A since/until parameter: an ISO date (midnight UTC) or datetime (zone-less is UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a datetime or date") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _cursor(served: int, second: int, post_id: str) -> str:
+    return _b64(f"{served}:{second}:{post_id}".encode())
+
+
+def _read_cursor(cursor: str) -> tuple[int, tuple[int, str]]:
+    try:
+        served, second, post_id = base64.urlsafe_b64decode(
+            cursor + "=" * (-len(cursor) % 4)).decode().split(":")
+        return int(served), (int(second), post_id)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not one this server gave") from None
 
 
 def iso_ms(dt: datetime) -> str:
@@ -178,6 +203,9 @@ class BlueskyApp:
             topic = self.world.topic(PLATFORM, name)
         except TagNotFound:
             return json_response(200, {"posts": []})
+        window = (query.get("since"), query.get("until"), query.get("cursor"))
+        if any(window):
+            return self._search_window(name, limit, *window, variants)
         posts = self.world.posts_for(PLATFORM, name, limit=limit, order="newest")
         views = [self.post_view(p) for p in posts]
         payload: dict[str, Any] = {"posts": views}
@@ -185,6 +213,36 @@ class BlueskyApp:
             payload["cursor"] = str(limit)
         if self.gives_hits_total(name):
             payload["hitsTotal"] = topic.posts
+        if "layout_changed" in variants:
+            payload = {"results": views, "cursor": payload.get("cursor")}
+        return json_response(200, payload)
+
+    def _search_window(self, name: str, limit: int, since_raw: str | None,
+                       until_raw: str | None, cursor: str | None,
+                       variants: dict[str, Any]) -> Response:
+        """Posts with since <= sortAt < until, newest first, keyset-paged by an opaque cursor
+        that stops after SEARCH_CAP results per query [INF]."""
+        try:
+            since = _when(since_raw) if since_raw else None
+            until = _when(until_raw) if until_raw else self.world.now() + timedelta(seconds=1)
+            served, below = _read_cursor(cursor) if cursor else (0, None)
+        except ValueError as exc:
+            return json_response(400, {"error": "InvalidRequest", "message": f"Error: {exc}"})
+        bound, below_id = until, None
+        if below is not None:
+            second, below_id = below
+            bound = min(until, datetime.fromtimestamp(second + 1, UTC))
+        posts = self.world.timeline(PLATFORM, name, until=bound, since=since, limit=limit + 1,
+                                    below_id=below_id)
+        shown = posts[:limit]
+        views = [self.post_view(p) for p in shown]
+        payload: dict[str, Any] = {"posts": views}
+        if len(posts) > limit and served + limit < SEARCH_CAP:
+            last = shown[-1]
+            payload["cursor"] = _cursor(served + limit, int(last.created_at.timestamp()), last.id)
+        if self.gives_hits_total(name):
+            start = since or datetime(2023, 1, 1, tzinfo=UTC)
+            payload["hitsTotal"] = self.world.count_between(PLATFORM, name, start, until)
         if "layout_changed" in variants:
             payload = {"results": views, "cursor": payload.get("cursor")}
         return json_response(200, payload)

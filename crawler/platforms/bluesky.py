@@ -20,7 +20,7 @@ rejected token (`ExpiredToken`, `InvalidToken`) is `login_wall`; a search with n
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +36,7 @@ from crawler.platforms.base import (
     Unsupported,
     check_status,
 )
+from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
 
 SEARCH_LIMIT = 100  # the lexicon's maximum
@@ -54,7 +55,9 @@ class Bluesky(Platform):
     hosts = ("bsky.social", "api.bsky.app", "public.api.bsky.app", "bsky.app")
     browser = "never"
     signin = "required"
-    backfill = "searchPosts tag= with since/until and a cursor (not implemented)"
+    backfill = ("searchPosts tag= sort=latest with since/until and a cursor, asked again from "
+                "the oldest post when a query's cursor runs out: chronological, complete")
+    timeline_source = "api"
     counters = {
         "posts": "searchPosts hitsTotal when given, else posts in the newest page (≤100)",
         "participants": "distinct authors in the newest page of searchPosts (≤100)",
@@ -101,6 +104,75 @@ class Bluesky(Platform):
             raise LayoutChanged(f"searchPosts answered without a posts list ({keys})")
         name = tag.name.lstrip("#") if tag.name else ""
         return parse_search(data, name, page)
+
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
+        """searchPosts over the window, newest first (`since` inclusive, `until` exclusive)."""
+        if tag.name is None:
+            raise Unsupported("Bluesky tags are addressed by name, not id:")
+        return self._window_search(tag.name.lstrip("#"), window, window.end)
+
+    def _window_search(self, name: str, window: Window, until: datetime,
+                       cursor: str | None = None) -> Fetch:
+        params = [("q", "#" + name), ("tag", name), ("sort", "latest"),
+                  ("since", _iso(window.start)), ("until", _iso(until)),
+                  ("limit", str(SEARCH_LIMIT))]
+        if cursor:
+            params.append(("cursor", cursor))
+        query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
+        return Fetch(url=self.url(f"/xrpc/app.bsky.feed.searchPosts?{query}"), step="backfill",
+                     headers={"Accept": "application/json"},
+                     state={"window": window.as_state(), "until": _iso(until)})
+
+    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        """One page of the window's search. The cursor "may not necessarily allow scrolling
+        through the entire result set" (lexicon): when it runs out on a full page, the search
+        is asked again with `until` just after the oldest post shown, so the walk goes on."""
+        data = search_answer(page)
+        name = (tag.name or "").lstrip("#")
+        window = Window.from_state(state["window"])
+        until = datetime.fromisoformat(state["until"])
+        views = [v for v in data["posts"] if isinstance(v, dict)]
+        posts = [p for p in (parse_post(v, name, page) for v in views) if p is not None]
+        if any(p["created_at"] is None for p in posts):
+            raise LayoutChanged("searchPosts listed a post without a zoned record.createdAt")
+        seen = oldest(posts)
+        cursor = data.get("cursor")
+        if isinstance(cursor, str) and cursor:
+            return TimelinePage(posts=posts, oldest_seen=seen,
+                                next_fetch=self._window_search(name, window, until, cursor))
+        if len(views) < SEARCH_LIMIT or seen is None:
+            return TimelinePage(posts=posts, oldest_seen=seen)  # the window's last page
+        # `until` is exclusive: a millisecond later keeps posts sharing the oldest time (they
+        # are counted once); no earlier `until` means more posts share it than one page holds
+        restart = seen + timedelta(milliseconds=1)
+        if restart >= until:
+            return TimelinePage(posts=posts, oldest_seen=seen, capped=True)
+        return TimelinePage(posts=posts, oldest_seen=seen,
+                            next_fetch=self._window_search(name, window, restart))
+
+
+def search_answer(page: Page) -> dict[str, Any]:
+    """A searchPosts answer with a posts list, or the named failure it stands for."""
+    data = _json(page.text)
+    error = data.get("error") if isinstance(data, dict) else None
+    if page.status == 429:
+        reset = page.headers.get("ratelimit-reset")
+        raise RateLimited(f"HTTP 429 {error or ''}, Retry-After "
+                          f"{page.headers.get('retry-after', '-')}, RateLimit-Reset "
+                          f"{reset or '-'}")
+    if error in _TOKEN_ERRORS or (page.status in (401, 403) and error):
+        raise LoginWall(f"{SIGNIN_HINT} (HTTP {page.status} {error})")
+    check_status(page)
+    if not isinstance(data, dict) or not isinstance(data.get("posts"), list):
+        keys = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
+        raise LayoutChanged(f"searchPosts answered without a posts list ({keys})")
+    return data
+
+
+def _iso(moment: datetime) -> str:
+    """The lexicon's datetime: UTC with milliseconds and a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _json(text: str) -> Any:
