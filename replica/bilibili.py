@@ -13,16 +13,32 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from replica.base import Query, Response, gate, json_response, method_not_allowed, not_found
-from replica.world import TagNotFound, TopicTruth, World, display_count, normalize_tag
+from replica.world import (
+    LIST_CAP,
+    PostTruth,
+    TagNotFound,
+    TopicTruth,
+    World,
+    display_count,
+    normalize_tag,
+)
 
 PLATFORM = "bilibili"
 DETAILS = "/x/topic/web/details/top"
 SEARCH = "/x/topic/pub/search"
 REAL_TOPIC_URL = "https://m.bilibili.com/topic-detail?topic_id={id}"
 SEARCH_PAGE_MAX = 20
+# The topic's feed of 动态 (Nemo2011/bilibili-api topic.json: sort_by 1 recommended, 2 hot,
+# 3 new); the answer shape `topic_card_list{items[{topic_type, dynamic_card_item{id_str,
+# modules{module_author{mid, name, pub_ts}, …}}}], has_more, offset}` is what userscripts read
+# from it. [INF]: the page size limit, that `offset` is the last id shown for the new sort, and
+# that the recommended sort is a capped, mixed sample.
+CARDS = "/x/topic/web/details/cards"
+CARDS_PAGE_MAX = 20
 
 # The saved real response (PLATFORMS §5.2), minus the counters, which come from the World.
 SAMPLE_ID = "8995"
@@ -41,6 +57,9 @@ NOT_FOUND_BODY = {"code": 4401031, "message": "话题不存在", "ttl": 1, "data
 LOGIN_BODY = {"code": -101, "message": "账号未登录", "ttl": 1}
 BLOCKED_BODY = {"code": -412, "message": "请求被拦截", "ttl": 1}
 BAD_REQUEST_BODY = {"code": -400, "message": "请求错误", "ttl": 1}
+
+
+_CHINA = timezone(timedelta(hours=8))
 
 
 def _ok(data: Any) -> dict[str, Any]:
@@ -62,6 +81,8 @@ class BilibiliApp:
             return "details"
         if route == SEARCH:
             return "search"
+        if route == CARDS:
+            return "cards"
         return "other"
 
     def handle(
@@ -74,6 +95,8 @@ class BilibiliApp:
             return method_not_allowed("GET, HEAD")
         if kind == "details":
             return self._details(query)
+        if kind == "cards":
+            return self._cards(query)
         return self._search(query)
 
     # -- failures -----------------------------------------------------------------------------
@@ -175,6 +198,84 @@ class BilibiliApp:
             },
             "functional_card": {},
             "click_area_card": {},
+        }
+        return json_response(200, _ok(data))
+
+    # -- details/cards ------------------------------------------------------------------------
+
+    def dynamic_card(self, post: PostTruth, topic: TopicTruth) -> dict[str, Any]:
+        """A `dynamic_card_item` (a text 动态) in the polymer dynamic shape."""
+        created = int(post.created_at.timestamp())
+        mid: int | str = int(post.author_id) if post.author_id.isdigit() else post.author_id
+        return {
+            "id_str": post.id,
+            "type": "DYNAMIC_TYPE_WORD",
+            "visible": True,
+            "basic": {"comment_id_str": post.id, "comment_type": 17, "rid_str": post.id},
+            "modules": {
+                "module_author": {
+                    "mid": mid, "name": post.author_nickname, "pub_ts": created,
+                    "pub_time": post.created_at.astimezone(_CHINA).strftime("%Y年%m月%d日"),
+                    "face": "https://i0.hdslb.com/bfs/face/member/noface.jpg",
+                    "type": "AUTHOR_TYPE_NORMAL",
+                },
+                "module_dynamic": {
+                    "desc": {"text": post.text},
+                    "topic": {"id": int(topic.topic_id), "name": topic.name,
+                              "jump_url": REAL_TOPIC_URL.format(id=topic.topic_id)},
+                },
+                "module_stat": {"comment": {"count": post.comments},
+                                "forward": {"count": post.shares},
+                                "like": {"count": post.likes}},
+            },
+        }
+
+    def _cards(self, query: Query) -> Response:
+        topic_id = query.get("topic_id", "")
+        if not topic_id.isdigit():
+            return json_response(200, BAD_REQUEST_BODY)
+        name = self.world.lookup(PLATFORM, topic_id)
+        if name is None:
+            return json_response(200, NOT_FOUND_BODY)
+        refusal = self._refusal(name)
+        if refusal:
+            return refusal
+        topic = self._topic(name)
+        if topic is None:
+            return json_response(200, NOT_FOUND_BODY)
+        sort_by, offset = query.get("sort_by", "1") or "1", query.get("offset", "")
+        try:
+            size = max(1, min(int(query.get("page_size", "20") or 20), CARDS_PAGE_MAX))
+        except ValueError:
+            return json_response(200, BAD_REQUEST_BODY)
+        if sort_by == "2":
+            return json_response(200, LOGIN_BODY)  # "未登录无法使用热门排序字段" (bilibili-api)
+        if sort_by == "3":
+            if offset and not offset.isdigit():
+                return json_response(200, BAD_REQUEST_BODY)
+            # ids carry the creation second in their top 32 bits
+            until = (datetime.fromtimestamp((int(offset) >> 32) + 1, UTC) if offset
+                     else self.world.now() + timedelta(seconds=1))
+            posts = self.world.timeline(PLATFORM, name, until=until, limit=size + 1,
+                                        below_id=offset or None)
+            shown, more = posts[:size], len(posts) > size
+            next_offset = shown[-1].id if more else ""
+        elif sort_by == "1":
+            start = int(offset) if offset.isdigit() else 0
+            posts = self.world.posts_for(PLATFORM, name, limit=start + size + 1)
+            shown = posts[start : start + size]
+            more = len(posts) > start + size and start + size < LIST_CAP
+            next_offset = str(start + len(shown)) if more else ""
+        else:
+            return json_response(200, BAD_REQUEST_BODY)
+        items = [{"topic_type": "DYNAMIC", "dynamic_card_item": self.dynamic_card(p, topic)}
+                 for p in shown]
+        data = {
+            "topic_card_list": {"items": items, "has_more": more, "offset": next_offset,
+                                "display_more_button": False},
+            "topic_sort_by_conf": {"default_sort_by": 1, "show_sort_by": 1, "all_sort_by": [
+                {"sort_by": 1, "sort_name": "推荐"}, {"sort_by": 2, "sort_name": "热门"},
+                {"sort_by": 3, "sort_name": "最新"}]},
         }
         return json_response(200, _ok(data))
 

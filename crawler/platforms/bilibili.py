@@ -34,7 +34,9 @@ from crawler.platforms.base import (
     TagResult,
     check_status,
 )
+from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef, normalize_tag
+from crawler.timestamps import TimestampError, from_epoch_seconds
 
 DETAILS_PATH = "/x/topic/web/details/top"
 SEARCH_PATH = "/x/topic/pub/search"
@@ -45,6 +47,8 @@ BLOCK_CODES = {-412, -403}
 LOGIN_CODES = {-101}
 RATE_CODES = {-509, -799}
 SEARCH_PAGE_SIZE = 20
+CARDS_PATH = "/x/topic/web/details/cards"
+CARDS_PAGE_SIZE = 20
 
 
 class Bilibili(Platform):
@@ -55,6 +59,9 @@ class Bilibili(Platform):
     default_base_url = "https://app.bilibili.com"
     # the public topic pages live on m./www., the JSON on app./api.; only the JSON is fetched
     hosts = ("app.bilibili.com", "api.bilibili.com")
+    backfill = ("topic cards feed (details/cards, sort_by=3 newest) by offset, pub_ts in "
+                "seconds: chronological, complete")
+    timeline_source = "api"
     counters = {
         "views": "details/top data.top_details.topic_item.view (exact)",
         "posts": "details/top …topic_item.dynamics, the number of 动态 (exact)",
@@ -117,6 +124,84 @@ class Bilibili(Platform):
             **{k: v for k, v in counts.items() if v is not None},
         }
         return TagResult(snapshot=snapshot)
+
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
+        """The topic's id first (details/top by id, or topic search by name), then its cards."""
+        state = {"window": window.as_state()}
+        if tag.id is not None:
+            if not tag.id.isdigit():
+                raise NotFound(f"Bilibili topic ids are numbers, not {tag.id!r}")
+            fetch = self.details_fetch(tag.id)
+            return Fetch(url=fetch.url, step="backfill_topic", headers=_HEADERS,
+                         state={**state, "topic_id": tag.id})
+        fetch = self.first_fetch(tag)
+        return Fetch(url=fetch.url, step="backfill_search", headers=_HEADERS, state=state)
+
+    def cards_fetch(self, topic_id: str, offset: str, state: dict[str, Any]) -> Fetch:
+        """One page of the topic's 动态, newest first (sort_by=3)."""
+        query = (f"topic_id={topic_id}&page_size={CARDS_PAGE_SIZE}&sort_by=3&source=Web"
+                 f"&offset={quote(offset, safe='')}")
+        return Fetch(url=self.url(f"{CARDS_PATH}?{query}"), step="backfill", headers=_HEADERS,
+                     state={"window": state["window"], "topic_id": topic_id})
+
+    def on_backfill_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        found = self.on_search(page, tag, state)
+        return TimelinePage(next_fetch=self.cards_fetch(found.state["topic_id"], "", state))
+
+    def on_backfill_topic(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        snapshot = self.on_details(page, tag, state).snapshot
+        return TimelinePage(next_fetch=self.cards_fetch(snapshot["tag_id"], "", state),
+                            tag_display=snapshot["tag_display"])
+
+    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        data = api_data(page)
+        feed = data.get("topic_card_list") if isinstance(data, dict) else None
+        items = feed.get("items") if isinstance(feed, dict) else None
+        if not isinstance(items, list):
+            raise LayoutChanged("details/cards JSON has no data.topic_card_list.items")
+        topic_id = state["topic_id"]
+        posts = [parse_dynamic(card, topic_id, tag, page) for card in items
+                 if isinstance(card, dict) and isinstance(card.get("dynamic_card_item"), dict)]
+        offset = feed.get("offset")
+        more = bool(feed.get("has_more")) and isinstance(offset, str | int) and str(offset)
+        return TimelinePage(posts=posts, oldest_seen=oldest(posts),
+                            next_fetch=self.cards_fetch(topic_id, str(offset), state)
+                            if more else None)
+
+
+def parse_dynamic(card: dict[str, Any], topic_id: str, tag: TagRef,
+                  page: Page) -> dict[str, Any]:
+    """One post from a card's `dynamic_card_item` (`pub_ts` is Unix seconds)."""
+    item = card["dynamic_card_item"]
+    modules = item.get("modules") if isinstance(item.get("modules"), dict) else {}
+    author = modules.get("module_author") if isinstance(modules.get("module_author"),
+                                                        dict) else {}
+    dynamic_id = item.get("id_str")
+    if not isinstance(dynamic_id, str) or not dynamic_id.isdigit():
+        raise LayoutChanged(f"a dynamic card has no numeric id_str: {dynamic_id!r}")
+    try:
+        created = from_epoch_seconds(author.get("pub_ts"))
+    except TimestampError as exc:
+        raise LayoutChanged(f"dynamic {dynamic_id}: module_author.pub_ts: {exc}") from exc
+    stat = modules.get("module_stat") if isinstance(modules.get("module_stat"), dict) else {}
+    desc = (modules.get("module_dynamic") or {}).get("desc") or {}
+    return {
+        "platform": "bilibili",
+        "post_id": dynamic_id,
+        "tag_display": tag.name,
+        "tag_id": topic_id,
+        "url": f"https://t.bilibili.com/{dynamic_id}",
+        "author_id": str(author["mid"]) if author.get("mid") is not None else None,
+        "author_name": author.get("name"),
+        "text": desc.get("text") if isinstance(desc, dict) else None,
+        "created_at": created,
+        "observed_at": page.observed_at,
+        "likes": (stat.get("like") or {}).get("count"),
+        "comments": (stat.get("comment") or {}).get("count"),
+        "shares": (stat.get("forward") or {}).get("count"),
+        "source": "api",
+    }
 
 
 # app.bilibili.com answers browsers' XHR from the topic page; a Referer from it is what they send
