@@ -13,7 +13,8 @@ clock is not the crawler's clock, so "2分钟前" would be wrong).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -22,6 +23,7 @@ from replica.base import (
     Response,
     esc,
     gate,
+    html_response,
     json_response,
     method_not_allowed,
     not_found,
@@ -31,6 +33,14 @@ from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World, d
 
 PLATFORM = "weibo"
 API = "/api/container/getIndex"
+# s.weibo.com search (dataabc/weibo-search, a saved page of 2018): HTML cards `div.card-wrap[mid]`,
+# pages listed in `ul.s-scroll`, 50 pages at most, `timescope=custom:Y-m-d-H:Y-m-d-H`, China time
+# printed relative to `$CONFIG['servertime']`. [INF]: ten cards a page, newest first within a
+# timescope, and that the signed-out answer is a redirect to passport.weibo.com.
+SEARCH = "/weibo"
+SEARCH_REAL = "https://s.weibo.com"
+SEARCH_PAGES = 50
+SEARCH_PAGE_SIZE = 10
 PAGE_SIZE = 10
 CHINA = timezone(timedelta(hours=8))
 EMPTY_BODY = {"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}}
@@ -60,9 +70,15 @@ class WeiboApp:
     def __init__(self, world: World, prefix: str = "/weibo") -> None:
         self.world = world
         self.prefix = prefix.rstrip("/")
+        self._slice = lru_cache(maxsize=64)(self._slice_posts)
 
     def kind(self, method: str, path: str) -> str:
-        return "get_index" if path.rstrip("/") == API else "other"
+        route = path.rstrip("/")
+        if route == API:
+            return "get_index"
+        if route == SEARCH:
+            return "search"
+        return "other"
 
     def handle(
         self, method: str, path: str, query: Query, headers: Mapping[str, str], body: bytes
@@ -72,6 +88,8 @@ class WeiboApp:
             return not_found()
         if method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
+        if kind == "search":
+            return self._search(query, headers)
         return self._get_index(query)
 
     def _topic(self, name: str) -> TopicTruth | None:
@@ -183,6 +201,160 @@ class WeiboApp:
         cards.extend({"card_type": 9, "itemid": f"{topic.name}_-_{p.id}",
                       "mblog": self.mblog(p, topic)} for p in posts)
         return cards
+
+
+    # -- s.weibo.com search ---------------------------------------------------------------------
+
+    def _slice_posts(self, name: str, start: datetime | None, end: datetime,
+                     now: datetime) -> tuple[PostTruth, ...]:
+        # only the first SEARCH_PAGES pages can be reached, so no more posts are ever built
+        return tuple(self.world.timeline(PLATFORM, name, until=end, since=start,
+                                         limit=SEARCH_PAGES * SEARCH_PAGE_SIZE, at=now))
+
+    def _search(self, query: Query, headers: Mapping[str, str]) -> Response:
+        q = query.get("q", "").strip()
+        name = q[1:-1].strip() if len(q) > 2 and q.startswith("#") and q.endswith("#") else q
+        original = f"{SEARCH_REAL}{SEARCH}?{query.raw}"
+        if name:
+            failure = gate(self.world, PLATFORM, name, as_json=False)
+            if failure:
+                return failure
+        variants = self.world.variants(PLATFORM, name) if name else {}
+        if "captcha" in variants:
+            location = ("https://passport.weibo.com/visitor/visitor?entry=miniblog&a=enter&url="
+                        + quote(original, safe="") + "&domain=weibo.com")
+            return respond(302, _VISITOR_PAGE, "text/html; charset=utf-8", Location=location)
+        if "SUB=" not in headers.get("cookie", "") or "login_wall" in variants:
+            # [INF] how search answers a visitor without a signed-in SUB cookie
+            location = ("https://passport.weibo.com/sso/signin?entry=wbsearch&source=search"
+                        "&url=" + quote(original, safe=""))
+            return respond(302, "", "text/html; charset=utf-8", Location=location)
+        if "ip_block" in variants:
+            return respond(432, "", "text/html; charset=utf-8")
+        try:
+            start, end = _timescope(query.get("timescope", ""))
+            page = max(1, int(query.get("page", "1") or 1))
+        except ValueError:
+            start, end, page = None, None, 1
+        now = self.world.now()
+        end = min(end, now + timedelta(seconds=1)) if end else now + timedelta(seconds=1)
+        topic = self._topic(name) if name else None
+        total = 0
+        if topic is not None and (start is None or start < end):
+            total = (self.world.count_between(PLATFORM, name, start, end) if start is not None
+                     else topic.posts)
+        pages = min(SEARCH_PAGES, -(-total // SEARCH_PAGE_SIZE))
+        posts: tuple[PostTruth, ...] = ()
+        if page <= pages:
+            listed = self._slice(name, start, end, now)
+            posts = listed[(page - 1) * SEARCH_PAGE_SIZE : page * SEARCH_PAGE_SIZE]
+        return html_response(200, self._search_page(q, name, query, posts, page, pages, now))
+
+    def _search_page(self, q: str, name: str, query: Query, posts: tuple[PostTruth, ...],
+                     page: int, pages: int, now: datetime) -> str:
+        def link(n: int) -> str:
+            pairs = [(k, v) for k, v in query.pairs if k != "page"] + [("page", str(n))]
+            return esc(SEARCH + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs))
+
+        if posts:
+            body = "".join(self._search_card(p, name, now) for p in posts)
+            cur = ' class="cur"'
+            items = "".join(f'<li{cur if n == page else ""}><a href="{link(n)}">第{n}页</a></li>'
+                            for n in range(1, pages + 1))
+            more = (f'<a href="{link(page + 1)}" class="next">下一页</a>' if page < pages
+                    else "")
+            body += ('<div class="m-page"><div><span class="list"><ul class="s-scroll" '
+                     f'action-type="feed_list_page_morelist">{items}</ul></span>{more}'
+                     "</div></div>")
+        else:
+            body = ('<div class="card card-no-result s-pt20b40"><p>抱歉，未找到“'
+                    f"{esc(q)}”相关结果。</p></div>")
+        return (
+            '<!DOCTYPE html><html><head><meta charset="utf-8"><title>微博搜索</title>'
+            '<link rel="icon" href="data:,"><script type="text/javascript">'
+            "var $CONFIG = {}; $CONFIG['islogin'] = '1'; $CONFIG['product'] = 'search';"
+            f" $CONFIG['pageid'] = 'weibo'; $CONFIG['servertime'] = {int(now.timestamp())};"
+            " $CONFIG['s_domain'] = '//s.weibo.com';</script></head><body class=\"wbs-feed\">"
+            '<div class="m-main"><div id="pl_feed_main"><div class="m-wrap">'
+            f'<div class="m-con-l" id="pl_feedlist_index"><div>{body}</div></div>'
+            "</div></div></div></body></html>"
+        )
+
+    def _search_card(self, post: PostTruth, name: str, now: datetime) -> str:
+        uid = post.author_id
+        bid = _bid(post.id)
+        topic = quote(f"#{name}#", safe="")
+        return (
+            f'<div class="card-wrap" action-type="feed_list_item" mid="{esc(post.id)}">'
+            '<div class="card"><div class="card-feed"><div class="avator">'
+            f'<a href="//weibo.com/{esc(uid)}?refer_flag=1001030103_"></a></div>'
+            '<div class="content" node-type="like"><div class="info"><div>'
+            f'<a href="//weibo.com/{esc(uid)}?refer_flag=1001030103_" class="name" '
+            f'target="_blank" nick-name="{esc(post.author_nickname)}">'
+            f"{esc(post.author_nickname)}</a></div></div>"
+            f'<p class="txt" node-type="feed_list_content" nick-name="{esc(post.author_nickname)}">'
+            f'<a href="//s.weibo.com/weibo?q={topic}" target="_blank">#{esc(name)}#</a> '
+            f"{esc(post.title)}</p>"
+            f'<p class="from"><a href="//weibo.com/{esc(uid)}/{bid}?refer_flag=1001030103_" '
+            f'target="_blank">\n  {display_time(post.created_at, now)}\n  </a> 来自 '
+            '<a href="http://weibo.com/" rel="nofollow">微博 weibo.com</a></p></div></div>'
+            '<div class="card-act"><ul><li><a href="javascript:void(0);" '
+            'action-type="feed_list_favorite">收藏</a></li>'
+            f'<li><a href="javascript:void(0);" action-type="feed_list_forward">'
+            f"转发 {post.shares or ''}</a></li>"
+            f'<li><a href="javascript:void(0);" action-type="feed_list_comment">'
+            f"评论 {post.comments or ''}</a></li>"
+            f'<li><a title="赞" action-type="feed_list_like" href="javascript:void(0);">'
+            f'<i class="icon-act icon-act-praise"></i> <em>{post.likes or ""}</em></a></li>'
+            "</ul></div></div></div>"
+        )
+
+
+def display_time(created: datetime, now: datetime) -> str:
+    """How s.weibo.com prints a post time, relative to the server's clock (China time)."""
+    elapsed = (now - created).total_seconds()
+    local, today = created.astimezone(CHINA), now.astimezone(CHINA)
+    if 0 <= elapsed < 60:
+        return "刚刚"
+    if 0 <= elapsed < 3600:
+        return f"{int(elapsed // 60)}分钟前"
+    if local.date() == today.date():
+        return f"今天 {local:%H:%M}"
+    if local.year == today.year:
+        return f"{local:%m}月{local:%d}日 {local:%H:%M}"
+    return f"{local:%Y}年{local:%m}月{local:%d}日 {local:%H:%M}"
+
+
+def _timescope(text: str) -> tuple[datetime | None, datetime | None]:
+    """"custom:2025-01-05-8:2025-01-06-8": [start, end) in China hours (weibo-search's form)."""
+    if not text:
+        return None, None
+    kind, _, rest = text.partition(":")
+    start_text, _, end_text = rest.partition(":")
+    if kind != "custom" or not start_text or not end_text:
+        raise ValueError(f"timescope {text!r}")
+
+    def hour(value: str) -> datetime:
+        day, _, h = value.rpartition("-")
+        return datetime.fromisoformat(day).replace(hour=int(h), tzinfo=CHINA).astimezone(UTC)
+
+    return hour(start_text), hour(end_text)
+
+
+_B62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _bid(mid: str) -> str:
+    """The base-62 "bid" of a post's URL (GFHQlFsjb), from its mid, 7 digits at a time."""
+    out, text = [], mid
+    while text:
+        chunk, text = int(text[-7:]), text[:-7]
+        digits = ""
+        while chunk:
+            chunk, r = divmod(chunk, 62)
+            digits = _B62[r] + digits
+        out.insert(0, digits.rjust(4, "0") if text else digits)
+    return "".join(out)
 
 
 _VISITOR_PAGE = (

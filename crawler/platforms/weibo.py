@@ -41,7 +41,9 @@ from crawler.platforms.base import (
     Unsupported,
     check_status,
 )
+from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
+from crawler.timestamps import TimestampError, from_epoch_seconds, from_weibo_display
 
 API_PATH = "/api/container/getIndex"
 CHINA = timezone(timedelta(hours=8))
@@ -62,8 +64,13 @@ class Weibo(Platform):
     name = "weibo"
     title = "Weibo"
     default_base_url = "https://m.weibo.cn"
-    hosts = ("m.weibo.cn",)
+    # s.weibo.com serves the search a backfill walks (with a base-URL override, from that base)
+    hosts = ("m.weibo.cn", "s.weibo.com")
     signin = "optional"  # topic containers usually answer a mobile UA; deeper paging needs SUB
+    backfill = ("s.weibo.com search by timescope, one UTC day per query, split into hours when "
+                "a day fills the 50-page cap: complete, lower bound only for an hour still "
+                "capped; needs the user's session")
+    timeline_source = "rendered_dom"  # server-rendered search HTML
     counters = {
         "views": "getIndex cardlist_head_cards[0].head_data.midtext '阅读…' (approximate)",
         "discussions": "… midtext '讨论…' (approximate)",
@@ -107,6 +114,159 @@ class Weibo(Platform):
             snapshot[f"{counter}_text"] = text
         posts = [parse_mblog(m, name, page) for m in mblogs(data.get("cards"))]
         return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
+
+
+    def search_url(self, path: str) -> str:
+        """s.weibo.com for the real site; the overridden base (the replica) serves both hosts."""
+        if self.base_url == self.default_base_url.rstrip("/"):
+            return SEARCH_ORIGIN + path
+        return self.url(path)
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
+        """One search per UTC day of the window, newest day first (weibo-search's approach)."""
+        if tag.name is None:
+            raise Unsupported("Weibo topics are addressed by name (#话题#), not id:")
+        days = [[start.isoformat(), (start + timedelta(days=1)).isoformat(), "day"]
+                for start in (datetime.combine(d, datetime.min.time(), UTC)
+                              for d in reversed(window.days()))]
+        return self._search_fetch(tag.name, days, 1)
+
+    def _search_fetch(self, name: str, slices: list[list[str]], page: int) -> Fetch:
+        start, end = (china_hour(datetime.fromisoformat(t)) for t in slices[0][:2])
+        scope = f"custom:{start}:{end}"
+        query = (f"q={quote(f'#{name}#', safe='')}&typeall=1&suball=1"
+                 f"&timescope={quote(scope, safe=':')}&Refer=g&page={page}")
+        return Fetch(url=self.search_url(f"{SEARCH_PATH}?{query}"), step="backfill",
+                     headers={"Accept": "text/html,application/xhtml+xml",
+                              "Referer": SEARCH_ORIGIN + "/"},
+                     state={"slices": slices, "page": page})
+
+    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        """One page of one timescope's results; a day whose results fill all 50 pages is
+        walked again hour by hour, an hour that still fills them is marked capped."""
+        check_search_answer(page)
+        name = tag.name or ""
+        slices, number = state["slices"], int(state["page"])
+        start, end = (datetime.fromisoformat(t) for t in slices[0][:2])
+        kind = slices[0][2]
+        sel = Selector(text=page.text)
+        listed = len(sel.css("ul.s-scroll li"))
+        if kind == "day" and number == 1 and listed >= SEARCH_PAGES:
+            hours = [[(end - timedelta(hours=h + 1)).isoformat(),
+                      (end - timedelta(hours=h)).isoformat(), "hour"] for h in range(24)]
+            return TimelinePage(next_fetch=self._search_fetch(name, hours + slices[1:], 1))
+        reference = server_time(page.text) or page.observed_at
+        cards = sel.css("div.card-wrap[mid]")
+        posts = [parse_search_card(c, name, page, reference, start, end) for c in cards]
+        capped = kind == "hour" and number == 1 and listed >= SEARCH_PAGES
+        if cards and sel.css("a.next") and number < min(listed, SEARCH_PAGES):
+            after: Fetch | None = self._search_fetch(name, slices, number + 1)
+        elif len(slices) > 1:
+            after = self._search_fetch(name, slices[1:], 1)
+        else:
+            after = None
+        return TimelinePage(posts=posts, next_fetch=after, oldest_seen=oldest(posts),
+                            capped=capped, capped_span=(start, end) if capped else None)
+
+
+SEARCH_ORIGIN = "https://s.weibo.com"
+SEARCH_PATH = "/weibo"
+SEARCH_PAGES = 50  # s.weibo.com lists at most 50 result pages per query
+SIGNIN_HINT = "s.weibo.com search needs your signed-in session: --session weibo=cookies.txt"
+_SERVERTIME = re.compile(r"\$CONFIG\[['\"]servertime['\"]\]\s*=\s*['\"]?(\d+)")
+_COUNT = re.compile(r"(\d+)")
+# a display time is to the minute ("N小时前": to the hour); a card further from its query's
+# timescope than that is misread, not rounded
+_SLACK = timedelta(hours=1)
+
+
+def china_hour(moment: datetime) -> str:
+    """A timescope bound: the China-time hour "2025-01-05-8" (no zero padding, weibo-search)."""
+    local = moment.astimezone(CHINA)
+    return f"{local:%Y-%m-%d}-{local.hour}"
+
+
+def server_time(html: str) -> datetime | None:
+    """`$CONFIG['servertime']` of a weibo.com page: the server's clock when it rendered it."""
+    match = _SERVERTIME.search(html)
+    if match is None:
+        return None
+    try:
+        return from_epoch_seconds(match.group(1))
+    except TimestampError:
+        return None
+
+
+def check_search_answer(page: Page) -> None:
+    """The named failure an s.weibo.com answer stands for, if any."""
+    location = page.headers.get("location", "")
+    if 300 <= page.status < 400 and location:
+        where = urlsplit(location)
+        if "visitor" in where.path:
+            raise Captcha(f"redirected to the Sina Visitor System ({where.hostname})")
+        if "passport" in (where.hostname or "") or "signin" in where.path or "login" in (
+                where.hostname or ""):
+            raise LoginWall(f"{SIGNIN_HINT} (redirected to {where.hostname}{where.path})")
+    if page.status == 432:
+        raise Blocked("HTTP 432 (Weibo's answer to requests it will not serve anonymously)")
+    if page.status == 418:
+        raise RateLimited("HTTP 418 (Weibo's rate limit)")
+    check_status(page)
+    if "Sina Visitor System" in page.text:
+        raise Captcha("the Sina Visitor System verification page")
+    sel = Selector(text=page.text)
+    if not sel.css("#pl_feedlist_index, div.card-no-result"):
+        raise LayoutChanged("s.weibo.com answer has neither a feed list nor a no-result card")
+
+
+def _count_text(text: str | None) -> int | None:
+    """"转发 28" -> 28; "转发" (none yet) -> 0; "1万+" and other text -> None."""
+    stripped = re.sub(r"^\s*(转发|评论|赞)?\s*", "", text or "").strip()
+    if not stripped:
+        return 0
+    return int(stripped) if stripped.isdigit() else None
+
+
+def parse_search_card(card: Selector, name: str, page: Page, reference: datetime,
+                      start: datetime, end: datetime) -> dict[str, Any]:
+    """One post from an s.weibo.com `card-wrap`; its time is clamped into the query's scope."""
+    mid = card.attrib.get("mid", "")
+    content = card.css("div.content")
+    author = content.css("div.info a.name")
+    href = author.attrib.get("href", "") if author else ""
+    uid = urlsplit(href if "//" in href else "//x" + href).path.strip("/").split("/")[0]
+    when = content.xpath('./p[@class="from"]/a[1]//text()').getall()
+    try:
+        created = from_weibo_display("".join(when), reference)
+    except TimestampError as exc:
+        raise LayoutChanged(f"weibo card {mid}: {exc}") from exc
+    if not start - _SLACK <= created < end + _SLACK:
+        raise LayoutChanged(f"weibo card {mid}: {created.isoformat()} is outside its timescope "
+                            f"{start.isoformat()}..{end.isoformat()}")
+    # the timescope proves the hour; the display time only rounds within it
+    created = min(max(created, start), end - timedelta(seconds=1))
+    text_node = card.css('p[node-type="feed_list_content_full"]') or card.css(
+        'p[node-type="feed_list_content"]')
+    text = " ".join(text_node[0].xpath("string(.)").get("").split()) if text_node else None
+    link = content.xpath('./p[@class="from"]/a[1]/@href').get("")
+    path = urlsplit(link if "//" in link else "//x" + link).path
+    like = card.css('a[action-type="feed_list_like"] em::text').get()
+    return {
+        "platform": "weibo",
+        "post_id": mid,
+        "tag_display": name,
+        "tag_id": None,
+        "url": f"https://weibo.com{path}" if path.count("/") == 2 else None,
+        "author_id": uid or None,
+        "author_name": author.attrib.get("nick-name") if author else None,
+        "text": text or None,
+        "created_at": created,
+        "observed_at": page.observed_at,
+        "likes": _count_text(like),
+        "comments": _count_text(card.css('a[action-type="feed_list_comment"]::text').get()),
+        "shares": _count_text(card.css('a[action-type="feed_list_forward"]::text').get()),
+        "source": "rendered_dom",
+    }
 
 
 def api_body(page: Page) -> dict[str, Any]:
