@@ -242,12 +242,16 @@ class TikTokApp:
             detail = {"statusCode": NOT_FOUND_CODE, "statusMsg": NOT_FOUND_MSG, "challengeInfo": {}}
             scope = {"webapp.app-context": self._app_context(), "webapp.challenge-detail": detail}
             return self._shell(f"#{name} | TikTok", "", self._not_found_html(), scope)
-        posts = self.world.posts_for(PLATFORM, name, limit=30)
+        shown = self.world.posts_for(PLATFORM, name, limit=31)
+        posts = shown[:30]
         detail = {
             "statusCode": 0,
             "statusMsg": "",
             "challengeInfo": self.challenge_info(topic),
             "itemList": [self.item(p) for p in posts],
+            # where the page's own item_list calls continue when the reader scrolls [INF]
+            "hasMore": len(shown) > len(posts) and len(posts) < LIST_CAP,
+            "cursor": str(len(posts)),
         }
         scope = {"webapp.app-context": self._app_context(), "webapp.challenge-detail": detail}
         main = (

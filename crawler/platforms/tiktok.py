@@ -34,6 +34,7 @@ from crawler.platforms.base import (
     Unsupported,
     check_status,
 )
+from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
 
 SCOPE = "webapp.challenge-detail"
@@ -54,6 +55,14 @@ class TikTok(Platform):
         "views": "challengeInfo.stats.viewCount (exact)",
         "posts": "challengeInfo.stats.videoCount (exact); h2 'N posts' text when rendered only",
     }
+    backfill = ("challenge/item_list (signed in-page) read by scrolling the rendered tag page: "
+                "ranked and capped, so a lower bound")
+    timeline_source = "captured_xhr"
+    # the tag page loads item_list pages only when scrolled (crawler/feedscroll.py)
+    timeline_scroll = {"rounds": 15, "quiet_ms": 1500, "end": "[data-feed-end]",
+                       "ready": '[data-e2e="challenge-item-list"], '
+                                '[data-e2e="challenge-not-found"], #captcha-verify-container, '
+                                '[data-e2e="load-error"]'}
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.name is None:
@@ -97,6 +106,65 @@ class TikTok(Platform):
             if isinstance(data, dict):
                 return parse_detail(data, page, source="captured_xhr", items=items)
         return parse_rendered_dom(page, tag)
+
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
+        """The tag page, rendered and scrolled: each item_list page it fetches is captured.
+
+        TikTok signs every /api/ call in the page (X-Bogus), so the crawler never builds one;
+        the feed it lists is ordered by relevance, not time, and stops at a cap.
+        """
+        if tag.name is None:
+            raise Unsupported("TikTok tags are addressed by name, not id:")
+        return Fetch(url=self.tag_url(tag.name), step="backfill",
+                     render=RenderSpec(capture=(DETAIL_API, ITEMS_API),
+                                       wait_for='[data-e2e="challenge-item-list"], '
+                                                '[data-e2e="challenge-not-found"], '
+                                                '#captcha-verify-container, '
+                                                '[data-e2e="load-error"]'),
+                     state={"window": window.as_state()})
+
+    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        check_status(page)
+        sel = Selector(text=page.text)
+        if sel.css("#captcha-verify-container, .captcha_verify_container"):
+            raise Captcha("verification page ('Verify to continue')")
+        universal = extract_universal_data(page.text) or {}
+        detail = universal.get("__DEFAULT_SCOPE__", {}).get(SCOPE)
+        items: list[dict[str, Any]] = []
+        if isinstance(detail, dict):  # server-rendered: the first page is in the markup
+            if detail.get("statusCode") in NOT_FOUND_CODES:
+                raise NotFound(detail.get("statusMsg") or "Couldn't find this hashtag")
+            items.extend(detail.get("itemList") or [])
+        for cap in page.captured_matching(DETAIL_API):
+            data = cap.json()
+            if cap.status == 200 and data is None:
+                raise Blocked("challenge/detail answered an empty body (bot detection)")
+            if isinstance(data, dict) and data.get("statusCode") in NOT_FOUND_CODES:
+                raise NotFound(data.get("statusMsg") or "Couldn't find this hashtag")
+            detail = detail if isinstance(detail, dict) else data
+        if "Couldn't find this hashtag" in page.text and not items:
+            raise NotFound("Couldn't find this hashtag")
+        more = False
+        for cap in page.captured_matching(ITEMS_API):
+            data = cap.json()
+            if cap.status == 200 and data is None:
+                raise Blocked("item_list answered an empty body (bot detection)")
+            if not isinstance(data, dict) or not isinstance(data.get("itemList"), list):
+                raise LayoutChanged(f"item_list answered no itemList (HTTP {cap.status})")
+            items.extend(data["itemList"])
+            more = bool(data.get("hasMore"))
+        if not isinstance(detail, dict) and not items:
+            raise LayoutChanged("the tag page showed neither challenge detail nor videos")
+        challenge = ((detail or {}).get("challengeInfo") or {}).get("challenge") or {}
+        title, tag_id = challenge.get("title") or tag.name or "", str(challenge.get("id") or "")
+        posts = [p for p in (parse_item(i, title, tag_id, page) for i in items) if p is not None]
+        if any(p["created_at"] is None for p in posts):
+            raise LayoutChanged("item_list listed a video without createTime")
+        # ranked: counts are a lower bound whatever happens; `capped` also says the page still
+        # had more when scrolling stopped
+        return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
+                            tag_display=title or None)
 
 
 def extract_universal_data(html: str) -> dict[str, Any] | None:

@@ -40,7 +40,9 @@ from crawler.platforms.base import (
     TagResult,
     check_status,
 )
+from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef, normalize_tag
+from crawler.timestamps import TimestampError, from_epoch_millis
 
 SEARCH_API = r"/web_api/sns/v1/search/topic"
 NOTES_API = r"/page/[0-9a-f]+/notes|/topic/notes"
@@ -65,6 +67,12 @@ class Xiaohongshu(Platform):
         "discussions": "notes feed total_note_count (exact); header '…讨论' text as fallback",
         "participants": "notes feed total_user_count (exact)",
     }
+    backfill = ("topic notes feed (signed in-page, cursor, create_time in ms) read by scrolling "
+                "the rendered topic page: ranked hot_desc and capped, so a lower bound")
+    timeline_source = "captured_xhr"
+    # the topic page loads further notes pages only when scrolled (crawler/feedscroll.py)
+    timeline_scroll = {"rounds": 25, "quiet_ms": 1500, "end": "[data-feed-end]",
+                       "ready": ".note-list, .captcha, .error"}
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.id is not None:
@@ -143,6 +151,50 @@ class Xiaohongshu(Platform):
 
     def public_topic_url(self, page_id: str) -> str:
         return self.url(f"/page/topics/{page_id}")
+
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
+        """The topic page, rendered and scrolled; by name, the topic search resolves it first."""
+        state = {"window": window.as_state()}
+        if tag.id is not None:
+            return self._timeline_topic(tag.id, state)
+        search = self.first_fetch(tag)
+        return Fetch(url=search.url, step="backfill_search", render=search.render, state=state)
+
+    def _timeline_topic(self, page_id: str, state: dict[str, Any]) -> Fetch:
+        return Fetch(url=self.url(f"/page/topics/{quote(page_id, safe='')}?naviHidden=yes"),
+                     step="backfill",
+                     render=RenderSpec(capture=(SEARCH_API, NOTES_API),
+                                       wait_for=".note-list, .error, .captcha"),
+                     state={**state, "page_id": page_id})
+
+    def on_backfill_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        found = self.on_search(page, tag, state)
+        topic = found.state.get("topic") or {}
+        return TimelinePage(next_fetch=self._timeline_topic(found.state["page_id"], state),
+                            tag_display=topic.get("name"))
+
+    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
+        """Every notes page the scrolled topic page fetched (hot_desc: a ranked sample)."""
+        check_status(page)
+        feeds = [notes_feed(cap) for cap in page.captured_matching(NOTES_API)]
+        if not feeds:
+            raise _dom_failure(page, "the topic page fetched no notes feed")
+        name = tag.name or _state_name(page.text) or state["page_id"]
+        notes = [n for feed in feeds for n in feed.get("notes") or []]
+        posts = []
+        for note in notes:
+            post = parse_note(note, name, None, page)
+            if post is None:
+                continue
+            try:  # milliseconds, read without float rounding
+                post["created_at"] = from_epoch_millis(note.get("create_time"))
+            except TimestampError as exc:
+                raise LayoutChanged(f"note {post['post_id']}: create_time: {exc}") from exc
+            posts.append(post)
+        more = bool(feeds[-1].get("has_more"))
+        return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
+                            tag_display=_state_name(page.text))
 
 
 def _topic_state(topic: dict[str, Any]) -> dict[str, Any]:

@@ -136,7 +136,7 @@ class BackfillSpider(scrapy.Spider):
             meta["tagarchive_render"] = fetch.render.to_meta()
             meta["playwright_page_goto_kwargs"] = {"wait_until": "domcontentloaded"}
             scroll = getattr(self.adapter, "timeline_scroll", None)
-            if scroll:
+            if scroll and fetch.step == "backfill":  # the listing itself, not a lookup step
                 meta["tagarchive_scroll"] = dict(scroll)
         return scrapy.Request(fetch.url, method=fetch.method, body=fetch.body,
                               headers=fetch.headers or None, callback=self.on_page,

@@ -93,12 +93,7 @@
     document.documentElement.setAttribute("data-replica-state", state);
   }
 
-  function render(main, info, items) {
-    var title = info.challenge.title;
-    main.appendChild(el("h1", { "data-e2e": "challenge-title" }, "#" + title));
-    main.appendChild(el("h2", { "data-e2e": "challenge-vvcount", title: "posts" },
-                        shortCount(info.stats.videoCount) + " posts"));
-    var list = el("div", { "data-e2e": "challenge-item-list" });
+  function appendItems(list, items) {
     items.forEach(function (item) {
       var box = el("div", { "data-e2e": "challenge-item" });
       var link = el("a", { href: prefix + "/@" + encodeURIComponent(item.author.uniqueId) +
@@ -109,8 +104,46 @@
                          shortCount(item.stats.playCount)));
       list.appendChild(box);
     });
+  }
+
+  function render(main, info, items) {
+    var title = info.challenge.title;
+    main.appendChild(el("h1", { "data-e2e": "challenge-title" }, "#" + title));
+    main.appendChild(el("h2", { "data-e2e": "challenge-vvcount", title: "posts" },
+                        shortCount(info.stats.videoCount) + " posts"));
+    var list = el("div", { "data-e2e": "challenge-item-list" });
+    appendItems(list, items);
     main.appendChild(list);
     document.title = "#" + title + " | TikTok";
+    return list;
+  }
+
+  // More videos are fetched (signed, like every API call) only when the reader scrolls near
+  // the bottom; the list says data-feed-end once item_list has no more (or failed).
+  function infiniteItems(list, challengeId, cursor, hasMore) {
+    var feed = { cursor: String(cursor), more: !!hasMore, loading: false };
+    function ended(why) { list.setAttribute("data-feed-end", why); }
+    if (!list || !feed.more) { if (list) ended("end"); return; }
+    async function more() {
+      if (feed.loading || !feed.more) return;
+      if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
+      feed.loading = true;
+      try {
+        var page = await signedGet("/api/challenge/item_list/",
+                                   [["challengeID", challengeId], ["count", "30"],
+                                    ["cursor", feed.cursor]]);
+        appendItems(list, page.itemList || []);
+        feed.cursor = String(page.cursor);
+        feed.more = !!page.hasMore;
+        if (!feed.more) ended("end");
+      } catch (err) {
+        feed.more = false;
+        ended("error");
+      } finally {
+        feed.loading = false;
+      }
+    }
+    window.addEventListener("scroll", more);
   }
 
   function renderNotFound(main) {
@@ -125,7 +158,17 @@
     if (!script) return;
     var scope;
     try { scope = JSON.parse(script.textContent).__DEFAULT_SCOPE__ || {}; } catch (e) { return; }
-    if (scope["webapp.challenge-detail"]) { mark("ready"); return; }  // server-rendered
+    var ssr = scope["webapp.challenge-detail"];
+    if (ssr) {  // server-rendered: the first page of videos is in the markup already
+      var info0 = ssr.challengeInfo || {};
+      if (info0.challenge && info0.challenge.id) {
+        infiniteItems(document.querySelector('[data-e2e="challenge-item-list"]'),
+                      info0.challenge.id, ssr.cursor || (ssr.itemList || []).length,
+                      ssr.hasMore);
+      }
+      mark("ready");
+      return;
+    }
     var main = document.querySelector('[data-e2e="challenge-page"]');
     var name = decodeURIComponent(path.slice(tagAt + 5).split("/")[0]);
     try {
@@ -139,7 +182,8 @@
       var list = await signedGet("/api/challenge/item_list/",
                                  [["challengeID", info.challenge.id], ["count", "30"],
                                   ["cursor", "0"]]);
-      render(main, info, list.itemList || []);
+      var shown = render(main, info, list.itemList || []);
+      infiniteItems(shown, info.challenge.id, list.cursor, list.hasMore);
       mark("ready");
     } catch (err) {
       main.appendChild(el("div", { "class": "error", "data-e2e": "load-error" },

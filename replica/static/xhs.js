@@ -186,8 +186,7 @@
     root.appendChild(summary);
   }
 
-  function renderNotes(root, notes) {
-    var list = el("div", { "class": "note-list" });
+  function appendNotes(list, notes) {
     notes.forEach(function (note) {
       var card = el("section", { "class": "note-item", "data-note-id": note.id });
       card.appendChild(el("a", { "class": "title", href: prefix + "/explore/" + note.id },
@@ -196,7 +195,41 @@
       card.appendChild(el("span", { "class": "like-count" }, String(note.likes)));
       list.appendChild(card);
     });
+  }
+
+  function renderNotes(root, notes) {
+    var list = el("div", { "class": "note-list" });
+    appendNotes(list, notes);
     root.appendChild(list);
+    return list;
+  }
+
+  // The next page of the notes feed is fetched only when the reader scrolls near the bottom;
+  // the list says data-feed-end once the feed has no more (or failed).
+  function infiniteNotes(list, pageId, data) {
+    var feed = { cursor: data.cursor || "", more: !!data.has_more, loading: false };
+    function ended(why) { list.setAttribute("data-feed-end", why); }
+    if (!feed.more) { ended("end"); return; }
+    async function more() {
+      if (feed.loading || !feed.more) return;
+      if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
+      feed.loading = true;
+      try {
+        var next = await call("GET", "/web_api/sns/v1/page/" + pageId +
+                                     "/notes?page_size=20&sort=hot_desc&cursor=" +
+                                     encodeURIComponent(feed.cursor));
+        appendNotes(list, next.data.notes || []);
+        feed.cursor = next.data.cursor || "";
+        feed.more = !!next.data.has_more && !!feed.cursor;
+        if (!feed.more) ended("end");
+      } catch (err) {
+        feed.more = false;
+        ended("error");
+      } finally {
+        feed.loading = false;
+      }
+    }
+    window.addEventListener("scroll", more);
   }
 
   async function topicPage(root, topic) {
@@ -216,7 +249,7 @@
     var data = feed.data;
     root.textContent = "";
     renderHeader(root, topic.name, views, data.total_note_count, redesigned);
-    renderNotes(root, data.notes || []);
+    infiniteNotes(renderNotes(root, data.notes || []), topic.pageId, data);
     mark("ready");
   }
 
