@@ -193,3 +193,18 @@ def test_bilibili_dynamic_without_a_publish_time_is_a_layout_change() -> None:
         "mid": 1, "pub_ts": 1736726400000}}}}
     with pytest.raises(LayoutChanged, match="looks like milliseconds"):
         parse_dynamic(card, "9", TagRef(name="t", id=None), page())
+
+
+def test_progress_shows_pages_posts_and_the_day_reached(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from crawler.cmd_backfill import RichProgress
+
+    walk = Walk("x", TagRef(name="t", id=None), WINDOW)
+    progress = RichProgress("x t", walk)
+    walk.accept(TimelinePage(posts=[post("1", at(2))], oldest_seen=at(2),
+                             next_fetch=Fetch(url="http://x/2", step="backfill")))
+    assert walk.progress() == pytest.approx(1.5 / 3)  # a day and a half of three proven
+    progress.update(walk)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "1 pages · 1 posts · reached 2025-01-02" in err

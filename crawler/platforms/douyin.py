@@ -60,6 +60,8 @@ class Douyin(Platform):
     hosts = ("www.douyin.com", "douyin.com")
     browser = "always"
     signin = "optional"  # hashtag pages answer anonymous visitors with fresh cookies
+    backfill = ("none (not implemented: the challenge/aweme feed is signed in-page and ranked, "
+                "like TikTok's; it would give lower bounds only)")
     counters = {
         "views": "challenge/detail ch_info.view_count (exact); header '…次播放' as fallback",
         "participants": "ch_info.user_count (exact; [INF] meaning); header '…人参与' as fallback",

@@ -36,6 +36,7 @@ from crawler.platforms.base import (
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
+from crawler.timestamps import TimestampError, from_epoch_seconds
 
 SCOPE = "webapp.challenge-detail"
 NOT_FOUND_CODES = {10205}
@@ -158,9 +159,16 @@ class TikTok(Platform):
             raise LayoutChanged("the tag page showed neither challenge detail nor videos")
         challenge = ((detail or {}).get("challengeInfo") or {}).get("challenge") or {}
         title, tag_id = challenge.get("title") or tag.name or "", str(challenge.get("id") or "")
-        posts = [p for p in (parse_item(i, title, tag_id, page) for i in items) if p is not None]
-        if any(p["created_at"] is None for p in posts):
-            raise LayoutChanged("item_list listed a video without createTime")
+        posts = []
+        for item in items:
+            post = parse_item(item, title, tag_id, page)
+            if post is None:
+                continue
+            try:  # Unix seconds; a millisecond value is refused, not dated in the year 56000
+                post["created_at"] = from_epoch_seconds(item.get("createTime"))
+            except TimestampError as exc:
+                raise LayoutChanged(f"video {post['post_id']}: createTime: {exc}") from exc
+            posts.append(post)
         # ranked: counts are a lower bound whatever happens; `capped` also says the page still
         # had more when scrolling stopped
         return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
