@@ -41,6 +41,7 @@ def cmd_check_live(args: argparse.Namespace) -> int:
             platforms=args.platform, tags=[args.tag], out=out, base_url=args.base_url,
             replica=None, concurrency=1, delay=1.0, ignore_robots=False, no_browser=False,
             log_level="ERROR", quiet=True, set=[], no_archive=True, session=args.session,
+            log_format="text",
             config=args.config,
             argv=["check-live", args.platform, args.tag])
         code = cmd_crawl(crawl_args)

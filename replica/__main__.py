@@ -22,10 +22,12 @@ def serve_forever(
 ) -> None:
     """Serve until Ctrl-C, SIGTERM or `stop` is set, printing the URLs first."""
     stop = stop if stop is not None else threading.Event()
-    previous = None
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM (how `tagarchive demo` or a supervisor ends us) is a clean stop, not a crash.
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # SIGTERM (how a supervisor ends us) and Ctrl-C are a clean stop, not a crash; handling
+        # SIGINT here too leaves no moment where it would surface as a KeyboardInterrupt
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
         with ReplicaServer(World(seed=seed), port=port, host=host) as server:
             print(
@@ -41,8 +43,8 @@ def serve_forever(
             except KeyboardInterrupt:
                 pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

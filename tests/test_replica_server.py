@@ -501,7 +501,10 @@ def test_serve_forever_and_cli() -> None:
 
 
 def test_chromium_renders_csr_pages(server: ReplicaServer) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
+    from crawler.browser import find_chromium, launch_options
+
     world = server.world
     world.clock.set(ANCHOR_AT)
     world.set_variant("tiktok", "tiktokrefugee", "csr")
@@ -514,7 +517,7 @@ def test_chromium_renders_csr_pages(server: ReplicaServer) -> None:
         "--no-first-run",
     ]
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
+        browser = pw.chromium.launch(**{**launch_options(find_chromium()), "args": args})
         try:
             page = browser.new_page()
             errors: list[str] = []
