@@ -265,6 +265,7 @@ class ServiceSettings:
     kill_grace: float = 10.0  # after asking a crawl to stop, how long before it is killed
     max_parallel: int = 2  # crawls at once across watches (each may run a browser)
     crawl_command: tuple[str, ...] = ()  # default: this Python, -m crawler.cli
+    compact: str = ""  # cron expression (UTC) for a daily `compact` of the output root; "" = off
 
 
 @dataclass(frozen=True)
@@ -543,6 +544,13 @@ class _Loader:
                                          '["nice", "-n10", "/opt/venv/bin/python", "-m", '
                                          '"crawler.cli"]')
                 values[key] = tuple(value)
+            elif key == "compact":
+                text = self.string(value, at)
+                try:
+                    cron_trigger(text, UTC)
+                except ValueError as exc:
+                    raise self.error(at, f"{exc} (e.g. \"30 3 * * *\" for 03:30 UTC)") from None
+                values[key] = text
             else:
                 values[key] = self.duration(value, at, 0.1 if key == "kill_grace" else 0)
         return ServiceSettings(**values)

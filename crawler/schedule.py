@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.config import Config, ConfigError, Watch, format_duration
+from crawler.config import Config, ConfigError, Watch, cron_trigger, format_duration
 from crawler.logs import JsonFormatter
 from storage import DatasetWriter, StorageError, new_run_id, utc_day
 
@@ -389,6 +389,22 @@ def _version() -> str:
 _SERVICE: ScheduleService | None = None
 
 
+COMPACT_JOB = "__compaction__"
+
+
+def compact_now(out: str) -> None:
+    """The daily compaction job: past days of every dataset, one line in the log."""
+    from storage.compact import compact
+
+    report = compact(out)
+    for name, result in report.datasets.items():
+        if result.compacted:
+            logger.info("compacted %s: %d files -> %d, %d duplicate rows dropped", name,
+                        result.files_before, result.files_after, result.rows_dropped)
+    for error in report.errors:
+        logger.error("compaction: %s", error)
+
+
 def fire(watch: str, fingerprint: str = "") -> None:
     """The job function stored in the job store (importable by name, as APScheduler needs).
 
@@ -520,7 +536,10 @@ class ScheduleService:
         now = datetime.now(UTC)
         wanted = {w.name: w for w in self.config.watches.values() if w.enabled}
         grace = int(self.config.service.misfire_grace) or 1
+        self._schedule_compaction(scheduler)
         for job in scheduler.get_jobs():
+            if job.id == COMPACT_JOB:
+                continue
             watch = wanted.pop(job.id, None)
             if watch is None:
                 scheduler.remove_job(job.id)
@@ -557,6 +576,20 @@ class ScheduleService:
         self.started.set()
         if self._stopping.is_set():
             threading.Thread(target=self._shutdown_scheduler, daemon=True).start()
+
+    def _schedule_compaction(self, scheduler: Any) -> None:
+        """The daily compaction of `service.compact`, kept in step with the config."""
+        expr = self.config.service.compact
+        if not expr:
+            if scheduler.get_job(COMPACT_JOB) is not None:
+                scheduler.remove_job(COMPACT_JOB)
+            return
+        job = scheduler.add_job(compact_now, trigger=cron_trigger(expr, UTC), id=COMPACT_JOB,
+                                name="compaction", args=[str(self.config.out)],
+                                replace_existing=True, coalesce=True, max_instances=1,
+                                misfire_grace_time=int(self.config.service.misfire_grace) or 1)
+        logger.info("compaction scheduled (%s UTC); next run %s", expr,
+                    _iso(getattr(job, "next_run_time", None)))  # pending until started
 
     # --- fires and the events of fires that did not happen ---
 
