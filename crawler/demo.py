@@ -87,7 +87,10 @@ def summarize(out: str, since: datetime, console: Console) -> None:
     rows = con.execute(
         """
         select platform, tag, count(*) as n,
-               arg_min(views, observed_at) as first_views, arg_max(views, observed_at) as views,
+               -- growth of the headline counter the platform gives: views, else the next one
+               arg_min(coalesce(views, discussions, posts, participants), observed_at) as first,
+               arg_max(coalesce(views, discussions, posts, participants), observed_at) as last,
+               arg_max(views, observed_at) as views,
                arg_max(views_text, observed_at) as views_text,
                arg_max(discussions, observed_at) as discussions,
                arg_max(posts, observed_at) as posts,
@@ -102,8 +105,8 @@ def summarize(out: str, since: datetime, console: Console) -> None:
                 "discussions", "source"):
         table.add_column(col, justify="right" if col not in ("platform", "tag", "source")
                          else "left")
-    for platform, tag, n, first, views, views_text, disc, posts, sources in rows:
-        growth = f"+{(views - first) / first:.1%}" if first and views else "-"
+    for platform, tag, n, first, last, views, views_text, disc, posts, sources in rows:
+        growth = f"+{(last - first) / first:.1%}" if first and last is not None else "-"
         shown = f"{views:,}" if views is not None else "-"
         if views_text:
             shown += f" ({views_text})"
