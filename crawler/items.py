@@ -86,3 +86,27 @@ class ActivityItem:
 COUNTERS = ("views", "posts", "discussions", "participants")
 ACTIVITY_COUNTERS = ("posts", "participants")
 POST_COUNTERS = ("likes", "comments", "shares", "plays")
+
+
+def items_from_result(result: Any, tag: str | None, job_key: str | None = None,
+                      archive: tuple[str, str] | None = None) -> list[Any]:
+    """The items of one adapter `TagResult`: snapshot, posts, activity, tagged alike.
+
+    `tag` is the requested tag normalized (None for an `id:` request: the platform's display
+    name is used); `archive` is the (file, record id) the values were read from.
+    """
+    provenance = ({"archive_file": archive[0], "archive_record": archive[1]}
+                  if archive else {})
+    snapshot = SnapshotItem(**result.snapshot, **provenance)
+    snapshot.tag = tag or snapshot.tag_display
+    snapshot.job_key = job_key
+    items: list[Any] = [snapshot]
+    for post in result.posts:
+        item = PostItem(**post, **provenance)
+        item.tag = snapshot.tag
+        items.append(item)
+    for day in result.activity:
+        activity = ActivityItem(**day)
+        activity.tag = snapshot.tag
+        items.append(activity)
+    return items

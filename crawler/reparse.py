@@ -133,7 +133,7 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     """
     from scrapy.exceptions import DropItem
 
-    from crawler.items import ActivityItem, PostItem, SnapshotItem
+    from crawler.items import items_from_result
     from crawler.platforms import platform_class
     from crawler.platforms.base import PlatformError, TagResult
     from crawler.run import RunState
@@ -169,19 +169,10 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
             continue
         if not isinstance(result, TagResult):
             continue  # an intermediate step (search before topic page): nothing to store
-        provenance = {"archive_file": archived.ref.file, "archive_record": archived.ref.record_id}
         tag = archived.tag.normalized if archived.tag.name is not None else None
-        snapshot = SnapshotItem(**result.snapshot, **provenance)
-        snapshot.tag = tag or snapshot.tag_display
-        push(snapshot)
-        for post in result.posts:
-            item = PostItem(**post, **provenance)
-            item.tag = snapshot.tag
+        for item in items_from_result(result, tag,
+                                      archive=(archived.ref.file, archived.ref.record_id)):
             push(item)
-        for day in result.activity:
-            activity = ActivityItem(**day)
-            activity.tag = snapshot.tag
-            push(activity)
     stats = crawler.stats.get_stats()
     report.snapshots = int(stats.get("tagarchive/stored/snapshots", 0))
     report.posts = int(stats.get("tagarchive/stored/posts", 0))

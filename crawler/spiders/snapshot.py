@@ -19,7 +19,7 @@ from twisted.internet import task
 from twisted.python.failure import Failure
 
 from crawler.health import HealthThresholds, TagOutcome, check_run
-from crawler.items import ActivityItem, PostItem, SnapshotItem
+from crawler.items import items_from_result
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
     Captured,
@@ -169,19 +169,8 @@ class SnapshotSpider(scrapy.Spider):
 
     def _items(self, result: TagResult, job: TagJob, ref: RecordRef | None) -> Iterator[Any]:
         tag = job.ref.normalized if job.ref.name is not None else None
-        provenance = {"archive_file": ref.file, "archive_record": ref.record_id} if ref else {}
-        snapshot = SnapshotItem(**result.snapshot, **provenance)
-        snapshot.tag = tag or snapshot.tag_display
-        snapshot.job_key = job.key
-        yield snapshot
-        for post in result.posts:
-            item = PostItem(**post, **provenance)
-            item.tag = snapshot.tag
-            yield item
-        for day in result.activity:
-            activity = ActivityItem(**day)
-            activity.tag = snapshot.tag
-            yield activity
+        yield from items_from_result(result, tag, job.key,
+                                     (ref.file, ref.record_id) if ref else None)
 
     def on_error(self, failure: Failure) -> None:
         job = self._job(failure.request.meta)
