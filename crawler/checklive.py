@@ -31,19 +31,23 @@ def register(sub: Any) -> None:
 
 
 def cmd_check_live(args: argparse.Namespace) -> int:
-    from crawler.cli import cmd_crawl, load_config_sources
+    from crawler.cli import cmd_crawl, load_config_sources, parser
     from crawler.platforms import platform_class
 
     load_config_sources(args.config)
     adapter = platform_class(args.platform)
     with tempfile.TemporaryDirectory(prefix="tagarchive-check-") as out:
-        crawl_args = argparse.Namespace(
-            platforms=args.platform, tags=[args.tag], out=out, base_url=args.base_url,
-            replica=None, concurrency=1, delay=1.0, ignore_robots=False, no_browser=False,
-            log_level="ERROR", quiet=True, set=[], no_archive=True, session=args.session,
-            log_format="text",
-            config=args.config,
-            argv=["check-live", args.platform, args.tag])
+        # through the crawl command's own parser, so every crawl option keeps its default
+        argv = ["crawl", args.platform, args.tag, "--out", out, "--concurrency", "1",
+                "--delay", "1", "--log-level", "ERROR", "--quiet", "--no-archive"]
+        for entry in args.base_url:
+            argv += ["--base-url", entry]
+        for entry in args.session:
+            argv += ["--session", entry]
+        if args.config:
+            argv += ["--config", args.config]
+        crawl_args = parser().parse_args(argv)
+        crawl_args.argv = ["check-live", args.platform, args.tag]
         code = cmd_crawl(crawl_args)
         rows = _snapshot(out)
     console = Console()

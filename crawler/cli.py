@@ -186,7 +186,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     )
     from crawler.spiders.snapshot import SnapshotSpider
 
-    if getattr(args, "log_format", "text") == "json":
+    if args.log_format == "json":
         from crawler.logs import JsonFormatter
 
         settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
