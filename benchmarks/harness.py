@@ -327,3 +327,25 @@ def read_run_record(out: str) -> dict[str, Any]:
     if len(rows) != 1:
         raise RuntimeError(f"expected one runs row under {out}, found {len(rows)}")
     return rows[0]
+
+
+RECORD_FIELDS = ("duration_s", "requests", "snapshots", "posts", "rendered_requests", "verdict")
+
+
+def run_tagarchive(platform: str, tags: Sequence[str], replica_url: str, concurrency: int,
+                   prefix: str, ok: Callable[[ChildRun], str | None]) -> ChildRun:
+    """One real CLI crawl into a throw-away root, its run record's counts in `extra`."""
+    import shutil
+
+    out = tempfile.mkdtemp(prefix=prefix)
+    try:
+        run = run_child("tagarchive",
+                        tagarchive_crawl_argv(platform, tags, out, replica_url, concurrency))
+        check(run)
+        record = read_run_record(out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    run.extra.update({k: record[k] for k in RECORD_FIELDS})
+    check(run, ok)
+    return run
+

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,10 @@ from benchmarks.harness import (
     median,
     memory_figures,
     paired_ratio,
-    read_run_record,
     replica_load,
     run_child,
+    run_tagarchive,
     running_replica,
-    tagarchive_crawl_argv,
 )
 
 PLATFORM = "tiktok"
@@ -51,24 +49,13 @@ def tag_names(n: int) -> list[str]:
 
 
 def _tagarchive(url: str, tags: list[str], concurrency: int) -> ChildRun:
-    out = tempfile.mkdtemp(prefix="bench-http-out-")
-    try:
-        run = run_child("tagarchive", tagarchive_crawl_argv(PLATFORM, tags, out, url, concurrency))
-        check(run)
-        record = read_run_record(out)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    run.extra.update({k: record[k] for k in ("duration_s", "requests", "snapshots", "posts",
-                                            "rendered_requests", "verdict")})
-
     def pure(r: ChildRun) -> str | None:
         if r.extra["snapshots"] != len(tags) or r.extra["rendered_requests"]:
             return (f"not a pure HTTP crawl: {r.extra['snapshots']} snapshots for {len(tags)} "
                     f"tags, {r.extra['rendered_requests']} rendered")
         return None
 
-    check(run, pure)
-    return run
+    return run_tagarchive(PLATFORM, tags, url, concurrency, "bench-http-out-", pure)
 
 
 def _bare(url: str, tags: list[str], concurrency: int) -> ChildRun:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from typing import Any
 
 from benchmarks.harness import (
@@ -24,11 +22,10 @@ from benchmarks.harness import (
     median,
     memory_figures,
     paired_ratio,
-    read_run_record,
     replica_load,
     run_child,
+    run_tagarchive,
     running_replica,
-    tagarchive_crawl_argv,
 )
 
 PLATFORM = "xiaohongshu"
@@ -46,23 +43,12 @@ def tag_names(n: int) -> list[str]:
 
 
 def _tagarchive(url: str, tags: list[str], concurrency: int) -> ChildRun:
-    out = tempfile.mkdtemp(prefix="bench-rendered-out-")
-    try:
-        run = run_child("tagarchive", tagarchive_crawl_argv(PLATFORM, tags, out, url, concurrency))
-        check(run)
-        record = read_run_record(out)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    run.extra.update({k: record[k] for k in ("duration_s", "requests", "snapshots", "posts",
-                                            "rendered_requests", "verdict")})
-
     def all_stored(r: ChildRun) -> str | None:
         if r.extra["snapshots"] != len(tags):
             return f"{r.extra['snapshots']} snapshots for {len(tags)} tags"
         return None
 
-    check(run, all_stored)
-    return run
+    return run_tagarchive(PLATFORM, tags, url, concurrency, "bench-rendered-out-", all_stored)
 
 
 def _bare(url: str, tags: list[str], concurrency: int) -> ChildRun:
