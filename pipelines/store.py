@@ -41,7 +41,3 @@ class StorePipeline(RunPipeline):
         if dataset == "snapshots":
             self.run.set_outcome(item.platform, item.job_key or item.tag, Outcome.STORED)
         return item
-
-    def close_spider(self) -> None:
-        # the spider writes the run record and closes the writer after this
-        return None
