@@ -29,11 +29,12 @@ browser: $(VENV)/.installed
 system:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	fc-list 2>/dev/null | grep -qi "noto sans cjk" || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "please install:$$missing (Java is needed by the Spark recipe test)"; fi; \
+	  else echo "please install:$$missing (Java: the Spark recipe test; redis-server: the distributed tests)"; fi; \
 	fi
 
 demo: setup
