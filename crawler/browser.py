@@ -163,3 +163,74 @@ async def collect_captures(page: Any, spec: dict[str, Any]) -> list[dict[str, An
 
 
 QUIET_SECONDS = 0.3
+
+
+# --- download handler -----------------------------------------------------------------------
+
+# Registered for http/https by the CLI and settings.py instead of scrapy-playwright's handler.
+BROWSER_DOWNLOAD_HANDLER = "crawler.browser.LazyBrowserDownloadHandler"
+
+
+class _SharedBrowser:
+    """One scrapy-playwright handler per crawler, shared by the schemes that render."""
+
+    def __init__(self) -> None:
+        self.handler: Any = None
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+def _http11() -> type:
+    from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
+
+    return HTTP11DownloadHandler
+
+
+class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
+    """Plain HTTP unless a request renders; the browser starts on the first request that does.
+
+    scrapy-playwright's own handler starts the Playwright driver (0.7-0.9 s, ~120 MB) when the
+    engine starts, even in a crawl that never renders. This handler downloads plain requests
+    itself, and builds scrapy-playwright's handler (once per crawler, shared between schemes)
+    on the first request whose meta has `playwright`. Closing the last user closes the browser.
+    """
+
+    lazy = False
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        shared = getattr(crawler, "_tagarchive_browser", None)
+        if shared is None:
+            shared = crawler._tagarchive_browser = _SharedBrowser()
+        shared.users += 1
+        self._shared: _SharedBrowser = shared
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> LazyBrowserDownloadHandler:
+        return cls(crawler)
+
+    async def _browser(self) -> Any:
+        shared = self._shared
+        if shared.handler is None:
+            async with shared.lock:
+                if shared.handler is None:
+                    from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+
+                    handler = ScrapyPlaywrightDownloadHandler(self._crawler)
+                    await handler._maybe_launch_in_thread()  # what engine_started would do
+                    shared.handler = handler
+                    self._crawler.stats.inc_value("tagarchive/browser_started")
+        return shared.handler
+
+    async def download_request(self, request: Any) -> Any:
+        if request.meta.get("playwright"):
+            return await (await self._browser()).download_request(request)
+        return await super().download_request(request)
+
+    async def close(self) -> None:
+        await super().close()
+        shared = self._shared
+        shared.users -= 1
+        if shared.users == 0 and shared.handler is not None:
+            handler, shared.handler = shared.handler, None
+            await handler.close()

@@ -89,7 +89,13 @@ def prepare_out(out: str) -> str:
 def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
                    platforms: Sequence[str]) -> dict[str, Any]:
     """Overrides of crawler.settings for this invocation."""
-    from crawler.browser import INSTALL_HINT, BrowserNotFoundError, find_chromium, launch_options
+    from crawler.browser import (
+        BROWSER_DOWNLOAD_HANDLER,
+        INSTALL_HINT,
+        BrowserNotFoundError,
+        find_chromium,
+        launch_options,
+    )
 
     overrides: dict[str, Any] = {
         "TAGARCHIVE_OUT": args.out,
@@ -123,12 +129,11 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         if executable is None:
             raise EnvironmentProblem(INSTALL_HINT)
         overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable)
-        # register the browser handler only for the schemes in use: each registration is its
-        # own Playwright driver process
+        # the browser handler for the schemes in use; it starts Chromium on the first request
+        # that renders, so a crawl that renders nothing never starts it (crawler/browser.py)
         schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
                    for p in platforms}
-        overrides["DOWNLOAD_HANDLERS"] = {
-            s: "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler" for s in schemes}
+        overrides["DOWNLOAD_HANDLERS"] = dict.fromkeys(schemes, BROWSER_DOWNLOAD_HANDLER)
     return overrides
 
 

@@ -90,9 +90,10 @@ ITEM_PIPELINES = {
 
 # --- browser (scrapy-playwright) ------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# plain HTTP until a request renders: the browser starts on first use (crawler/browser.py)
 DOWNLOAD_HANDLERS = {
-    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
-    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "http": "crawler.browser.LazyBrowserDownloadHandler",
+    "https": "crawler.browser.LazyBrowserDownloadHandler",
 }
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 try:
