@@ -29,6 +29,7 @@ from replica.base import (
     not_found,
     respond,
 )
+from replica.faults import FaultPlan
 from replica.platforms import APPS
 from replica.world import World
 
@@ -145,6 +146,10 @@ class _Handler(BaseHTTPRequestHandler):
             # worth printing despite the quiet logging.
             traceback.print_exc(file=sys.stderr)
             response = respond(500, "replica internal error\n", TEXT)
+        fault = None if self.path.startswith(ADMIN) else self.server.replica.faults.take(self.path)
+        if fault is not None:
+            self.server.replica.faults.serve(self, method, fault, response)
+            return
         self._write(method, response)
 
     def _write(self, method: str, response: Response) -> None:
@@ -177,6 +182,8 @@ class ReplicaServer:
         }
         self.hits: Counter[tuple[str, str]] = Counter()
         self.cookies_seen: set[str] = set()
+        # transport faults (reset, stall, truncation, wrong charset): replica/faults.py
+        self.faults = FaultPlan()
         self._hits_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -202,6 +209,7 @@ class ReplicaServer:
         httpd, thread = self._httpd, self._thread
         if httpd is None:
             return
+        self.faults.clear()  # wakes handlers held by a stall fault
         httpd.shutdown()
         httpd.close_connections()
         httpd.server_close()
@@ -323,7 +331,11 @@ class ReplicaServer:
                 return json_response(200, {"ok": True, "variants": self.world.all_variants()})
             if action == "clear":
                 self.world.clear_variants()
+                self.faults.clear()
                 return json_response(200, {"ok": True})
+            if action == "fault":
+                self.faults.add_json(data)
+                return json_response(200, {"ok": True, "faults": self.faults.active()})
             if action == "reset_hits":
                 self.reset_hits()
                 return json_response(200, {"ok": True})

@@ -28,8 +28,10 @@ def replica_server() -> Iterator[ReplicaServer]:
 def replica(replica_server: ReplicaServer) -> Iterator[ReplicaServer]:
     """The session replica with no variants left over from another test."""
     replica_server.world.clear_variants()
+    replica_server.faults.clear()
     yield replica_server
     replica_server.world.clear_variants()
+    replica_server.faults.clear()
 
 
 @dataclass

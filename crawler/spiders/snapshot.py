@@ -179,8 +179,7 @@ class SnapshotSpider(scrapy.Spider):
             self.run.set_outcome(job.platform, job.key, Outcome.ROBOTS_DISALLOWED,
                                  f"{failure.request.url} is disallowed by robots.txt")
             return
-        detail = f"{type(error).__name__}: {error}".strip()
-        self.run.set_outcome(job.platform, job.key, Outcome.ERROR, detail[:300])
+        self.run.set_outcome(job.platform, job.key, Outcome.ERROR, error_detail(error))
 
     def _check_health(self, reason: str) -> None:
         """Compare this run with the stored history; findings go into its record and exit code."""
@@ -229,6 +228,16 @@ class SnapshotSpider(scrapy.Spider):
                                       "snapshots": record["snapshots"], "posts": record["posts"],
                                       "rejects": record["rejects"],
                                       "failed_tags": len(run.failures)}})
+
+
+def error_detail(error: BaseException) -> str:
+    """`Name: message` of a download failure; some (ResponseDataLossError) carry no message, so
+    the first line of their docstring says what happened instead of a bare trailing colon."""
+    message = str(error).strip()
+    if not message:
+        doc = (type(error).__doc__ or "").strip().splitlines()
+        message = doc[0].rstrip(".") if doc else "no detail"
+    return f"{type(error).__name__}: {message}"[:300]
 
 
 def _captured_dict(cap: Captured) -> dict[str, Any]:
