@@ -173,12 +173,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if args.ignore_robots:
         logging.getLogger("tagarchive").warning("robots.txt is NOT obeyed (--ignore-robots)")
 
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.utils.project import get_project_settings
-
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
-    settings = get_project_settings()
-    settings.setdict(overrides, priority="cmdline")
+    settings = project_settings(overrides)
     run = RunState(
         out=out, jobs=jobs, command="crawl", argv=list(args.argv),
         settings_json=settings_summary({k: settings[k] for k in (
@@ -191,20 +186,37 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     )
     from crawler.spiders.snapshot import SnapshotSpider
 
-    if args.log_format == "json":
-        from crawler.logs import JsonFormatter
-
-        settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
-        process = CrawlerProcess(settings)
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(settings.get("LOG_LEVEL"))
-    else:
-        process = CrawlerProcess(settings)
+    process = crawler_process(settings, args.log_format)
     process.crawl(SnapshotSpider, run=run)
     process.start()
     return report(run, quiet=args.quiet)
+
+
+def project_settings(overrides: dict[str, Any]) -> Any:
+    """crawler/settings.py with this invocation's overrides on top (`crawl`, `worker`)."""
+    from scrapy.utils.project import get_project_settings
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    settings = get_project_settings()
+    settings.setdict(overrides, priority="cmdline")
+    return settings
+
+
+def crawler_process(settings: Any, log_format: str) -> Any:
+    """A CrawlerProcess logging as --log-format says (json: one object per line)."""
+    from scrapy.crawler import CrawlerProcess
+
+    if log_format != "json":
+        return CrawlerProcess(settings)
+    from crawler.logs import JsonFormatter
+
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    process = CrawlerProcess(settings)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(settings.get("LOG_LEVEL"))
+    return process
 
 
 def _load_sessions(platforms: list[str], entries: Sequence[str]) -> dict[str, Any]:
@@ -350,6 +362,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cmd_backfill",
     "crawler.cmd_archive",
     "crawler.cmd_reparse",
+    "crawler.cmd_worker",
 )
 
 

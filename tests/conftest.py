@@ -56,3 +56,6 @@ def crawl(replica: ReplicaServer, out: Path, platforms: str, *tags: str,
     """A fast crawl against the replica (no politeness delay on loopback)."""
     return run_cli("crawl", platforms, *tags, "--out", str(out), "--replica", replica.url,
                    "--delay", "0", "--concurrency", "4", *extra)
+
+
+from tests.redis_helpers import redis_server  # noqa: E402, F401 - the fixture, for every test
