@@ -31,12 +31,17 @@ _CP1252_SPECIALS: dict[str, int] = {
     if (ch := bytes([byte]).decode("cp1252", errors="ignore"))
 }
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f\s]+")
+_LATIN_OR_CP1252 = re.compile("[\x80-\xff" + re.escape("".join(_CP1252_SPECIALS)) + "]")
 
 
 def looks_mojibake(text: str) -> bool:
     """True when `text` shows signs of a wrong decode (see the module docstring)."""
+    if text.isascii():  # no sign can show in ASCII: most text, decided in one C-level pass
+        return False
     if "\ufffd" in text:
         return True
+    if _LATIN_OR_CP1252.search(text) is None:  # no character a cp1252/latin-1 byte became
+        return any(_gbk_mojibake(m.group()) for m in _NON_ASCII_RUN.finditer(text))
     run = bytearray()
     for ch in text:
         byte = _byte_of(ch)

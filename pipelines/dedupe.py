@@ -7,7 +7,7 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.items import ActivityItem, PostItem, SnapshotItem
+from crawler.items import ActivityItem, PageItems, PostItem, SnapshotItem
 from crawler.platforms.base import Outcome
 from pipelines import RunPipeline
 
@@ -20,6 +20,8 @@ class DedupePipeline(RunPipeline):
         self.seen: set[tuple[str, ...]] = set()
 
     def process_item(self, item: Any) -> Any:
+        if isinstance(item, PageItems):
+            return self.each(item, self.process_item)
         if isinstance(item, SnapshotItem):
             key: tuple[str, ...] = ("snapshot", item.platform, item.tag)
         elif isinstance(item, PostItem):

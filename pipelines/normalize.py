@@ -10,6 +10,7 @@ from crawler.items import (
     COUNTERS,
     POST_COUNTERS,
     ActivityItem,
+    PageItems,
     PostItem,
     SnapshotItem,
 )
@@ -48,6 +49,8 @@ class NormalizePipeline(RunPipeline):
     """First pipeline: puts every item into its canonical form, noting what cannot be."""
 
     def process_item(self, item: Any) -> Any:
+        if isinstance(item, PageItems):
+            return self.each(item, self.process_item)
         if isinstance(item, SnapshotItem):
             for name in COUNTERS:
                 value, text, approx, problem = normalize_counter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from crawler.items import ActivityItem, PostItem, SnapshotItem
+from crawler.items import ActivityItem, PageItems, PostItem, SnapshotItem
 from crawler.platforms.base import Outcome
 from pipelines import RunPipeline
 from storage import DATASETS, SCHEMA_VERSION
@@ -26,9 +26,28 @@ class StorePipeline(RunPipeline):
                         for cls, ds in _DATASET.items()}
 
     def process_item(self, item: Any) -> Any:
+        if isinstance(item, PageItems):
+            # one add_many per dataset: the writer's lock and flush check once per page
+            rows: dict[str, list[dict[str, Any]]] = {}
+            for one in item.items:
+                dataset = _DATASET.get(type(one))
+                if dataset is not None:
+                    rows.setdefault(dataset, []).append(self._row(one, dataset))
+            for dataset, batch in rows.items():
+                self.run.writer.add_many(dataset, batch)
+                self.stats.inc_value(f"tagarchive/stored/{dataset}", len(batch))
+            for one in item.items:
+                self._stored(one)
+            return item
         dataset = _DATASET.get(type(item))
         if dataset is None:
             return item
+        self.run.writer.add(dataset, self._row(item, dataset))
+        self.stats.inc_value(f"tagarchive/stored/{dataset}")
+        self._stored(item)
+        return item
+
+    def _row(self, item: Any, dataset: str) -> dict[str, Any]:
         row = {name: getattr(item, name) for name in self.columns[type(item)]}
         row["platform"] = item.platform
         # activity is partitioned by its own day; observations by when they were seen
@@ -36,8 +55,8 @@ class StorePipeline(RunPipeline):
         row["date"] = when.strftime("%Y-%m-%d")
         row["run_id"] = self.run.run_id
         row["schema_version"] = SCHEMA_VERSION
-        self.run.writer.add(dataset, row)
-        self.stats.inc_value(f"tagarchive/stored/{dataset}")
-        if dataset == "snapshots":
+        return row
+
+    def _stored(self, item: Any) -> None:
+        if isinstance(item, SnapshotItem):
             self.run.set_outcome(item.platform, item.job_key or item.tag, Outcome.STORED)
-        return item

@@ -15,6 +15,7 @@ from crawler.items import (
     COUNTERS,
     POST_COUNTERS,
     ActivityItem,
+    PageItems,
     PostItem,
     SnapshotItem,
 )
@@ -94,10 +95,15 @@ class ValidatePipeline(RunPipeline):
         self.skew = timedelta(seconds=crawler.settings.getint("TAGARCHIVE_CLOCK_SKEW", 300))
 
     def process_item(self, item: Any) -> Any:
+        if isinstance(item, PageItems):
+            now = datetime.now(UTC)  # one page's items are judged at one instant
+            return self.each(item, lambda one: self._check(one, now))
+        return self._check(item, datetime.now(UTC))
+
+    def _check(self, item: Any, now: datetime) -> Any:
         kind = _KINDS.get(type(item))
         if kind is None:
             return item
-        now = datetime.now(UTC)
         reasons = item_problems(item, now, self.max_count, self.skew)
         if not reasons:
             return item

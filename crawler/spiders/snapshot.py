@@ -19,7 +19,7 @@ from twisted.internet import task
 from twisted.python.failure import Failure
 
 from crawler.health import HealthThresholds, TagOutcome, check_run
-from crawler.items import items_from_result
+from crawler.items import PageItems, items_from_result
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
     Captured,
@@ -169,8 +169,9 @@ class SnapshotSpider(scrapy.Spider):
 
     def _items(self, result: TagResult, job: TagJob, ref: RecordRef | None) -> Iterator[Any]:
         tag = job.ref.normalized if job.ref.name is not None else None
-        yield from items_from_result(result, tag, job.key,
-                                     (ref.file, ref.record_id) if ref else None)
+        # one item per page through the pipelines (crawler/items.py PageItems)
+        yield PageItems(items_from_result(result, tag, job.key,
+                                          (ref.file, ref.record_id) if ref else None))
 
     def on_error(self, failure: Failure) -> None:
         job = self._job(failure.request.meta)
