@@ -251,7 +251,10 @@ def report(run: RunState, quiet: bool = False) -> int:
     if run.close_reason == "shutdown":
         print("tagarchive: interrupted; what was fetched so far is stored", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if not quiet:
+    if run.storage_error:  # a tag counted as stored may never have reached the disk
+        print(f"run {run.run_id}: storage failed under {run.out}; rows not written before "
+              "the error are not stored")
+    elif not quiet:
         print(f"run {run.run_id}: {len(stored)}/{len(run.outcomes)} tags stored "
               f"under {run.out}")
     return run.exit_code

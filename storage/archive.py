@@ -18,6 +18,7 @@ registered secrets are redacted from bodies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -99,9 +100,32 @@ class ArchiveWriter:
         return body if clean == text else clean.encode("utf-8", errors="surrogateescape")
 
     def _write(self, opened: _OpenFile, record: Any) -> RecordRef:
-        opened.writer.write_record(record)
+        good = opened.handle.tell()  # warcio flushes after each record: this is exact
+        try:
+            opened.writer.write_record(record)
+        except OSError as exc:  # a full disk: keep the file ending on its last whole record
+            self._cut_back(opened, good)
+            raise OutputNotWritableError(exc.errno, f"archive not writable: {opened.final}",
+                                         exc.strerror) from exc
         record_id = record.rec_headers.get_header("WARC-Record-ID")
         return RecordRef(opened.final.relative_to(self.root).as_posix(), record_id)
+
+    def _cut_back(self, opened: _OpenFile, size: int) -> None:
+        """Drop a partly written record from the end of an open file; a file left without any
+        record is removed rather than published empty."""
+        from warcio.warcwriter import WARCWriter
+
+        with contextlib.suppress(OSError):
+            opened.handle.close()  # the descriptor is closed even when this last flush fails
+        if size == 0:
+            self._open = {k: v for k, v in self._open.items() if v is not opened}
+            with contextlib.suppress(OSError):
+                opened.tmp.unlink()
+            return
+        with contextlib.suppress(OSError):  # if even this fails, the file stays hidden (.tmp)
+            os.truncate(opened.tmp, size)
+            opened.handle = open(opened.tmp, "ab")  # noqa: SIM115 - closed in rotate
+            opened.writer = WARCWriter(opened.handle, gzip=True, warc_version="1.1")
 
     def _response(self, writer: Any, url: str, status: int, headers: dict[str, str],
                   body: bytes, when: datetime, extra: dict[str, str]) -> Any:
