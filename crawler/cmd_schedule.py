@@ -139,6 +139,9 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if result.recorded_by == "crawl" and result.exit_code is not None and result.exit_code >= 0:
         return result.exit_code
+    if config.distributed is not None and result.verdict == "ok":  # jobs queued for workers
+        print(f"run {result.run_id}: {result.reason}")
+        return EXIT_OK
     print(f"tagarchive: run {result.run_id}: {result.verdict}: {result.reason}", file=sys.stderr)
     if result.exit_code in (EXIT_USAGE, EXIT_ENVIRONMENT):  # the crawl's own one-line error
         return result.exit_code
@@ -156,18 +159,49 @@ def cmd_crontab(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from crawler.status import as_json, collect, render
+    from crawler.status import as_json, collect, collect_queue, queue_json, render, render_queue
 
-    status = collect(_config(args))
+    # with --redis and no config, only the workers and the queue are shown
+    config = None if (args.redis and not args.config and not _has_config()) else _config(args)
+    redis_url = args.redis or (config.distributed.redis if config and config.distributed else None)
+    prefix = args.queue or (config.distributed.queue if config and config.distributed
+                            else "tagarchive")
+    status = collect(config) if config is not None else None
+    queue = None
+    if redis_url:
+        from crawler.distributed import RedisLost
+
+        try:
+            queue = collect_queue(redis_url, prefix)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except RedisLost as exc:
+            raise EnvironmentProblem(str(exc)) from None
     if args.json:
-        print(json.dumps(as_json(status), ensure_ascii=False, indent=2))
+        view = as_json(status) if status is not None else {}
+        if queue is not None:
+            view["distributed"] = queue_json(queue)
+        print(json.dumps(view, ensure_ascii=False, indent=2))
     else:
         from rich.console import Console
 
-        render(status, Console())
-    if args.check and not all(w.fresh and w.healthy for w in status.watches if w.enabled):
+        console = Console()
+        if status is not None:
+            render(status, console)
+        if queue is not None:
+            render_queue(queue, console)
+    if (args.check and status is not None
+            and not all(w.fresh and w.healthy for w in status.watches if w.enabled)):
         return EXIT_UNHEALTHY
     return EXIT_OK
+
+
+def _has_config() -> bool:
+    try:
+        find_config(None)
+    except ConfigError:
+        return False
+    return True
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -204,6 +238,12 @@ def register(sub: Any) -> None:
     status = sub.add_parser("status", help="last run, verdict and freshness of every watch")
     _add_config(status)
     status.add_argument("--json", action="store_true", help="JSON for scripts")
+    status.add_argument("--redis", metavar="URL",
+                        help="also the workers and queue depth in this Redis (default: the "
+                             "config's [distributed] redis)")
+    status.add_argument("--queue", metavar="PREFIX",
+                        help="prefix of the Redis keys (default: [distributed] queue, "
+                             "else tagarchive)")
     status.add_argument("--check", action="store_true",
                         help="exit 4 unless every enabled watch is fresh and healthy")
     status.set_defaults(func=cmd_status)

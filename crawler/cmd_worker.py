@@ -56,19 +56,8 @@ def _add_redis(p: argparse.ArgumentParser) -> None:
                    help=f"prefix of the Redis keys (default: {DEFAULT_PREFIX})")
 
 
-def enqueue_tags(queue: Any, platforms: list[str], tags: list[str], round_id: str,
-                 **extra: str | None) -> int:
-    """Queue one job per (platform, tag); also requeues the jobs of dead workers."""
-    from crawler.distributed import job_entry
-
-    entries = [job_entry(p, t, round_id, **extra) for p in platforms for t in tags]
-    count = queue.enqueue(entries)
-    queue.reap()
-    return count
-
-
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from crawler.distributed import RedisLost, new_round_id
+    from crawler.distributed import RedisLost, enqueue_tags, new_round_id
     from crawler.platforms import UnknownPlatformError, parse_platforms
     from crawler.tags import InvalidTagError, parse_tag_arg
 

@@ -269,6 +269,14 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class Distributed:
+    """`[distributed]`: fires queue jobs in Redis for `tagarchive worker`s (docs/distributed.md)."""
+
+    redis: str  # redis://[:password@]host:6379/0
+    queue: str = "tagarchive"  # prefix of the Redis keys
+
+
+@dataclass(frozen=True)
 class SignIn:
     """References to sign-in, never the secrets: session files, and names of variables."""
 
@@ -302,6 +310,7 @@ class Config:
     signin: SignIn = field(default_factory=SignIn)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     watches: dict[str, Watch] = field(default_factory=dict)
+    distributed: Distributed | None = None
 
     def watch(self, name: str) -> Watch:
         try:
@@ -372,7 +381,8 @@ class _Loader:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
         self.keys(data, "", ("out", "state_dir", "timezone", "replica", "base_urls", "signin",
-                             "politeness", "health", "service", "watches", "source"))
+                             "politeness", "health", "service", "watches", "source",
+                             "distributed"))
         if "source" in data:
             self.register_sources()
         timezone = self.timezone(data.get("timezone", "local"), "timezone")
@@ -392,6 +402,8 @@ class _Loader:
             signin=self.signin(data.get("signin", {})),
             service=service,
             watches=watches,
+            distributed=(self.distributed(data["distributed"]) if "distributed" in data
+                         else None),
         )
 
     # --- generic checks ---
@@ -554,6 +566,22 @@ class _Loader:
             else:
                 values[key] = self.duration(value, at, 0.1 if key == "kill_grace" else 0)
         return ServiceSettings(**values)
+
+    def distributed(self, raw: Any) -> Distributed:
+        from crawler.distributed import check_redis_url, display_url
+
+        raw = self.table(raw, "distributed")
+        self.keys(raw, "distributed", ("redis", "queue"))
+        if "redis" not in raw:
+            raise self.error("distributed.redis", "missing: e.g. redis = \"redis://host:6379/0\"")
+        url = self.string(raw["redis"], "distributed.redis")
+        try:
+            check_redis_url(url)
+        except ValueError:
+            raise self.error("distributed.redis",
+                             f"{display_url(url)!r} is not a redis:// URL") from None
+        queue = self.string(raw.get("queue", "tagarchive"), "distributed.queue")
+        return Distributed(redis=url, queue=queue)
 
     def base_urls(self, raw: Any) -> tuple[tuple[str, str], ...]:
         table = self.table(raw, "base_urls")

@@ -115,6 +115,16 @@ def parse_entry(raw: bytes | str) -> dict[str, Any]:
     return entry
 
 
+def enqueue_tags(queue: JobQueue, platforms: Sequence[str], tags: Sequence[str], round_id: str,
+                 **extra: str | None) -> int:
+    """Queue one job per (platform, tag), then requeue the jobs of dead workers; returns how
+    many were queued (`enqueue`, and the scheduler's distributed mode)."""
+    entries = [job_entry(p, t, round_id, **extra) for p in platforms for t in tags]
+    count = queue.enqueue(entries)
+    queue.reap()
+    return count
+
+
 @dataclass
 class WorkerInfo:
     """One worker as `status` shows it."""

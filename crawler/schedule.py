@@ -160,6 +160,8 @@ class CrawlRunner:
         argv = self.config.crawl_args(
             watch, {"TAGARCHIVE_RUN_ID": run_id, "TAGARCHIVE_TRIGGER": trigger})
         started_at = datetime.now(UTC)
+        if self.config.distributed is not None:  # the workers crawl: queue the jobs
+            return self._enqueue(watch, run_id, trigger, note)
         try:
             with file_lock(self.config.state_dir / "locks" / f"{name}.lock"):
                 return self._spawn(watch, run_id, argv, trigger, note, started_at)
@@ -167,6 +169,28 @@ class CrawlRunner:
             return self.record_event(watch, trigger, "skipped",
                                      f"another run of this watch is still going (pid {exc})",
                                      argv=argv, run_id=run_id)
+
+    def _enqueue(self, watch: Watch, run_id: str, trigger: str, note: str | None) -> FireResult:
+        """Distributed mode: one job per (platform, tag) in Redis, the round named by run_id.
+        Its row says how many were queued; the workers' own rows say how they ended."""
+        from crawler.distributed import JobQueue, RedisLost, display_url, enqueue_tags
+
+        dist = self.config.distributed
+        assert dist is not None
+        argv = ["enqueue", ",".join(watch.platforms), *watch.tag_keys, "--redis",
+                display_url(dist.redis), "--queue", dist.queue, "--round", run_id]
+        try:
+            queue = JobQueue.from_url(dist.redis, dist.queue)
+            count = enqueue_tags(queue, watch.platforms, watch.tag_keys, run_id,
+                                 watch=watch.name, trigger=trigger)
+        except RedisLost as exc:
+            return self.record_event(watch, trigger, "error", _join(note, str(exc)) or "",
+                                     argv=argv, run_id=run_id, exit_code=3)
+        return self.record_event(
+            watch, trigger, "ok",
+            _join(note, f"queued {count} job(s) on {queue.url} ({queue.jobs_key}) "
+                        "for the workers") or "",
+            argv=argv, run_id=run_id, exit_code=0)
 
     def _spawn(self, watch: Watch, run_id: str, argv: list[str], trigger: str,
                note: str | None, started_at: datetime) -> FireResult:

@@ -218,3 +218,39 @@ def render(status: Status, console: Any) -> None:
             for t in w.tags)
         table.add_row(w.name, w.cadence, last, verdict, rejects, nxt, fresh)
     console.print(table)
+
+
+# --- workers and queue (distributed mode, docs/distributed.md) ---------------------------------
+
+
+def collect_queue(url: str, prefix: str) -> Any:
+    """The queue depth and every worker Redis knows (crawler/distributed.py QueueStatus)."""
+    from crawler.distributed import JobQueue
+
+    return JobQueue.from_url(url, prefix).status()
+
+
+def queue_json(queue: Any) -> dict[str, Any]:
+    return {"redis": queue.url, "queue": queue.prefix, "queue_depth": queue.depth,
+            "dead_entries": queue.dead, "workers": [asdict(w) for w in queue.workers]}
+
+
+def render_queue(queue: Any, console: Any) -> None:
+    """One row per worker: where it runs, its last heartbeat, jobs done and held."""
+    from rich.table import Table
+
+    console.print(f"queue {queue.prefix}:jobs on {queue.url}: {queue.depth} waiting"
+                  + (f", {queue.dead} bad entries in {queue.prefix}:dead" if queue.dead else ""),
+                  highlight=False)
+    table = Table()
+    for column in ("worker", "state", "host", "pid", "last heartbeat", "jobs done",
+                   "in flight"):
+        table.add_column(column, overflow="fold")
+    now = datetime.now(UTC)
+    for w in queue.workers:
+        beat = datetime.fromisoformat(w.last_beat) if w.last_beat else None
+        style = {"running": "green", "gone": "red"}.get(w.state or "", "")
+        state = f"[{style}]{w.state}[/]" if style else str(w.state)
+        table.add_row(w.worker, state, w.host or "-", str(w.pid or "-"), _ago(now, beat),
+                      str(w.jobs_done), str(w.in_flight))
+    console.print(table)

@@ -1,0 +1,76 @@
+"""Worker processes for the distributed tests: real `tagarchive worker`s against real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from replica.server import ReplicaServer
+from storage.reading import open_dataset
+from tests.conftest import ROOT, CrawlResult, run_cli
+from tests.redis_helpers import RedisServer
+
+QUEUE = "tq"
+
+
+@dataclass
+class Worker:
+    name: str
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def start_worker(redis: RedisServer, replica: ReplicaServer, out: Path, name: str,
+                 *extra: str, idle_exit: float = 3.0) -> Worker:
+    log = out.parent / f"worker-{name}-{time.monotonic_ns()}.log"
+    argv = [sys.executable, "-m", "crawler.cli", "worker", "--redis", redis.url, "--queue", QUEUE,
+            "--out", str(out), "--replica", replica.url, "--no-browser", "--worker-id", name,
+            "--idle-exit", str(idle_exit), "--heartbeat", "0.5", "--delay", "0",
+            "--concurrency", "4", *extra]
+    with open(log, "w", encoding="utf-8") as handle:
+        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, text=True,
+                                cwd=str(ROOT), env={**os.environ})
+    return Worker(name, proc, log)
+
+
+def enqueue(redis: RedisServer, platforms: str, tags: list[str], round_id: str) -> CrawlResult:
+    return run_cli("enqueue", platforms, *tags, "--redis", redis.url, "--queue", QUEUE,
+                   "--round", round_id)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def jobs_done(redis: RedisServer, name: str) -> int:
+    raw = redis.client().hget(f"{QUEUE}:workers", name)
+    return int(json.loads(raw)["jobs_done"]) if raw else 0
+
+
+def snapshot_counts(out: Path) -> Counter[tuple[str, str]]:
+    rows = open_dataset(out, "snapshots").to_table(columns=["platform", "tag"]).to_pylist()
+    return Counter((r["platform"], r["tag"]) for r in rows)
+
+
+def runs(out: Path) -> list[dict[str, Any]]:
+    return open_dataset(out, "runs").to_table().to_pylist()
