@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -330,6 +330,19 @@ def _check_values(dataset: str, field: pa.Field, values: list[Any]) -> None:
                     raise _fail(dataset, field.name, problem, row)
 
 
+def _columns(spec: DatasetSpec, rows: list[dict[str, Any]], keys: Any) -> dict[str, Any]:
+    """Column name -> values (a tuple) for rows that all have `keys`; absent columns are left
+    out (the caller reads them as nulls). One pass over each row instead of one per column:
+    with a million rows the dicts do not fit in the CPU caches, and each pass costs a miss per
+    row."""
+    present = [name for name in spec.schema.names if name in keys]
+    if not present:
+        return {}
+    if len(present) == 1:
+        return {present[0]: tuple(map(itemgetter(present[0]), rows))}
+    return dict(zip(present, zip(*map(itemgetter(*present), rows), strict=True), strict=True))
+
+
 def _check_enum(dataset: str, column: str, array: pa.Array, allowed: tuple[str, ...]) -> None:
     # is_in() says False for a null; nulls are the column's nullability's business, not ours.
     inside = pc.is_in(array, value_set=pa.array(allowed, pa.string()))
@@ -355,16 +368,26 @@ def table_from_rows(
         # dict.get below is the fast path; other mappings (Scrapy items) are copied once.
         rows = [row if isinstance(row, dict) else dict(row) for row in rows]
     n = len(rows)
-    unknown = set().union(*rows) - _ALLOWED_KEYS[dataset]
+    # Rows from one producer share their keys: comparing each row's keys with the first's is a
+    # C-level pass, cheaper than building their union; the union is taken only when they differ.
+    first = rows[0].keys() if rows else {}.keys()
+    same_keys = all(map(first.__eq__, map(dict.keys, rows)))
+    if same_keys:
+        unknown = set(first) - _ALLOWED_KEYS[dataset]
+    else:
+        unknown = set().union(*rows) - _ALLOWED_KEYS[dataset]
     if unknown:
         column = sorted(unknown, key=str)[0]
         row = next(i for i, r in enumerate(rows) if column in r)
         raise _fail(dataset, str(column), "unknown column", row)
+    columns = _columns(spec, rows, first) if same_keys and n else {}
 
     arrays = []
     for field in spec.schema:
         name = field.name
-        values = list(map(dict.get, rows, repeat(name, n)))
+        values = columns.get(name)
+        if values is None:
+            values = list(map(dict.get, rows, repeat(name, n)))
         if name == "schema_version":
             try:
                 claimed = set(values)

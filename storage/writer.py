@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
@@ -166,11 +167,9 @@ class DatasetWriter:
             if keys.count(keys[0]) == len(keys):
                 buckets.setdefault(keys[0], []).extend(rows)  # the usual batch: one partition
             else:
-                for key, row in zip(keys, rows, strict=True):
-                    bucket = buckets.get(key)
-                    if bucket is None:
-                        bucket = buckets[key] = []
-                    bucket.append(row)
+                # runs of one partition, as rows usually come, moved in C-level passes
+                for key, run in groupby(zip(keys, rows, strict=True), key=itemgetter(0)):
+                    buckets.setdefault(key, []).extend(map(itemgetter(1), run))
             if self._oldest[dataset] is None:
                 self._oldest[dataset] = now
             self._pending[dataset] += len(rows)
