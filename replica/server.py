@@ -78,6 +78,12 @@ class _HTTPServer(ThreadingHTTPServer):
             self._conns.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that goes away mid-answer (a killed crawl, a reset test) is not a replica bug
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         # Idle keep-alive connections (browsers hold them open) would otherwise keep their
         # handler threads blocked in readline() after stop().
