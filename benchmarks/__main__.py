@@ -16,12 +16,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import backfill, compaction, http_path, rendered
+from benchmarks import backfill, compaction, distributed, http_path, rendered
 from benchmarks.harness import REPLICA_NOTE, Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS = {"http": http_path, "rendered": rendered, "compaction": compaction,
-              "backfill": backfill}
+              "backfill": backfill, "distributed": distributed}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

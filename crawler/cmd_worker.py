@@ -139,7 +139,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"tagarchive: error: {spider.fatal}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     if not args.quiet:
-        print(f"worker {worker_id}: {spider.batches} batch(es), {queue.jobs_done} job(s) done")
+        print(f"worker {worker_id}: {spider.batches} batch(es), {queue.jobs_done} job(s) done; "
+              f"{queue.redis_calls} Redis calls took {queue.redis_seconds:.3f} s")
     if spider.stopping_signal == signal.SIGINT:
         return EXIT_INTERRUPTED
     return EXIT_OK
@@ -151,9 +152,9 @@ def register(sub: Any) -> None:
     _add_redis(worker)
     worker.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
                         help="stop after this long with no job (default: never)")
-    worker.add_argument("--batch", type=int, default=20, metavar="N",
+    worker.add_argument("--batch", type=int, default=50, metavar="N",
                         help="jobs taken at once; their rows are written and the jobs "
-                             "acknowledged when all N are done (default 20)")
+                             "acknowledged when all N are done (default 50)")
     worker.add_argument("--worker-id", metavar="ID",
                         help="name in Redis and in `status` (default: host-pid-random)")
     worker.add_argument("--heartbeat", type=float, default=5.0, metavar="SECONDS",

@@ -44,7 +44,8 @@ def test_three_workers_store_every_tag_of_a_round_exactly_once(
     queued = enqueue(redis_server, ",".join(PLATFORMS), tags, "r1")
     assert queued.code == 0, queued.stderr
     assert "queued 300 job(s) of round r1" in queued.stdout
-    workers = [start_worker(redis_server, replica, out, f"w{i}") for i in range(3)]
+    workers = [start_worker(redis_server, replica, out, f"w{i}", "--batch", "20")
+               for i in range(3)]
     codes = {w.name: w.wait(timeout=80) for w in workers}
     assert codes == {"w0": 0, "w1": 0, "w2": 0}, [w.stderr()[-2000:] for w in workers]
 

@@ -68,7 +68,7 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
     name = "worker"
 
     def __init__(self, run: RunState | None = None, queue: JobQueue | None = None,
-                 worker_id: str = "", batch_size: int = 20, idle_exit: float = 0.0,
+                 worker_id: str = "", batch_size: int = 50, idle_exit: float = 0.0,
                  heartbeat: float = 5.0, poll: float = 1.0,
                  new_run: Callable[[list[TagJob]], RunState] | None = None,
                  **kwargs: Any) -> None:
