@@ -6,6 +6,7 @@ what `reparse` runs today's parsers over, without the network.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from crawler.platforms.base import Captured, Page
 from crawler.tags import TagRef
 from storage.archive import ARCHIVE_DIR, RecordRef, read_meta
 
+logger = logging.getLogger(__name__)
 _PARTITION = re.compile(r"platform=([^/]+)/date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -58,41 +60,98 @@ def _headers(record: Any) -> dict[str, str]:
 
 def _status(record: Any) -> int:
     code = record.http_headers.get_statuscode() if record.http_headers is not None else "200"
-    return int(code)
+    return int(code)  # a damaged status line raises ValueError: an unreadable record
 
 
-def archived_pages(root: str | Path, files: list[Path] | None = None) -> Iterator[ArchivedPage]:
-    """Every adapter-read page in the archive, in file order."""
+class UnreadableRecord(ValueError):
+    """An archive record whose headers do not say which page it was (damaged or foreign)."""
+
+
+def archived_pages(root: str | Path, files: list[Path] | None = None,
+                   problems: dict[str, int] | None = None) -> Iterator[ArchivedPage]:
+    """Every adapter-read page in the archive, in file order.
+
+    A damaged file is read up to the damage and a record with unusable headers is skipped;
+    each is logged with its file and counted in `problems` ("unreadable_file",
+    "unreadable_record"), never raised: one bad file must not stop a reparse of the rest.
+    """
     from warcio.archiveiterator import ArchiveIterator
 
     root = Path(root)
+    problems = {} if problems is None else problems
     for path in files if files is not None else archive_files(root):
         responses: dict[str, Captured] = {}
-        with open(path, "rb") as handle:
-            for record in ArchiveIterator(handle):
-                record_id = record.rec_headers.get_header("WARC-Record-ID")
-                meta = read_meta(record)
-                body = record.content_stream().read()
-                url = record.rec_headers.get_header("WARC-Target-URI")
-                when = datetime.strptime(record.rec_headers.get_header("WARC-Date"),
-                                         "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-                text = body.decode("utf-8", errors="replace")
-                if "Step" not in meta:
-                    # a captured response, read with the page that fetched it
-                    responses[record_id] = Captured(url=url, status=_status(record),
-                                                    headers=_headers(record), body=text)
-                    continue
-                rendered = record.rec_type == "resource"
-                captured = tuple(responses.pop(i) for i in meta.get("Captures", [])
-                                 if i in responses)
-                page = Page(url=url, status=200 if rendered else _status(record),
-                            headers={} if rendered else _headers(record), text=text,
-                            observed_at=when, rendered=rendered, captured=captured)
-                tag = meta.get("Tag") or {}
-                yield ArchivedPage(
-                    platform=meta["Platform"], tag=TagRef(name=tag.get("name"), id=tag.get("id")),
-                    step=meta["Step"], state=meta.get("State") or {}, run_id=meta.get("Run-Id", ""),
-                    page=page, ref=RecordRef(path.relative_to(root).as_posix(), record_id))
+        try:
+            with open(path, "rb") as handle:
+                records = iter(ArchiveIterator(handle))
+                while True:
+                    try:
+                        record = next(records)
+                        body = record.content_stream().read()
+                    except StopIteration:
+                        break
+                    # warcio and zlib fail on damage with many types, their own bugs included
+                    except Exception as exc:  # noqa: BLE001
+                        logger.warning("archive %s is damaged; read up to the damage: %s",
+                                       path, _one_line(exc))
+                        problems["unreadable_file"] = problems.get("unreadable_file", 0) + 1
+                        break
+                    try:
+                        page = _page(record, body, responses, path.relative_to(root))
+                    except UnreadableRecord as exc:
+                        logger.warning("archive %s: skipped a record: %s", path, exc)
+                        problems["unreadable_record"] = problems.get("unreadable_record", 0) + 1
+                        continue
+                    if page is not None:
+                        yield page
+        except OSError as exc:
+            logger.warning("archive %s cannot be read: %s", path, exc.strerror or exc)
+            problems["unreadable_file"] = problems.get("unreadable_file", 0) + 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _page(record: Any, body: bytes, responses: dict[str, Captured],
+          rel: Path) -> ArchivedPage | None:
+    """The page one record holds; a captured response is kept for its page and gives None."""
+    try:
+        record_id = record.rec_headers.get_header("WARC-Record-ID")
+        url = record.rec_headers.get_header("WARC-Target-URI")
+        meta = read_meta(record)
+        when = datetime.strptime(record.rec_headers.get_header("WARC-Date") or "",
+                                 "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        status = _status(record)
+        headers = _headers(record)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UnreadableRecord(_one_line(exc)) from None
+    if not isinstance(record_id, str) or not isinstance(url, str):
+        raise UnreadableRecord("no WARC-Record-ID or WARC-Target-URI")
+    text = body.decode("utf-8", errors="replace")
+    if "Step" not in meta:
+        # a captured response, read with the page that fetched it
+        responses[record_id] = Captured(url=url, status=status, headers=headers, body=text)
+        return None
+    platform, tag, step = meta.get("Platform"), meta.get("Tag") or {}, meta.get("Step")
+    state, run_id = meta.get("State") or {}, meta.get("Run-Id", "")
+    captures = meta.get("Captures", [])
+    if not (isinstance(platform, str) and isinstance(step, str) and isinstance(tag, dict)
+            and isinstance(state, dict) and isinstance(run_id, str)
+            and isinstance(captures, list) and all(isinstance(i, str) for i in captures)):
+        raise UnreadableRecord("tagarchive headers of the wrong shape")
+    try:
+        ref = TagRef(name=tag.get("name"), id=tag.get("id"))
+    except (ValueError, TypeError) as exc:
+        raise UnreadableRecord(_one_line(exc)) from None
+    rendered = record.rec_type == "resource"
+    captured = tuple(responses.pop(i) for i in captures if i in responses)
+    page = Page(url=url, status=200 if rendered else status,
+                headers={} if rendered else headers, text=text,
+                observed_at=when, rendered=rendered, captured=captured)
+    return ArchivedPage(platform=platform, tag=ref, step=step, state=state, run_id=run_id,
+                        page=page, ref=RecordRef(rel.as_posix(), record_id))
 
 
 @dataclass
@@ -134,7 +193,7 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     from scrapy.exceptions import DropItem
 
     from crawler.items import items_from_result
-    from crawler.platforms import platform_class
+    from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.platforms.base import PlatformError, TagResult
     from crawler.run import RunState
     from pipelines.dedupe import DedupePipeline
@@ -157,15 +216,20 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
         except DropItem:
             pass
 
-    for archived in archived_pages(root, archive_files(root, since, until, platforms)):
+    failures = report.failures
+    for archived in archived_pages(root, archive_files(root, since, until, platforms), failures):
         report.pages += 1
-        adapter = cache.get(archived.platform)
-        if adapter is None:
-            adapter = cache[archived.platform] = platform_class(archived.platform)()
         try:
+            adapter = cache.get(archived.platform)
+            if adapter is None:
+                adapter = cache[archived.platform] = platform_class(archived.platform)()
             result = adapter.handle(archived.step, archived.page, archived.tag, archived.state)
         except PlatformError as exc:
-            report.failures[str(exc.outcome)] = report.failures.get(str(exc.outcome), 0) + 1
+            failures[str(exc.outcome)] = failures.get(str(exc.outcome), 0) + 1
+            continue
+        except (UnknownPlatformError, LookupError) as exc:  # a platform or step not known today
+            logger.warning("reparse: %s in %s", exc, archived.ref.file)
+            failures["unknown_step"] = failures.get("unknown_step", 0) + 1
             continue
         if not isinstance(result, TagResult):
             continue  # an intermediate step (search before topic page): nothing to store

@@ -241,13 +241,16 @@ class ConfiguredPlatform(Platform):
 
 
 def extract(rule: Rule, page: Page) -> tuple[Any, str | None]:
-    """(value, source) for one rule; value None when the rule matched nothing."""
+    """(value, source) for one rule; value None when the rule matched nothing.
+
+    Pages are parsed as HTML whatever they hold: parsel would take a JSON body for JSON and
+    refuse css/xpath on it, where a changed page must read as "no rule matched"."""
     if rule.kind == "css":
-        texts = Selector(text=page.text).css(rule.expr).getall()
+        texts = Selector(text=page.text, type="html").css(rule.expr).getall()
         text = " ".join(t.strip() for t in texts if t.strip())
         return (text or None), ("rendered_dom" if page.rendered else None)
     if rule.kind == "xpath":
-        texts = Selector(text=page.text).xpath(rule.expr).getall()
+        texts = Selector(text=page.text, type="html").xpath(rule.expr).getall()
         text = " ".join(t.strip() for t in texts if t.strip())
         return (text or None), ("rendered_dom" if page.rendered else None)
     steps = parse_json_path(rule.expr, "json")
@@ -257,7 +260,9 @@ def extract(rule: Rule, page: Page) -> tuple[Any, str | None]:
             if value is not None:
                 return value, "captured_xhr"
         return None, None
-    raw = Selector(text=page.text).css(rule.script + "::text").get() if rule.script else page.text
+    raw = page.text
+    if rule.script:
+        raw = Selector(text=page.text, type="html").css(rule.script + "::text").get()
     try:
         data = json.loads(raw) if raw else None
     except ValueError:
@@ -286,6 +291,8 @@ def load_sources(path: str | Path, builtin: set[str]) -> list[type[ConfiguredPla
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SourceConfigError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SourceConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SourceConfigError(f"{path}: {exc}") from None
     raw = data.get("source", [])
