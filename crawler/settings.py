@@ -56,6 +56,10 @@ AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 DOWNLOAD_TIMEOUT = 60
+# A tag page is a few MB at most; a larger answer is refused by name (`error:
+# DownloadCancelledError`) rather than held: parsing and archiving it costs about 7x its size in
+# memory (a 50 MB page: +330 MiB, docs/reliability.md). Scrapy's own default is 1 GiB.
+DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
 COOKIES_ENABLED = True
 TELNETCONSOLE_ENABLED = False
 # Scrapy 2.19's remote control runs code sent to a local port; a crawler never needs it
