@@ -75,7 +75,22 @@ def resolve_base_urls(platforms: Sequence[str], base_url: Sequence[str], replica
 
 
 def prepare_out(out: str) -> str:
-    """Create the output root; an unwritable one is an environment problem, not a crash."""
+    """Create the output root; an unwritable one is an environment problem, not a crash.
+
+    An ``s3://bucket/prefix`` root is checked instead (docs/s3.md): a malformed URL is a usage
+    error, a bucket that is missing or does not answer an environment problem.
+    """
+    from storage.fs import BadRootError, S3Error, check_root, is_remote, parse_s3_url
+
+    if is_remote(out):
+        try:
+            root = parse_s3_url(out)
+            check_root(root)
+        except BadRootError as exc:
+            raise UsageError(str(exc)) from None
+        except S3Error as exc:
+            raise EnvironmentProblem(str(exc)) from None
+        return root.url
     path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -76,10 +76,11 @@ def open_root(root: str) -> Archive:
     """The archive at ``root``, or a one-line environment error."""
     from storage.analysis import ArchiveNotFoundError, UnsupportedRootError, open_archive
     from storage.errors import StorageError
+    from storage.fs import BadRootError
 
     try:
         return open_archive(root)
-    except UnsupportedRootError as exc:
+    except (UnsupportedRootError, BadRootError) as exc:
         raise UsageError(str(exc)) from None
     except (ArchiveNotFoundError, StorageError, OSError) as exc:
         raise EnvironmentProblem(str(exc)) from None

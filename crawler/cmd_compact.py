@@ -48,8 +48,9 @@ def register(subparsers: Any) -> None:
         "duplicates, swapped in atomically while crawls keep writing. Partitions dated today "
         "(UTC) are left for tomorrow unless --include-today. See docs/compaction.md.",
     )
-    p.add_argument("--root", default=os.environ.get("TAGARCHIVE_OUT", "data"),
-                   help="archive root (default: ./data or $TAGARCHIVE_OUT)")
+    p.add_argument("--root", "--out", default=os.environ.get("TAGARCHIVE_OUT", "data"),
+                   help="archive root, a directory or s3://bucket/prefix "
+                        "(default: ./data or $TAGARCHIVE_OUT)")
     p.add_argument("--dataset", action="append", default=[], metavar="NAME",
                    help="only this dataset (repeatable or comma-separated; default: all)")
     p.add_argument("--before", type=_day, metavar="DATE",
@@ -62,13 +63,14 @@ def register(subparsers: Any) -> None:
 def cmd_compact(args: argparse.Namespace) -> int:
     from storage.compact import ArchiveMissingError, compact
     from storage.errors import SchemaError, StorageError
+    from storage.fs import BadRootError
     from storage.locks import LockBusyError
 
     datasets = [name for entry in args.dataset for name in entry.split(",") if name] or None
     try:
         report = compact(args.root, datasets, before=args.before,
                          include_today=args.include_today)
-    except SchemaError as exc:
+    except (SchemaError, BadRootError) as exc:
         raise UsageError(str(exc)) from None
     except (ArchiveMissingError, LockBusyError) as exc:
         raise EnvironmentProblem(str(exc)) from None

@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from storage.errors import StorageError
+from storage.fs import check_root, exists, is_remote, parse_s3_url
 from storage.reading import duckdb_connect, open_dataset
 from storage.schemas import COUNTERS, DATASETS, get_spec
 
@@ -50,10 +51,19 @@ class UnsupportedRootError(StorageError, ValueError):
 def resolve_root(root: str | os.PathLike[str]) -> str:
     """Check an archive root and return it in the form the readers take.
 
-    Every command and the notebook API pass their root through here, so remote roots
-    (s3://...) will be added in this one place.
+    Every command and the notebook API pass their root through here. An ``s3://bucket/prefix``
+    root is checked (bucket reachable, a dataset there) and returned as its normalized URL; a bad
+    S3 URL raises BadRootError, an unreachable bucket S3Error (docs/s3.md).
     """
     text = os.fspath(root)
+    if is_remote(text):
+        s3 = parse_s3_url(text)
+        check_root(s3)
+        if not any(exists(s3, s3.path(name)) for name in DATASETS):
+            raise ArchiveNotFoundError(
+                f"no archive at {s3.url}: none of {', '.join(d + '/' for d in DATASETS)} is there"
+            )
+        return s3.url
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise UnsupportedRootError(f"cannot read {scheme}:// roots yet: {text}")

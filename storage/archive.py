@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from storage.errors import OutputNotWritableError
+from storage.errors import OutputNotWritableError, StorageError
+from storage.fs import as_s3_root, is_remote, put_file
 from storage.paths import check_partition_value, ensure_inside_root, utc_day
 
 ARCHIVE_DIR = "archive"
@@ -61,7 +64,14 @@ class ArchiveWriter:
 
     def __init__(self, root: str | Path, run_id: str,
                  redact: Callable[[str], str] | None = None) -> None:
-        self.root = Path(os.path.abspath(root))
+        # On S3 the open files are written in a local scratch directory with the same layout and
+        # uploaded under their final key when rotated (an object cannot be appended to).
+        self._s3 = as_s3_root(root) if is_remote(root) else None
+        self._uploads: list[_OpenFile] = []  # closed locally, not yet uploaded
+        if self._s3 is not None:
+            self.root = Path(tempfile.mkdtemp(prefix="tagarchive-warc-"))
+        else:
+            self.root = Path(os.path.abspath(root))
         self.run_id = check_partition_value("run_id", run_id)
         self.redact = redact
         self.published: list[Path] = []
@@ -190,16 +200,56 @@ class ArchiveWriter:
                 item.handle.flush()
                 os.fsync(item.handle.fileno())
                 item.handle.close()
-                os.replace(item.tmp, item.final)
+                if self._s3 is None:
+                    os.replace(item.tmp, item.final)
             except OSError as exc:
                 raise OutputNotWritableError(exc.errno, f"archive not writable: {item.final}",
                                              exc.strerror) from exc
-            published.append(item.final)
+            if self._s3 is None:
+                published.append(item.final)
+            else:
+                self._uploads.append(item)
+        if self._s3 is not None:
+            published += self._upload()
         self.published.extend(published)
         return published
 
+    def _upload(self) -> list[Path]:
+        """Upload every closed file (oldest first); a failure keeps it, and the rest, for later."""
+        assert self._s3 is not None
+        done: list[Path] = []
+        while self._uploads:
+            item = self._uploads[0]
+            key = self._s3.path(item.final.relative_to(self.root).as_posix())
+            size = item.tmp.stat().st_size
+            try:
+                put_file(self._s3, item.tmp, key)
+            except StorageError:
+                # Unique key: an object of our size there is this file, stored by an attempt
+                # whose answer was lost.
+                if not _same_size(self._s3, key, size):
+                    self.published.extend(done)
+                    raise
+            item.tmp.unlink()
+            self._uploads.pop(0)
+            done.append(PurePosixPath(key))  # type: ignore[arg-type]
+        return done
+
     def close(self) -> list[Path]:
-        return self.rotate()
+        published = self.rotate()
+        if self._s3 is not None and not self._uploads:
+            shutil.rmtree(self.root, ignore_errors=True)  # the local scratch copy
+        return published
+
+
+def _same_size(root: Any, key: str, size: int) -> bool:
+    import pyarrow.fs as pafs
+
+    try:
+        info = root.fs.get_file_info(key)
+    except OSError:
+        return False
+    return info.type == pafs.FileType.File and info.size == size
 
 
 def _meta_headers(meta: dict[str, Any]) -> dict[str, str]:

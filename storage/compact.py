@@ -60,6 +60,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.errors import StorageError, UnsafePathError
+from storage.fs import is_remote
 from storage.locks import exclusive, swapping
 from storage.paths import check_partition_value, ensure_inside_root, new_run_id
 from storage.schemas import DATASETS, SCHEMA_VERSION, DatasetSpec, get_spec
@@ -332,6 +333,11 @@ def _read_input(path: Path, spec: DatasetSpec) -> pa.Table:
         table = pq.ParquetFile(path).read()
     except (OSError, pa.ArrowException) as exc:
         raise CompactionError(f"cannot read {path}: {exc}") from exc
+    return fit_schema(table, spec, path)
+
+
+def fit_schema(table: pa.Table, spec: DatasetSpec, path: object) -> pa.Table:
+    """One input file's table in the dataset's current schema (shared with S3 compaction)."""
     if table.schema.equals(spec.schema, check_metadata=False):
         return table
     # Columns added since the file was written (nullable, same version) read as null, as they
@@ -560,6 +566,10 @@ def compact(
     LockBusyError when another compaction of a dataset runs; a partition that fails is left as it
     was and named in the report's errors.
     """
+    if is_remote(root):  # no rename on S3: output, then a commit marker (storage/s3compact.py)
+        from storage.s3compact import compact_s3
+
+        return compact_s3(root, datasets, before, now, include_today=include_today)
     base = Path(os.path.abspath(root))
     if not base.is_dir():
         raise ArchiveMissingError(f"no archive at {root}")

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from storage.errors import UnsafePathError
+from storage.fs import S3Root, as_s3_root, is_remote
 from storage.schemas import DATASETS, get_spec
 
 # Partition values are typed explicitly: left to inference, pyarrow reads date=2024 as int32 and
@@ -46,8 +47,14 @@ def _parquet_files(directory: Path) -> Iterator[str]:
 
 
 def open_dataset(root: str | Path, name: str) -> ds.Dataset:
-    """Open one dataset under ``root`` with its explicit schema; an absent dataset reads empty."""
+    """Open one dataset under ``root`` with its explicit schema; an absent dataset reads empty.
+
+    ``root`` may be ``s3://bucket/prefix``: the files are listed through pyarrow's S3
+    filesystem and S3 compaction's commit markers are honoured (storage/s3compact.py).
+    """
     schema = dataset_schema(name)
+    if is_remote(root):
+        return _open_s3_dataset(as_s3_root(root), name, schema)
     directory = Path(root, get_spec(name).name)
     files = list(_parquet_files(directory)) if directory.is_dir() else []
     if not files:
@@ -58,6 +65,22 @@ def open_dataset(root: str | Path, name: str) -> ds.Dataset:
         format="parquet",
         partitioning=ds.partitioning(partition_schema(name), flavor="hive"),
         partition_base_dir=str(directory),
+    )
+
+
+def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
+    from storage.s3compact import visible_files
+
+    files = visible_files(root, name)
+    if not files:
+        return ds.dataset(schema.empty_table())
+    return ds.dataset(
+        files,
+        schema=schema,
+        format="parquet",
+        filesystem=root.fs,
+        partitioning=ds.partitioning(partition_schema(name), flavor="hive"),
+        partition_base_dir=root.path(get_spec(name).name),
     )
 
 
@@ -101,11 +124,13 @@ def duckdb_connect(
     A dataset without files gets an empty view with the right columns, because read_parquet()
     fails on a glob that matches nothing; call again once files exist to switch to the glob.
     """
-    glob_root = _glob_root(root)
     if con is None:
         con = duckdb.connect()
         # Show TIMESTAMPTZ values in UTC, as they are stored, whatever the machine's zone.
         con.execute("SET TimeZone = 'UTC'")
+    if is_remote(root):
+        return _duckdb_s3_views(as_s3_root(root), con)
+    glob_root = _glob_root(root)
     for name, spec in DATASETS.items():
         directory = Path(root, name)
         has_files = directory.is_dir() and next(_parquet_files(directory), None) is not None
@@ -120,5 +145,28 @@ def duckdb_connect(
             )
         else:
             source = _empty_view_sql(con, name)
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {source}')
+    return con
+
+
+def _duckdb_s3_views(root: S3Root, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Views over registered pyarrow datasets: DuckDB's own S3 reader (httpfs) is an extension
+    downloaded at run time, which fails offline, and it would not honour commit markers."""
+    for name, spec in DATASETS.items():
+        dataset = open_dataset(root, name)
+        if not isinstance(dataset, ds.FileSystemDataset):  # no files yet
+            source = _empty_view_sql(con, name)
+        else:
+            registered = f"__tagarchive_{name}"
+            con.register(registered, dataset)
+            # open_dataset keeps partition values as text; the local views type them as DuckDB
+            # does for hive paths (date -> DATE), so queries behave the same on both roots.
+            casts = ", ".join(
+                f'CAST("{key}" AS {PARTITION_DUCKDB_TYPES[key]}) AS "{key}"'
+                for key in spec.partition_by
+                if PARTITION_DUCKDB_TYPES[key] != "VARCHAR"
+            )
+            replace = f" REPLACE ({casts})" if casts else ""
+            source = f'SELECT *{replace} FROM "{registered}"'
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {source}')
     return con

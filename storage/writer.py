@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.errors import SchemaError, StorageError, wrap_os_error
+from storage.fs import S3Error, as_s3_root, delete, exists, is_remote, put_bytes
 from storage.locks import publishing
 from storage.paths import check_partition_value, ensure_inside_root, partition_path, utc_day
 from storage.schemas import DATASETS, DatasetSpec, get_spec, table_from_rows
@@ -40,7 +41,7 @@ class WrittenFile:
     """One Parquet file published by a DatasetWriter."""
 
     dataset: str
-    path: Path
+    path: PurePath  # a Path for a local root; ``bucket/prefix/...`` for an s3:// root
     rows: int
     bytes: int
 
@@ -97,7 +98,11 @@ class DatasetWriter:
             raise ValueError(f"flush_rows must be at least 1, got {flush_rows}")
         if not flush_seconds > 0:
             raise ValueError(f"flush_seconds must be positive, got {flush_seconds}")
-        self.root = Path(os.path.abspath(root))
+        # A local directory, or an s3:// root whose files are uploaded once under their final
+        # key instead of renamed into place (storage/fs.py, docs/s3.md).
+        self._s3 = as_s3_root(root) if is_remote(root) else None
+        self.root: Any = self._s3.url if self._s3 else Path(os.path.abspath(root))
+        self._uncertain: list[str] = []  # S3 keys whose upload failed: maybe stored after all
         # The run id is part of every file name, so it must be as safe as a partition value.
         self.run_id = check_partition_value("run_id", run_id)
         self.flush_rows = flush_rows
@@ -283,7 +288,7 @@ class DatasetWriter:
         with self._lock:
             self._seq += 1
             seq = self._seq
-        directory = partition_path(self.root, dataset, partitions)
+        directory = self._partition_dir(dataset, partitions)
         final = directory / f"part-{self.run_id}-{seq:04d}.parquet"
         size = self._publish(table, final)
         logger.debug("wrote %s rows to %s", table.num_rows, final)
@@ -388,8 +393,47 @@ class DatasetWriter:
                 self._oldest["rejects"] = self._clock()
             self._pending["rejects"] += len(rejects)
 
+    def _partition_dir(self, dataset: str, partitions: dict[str, str]) -> PurePath:
+        if self._s3 is None:
+            return partition_path(self.root, dataset, partitions)
+        # The values were validated when buffered; S3 keys have no symlinks to resolve.
+        parts = [f"{k}={v}" for k, v in partitions.items()]
+        return PurePosixPath(self._s3.path(get_spec(dataset).name, *parts))
+
+    def _publish_s3(self, table: pa.Table, final: PurePath) -> int:
+        """Serialize in memory, then one upload under the final key: never a partial object."""
+        assert self._s3 is not None
+        try:
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer, compression=self.compression)
+            data = buffer.getvalue()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"could not write {final}: {type(exc).__name__}: {exc}") from exc
+        self._settle_uncertain()
+        key = final.as_posix()
+        try:
+            # Refuses an existing key; S3Error (one line naming S3) when the upload fails.
+            return put_bytes(self._s3, key, memoryview(data))
+        except S3Error:
+            # The rows go back to the buffer and will be written under a new key; if this upload
+            # did land (its answer lost), the object must go first or the rows would count twice.
+            self._uncertain.append(key)
+            raise
+
+    def _settle_uncertain(self) -> None:
+        """Delete objects of failed uploads that landed anyway (before their rows are rewritten)."""
+        assert self._s3 is not None
+        while self._uncertain:
+            key = self._uncertain[0]
+            if exists(self._s3, key):
+                logger.warning("removing s3://%s: its upload reported failure, rows rewritten", key)
+                delete(self._s3, key)
+            self._uncertain.pop(0)
+
     def _publish(self, table: pa.Table, final: Path) -> int:
         """Write to a hidden temp sibling, fsync, rename into place; returns the file size."""
+        if self._s3 is not None:
+            return self._publish_s3(table, final)
         temp = final.with_name(f".{final.name}.tmp")
         started = False  # before the write there is no temp file to clean up
         try:

@@ -59,3 +59,4 @@ def crawl(replica: ReplicaServer, out: Path, platforms: str, *tags: str,
 
 
 from tests.redis_helpers import redis_server  # noqa: E402, F401 - the fixture, for every test
+from tests.s3_helpers import s3_moto, s3_server  # noqa: E402, F401 - S3 (moto) fixtures
