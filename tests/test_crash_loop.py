@@ -131,7 +131,7 @@ def test_sigkill_at_random_moments_loses_duplicates_and_corrupts_nothing(
     for tag in TAGS:  # TikTok's server-rendered page: no browser in this test
         replica.world.set_variant("tiktok", tag, "ssr")
     # every answer takes a little while, so a crawl lasts long enough to be killed mid-way
-    replica.faults.add("slow", "/", times=0, seconds=0.05)
+    replica.faults.add("slow", "/", times=0, seconds=0.1)
     rng = random.Random(SEED)
     out = tmp_path / "out"
 
@@ -150,13 +150,13 @@ def test_sigkill_at_random_moments_loses_duplicates_and_corrupts_nothing(
         assert attempts < KILLS * 3, f"only {kills} kills landed in {attempts} runs"
         files_before = parquet_count(out)
         proc = start_crawl(replica, out)
-        if attempts % 2:  # any moment, start-up included
+        if attempts % 3 == 0:  # any moment, start-up included
             time.sleep(rng.uniform(0.2, duration))
-        else:  # a moment after this run's first flush, when rows are being written
+        else:  # a moment after this run's first flush, while rows are being written
             deadline = time.monotonic() + duration
             while parquet_count(out) == files_before and time.monotonic() < deadline:
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.5))
+            time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
@@ -174,7 +174,7 @@ def test_sigkill_at_random_moments_loses_duplicates_and_corrupts_nothing(
     loop_seconds = time.monotonic() - loop_started
     # kills that landed mid-crawl, after a timed flush: rows of a run that wrote no run record
     partial_runs = {k[0] for k in seen["snapshots"]} - {k[0] for k in seen["runs"]}
-    assert len(partial_runs) >= KILLS // 10, "too few kills landed after a flush"
+    assert len(partial_runs) >= KILLS // 4, "too few kills landed after a flush"
 
     final = start_crawl(replica, out)  # the re-run after the last kill
     assert final.wait(timeout=120) == 0, (tmp_path / "crawl.log").read_text()[-2000:]
