@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from replica.server import ReplicaServer
 from storage.reading import duckdb_connect
 from tests.conftest import run_cli
@@ -123,8 +125,10 @@ def test_a_later_round_of_the_same_tags_is_crawled_again(
     assert len({r["run_id"] for r in runs(out)}) >= 2
 
 
-def test_sigterm_finishes_or_hands_back_the_batch_and_exits_0(
-        replica: ReplicaServer, redis_server: RedisServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_stop_signal_finishes_or_hands_back_the_batch(
+        replica: ReplicaServer, redis_server: RedisServer, tmp_path: Path, signum: int,
+        code: int) -> None:
     out = tmp_path / "out"
     # more jobs than Scrapy's downloader holds at once (CONCURRENT_REQUESTS 16): a graceful
     # stop finishes the requests in the downloader and drops the rest, which go back
@@ -135,8 +139,8 @@ def test_sigterm_finishes_or_hands_back_the_batch_and_exits_0(
     client = redis_server.client()
     wait_until(lambda: client.llen(f"{QUEUE}:inflight:w") == 40, 30, "a batch under way")
     time.sleep(1)
-    worker.proc.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0, worker.stderr()[-2000:]
+    worker.proc.send_signal(signum)
+    assert worker.wait(timeout=30) == code, worker.stderr()[-2000:]
     assert client.llen(f"{QUEUE}:inflight:w") == 0
     stored = set(snapshot_counts(out))
     back = {json.loads(e)["tag"] for e in client.lrange(f"{QUEUE}:jobs", 0, -1)}
