@@ -248,7 +248,9 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
                     run.jobs.remove(job)
         else:
             unfinished = []
+        begun = time.perf_counter()
         SnapshotSpider.closed(self, reason)
+        written = time.perf_counter() - begun
         if run.storage_error:
             self._closing_fatal(f"storage failed, jobs left in Redis: {run.storage_error}")
             return
@@ -257,6 +259,10 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
         done = [e for e, _ in batch if id(e) not in back]
         self.queue.ack(self.worker_id, done)
         self.queue.hand_back(self.worker_id, [e for e, _ in unfinished])
+        logger.info("worker %s: run %s: %d job(s) written in %.3f s, then acknowledged",
+                    self.worker_id, run.run_id, len(done), written,
+                    extra={"fields": {"run_id": run.run_id, "jobs": len(done),
+                                      "write_s": round(written, 3)}})
         if unfinished:
             logger.warning("worker %s: handed %d unfinished job(s) back to the queue",
                            self.worker_id, len(unfinished))
