@@ -36,7 +36,8 @@ def _worker(redis_url: str, prefix: str, replica_url: str, out: str, name: str,
             log: Path) -> subprocess.Popen[str]:
     argv = [PYTHON, "-m", "crawler.cli", "worker", "--redis", redis_url, "--queue", prefix,
             "--out", out, "--replica", replica_url, "--no-browser", "--worker-id", name,
-            "--idle-exit", "1", "--batch", str(BATCH), "--delay", "0", "--concurrency", str(CONCURRENCY)]
+            "--idle-exit", "1", "--batch", str(BATCH), "--delay", "0",
+            "--concurrency", str(CONCURRENCY)]
     with open(log, "w", encoding="utf-8") as handle:
         return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, text=True)
 
@@ -145,3 +146,65 @@ def run(quick: bool = False, reps: int = REPS, tags: int | None = None,
     return {"figures": figures,
             "runs": {str(k): v for k, v in results.items()} | {"plain_crawl_s": plain},
             "params": {"tags": n, "concurrency": CONCURRENCY, "reps": reps}}
+
+
+def kill_rounds(reps: int, batch: int = 10, log: Any = print) -> list[dict[str, Any]]:
+    """Three workers, 150 jobs; one worker SIGKILLed at a random moment; count the jobs lost
+    and the snapshots stored twice (docs/distributed.md, "When a worker dies")."""
+    import json
+    import random
+    import signal
+
+    from replica.server import ReplicaServer
+    from replica.world import World
+    from tests.distributed_helpers import QUEUE, enqueue, snapshot_counts, start_worker
+    from tests.redis_helpers import RedisServer
+
+    results = []
+    chance = random.Random(7)
+    with ReplicaServer(world=World(seed=2025)) as replica:
+        for rep in range(reps):
+            with tempfile.TemporaryDirectory(prefix="bench-kill-") as tmp:
+                redis = RedisServer(Path(tmp, "redis")).start()
+                try:
+                    tags = [f"benchkill{rep}x{i:03d}" for i in range(75)]
+                    enqueue(redis, "mastodon,weibo", tags, "r1")
+                    out = Path(tmp, "out")
+                    workers = [start_worker(redis, replica, out, f"w{i}", "--batch", str(batch),
+                                            idle_exit=4) for i in range(3)]
+                    client = redis.client()
+                    while client.llen(f"{QUEUE}:jobs") > 140:
+                        time.sleep(0.01)
+                    time.sleep(chance.uniform(0, 1.5))
+                    workers[0].proc.send_signal(signal.SIGKILL)
+                    workers[0].wait(10)
+                    held = client.llen(f"{QUEUE}:inflight:w0")
+                    codes = [w.wait(120) for w in workers[1:]]
+                    counts = snapshot_counts(out)
+                    wanted = {(p, t) for p in ("mastodon", "weibo") for t in tags}
+                    result = {"held_at_kill": held, "lost": len(wanted - set(counts)),
+                              "stored_twice": sum(n - 1 for n in counts.values()),
+                              "exit_codes": codes,
+                              "left_in_flight": client.llen(f"{QUEUE}:inflight:w0")}
+                finally:
+                    redis.stop()
+            results.append(result)
+            log(json.dumps(result))
+    return results
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.distributed")
+    parser.add_argument("--kills", type=int, default=0,
+                        help="repeat the SIGKILL scenario this many times, not the throughput")
+    options = parser.parse_args()
+    if options.kills:
+        found = kill_rounds(options.kills)
+        print(f"{len(found)} kills: {sum(r['held_at_kill'] > 0 for r in found)} holding jobs, "
+              f"{sum(r['lost'] for r in found)} jobs lost, "
+              f"{sum(r['stored_twice'] > 0 for r in found)} with a batch stored twice")
+    else:
+        for figure in run()["figures"]:
+            print(figure.name, round(figure.value, 2), figure.unit, figure.ratio)
