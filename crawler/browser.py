@@ -119,13 +119,20 @@ class _Capture:
 
 
 async def install_capture(page: Any, request: Any) -> None:
-    """playwright_page_init_callback: start recording matching responses before navigation."""
+    """playwright_page_init_callback: start recording matching responses before navigation.
+
+    Runs before every navigation, also of a reused page: each request gets a fresh capture, and
+    the page's one listener feeds whichever capture is current (none while the page is idle).
+    """
     spec = request.meta.get("tagarchive_render") or {}
-    capture = _Capture(spec.get("capture") or [])
-    page._tagarchive_capture = capture
+    page._tagarchive_capture = _Capture(spec.get("capture") or [])
+    if getattr(page, "_tagarchive_listening", False):
+        return
+    page._tagarchive_listening = True
 
     def on_response(response: Any) -> None:
-        if capture.wants(response.url):
+        capture: _Capture | None = getattr(page, "_tagarchive_capture", None)
+        if capture is not None and capture.wants(response.url):
             task = asyncio.ensure_future(capture.read(response))
             capture.pending.add(task)
             task.add_done_callback(capture.pending.discard)

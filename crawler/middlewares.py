@@ -23,7 +23,8 @@ from crawler.signin import register_secrets
 logger = logging.getLogger(__name__)
 
 _PLAYWRIGHT_KEYS = ("playwright", "playwright_context", "playwright_page_methods",
-                    "playwright_page_init_callback", "playwright_context_kwargs")
+                    "playwright_page_init_callback", "playwright_context_kwargs",
+                    "playwright_page", "playwright_include_page")
 
 
 class RenderMiddleware:
@@ -34,21 +35,34 @@ class RenderMiddleware:
     again on the way back (so a retry re-enters the queue picklable). Browser contexts are
     rotated every TAGARCHIVE_CONTEXT_PAGES pages and closed when their last page is done,
     because long-lived contexts grow without bound (scrapy-playwright #240, playwright #6319).
+
+    Pages are reused within their context: a page that finished cleanly is sent to
+    about:blank (which ends its document and anything it still fetches) and waits for the
+    next render request of the same context, instead of being closed. A new Chromium page
+    costs a renderer process; reusing one more than halves the time per rendered page.
+    A page that failed is closed, never reused.
     """
 
-    def __init__(self, crawler: Crawler, pages_per_context: int) -> None:
+    def __init__(self, crawler: Crawler, pages_per_context: int, max_pages: int = 4) -> None:
         self.crawler = crawler
         self.pages_per_context = pages_per_context
         self.generation = 0
         self.served = 0
         self.inflight: dict[str, int] = {}
         self.contexts: dict[str, Any] = {}
+        self.idle: dict[str, list[Any]] = {}  # open pages waiting for their context's next request
+        self.open: dict[str, int] = {}  # pages opened per context and not closed by us yet
+        self.max_pages = max_pages
+        self.page_returned = asyncio.Condition()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RenderMiddleware:
         if not crawler.settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True):
             raise NotConfigured("TAGARCHIVE_BROWSER_ENABLED is off")
-        return cls(crawler, crawler.settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100))
+        settings = crawler.settings
+        max_pages = (settings.getint("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT")
+                     or settings.getint("CONCURRENT_REQUESTS"))
+        return cls(crawler, settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100), max_pages)
 
     def _context_name(self, platform: str | None) -> str:
         if self.served and self.served % self.pages_per_context == 0:
@@ -62,7 +76,7 @@ class RenderMiddleware:
     def _current(self, name: str) -> bool:
         return name.endswith(f"-{self.generation}")
 
-    def process_request(self, request: Request) -> None:
+    async def process_request(self, request: Request) -> None:
         spec = request.meta.get("tagarchive_render")
         if not spec:
             return None
@@ -73,8 +87,20 @@ class RenderMiddleware:
         if state:
             # only read when the context is created; cookies go to the base URL's origin
             request.meta["playwright_context_kwargs"] = {"storage_state": state}
+        # A page of this context that is open but not idle is being parked: wait for it rather
+        # than open one more, which scrapy-playwright would block on at the page limit.
+        async with self.page_returned:
+            await self.page_returned.wait_for(
+                lambda: self.idle.get(name) or self.open.get(name, 0) < self.max_pages)
+        idle = self.idle.get(name)
+        if idle:
+            request.meta["playwright_page"] = idle.pop()
+            self.crawler.stats.inc_value("tagarchive/browser_pages_reused")
+        else:
+            self.open[name] = self.open.get(name, 0) + 1
         request.meta.update({
             "playwright": True,
+            "playwright_include_page": True,  # kept open for reuse; _release decides
             "playwright_context": name,
             "playwright_page_init_callback": "crawler.browser.install_capture",
             "playwright_page_methods": [PageMethod(self._collect, spec, name)],
@@ -86,20 +112,29 @@ class RenderMiddleware:
         self.contexts.setdefault(name, page.context)
         return await collect_captures(page, spec)
 
-    async def _release(self, request: Request) -> None:
+    async def _release(self, request: Request, ok: bool = True) -> None:
         methods = request.meta.get("playwright_page_methods") or []
         captured = methods[-1].result if methods else None
         name = request.meta.get("playwright_context")
+        page = request.meta.get("playwright_page")
         for key in _PLAYWRIGHT_KEYS:
             request.meta.pop(key, None)
         request.meta["tagarchive_captured"] = captured or []
         request.meta["tagarchive_rendered"] = True
         if name is None:
             return
+        if page is not None:
+            await self._park(page, name, ok)
+        else:  # failed before scrapy-playwright had a page for it
+            async with self.page_returned:
+                self.open[name] = max(0, self.open.get(name, 0) - 1)
+                self.page_returned.notify_all()
         self.inflight[name] -= 1
         retired = not self._current(name)
         if retired and self.inflight[name] == 0:
             del self.inflight[name]
+            self.idle.pop(name, None)
+            self.open.pop(name, None)
             context = self.contexts.pop(name, None)
             if context is not None:
                 try:
@@ -110,6 +145,28 @@ class RenderMiddleware:
                 except Exception as exc:  # already closed by a browser restart
                     logger.debug("closing context %s: %s", name, exc)
 
+    async def _park(self, page: Any, name: str, ok: bool) -> None:
+        """Keep a page for the next request of its context, or close it."""
+        page._tagarchive_capture = None  # nothing it still receives belongs to a request
+        parked = False
+        if ok and self._current(name) and not page.is_closed():
+            try:
+                await page.goto("about:blank")
+                parked = True
+            except Exception as exc:  # crashed or closed meanwhile: not reusable
+                logger.debug("page of %s not reusable: %s", name, exc)
+        if not parked and not page.is_closed():
+            try:
+                await page.close()
+            except Exception as exc:  # already gone with its context or browser
+                logger.debug("closing a page of %s: %s", name, exc)
+        async with self.page_returned:
+            if parked:
+                self.idle.setdefault(name, []).append(page)
+            else:
+                self.open[name] = max(0, self.open.get(name, 0) - 1)
+            self.page_returned.notify_all()
+
     async def process_response(self, request: Request, response: Response) -> Response:
         if request.meta.get("playwright"):
             await self._release(request)
@@ -117,7 +174,7 @@ class RenderMiddleware:
 
     async def process_exception(self, request: Request, exception: Exception) -> None:
         if request.meta.get("playwright"):
-            await self._release(request)
+            await self._release(request, ok=False)
         return None
 
 
