@@ -303,7 +303,10 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from crawler.demo import run_demo
+    from storage.fs import is_remote
 
+    if is_remote(args.out):
+        raise UsageError("demo writes a local directory only: give --out a path (docs/s3.md)")
     return run_demo(out=args.out, ticks=args.ticks, seed=args.seed)
 
 

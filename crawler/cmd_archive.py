@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
     archive = sub.add_parser("archive", help="the raw WARC archive")
     actions = archive.add_subparsers(dest="archive_command", required=True)
     prune = actions.add_parser("prune", help="delete the oldest WARC files beyond an age/size")
-    prune.add_argument("--root", default="data", help="output root (default ./data)")
+    prune.add_argument("--root", "--out", default="data",
+                       help="output root, a directory or s3://bucket/prefix (default ./data)")
     prune.add_argument("--max-age", help="keep this many days, e.g. 90d")
     prune.add_argument("--max-size", help="keep at most this much, e.g. 20G")
     prune.add_argument("--dry-run", action="store_true", help="only say what would go")
@@ -44,14 +45,25 @@ def register(sub: Any) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from crawler.cli import UsageError
+    from crawler.cli import EnvironmentProblem, UsageError
     from storage.archive import prune
+    from storage.fs import BadRootError, S3Error, check_root, is_remote, parse_s3_url
 
     if args.max_age is None and args.max_size is None:
         raise UsageError("archive prune needs --max-age, --max-size or both")
-    report = prune(args.root, max_age_days=parse_age(args.max_age) if args.max_age else None,
-                   max_bytes=parse_size(args.max_size) if args.max_size else None,
-                   dry_run=args.dry_run)
+    if is_remote(args.root):
+        try:
+            check_root(parse_s3_url(args.root))
+        except BadRootError as exc:
+            raise UsageError(str(exc)) from None
+        except S3Error as exc:
+            raise EnvironmentProblem(str(exc)) from None
+    try:
+        report = prune(args.root, max_age_days=parse_age(args.max_age) if args.max_age else None,
+                       max_bytes=parse_size(args.max_size) if args.max_size else None,
+                       dry_run=args.dry_run)
+    except S3Error as exc:  # files deleted before it stay deleted; a re-run finishes the rest
+        raise EnvironmentProblem(str(exc)) from None
     verb = "would remove" if report.dry_run else "removed"
     print(f"{verb} {len(report.removed)} WARC files ({report.removed_bytes:,} bytes); "
           f"kept {report.kept_files} ({report.kept_bytes:,} bytes)")

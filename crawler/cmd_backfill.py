@@ -89,7 +89,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     base_urls = resolve_base_urls([platform], args.base_url, args.replica, dict(os.environ))
     sessions = _load_sessions([platform], args.session)
     out = prepare_out(args.out)
-    store = WalkStore(out, platform, job.key, window)
+    store = WalkStore(walk_state_root(out), platform, job.key, window)
     label = f"{platform} {job.key} {window.since}..{window.until}"
     try:
         with store.locked():
@@ -111,6 +111,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     except BackfillStateError as exc:
         raise UsageError(f"cannot resume {label}: {exc}") from None
     return _report(run, walk, out, label, quiet=args.quiet)
+
+
+def walk_state_root(out: str) -> str:
+    """Where a walk's state and journal live: under the output root, or for an s3:// root (no
+    flock, no append, no fsync there) in a local directory named after the bucket and prefix:
+    $TAGARCHIVE_STATE_DIR/s3/<bucket>/<prefix>, default ~/.local/state/tagarchive/s3/..."""
+    from storage.fs import is_remote, parse_s3_url
+
+    if not is_remote(out):
+        return out
+    base = os.environ.get("TAGARCHIVE_STATE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".local", "state", "tagarchive")
+    return os.path.join(base, "s3", *parse_s3_url(out).base.split("/"))
 
 
 def _resumed(store: Any, label: str) -> Any:

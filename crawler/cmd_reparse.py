@@ -31,8 +31,21 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     from crawler.cli import EnvironmentProblem, UsageError
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.reparse import reparse
+    from storage.fs import BadRootError, S3Error, check_root, exists, is_remote, parse_s3_url
 
-    if not (Path(args.root) / "archive").is_dir():
+    if is_remote(args.root):  # the WARC files are read from S3, the new rows written there
+        try:
+            s3 = parse_s3_url(args.root)
+            check_root(s3)
+            found = exists(s3, s3.path("archive"))
+        except BadRootError as exc:
+            raise UsageError(str(exc)) from None
+        except S3Error as exc:
+            raise EnvironmentProblem(str(exc)) from None
+        if not found:
+            raise EnvironmentProblem(f"no archive under {s3.url} (crawls write archive/ there)")
+        args.root = s3.url
+    elif not (Path(args.root) / "archive").is_dir():
         raise EnvironmentProblem(f"no archive under {args.root} (crawls write archive/ there)")
     try:
         platforms = {platform_class(p).name for p in args.platform} or None

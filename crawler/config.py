@@ -395,7 +395,7 @@ class _Loader:
             watches[name] = self.watch(name, raw, timezone, politeness, health)
         return Config(
             path=self.path.resolve(),
-            out=self.directory(data.get("out", "data"), "out"),
+            out=self.out_root(data.get("out", "data"), "out"),
             state_dir=self.directory(data.get("state_dir", ".tagarchive"), "state_dir"),
             replica=self.url(data["replica"], "replica") if "replica" in data else None,
             base_urls=self.base_urls(data.get("base_urls", {})),
@@ -451,6 +451,19 @@ class _Loader:
         if seconds < minimum:
             raise self.error(where, f"{value!r} is shorter than {format_duration(minimum)}")
         return seconds
+
+    def out_root(self, value: Any, where: str) -> Path:
+        """A directory, or an ``s3://bucket/prefix`` URL kept as its text (docs/s3.md)."""
+        from storage.fs import BadRootError, is_remote, parse_s3_url
+
+        text = self.string(value, where)
+        if not is_remote(text):
+            return self.directory(text, where)
+        try:
+            # a str, not a Path (which would fold '//'): every reader and writer takes either
+            return parse_s3_url(text).url  # type: ignore[return-value]
+        except BadRootError as exc:
+            raise self.error(where, str(exc)) from None
 
     def directory(self, value: Any, where: str) -> Path:
         return (self.base / Path(self.string(value, where)).expanduser()).resolve()

@@ -6,17 +6,19 @@ what `reparse` runs today's parsers over, without the network.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from crawler.platforms.base import Captured, Page
 from crawler.tags import TagRef
 from storage.archive import ARCHIVE_DIR, RecordRef, read_meta
+from storage.fs import as_s3_root, is_remote, list_files, read_bytes
 
 logger = logging.getLogger(__name__)
 _PARTITION = re.compile(r"platform=([^/]+)/date=(\d{4}-\d{2}-\d{2})$")
@@ -37,20 +39,39 @@ class ArchivedPage:
 
 def archive_files(root: str | Path, since: date | None = None, until: date | None = None,
                   platforms: set[str] | None = None) -> list[Path]:
-    """Published WARC files under the root, filtered by partition (temp files never)."""
+    """Published WARC files under the root, filtered by partition (temp files never).
+
+    For an s3:// root these are ``bucket/prefix/archive/...`` paths of its filesystem.
+    """
+    if is_remote(root):
+        s3 = as_s3_root(root)
+        found = []
+        for path, _size in list_files(s3, ARCHIVE_DIR):
+            directory, _, name = path.rpartition("/")
+            match = _PARTITION.search(directory)
+            if match is None or not name.endswith(".warc.gz") or name.startswith("."):
+                continue
+            if _wanted(match, since, until, platforms):
+                found.append(PurePosixPath(path))
+        return found  # type: ignore[return-value]
     base = Path(root) / ARCHIVE_DIR
     files = []
     for directory in sorted(base.glob("platform=*/date=*")):
         match = _PARTITION.search(directory.as_posix())
         if match is None:
             continue
-        platform, day = match.group(1), date.fromisoformat(match.group(2))
-        if platforms and platform not in platforms:
-            continue
-        if (since and day < since) or (until and day > until):
+        if not _wanted(match, since, until, platforms):
             continue
         files.extend(sorted(directory.glob("*.warc.gz")))
     return files
+
+
+def _wanted(match: re.Match[str], since: date | None, until: date | None,
+            platforms: set[str] | None) -> bool:
+    platform, day = match.group(1), date.fromisoformat(match.group(2))
+    if platforms and platform not in platforms:
+        return False
+    return not ((since and day < since) or (until and day > until))
 
 
 def _headers(record: Any) -> dict[str, str]:
@@ -77,12 +98,20 @@ def archived_pages(root: str | Path, files: list[Path] | None = None,
     """
     from warcio.archiveiterator import ArchiveIterator
 
-    root = Path(root)
+    s3 = as_s3_root(root) if is_remote(root) else None
+    root = Path(root) if s3 is None else root
     problems = {} if problems is None else problems
     for path in files if files is not None else archive_files(root):
         responses: dict[str, Captured] = {}
         try:
-            with open(path, "rb") as handle:
+            if s3 is not None:  # one small object: read whole, then parsed as a local file
+                key = PurePosixPath(path).as_posix()
+                rel: Any = PurePosixPath(s3.relative(key))
+                opened: Any = io.BytesIO(read_bytes(s3, key))
+            else:
+                rel = path.relative_to(root)
+                opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
+            with opened as handle:
                 records = iter(ArchiveIterator(handle))
                 while True:
                     try:
@@ -97,7 +126,7 @@ def archived_pages(root: str | Path, files: list[Path] | None = None,
                         problems["unreadable_file"] = problems.get("unreadable_file", 0) + 1
                         break
                     try:
-                        page = _page(record, body, responses, path.relative_to(root))
+                        page = _page(record, body, responses, rel)
                     except UnreadableRecord as exc:
                         logger.warning("archive %s: skipped a record: %s", path, exc)
                         problems["unreadable_record"] = problems.get("unreadable_record", 0) + 1
@@ -201,7 +230,7 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     from pipelines.store import StorePipeline
     from pipelines.validate import ValidatePipeline
 
-    root = Path(root)
+    root = root if is_remote(root) else Path(root)
     run = RunState(out=str(root), jobs=[], command="reparse", archive_enabled=False)
     crawler = _OfflineCrawler(run)
     stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,

@@ -118,6 +118,15 @@ def find_record(out: Path, run_id: str) -> dict[str, Any] | None:
     """The `runs` row a crawl wrote for `run_id`, found by its file name (unique per run)."""
     import pyarrow.parquet as pq
 
+    from storage.fs import is_remote
+
+    if is_remote(out):  # s3://: no glob; the runs dataset filtered by run id
+        import pyarrow.dataset as ds
+
+        from storage.reading import open_dataset
+
+        found = open_dataset(out, "runs").to_table(filter=ds.field("run_id") == run_id)
+        return found.slice(0, 1).to_pylist()[0] if found.num_rows else None
     for path in sorted(Path(out, "runs").glob(f"date=*/part-{run_id}-*.parquet")):
         rows = pq.read_table(path).to_pylist()
         # the writer names a file after the run that wrote it: its row is this run's record

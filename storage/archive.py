@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from storage.errors import OutputNotWritableError, StorageError
-from storage.fs import as_s3_root, is_remote, put_file
+from storage.fs import as_s3_root, delete, is_remote, list_files, put_file
 from storage.paths import check_partition_value, ensure_inside_root, utc_day
 
 ARCHIVE_DIR = "archive"
@@ -296,11 +296,19 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
     """
     if max_age_days is None and max_bytes is None:
         raise ValueError("give a maximum age, a maximum size, or both")
-    base = Path(os.path.abspath(root)) / ARCHIVE_DIR
+    s3 = as_s3_root(root) if is_remote(root) else None
     files: list[tuple[str, Path, int]] = []
-    for path in base.glob("platform=*/date=*/*.warc.gz"):
-        day = path.parent.name.removeprefix("date=")
-        files.append((day, path, path.stat().st_size))
+    if s3 is not None:  # the same selection over the listed objects; each deleted on its own
+        for key, size in list_files(s3, ARCHIVE_DIR):
+            parts = s3.relative(key).split("/")
+            if (len(parts) == 4 and parts[1].startswith("platform=")
+                    and parts[2].startswith("date=") and parts[3].endswith(".warc.gz")):
+                files.append((parts[2].removeprefix("date="), PurePosixPath(key), size))
+    else:
+        base = Path(os.path.abspath(root)) / ARCHIVE_DIR
+        for path in base.glob("platform=*/date=*/*.warc.gz"):
+            day = path.parent.name.removeprefix("date=")
+            files.append((day, path, path.stat().st_size))
     files.sort(key=lambda f: (f[0], f[1].name))
     doomed: set[Path] = set()
     if max_age_days is not None:
@@ -318,7 +326,10 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
                 total -= size
     removed = [p for _, p, _ in files if p in doomed]
     removed_bytes = sum(size for _, p, size in files if p in doomed)
-    if not dry_run:
+    if not dry_run and s3 is not None:
+        for path in removed:
+            delete(s3, path.as_posix())
+    elif not dry_run:
         for path in removed:
             path.unlink()
             for directory in (path.parent, path.parent.parent):

@@ -200,7 +200,7 @@ class S3Bucket:
             aws_access_key_id="x", aws_secret_access_key="y")
         self.client.create_bucket(Bucket=name)
 
-    def keys(self, under: str = "") -> list[str]:
+    def objects(self, under: str = "") -> list[str]:
         """Every object key under the root (relative to it), sorted.
 
         Keys ending in '/' are left out: pyarrow's delete_file() leaves such an empty directory

@@ -52,7 +52,7 @@ def test_files_are_written_once_under_unique_keys_and_read_back_exactly(
         s3_server: S3Bucket) -> None:
     rows = [snapshot(f"t{i}", DAY + timedelta(minutes=i), views=10 * i) for i in range(6)]
     paths = _publish(s3_server.url, 1, rows[:3]) + _publish(s3_server.url, 2, rows[3:])
-    keys = s3_server.keys("snapshots")
+    keys = s3_server.objects("snapshots")
     assert keys == sorted([
         f"snapshots/platform=tiktok/date=2026-01-10/part-{run_id(1)}-0001.parquet",
         f"snapshots/platform=tiktok/date=2026-01-10/part-{run_id(2)}-0001.parquet",
@@ -80,12 +80,12 @@ def test_warc_files_are_uploaded_on_rotate_and_rows_point_into_them(s3_server: S
     ref = archive.write_response("tiktok", url="https://example.test/t", status=200,
                                  headers={"Content-Type": "text/plain"}, body=b"views: 42",
                                  observed_at=DAY, meta={"Step": "tag"})
-    assert s3_server.keys("archive") == []  # still open: nothing visible yet
+    assert s3_server.objects("archive") == []  # still open: nothing visible yet
     writer = DatasetWriter(s3_server.url, run_id(1), before_flush=archive.rotate)
     writer.add("snapshots", snapshot("a", DAY, views=42, archive_file=ref.file))
     writer.close()
     archive.close()
-    assert s3_server.keys("archive") == [ref.file.removeprefix("archive/")
+    assert s3_server.objects("archive") == [ref.file.removeprefix("archive/")
                                          .join(["archive/", ""])]
     assert not Path(archive.root).exists()  # the local scratch copy is gone
     from warcio.archiveiterator import ArchiveIterator
@@ -109,7 +109,7 @@ def test_compaction_commits_with_a_marker_and_numbers_do_not_change(s3_server: S
     result = report.datasets["snapshots"]
     assert (result.compacted, result.files_before, result.rows_before, result.rows_kept) == (
         1, 3, 7, 5)
-    keys = s3_server.keys("snapshots")
+    keys = s3_server.objects("snapshots")
     assert len(keys) == 2
     output = next(k for k in keys if k.endswith("-compact.parquet"))
     marker = json.loads(s3_server.get(next(k for k in keys if "/_commit-" in k)))
@@ -120,7 +120,7 @@ def test_compaction_commits_with_a_marker_and_numbers_do_not_change(s3_server: S
     # a second compaction finds nothing to do and leaves the keys alone
     again = compact(s3_server.url, ["snapshots"], now=NOW).datasets["snapshots"]
     assert (again.compacted, again.already_compact) == (0, 1)
-    assert s3_server.keys("snapshots") == keys
+    assert s3_server.objects("snapshots") == keys
 
 
 def test_compaction_of_a_compacted_partition_retires_the_old_marker(s3_server: S3Bucket) -> None:
@@ -132,7 +132,7 @@ def test_compaction_of_a_compacted_partition_retires_the_old_marker(s3_server: S
     compact(s3_server.url, ["snapshots"], now=NOW)
     assert _views(s3_server.url) == (3, 7)
     compact(s3_server.url, ["snapshots"], now=NOW)  # cleans up the first marker
-    keys = s3_server.keys("snapshots")
+    keys = s3_server.objects("snapshots")
     assert len([k for k in keys if "/_commit-" in k]) == 1
     assert len([k for k in keys if k.endswith(".parquet")]) == 1
     assert _views(s3_server.url) == (3, 7)
@@ -150,7 +150,7 @@ def test_compaction_stopped_before_its_marker_leaves_readers_on_the_original_dat
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(s3compact, "_put_marker", killed)
         compact(s3_server.url, ["snapshots"], now=NOW)
-    keys = s3_server.keys("snapshots")
+    keys = s3_server.objects("snapshots")
     assert len(keys) == 3 and any(k.endswith("-compact.parquet") for k in keys)
     assert sorted(open_dataset(s3_server.url, "snapshots").to_table()["views"]
                   .to_pylist()) == original
@@ -159,20 +159,20 @@ def test_compaction_stopped_before_its_marker_leaves_readers_on_the_original_dat
     report = compact(s3_server.url, ["snapshots"], now=NOW + timedelta(days=40))
     assert report.recovered_jobs == 1
     assert _views(s3_server.url) == (2, 3)
-    assert len([k for k in s3_server.keys("snapshots") if k.endswith(".parquet")]) == 1
+    assert len([k for k in s3_server.objects("snapshots") if k.endswith(".parquet")]) == 1
 
 
 def test_inputs_left_behind_by_a_crash_after_the_marker_are_not_read(s3_server: S3Bucket) -> None:
     _publish(s3_server.url, 1, [snapshot("a", DAY, views=1)])
     _publish(s3_server.url, 2, [snapshot("a", DAY, views=1), snapshot("b", DAY, views=5)])
-    keys = s3_server.keys("snapshots")
+    keys = s3_server.objects("snapshots")
     saved = {k: s3_server.get(k) for k in keys}
     compact(s3_server.url, ["snapshots"], now=NOW)
     for key, data in saved.items():  # the deletions of step 3 never happened
         s3_server.put(key, data)
     assert _views(s3_server.url) == (2, 6)
     assert compact(s3_server.url, ["snapshots"], now=NOW).recovered_jobs == 2
-    assert not set(saved) & set(s3_server.keys("snapshots"))
+    assert not set(saved) & set(s3_server.objects("snapshots"))
     assert _views(s3_server.url) == (2, 6)
 
 
@@ -189,7 +189,7 @@ def test_racing_compactions_never_count_twice() -> None:
 def test_s3_failure_keeps_rows_buffered_and_nothing_partial_is_visible(
         s3_server: S3Bucket, mode: str, caplog: pytest.LogCaptureFixture) -> None:
     _publish(s3_server.url, 1, [snapshot("a", DAY, views=1)])
-    earlier = s3_server.keys()
+    earlier = s3_server.objects()
     writer = DatasetWriter(s3_server.url, run_id(2), flush_rows=10_000)
     writer.add_many("snapshots", [snapshot("b", DAY, views=2), snapshot("c", DAY, views=3)])
     s3_server.proxy.mode = mode
@@ -200,7 +200,7 @@ def test_s3_failure_keeps_rows_buffered_and_nothing_partial_is_visible(
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in message + caplog.text
     assert writer.pending("snapshots") == 2
     s3_server.proxy.mode = PASS
-    assert s3_server.keys() == earlier  # nothing partial, nothing lost
+    assert s3_server.objects() == earlier  # nothing partial, nothing lost
     writer.close()
     assert _views(s3_server.url) == (3, 6)
 
@@ -212,10 +212,10 @@ def test_an_upload_stored_but_unanswered_is_not_counted_twice(
     s3_server.proxy.mode = LOSE_ANSWER
     with caplog.at_level(logging.WARNING), pytest.raises(S3Error):
         writer.flush()
-    assert len(s3_server.keys("snapshots")) == 1  # moto stored it; we could not know
+    assert len(s3_server.objects("snapshots")) == 1  # moto stored it; we could not know
     s3_server.proxy.mode = PASS
     writer.close()
-    assert len(s3_server.keys("snapshots")) == 1
+    assert len(s3_server.objects("snapshots")) == 1
     assert _views(s3_server.url) == (2, 3)
 
 
@@ -228,11 +228,11 @@ def test_a_warc_upload_that_fails_is_retried_by_the_next_rotate(s3_server: S3Buc
     s3_server.proxy.mode = FAIL_WRITES
     with pytest.raises(S3Error, match="S3 upload failed"):
         writer.flush()
-    assert s3_server.keys() == []  # neither the WARC nor a row pointing into it
+    assert s3_server.objects() == []  # neither the WARC nor a row pointing into it
     s3_server.proxy.mode = PASS
     writer.close()
     archive.close()
-    assert s3_server.keys() == sorted([ref.file, writer.files[0].path.as_posix()
+    assert s3_server.objects() == sorted([ref.file, writer.files[0].path.as_posix()
                                        .split("/", 2)[2]])
 
 
