@@ -19,6 +19,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,6 +144,21 @@ def test_a_read_only_output_fails_by_name_before_and_during_a_crawl(
             assert result.code == 3, result.stderr[-2000:]
             assert result.stderr.strip().splitlines() == [
                 f"tagarchive: error: output root {out} is not writable"]
+            # ... and made read-only while a crawl waits for its page: the kernel's EROFS
+            assert _run("mount", "-o", "remount,rw", str(out))
+            replica.faults.add("slow", "/tiktok/tag/after", times=1, seconds=3)
+            with open(tmp_path / "ro.log", "wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "crawler.cli", "crawl", "tiktok", "after", "--out",
+                     str(out), "--replica", replica.url, "--delay", "0"],
+                    cwd=ROOT, stdout=log, stderr=log)
+            deadline = time.monotonic() + 60
+            while not replica.faults.fired["slow"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _run("mount", "-o", "remount,ro", str(out))
+            assert proc.wait(timeout=120) == 3
+            mid_run = (tmp_path / "ro.log").read_text()
+            assert "Read-only file system" in mid_run and "Traceback" not in mid_run
         else:
             result = crawl_under_fault(replica, out, branch, errno.EROFS, "tiktok", "after")
             # the root looks writable, every write is refused: the storage error is named
