@@ -39,7 +39,7 @@ def start_worker(redis: RedisServer, replica: ReplicaServer, out: Path, name: st
     log = out.parent / f"worker-{name}-{time.monotonic_ns()}.log"
     argv = [sys.executable, "-m", "crawler.cli", "worker", "--redis", redis.url, "--queue", QUEUE,
             "--out", str(out), "--replica", replica.url, "--no-browser", "--worker-id", name,
-            "--idle-exit", str(idle_exit), "--heartbeat", "0.5", "--delay", "0",
+            "--idle-exit", str(idle_exit), "--heartbeat", "1", "--delay", "0",
             "--concurrency", "4", *extra]
     with open(log, "w", encoding="utf-8") as handle:
         proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, text=True,

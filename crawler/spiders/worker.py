@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
         self.fatal: str | None = None  # why the worker stopped itself (Redis lost, storage)
         self._last_work = time.monotonic()
         self._loops: list[task.LoopingCall] = []
+        self._beating: threading.Thread | None = None
+        self._stop_beating = threading.Event()
         self._closing = False
         self.info = {"host": socket.gethostname(), "pid": os.getpid(),
                      "started_at": datetime.now(UTC).isoformat(), "state": "running"}
@@ -108,11 +111,16 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
     def _on_opened(self) -> None:
         # no timed flush: a batch's rows are written once, when the batch ends, and only then
         # are its jobs acknowledged (a flush in between would only widen the duplicate window)
-        for interval, fn in ((self.heartbeat_interval, self._beat),
-                             (self.poll_interval, self._poll)):
-            loop = task.LoopingCall(fn)
-            loop.start(interval, now=True)
-            self._loops.append(loop)
+        self._beat()  # registered before the first job is taken
+        # the heartbeat has its own thread: writing a batch blocks the reactor for a while
+        # (Parquet, fsync), and a heartbeat that lapsed then would have the worker's jobs
+        # requeued and crawled twice while it is alive
+        self._beating = threading.Thread(target=self._beat_loop, daemon=True,
+                                         name=f"heartbeat-{self.worker_id}")
+        self._beating.start()
+        loop = task.LoopingCall(self._poll)
+        loop.start(self.poll_interval, now=True)
+        self._loops.append(loop)
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous = signal.getsignal(signum)
             if callable(previous):
@@ -128,12 +136,16 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
 
         return handler
 
+    def _beat_loop(self) -> None:
+        while not self._stop_beating.wait(self.heartbeat_interval):
+            self._beat()
+
     def _beat(self) -> None:
         try:
             fresh = self.queue.beat(self.worker_id, self.info, self.heartbeat_interval)
             if not fresh and (self.batches or self.batch):
                 logger.warning("worker %s: its heartbeat had expired; jobs it holds may "
-                                   "have been requeued and be crawled twice", self.worker_id)
+                               "have been requeued and be crawled twice", self.worker_id)
             self.queue.reap()
         except RedisLost as exc:  # the batch's end retries, and gives up if it must
             logger.warning("heartbeat: %s", exc)
@@ -287,5 +299,8 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
         except RedisLost as exc:
             self.fatal = str(exc)
             logger.error("worker %s: %s", self.worker_id, exc)
+        self._stop_beating.set()  # beating went on while the last batch was written
+        if self._beating is not None:
+            self._beating.join(timeout=30)
         with contextlib.suppress(RedisLost):
             self.queue.leave(self.worker_id, self.info)
