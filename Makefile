@@ -46,8 +46,10 @@ test: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check crawler pipelines storage replica tests benchmarks
 
+# Every benchmark with its target and PASS/FAIL (docs/performance.md); BENCH_ARGS=--quick for a
+# shorter run, BENCH_ARGS="--only http" for one.
 bench: setup
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -16,11 +16,23 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import backfill, compaction, distributed, http_path, rendered
+from benchmarks import (
+    backfill,
+    browser_use,
+    compaction,
+    distributed,
+    growth,
+    http_path,
+    memory,
+    parquet_writer,
+    rendered,
+)
 from benchmarks.harness import REPLICA_NOTE, Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = {"http": http_path, "rendered": rendered, "compaction": compaction,
+BENCHMARKS = {"http": http_path, "browser-use": browser_use, "growth": growth,
+              "rendered": rendered, "memory": memory,
+              "parquet": parquet_writer, "compaction": compaction,
               "backfill": backfill, "distributed": distributed}
 
 
@@ -38,7 +50,7 @@ def print_table(figures: Sequence[Figure], out: Any = sys.stdout) -> None:
     for f in figures:
         target = f.target
         if f.meets_target is not None:
-            target = f"{target} ({'met' if f.meets_target else 'NOT met'})"
+            target = f"{target}  {'PASS' if f.meets_target else 'FAIL'}"
         rows.append((f.name, _fmt(f.value), f.unit, _fmt(f.ratio), f.ratio_of, target))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
@@ -82,10 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected benchmarks in order and report."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="fewer tags (60 HTTP, 10 rendered): under 2 minutes")
+                        help="smaller inputs throughout (docs/performance.md lists both sizes)")
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append",
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions per crawl (default 3)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
+                        help="where to write every figure and raw sample (default %(default)s)")
     args = parser.parse_args(argv)
     selected = args.only or list(BENCHMARKS)
     started = time.perf_counter()
@@ -116,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["figures"] = [f.to_json() for f in figures]
     print()
     print_table(figures)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "latest.json"
+    path = args.json
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n",
                     encoding="utf-8")
     load = report["machine_after"]["loadavg"]

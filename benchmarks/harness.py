@@ -333,14 +333,17 @@ RECORD_FIELDS = ("duration_s", "requests", "snapshots", "posts", "rendered_reque
 
 
 def run_tagarchive(platform: str, tags: Sequence[str], replica_url: str, concurrency: int,
-                   prefix: str, ok: Callable[[ChildRun], str | None]) -> ChildRun:
+                   prefix: str, ok: Callable[[ChildRun], str | None], *,
+                   env: dict[str, str] | None = None,
+                   timeout: float = CHILD_TIMEOUT_S) -> ChildRun:
     """One real CLI crawl into a throw-away root, its run record's counts in `extra`."""
     import shutil
 
     out = tempfile.mkdtemp(prefix=prefix)
     try:
         run = run_child("tagarchive",
-                        tagarchive_crawl_argv(platform, tags, out, replica_url, concurrency))
+                        tagarchive_crawl_argv(platform, tags, out, replica_url, concurrency),
+                        env=env, timeout=timeout)
         check(run)
         record = read_run_record(out)
     finally:

@@ -118,6 +118,7 @@ def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun]
         return median([(r.crawl_s - r.probe[key]) if key == "last_response_s" else r.probe[key]
                        for r in runs])
 
+    started = sum(r.probe.get("browser_started", 0) for r in ours)
     duration_gap = median([r.extra["duration_s"] - r.crawl_s for r in ours if r.crawl_s])
     where = f"{n} TikTok ssr pages, concurrency {concurrency}, {len(ours)} interleaved reps"
     return [
@@ -149,7 +150,7 @@ def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun]
                     "moved by other load on the machine, unlike wall time. Excludes the replica "
                     f"and the Playwright driver; bare Scrapy: {median(bare_cpu):.0f} pages/CPU-s"),
         *memory_figures("http", "bare Scrapy", ours, bare,
-                        note="the Playwright driver starts even though nothing renders; "),
+                        note=f"browser started {started} times over these crawls; "),
     ]
 
 

@@ -9,6 +9,11 @@ when the spider is created, extensions later, and runs receivers in connection o
 tagarchive the measured phase includes `SnapshotSpider.closed()`: the run record and the final
 Parquet write. Interpreter start, imports, settings and engine set-up are excluded.
 Enabled in any crawl with `-s 'EXTENSIONS={"benchmarks.probe.CrawlClock": 900}'`.
+
+With $TAGARCHIVE_BENCH_MEMORY_AT="500,3000" it also samples the memory of this process and all
+its descendants (Playwright driver, Chromium) as rendered pages arrive: every
+MEMORY_EVERY-th rendered response in the last MEMORY_WINDOW of the pages before each mark
+(e.g. pages 451-500), so a figure is the median of ~5 samples rather than one instant.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 ENV = "TAGARCHIVE_BENCH_PROBE"
+MEMORY_ENV = "TAGARCHIVE_BENCH_MEMORY_AT"
+MEMORY_EVERY = 10
+MEMORY_WINDOW = 0.1
 EXTENSIONS_SETTING = json.dumps({"benchmarks.probe.CrawlClock": 900})
 
 _STATS = {
@@ -33,8 +41,27 @@ _STATS = {
     "robots_requests": "robotstxt/request_count",
     "playwright_responses": "playwright/response_count/resource_type/document",
     "rendered_requests": "tagarchive/rendered_requests",
+    "browser_started": "tagarchive/browser_started",
+    "pages_reused": "tagarchive/browser_pages_reused",
     "log_errors": "log_count/ERROR",
 }
+
+
+def _tree_memory() -> dict[str, float]:
+    """RSS and PSS (bytes) summed over this process and its descendants, and their count."""
+    import psutil
+
+    me = psutil.Process()
+    rss = pss = 0
+    procs = [me, *me.children(recursive=True)]
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+        except (psutil.Error, AttributeError):
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", 0)
+    return {"rss": rss, "pss": pss, "procs": len(procs)}
 
 
 class CrawlClock:
@@ -47,6 +74,10 @@ class CrawlClock:
         self.opened_cpu: float | None = None
         self.first_response_at: float | None = None
         self.last_response_at: float | None = None
+        marks = os.environ.get(MEMORY_ENV, "")
+        self.memory_marks = sorted(int(m) for m in marks.split(",") if m.strip())
+        self.rendered = 0
+        self.memory: dict[int, list[dict[str, float]]] = {m: [] for m in self.memory_marks}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlClock:
@@ -65,12 +96,18 @@ class CrawlClock:
         self.opened_at = time.perf_counter()
         self.opened_cpu = time.process_time()
 
-    def response_received(self) -> None:
+    def response_received(self, response: Any) -> None:
         """First and last response (the first is robots.txt in every crawl here)."""
         now = time.perf_counter()
         if self.first_response_at is None:
             self.first_response_at = now
         self.last_response_at = now
+        if self.memory_marks and "playwright" in (response.flags or ()):
+            self.rendered += 1
+            for mark in self.memory_marks:
+                low = mark - max(MEMORY_EVERY, int(mark * MEMORY_WINDOW))
+                if low < self.rendered <= mark and (mark - self.rendered) % MEMORY_EVERY == 0:
+                    self.memory[mark].append(_tree_memory())
 
     def _since_open(self, at: float | None) -> float | None:
         return at - self.opened_at if at is not None and self.opened_at is not None else None
@@ -89,4 +126,7 @@ class CrawlClock:
         }
         for key, stat in _STATS.items():
             record[key] = stats.get_value(stat, 0) if stats is not None else 0
+        if self.memory_marks:
+            record["rendered_seen"] = self.rendered
+            record["memory_at"] = {str(m): s for m, s in self.memory.items()}
         self.path.write_text(json.dumps(record), encoding="utf-8")

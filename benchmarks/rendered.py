@@ -52,8 +52,8 @@ def _tagarchive(url: str, tags: list[str], concurrency: int) -> ChildRun:
 
 
 def _bare(url: str, tags: list[str], concurrency: int) -> ChildRun:
-    run = run_child("bare", [PYTHON, "-m", "benchmarks.bare_rendered", url, str(concurrency),
-                             *tags])
+    run = run_child("naive", [PYTHON, "-m", "benchmarks.naive_rendered", url, str(concurrency),
+                              *tags])
 
     def all_topics(r: ChildRun) -> str | None:
         lines = r.extra["stdout_tail"].strip().splitlines()
