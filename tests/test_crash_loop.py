@@ -174,7 +174,7 @@ def test_sigkill_at_random_moments_loses_duplicates_and_corrupts_nothing(
     loop_seconds = time.monotonic() - loop_started
     # kills that landed mid-crawl, after a timed flush: rows of a run that wrote no run record
     partial_runs = {k[0] for k in seen["snapshots"]} - {k[0] for k in seen["runs"]}
-    assert len(partial_runs) >= KILLS // 4, "too few kills landed after a flush"
+    assert len(partial_runs) >= KILLS // 5, "too few kills landed after a flush"
 
     final = start_crawl(replica, out)  # the re-run after the last kill
     assert final.wait(timeout=120) == 0, (tmp_path / "crawl.log").read_text()[-2000:]

@@ -46,8 +46,8 @@ def test_resets_stalls_and_5xx_bursts_are_retried_and_stored_exactly(
     for tag in tags:
         world.set_variant("tiktok", tag, "ssr")
     faults.add("reset", "/tiktok/tag/resetmid", times=2, fraction=0.4)
-    faults.add("stall", "/tiktok/tag/stallfirst", times=1, fraction=0.0, seconds=30)
-    faults.add("stall", "/tiktok/tag/stallbody", times=1, fraction=0.6, seconds=30)
+    faults.add("stall", "/tiktok/tag/stallfirst", times=1, fraction=0.0, seconds=600)
+    faults.add("stall", "/tiktok/tag/stallbody", times=1, fraction=0.6, seconds=600)
     for status in (500, 502, 503):
         world.set_variant("tiktok", f"burst{status}", "server_error", times=3, status=status)
     faults.add("slow", "/tiktok/tag/slowok", times=0, seconds=1.0)  # slower than nothing
@@ -59,12 +59,13 @@ def test_resets_stalls_and_5xx_bursts_are_retried_and_stored_exactly(
 
     assert result.code == 0, result.stderr[-3000:]
     assert bili.code == 0, bili.stderr[-3000:]
-    assert faults.fired == {"reset": 3, "stall": 2, "slow": 1}
+    assert (faults.fired["reset"], faults.fired["stall"]) == (3, 2)
+    assert faults.fired["slow"] >= 1
     rows = snapshots(tmp_path)
     assert sorted(r["tag"] for r in rows) == sorted((*tags, "resetjson"))
     assert_exact(replica, rows)
     assert_whole_files(tmp_path)
-    assert elapsed < 60  # the stalls were timed out (2 s), not waited out (30 s)
+    assert elapsed < 300  # the stalls were timed out (2 s), not waited out (600 s)
 
 
 def test_faults_that_do_not_clear_are_named_and_store_nothing(
