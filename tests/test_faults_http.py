@@ -7,6 +7,7 @@ Never a wrong number, never a partial file.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -131,3 +132,31 @@ def test_a_page_declaring_the_wrong_charset_is_rejected_not_stored_garbled(
     assert_exact(replica, rows)
     rejects = pq.read_table(tmp_path / "rejects").to_pylist()
     assert any("mojibake" in " ".join(r["reasons"]) for r in rejects)
+
+
+def test_faults_are_scheduled_checked_and_cleared_through_the_admin_api(
+    replica: ReplicaServer,
+) -> None:
+    def admin(action: str, body: dict) -> tuple[int, dict]:
+        status, _headers, payload = replica.dispatch(
+            "POST", f"/__replica__/{action}", {}, json.dumps(body).encode())
+        return status, json.loads(payload)
+
+    status, answer = admin("fault", {"kind": "reset", "match": "/tiktok/tag/x", "times": 2})
+    assert status == 200 and answer["faults"][0]["remaining"] == 2
+    for bad, why in (({"kind": "explode", "match": "/x"}, "unknown fault"),
+                     ({"kind": "stall", "match": "/x", "seconds": 9999}, "seconds"),
+                     ({"kind": "truncate", "match": "/x", "fraction": 2}, "fraction"),
+                     ({"kind": "charset", "match": "/x", "charset": "x\r\ny"}, "charset"),
+                     ({"kind": "slow", "match": "/x", "delay": 1}, "unknown fault keys"),
+                     ({"kind": "reset", "match": ""}, "non-empty match")):
+        status, answer = admin("fault", bad)
+        assert status == 400 and why in answer["error"], (bad, answer)
+    # two uses, then the path is served clean; other paths never match
+    assert replica.faults.take("/tiktok/tag/y") is None
+    assert replica.faults.take("/tiktok/tag/x?lang=en") is not None
+    assert replica.faults.take("/tiktok/tag/x") is not None
+    assert replica.faults.take("/tiktok/tag/x") is None
+    assert replica.faults.fired["reset"] == 2
+    assert admin("clear", {}) == (200, {"ok": True})
+    assert replica.faults.active() == []
