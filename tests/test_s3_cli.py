@@ -42,7 +42,8 @@ def _query(capsys: pytest.CaptureFixture[str], bucket: S3Bucket, sql: str) -> li
 
 
 def test_crawl_query_and_compact_on_s3(replica: ReplicaServer, s3_server: S3Bucket,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                       capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
     first = _crawl(replica, s3_server)
     assert first.code == 0, first.stderr
     assert f"under {s3_server.url}" in first.stdout
@@ -84,6 +85,13 @@ def test_crawl_query_and_compact_on_s3(replica: ReplicaServer, s3_server: S3Buck
                 and k.endswith("-compact.parquet")]) == 1
     assert len([k for k in keys if k.startswith("snapshots/") and "/_commit-" in k]) == 1
     assert _query(capsys, s3_server, sql) == before
+    html = tmp_path / "cats.html"
+    reported = _cli(capsys, "report", "cats", "--root", s3_server.url, "--out", str(html))
+    assert reported.code == 0, reported.stderr
+    assert f"{truth['cats'].views:,}" in html.read_text()
+    # the second crawl's health checks read the first one's rows from S3
+    health = _query(capsys, s3_server, "select health from runs")
+    assert [r["health"] for r in health] == ["healthy", "healthy"]
 
     # no secret anywhere: not in the output, the run records or any stored object
     secret = s3_server.env["AWS_SECRET_ACCESS_KEY"].encode()
