@@ -85,8 +85,8 @@ def test_warc_files_are_uploaded_on_rotate_and_rows_point_into_them(s3_server: S
     writer.add("snapshots", snapshot("a", DAY, views=42, archive_file=ref.file))
     writer.close()
     archive.close()
-    assert s3_server.objects("archive") == [ref.file.removeprefix("archive/")
-                                         .join(["archive/", ""])]
+    assert ref.file.startswith("archive/platform=tiktok/date=2026-01-10/")
+    assert s3_server.objects("archive") == [ref.file]
     assert not Path(archive.root).exists()  # the local scratch copy is gone
     from warcio.archiveiterator import ArchiveIterator
 
@@ -251,3 +251,20 @@ def test_the_filesystem_repr_holds_no_secret(s3_server: S3Bucket) -> None:
     fs = s3_filesystem()
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in repr(fs) + str(fs)
     assert s3_server.env["AWS_ACCESS_KEY_ID"] not in repr(fs) + str(fs)
+
+
+def test_the_endpoint_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.fs import endpoint
+
+    for name in ("TAGARCHIVE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert endpoint() == (None, None)  # AWS S3 itself
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.example.test")
+    assert endpoint() == ("s3.example.test", "https")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://minio.test:9000/")
+    assert endpoint() == ("minio.test:9000", "http")
+    monkeypatch.setenv("TAGARCHIVE_S3_ENDPOINT", "localhost:9000")
+    assert endpoint() == ("localhost:9000", "https")
+    monkeypatch.setenv("TAGARCHIVE_S3_ENDPOINT", "ftp://localhost:9000")
+    with pytest.raises(BadRootError, match="TAGARCHIVE_S3_ENDPOINT must be http"):
+        endpoint()
