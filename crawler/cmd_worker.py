@@ -112,6 +112,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queue = _queue(args)
     queue.retry_delays = delays
     overrides = build_settings(args, base_urls, platforms)
+    # health checks read the stored history; once per batch that is most of a worker's work
+    # on a large or remote root. `-s TAGARCHIVE_HEALTH_ENABLED=true` turns them on.
+    overrides.setdefault("TAGARCHIVE_HEALTH_ENABLED", "false")
     settings = project_settings(overrides)
     worker_id = args.worker_id or new_worker_id()
     summary = settings_summary({k: settings[k] for k in (

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from replica.server import ReplicaServer
 from storage.reading import open_dataset
@@ -34,17 +36,35 @@ class Worker:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def start_worker(redis: RedisServer, replica: ReplicaServer, out: Path, name: str,
-                 *extra: str, idle_exit: float = 3.0) -> Worker:
-    log = out.parent / f"worker-{name}-{time.monotonic_ns()}.log"
+def start_worker(redis: RedisServer, replica: ReplicaServer, out: Path | str, name: str,
+                 *extra: str, idle_exit: float = 3.0, logs: Path | None = None,
+                 env: dict[str, str] | None = None) -> Worker:
+    """A worker process; `out` may be an s3:// root (then pass `logs` and the bucket's env)."""
+    log = (logs or Path(out).parent) / f"worker-{name}-{time.monotonic_ns()}.log"
     argv = [sys.executable, "-m", "crawler.cli", "worker", "--redis", redis.url, "--queue", QUEUE,
             "--out", str(out), "--replica", replica.url, "--no-browser", "--worker-id", name,
-            "--idle-exit", str(idle_exit), "--heartbeat", "1", "--delay", "0",
+            "--idle-exit", str(idle_exit), "--heartbeat", "2", "--delay", "0",
             "--concurrency", "4", *extra]
     with open(log, "w", encoding="utf-8") as handle:
         proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, text=True,
-                                cwd=str(ROOT), env={**os.environ})
-    return Worker(name, proc, log)
+                                cwd=str(ROOT), env={**os.environ, **(env or {})})
+    worker = Worker(name, proc, log)
+    _STARTED.append(worker)
+    return worker
+
+
+_STARTED: list[Worker] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left() -> Iterator[None]:
+    """A test that fails while its workers run must not leave them running."""
+    yield
+    while _STARTED:
+        worker = _STARTED.pop()
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait()
 
 
 def enqueue(redis: RedisServer, platforms: str, tags: list[str], round_id: str) -> CrawlResult:
@@ -67,10 +87,10 @@ def jobs_done(redis: RedisServer, name: str) -> int:
     return int(json.loads(raw)["jobs_done"]) if raw else 0
 
 
-def snapshot_counts(out: Path) -> Counter[tuple[str, str]]:
+def snapshot_counts(out: Path | str) -> Counter[tuple[str, str]]:
     rows = open_dataset(out, "snapshots").to_table(columns=["platform", "tag"]).to_pylist()
     return Counter((r["platform"], r["tag"]) for r in rows)
 
 
-def runs(out: Path) -> list[dict[str, Any]]:
+def runs(out: Path | str) -> list[dict[str, Any]]:
     return open_dataset(out, "runs").to_table().to_pylist()

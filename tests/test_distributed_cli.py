@@ -7,7 +7,13 @@ from pathlib import Path
 
 from replica.server import ReplicaServer
 from tests.conftest import run_cli
-from tests.distributed_helpers import QUEUE, runs, snapshot_counts, start_worker
+from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixture
+    QUEUE,
+    no_worker_left,
+    runs,
+    snapshot_counts,
+    start_worker,
+)
 from tests.redis_helpers import RedisServer
 
 

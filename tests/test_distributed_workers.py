@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,18 @@ import pytest
 from replica.server import ReplicaServer
 from storage.reading import duckdb_connect
 from tests.conftest import run_cli
-from tests.distributed_helpers import (
+from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixture
     QUEUE,
     enqueue,
     jobs_done,
+    no_worker_left,
     runs,
     snapshot_counts,
     start_worker,
     wait_until,
 )
 from tests.redis_helpers import RedisServer
+from tests.s3_helpers import S3Bucket
 
 PLATFORMS = ("mastodon", "weibo", "tiktok")
 
@@ -39,25 +40,32 @@ def _tags(replica: ReplicaServer, prefix: str, n: int) -> list[str]:
     return tags
 
 
-def test_three_workers_store_every_tag_of_a_round_exactly_once(
-        replica: ReplicaServer, redis_server: RedisServer, tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def test_three_workers_store_every_tag_of_a_round_exactly_once_in_s3(
+        replica: ReplicaServer, redis_server: RedisServer, s3_server: S3Bucket,
+        tmp_path: Path) -> None:
+    out = s3_server.url
     tags = _tags(replica, "dist", 100)
     queued = enqueue(redis_server, ",".join(PLATFORMS), tags, "r1")
     assert queued.code == 0, queued.stderr
     assert "queued 300 job(s) of round r1" in queued.stdout
-    workers = [start_worker(redis_server, replica, out, f"w{i}", "--batch", "20")
-               for i in range(3)]
-    codes = {w.name: w.wait(timeout=80) for w in workers}
+    workers = [start_worker(redis_server, replica, out, f"w{i}", "--batch", "20",
+                            "--no-archive", logs=tmp_path, env=s3_server.env) for i in range(3)]
+    codes = {w.name: w.wait(timeout=150) for w in workers}
     assert codes == {"w0": 0, "w1": 0, "w2": 0}, [w.stderr()[-2000:] for w in workers]
 
-    counts = snapshot_counts(out)
+    counts = snapshot_counts(out)  # read back from S3 through storage.reading
     assert set(counts) == {(p, t) for p in PLATFORMS for t in tags}
     assert set(counts.values()) == {1}  # exactly once for the round
-    by_trigger = Counter(r["trigger"] for r in runs(out))
-    assert set(by_trigger) == {"worker:w0", "worker:w1", "worker:w2"}  # files from all workers
-    assert all(r["command"] == "worker" and r["verdict"] == "ok" for r in runs(out))
-    assert sum(r["snapshots"] for r in runs(out)) == 300
+    records = runs(out)
+    assert {r["trigger"] for r in records} == {"worker:w0", "worker:w1", "worker:w2"}
+    assert all(r["command"] == "worker" and r["verdict"] == "ok" for r in records)
+    assert sum(r["snapshots"] for r in records) == 300
+    # files from all workers: every snapshot file in the bucket is named after a batch's run
+    worker_of = {r["run_id"]: r["trigger"] for r in records}
+    files = [k for k in s3_server.objects("snapshots") if k.endswith(".parquet")]
+    writers = {worker_of[run_id] for k in files for run_id in worker_of
+               if f"part-{run_id}-" in k}
+    assert writers == {"worker:w0", "worker:w1", "worker:w2"}
 
     con = duckdb_connect(out)
     (rows, pairs, run_ids), = con.execute(
