@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -171,6 +172,10 @@ def test_inputs_left_behind_by_a_crash_after_the_marker_are_not_read(s3_server: 
     for key, data in saved.items():  # the deletions of step 3 never happened
         s3_server.put(key, data)
     assert _views(s3_server.url) == (2, 6)
+    # a reader that ignores the markers (every *.parquet object) counts those rows twice
+    plain = [pq.read_table(io.BytesIO(s3_server.get(k))).num_rows
+             for k in s3_server.objects("snapshots") if k.endswith(".parquet")]
+    assert sum(plain) == 3 + 2
     assert compact(s3_server.url, ["snapshots"], now=NOW).recovered_jobs == 2
     assert not set(saved) & set(s3_server.objects("snapshots"))
     assert _views(s3_server.url) == (2, 6)
@@ -193,8 +198,13 @@ def test_s3_failure_keeps_rows_buffered_and_nothing_partial_is_visible(
     writer = DatasetWriter(s3_server.url, run_id(2), flush_rows=10_000)
     writer.add_many("snapshots", [snapshot("b", DAY, views=2), snapshot("c", DAY, views=3)])
     s3_server.proxy.mode = mode
+    s3_server.proxy.requests.clear()
     with pytest.raises(S3Error) as caught:
         writer.flush()
+    # TAGARCHIVE_S3_RETRIES=2: the failing request was sent twice, then given up (a 503 to
+    # the HEAD that checks the key is free is not retried by the SDK: the flush is, later)
+    attempts = Counter((method, path) for _mode, method, path in s3_server.proxy.requests)
+    assert max(attempts.values()) == (1 if mode == DOWN else 2)
     message = str(caught.value)
     assert message.startswith("S3 ") and "\n" not in message
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in message + caplog.text
