@@ -94,7 +94,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from crawler.distributed import new_worker_id
+    from crawler.distributed import new_worker_id, redact_urls
     from crawler.platforms import REGISTRY
     from crawler.spiders.worker import BatchRunState, WorkerSpider
 
@@ -121,9 +121,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
         "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")})
 
+    argv = redact_urls(args.argv)  # a password in --redis never reaches `runs`
+
     def new_run(jobs: list[Any]) -> BatchRunState:
         return BatchRunState(
-            out=out, jobs=jobs, command="worker", argv=list(args.argv), settings_json=summary,
+            out=out, jobs=jobs, command="worker", argv=argv, settings_json=summary,
             flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
             # a batch is written once, at its end (then its jobs are acknowledged)
             flush_seconds=86_400.0, sessions=sessions, archive_enabled=not args.no_archive,

@@ -62,3 +62,25 @@ def test_a_worker_sets_aside_an_entry_that_is_no_job_and_goes_on(
     assert [(o["platform"], o["tag"], o["status"]) for o in record["outcomes"]] == [
         ("weibo", "fine", "stored")]
     assert "not a job" in worker.stderr()
+
+
+def test_a_redis_password_never_reaches_output_logs_or_runs(
+        replica: ReplicaServer, tmp_path: Path) -> None:
+    secret = "s3cret-redis-pw"
+    server = RedisServer(tmp_path / "redis", password=secret).start()
+    try:
+        queued = run_cli("enqueue", "weibo", "pw1", "--redis", server.url, "--queue", QUEUE)
+        assert queued.code == 0, queued.stderr
+        out = tmp_path / "out"
+        worker = start_worker(server, replica, out, "w", "--log-level", "DEBUG", idle_exit=1)
+        assert worker.wait(timeout=60) == 0, worker.stderr()[-2000:]
+        status = run_cli("status", "--redis", server.url, "--queue", QUEUE)
+        wrong = run_cli("enqueue", "weibo", "a", "--redis", server.url.replace(secret, "bad"))
+        (record,) = runs(out)
+        assert any("redis://127.0.0.1:" in a for a in record["argv"])
+        for text in (queued.stdout + queued.stderr, worker.stderr(), status.stdout,
+                     wrong.stderr, json.dumps(record, default=str)):
+            assert secret not in text
+        assert wrong.code == 3 and "bad" not in wrong.stderr
+    finally:
+        server.stop()
