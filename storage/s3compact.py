@@ -57,6 +57,7 @@ MARKER_VERSION = 1
 # belong to one still running, so they are left for a later run.
 LEFTOVER_AGE = timedelta(hours=1)
 _FETCH_THREADS = 8
+COMPACT_THREADS = 4  # partitions compacted at once
 
 
 @dataclass(frozen=True)
@@ -373,26 +374,40 @@ def compact_s3(root: Any, datasets: Iterable[str] | None = None, before: date | 
         raise ArchiveMissingError(f"no archive at {s3.url}")
     compaction_id = new_run_id(moment)
     report = CompactionReport({})
-    jobs = 0
+    # Partitions are independent and every step is a request that waits on the network, so
+    # several run at once; results are added in listing order.
+    work = []
     for name, parts in listed.items():
-        spec = DATASETS[name]
-        result = report.datasets[name] = DatasetReport(name)
-        for part in parts:
-            fragment = "/".join(f"{k}={v}" for k, v in part.values.items())
-            try:
-                report.recovered_jobs += _cleanup(s3, part, moment)
-            except StorageError as exc:
-                logger.warning("could not clean up %s %s: %s", name, fragment, exc)
-            if date.fromisoformat(part.values["date"]) >= cutoff:
-                result.out_of_range += 1
-                continue
-            jobs += 1
-            try:
-                done = _compact_partition(s3, spec, part, f"{compaction_id}-{jobs:05d}", moment)
-            except (StorageError, OSError, pa.ArrowException) as exc:
-                result.errors.append(f"{name} {fragment}: {' '.join(str(exc).split())}")
-                continue
-            if done is not None:
-                _add(result, _Outcome(done.compacted, done.files_before, 1, done.bytes_before,
-                                      done.bytes_after, done.rows_before, done.rows_kept))
+        report.datasets[name] = DatasetReport(name)
+        work += [(name, part) for part in parts]
+
+    def one(job: int, name: str, part: Partition) -> tuple[int, bool, _Done | str | None]:
+        fragment = "/".join(f"{k}={v}" for k, v in part.values.items())
+        recovered = 0
+        try:
+            recovered = _cleanup(s3, part, moment)
+        except StorageError as exc:
+            logger.warning("could not clean up %s %s: %s", name, fragment, exc)
+        if date.fromisoformat(part.values["date"]) >= cutoff:
+            return recovered, False, None
+        try:
+            done = _compact_partition(s3, DATASETS[name], part, f"{compaction_id}-{job:05d}",
+                                      moment)
+        except (StorageError, OSError, pa.ArrowException) as exc:
+            return recovered, True, f"{name} {fragment}: {' '.join(str(exc).split())}"
+        return recovered, True, done
+
+    with ThreadPoolExecutor(min(COMPACT_THREADS, max(1, len(work)))) as pool:
+        outcomes = list(pool.map(lambda item: one(item[0] + 1, *item[1]), enumerate(work)))
+    for (name, _part), (recovered, in_range, outcome) in zip(work, outcomes, strict=True):
+        result = report.datasets[name]
+        report.recovered_jobs += recovered
+        if not in_range:
+            result.out_of_range += 1
+        elif isinstance(outcome, str):
+            result.errors.append(outcome)
+        elif outcome is not None:
+            _add(result, _Outcome(outcome.compacted, outcome.files_before, 1,
+                                  outcome.bytes_before, outcome.bytes_after, outcome.rows_before,
+                                  outcome.rows_kept))
     return report
