@@ -14,7 +14,8 @@ Readers (``visible_files``, used by ``storage.reading`` and so by every command)
 of each directory in ``<cid>`` order (cids start with the UTC time; a marker that replaces another
 marker's output always comes after that one): a marker is honoured unless
 one of its inputs was already replaced by an earlier honoured marker (two compactions that raced
-over the same files: the earlier one wins, so rows are never counted twice). A file is visible if
+over the same files: the earlier one wins, so rows are never counted twice), or its output is
+gone without a later marker replacing it. A file is visible if
 no honoured marker lists it as an input and, for a ``-compact.parquet`` file, an honoured marker
 names it as its output.
 
@@ -109,12 +110,20 @@ def _cid_time(cid: str) -> datetime | None:
 def resolve(files: Iterable[str], markers: Iterable[Marker]) -> tuple[list[str], list[Marker],
                                                                       list[Marker]]:
     """(visible files, honoured markers, ignored markers) of one directory (see module doc)."""
+    files = set(files)
+    markers = list(markers)
+    listed = {name for m in markers for name in m.inputs}
     replaced: set[str] = set()
     committed: set[str] = set()
     honoured: list[Marker] = []
     ignored: list[Marker] = []
-    for marker in _in_order(list(markers)):
+    for marker in _in_order(markers):
         if replaced.intersection(marker.inputs) or marker.output in replaced:
+            ignored.append(marker)
+            continue
+        if marker.output not in files and marker.output not in listed:
+            # Its output was never replaced by a later compaction, yet is gone (deleted by
+            # hand?): hiding its inputs would hide their rows, so the marker counts for nothing.
             ignored.append(marker)
             continue
         honoured.append(marker)

@@ -188,6 +188,13 @@ def test_racing_compactions_never_count_twice() -> None:
         ["p1", "p2", "p3", a.output, b.output, "part-z-compact.parquet"], [b, a])
     assert visible == ["p3", a.output]
     assert honoured == [a] and ignored == [b]
+    # a marker whose output vanished (and was not replaced) hides nothing
+    visible, honoured, ignored = s3compact.resolve(["p1", "p2"], [a])
+    assert visible == ["p1", "p2"] and ignored == [a]
+    # ... but one whose output a later compaction replaced still hides its inputs
+    c = s3compact.Marker("20260201T130000Z-cccc-00001", "part-c-compact.parquet", (a.output,))
+    visible, honoured, ignored = s3compact.resolve(["p1", c.output], [a, c])
+    assert visible == [c.output] and honoured == [a, c]
 
 
 @pytest.mark.parametrize("mode", [FAIL_WRITES, DOWN, CUT])
