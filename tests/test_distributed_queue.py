@@ -115,3 +115,23 @@ def test_the_password_never_shows() -> None:
     with pytest.raises(ValueError, match="not a Redis URL") as caught:
         check_redis_url("http://:s3cret@host:6380/2")
     assert "s3cret" not in str(caught.value)
+
+
+def test_status_forgets_a_worker_a_day_after_its_last_beat(redis_server: RedisServer) -> None:
+    queue = _queue(redis_server)
+    client = redis_server.client()
+    old = {"host": "h", "pid": 1, "last_beat": "2020-01-01T00:00:00+00:00", "jobs_done": 3}
+    client.hset("t:workers", "old", json.dumps(old))
+    client.hset("t:workers", "recent", json.dumps({**old, "last_beat": time_now()}))
+    client.hset("t:workers", "holding", json.dumps(old))
+    client.rpush("t:inflight:holding", job_entry("weibo", "x", "r1"))
+    workers = {w.worker: w for w in queue.status().workers}
+    assert set(workers) == {"recent", "holding"}  # one still holds a job: kept until reaped
+    assert workers["holding"].in_flight == 1 and workers["recent"].state == "gone"
+    assert client.hexists("t:workers", "old") == 0
+
+
+def time_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
