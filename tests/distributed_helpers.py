@@ -38,11 +38,12 @@ class Worker:
 
 def start_worker(redis: RedisServer, replica: ReplicaServer, out: Path | str, name: str,
                  *extra: str, idle_exit: float = 3.0, logs: Path | None = None,
-                 env: dict[str, str] | None = None) -> Worker:
+                 env: dict[str, str] | None = None, browser: bool = False) -> Worker:
     """A worker process; `out` may be an s3:// root (then pass `logs` and the bucket's env)."""
     log = (logs or Path(out).parent) / f"worker-{name}-{time.monotonic_ns()}.log"
     argv = [sys.executable, "-m", "crawler.cli", "worker", "--redis", redis.url, "--queue", QUEUE,
-            "--out", str(out), "--replica", replica.url, "--no-browser", "--worker-id", name,
+            "--out", str(out), "--replica", replica.url, "--worker-id", name,
+            *(() if browser else ("--no-browser",)),
             "--idle-exit", str(idle_exit), "--heartbeat", "2", "--delay", "0",
             "--concurrency", "4", *extra]
     with open(log, "w", encoding="utf-8") as handle:
