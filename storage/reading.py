@@ -69,19 +69,27 @@ def open_dataset(root: str | Path, name: str) -> ds.Dataset:
 
 
 def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
-    from storage.s3compact import visible_files
+    from storage.s3compact import visible_sized
 
-    files = visible_files(root, name)
+    files = visible_sized(root, name)
     if not files:
         return ds.dataset(schema.empty_table())
-    return ds.dataset(
-        files,
-        schema=schema,
-        format="parquet",
-        filesystem=root.fs,
-        partitioning=ds.partitioning(partition_schema(name), flavor="hive"),
-        partition_base_dir=root.path(get_spec(name).name),
-    )
+    # Fragments made from the listing, sizes included: reading a file then costs its GETs only,
+    # not a HEAD first. Partition values come from the key, typed by the explicit schema.
+    parquet = ds.ParquetFileFormat()
+    partitioning = ds.partitioning(partition_schema(name), flavor="hive")
+    base = root.path(get_spec(name).name) + "/"
+    fragments = [
+        parquet.make_fragment(
+            path,
+            filesystem=root.fs,
+            # the trailing '/' makes the last k=v a directory (parse drops a file name)
+            partition_expression=partitioning.parse(path[len(base):].rsplit("/", 1)[0] + "/"),
+            file_size=size,
+        )
+        for path, size in files
+    ]
+    return ds.FileSystemDataset(fragments, schema=schema, format=parquet, filesystem=root.fs)
 
 
 def _sql_string(text: str) -> str:

