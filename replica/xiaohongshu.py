@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
+import random
 import re
+import struct
 import uuid
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +43,26 @@ TOPIC_PAGE_RE = re.compile(r"^/page/topics/([^/]+)/?$")
 # (xhshow) is not reproduced, this FNV scheme stands in for it.
 SIGN_KEY = "xhs_web-pc_134fe01"
 NOTES_PAGE_MAX = 20
+
+# Assets a real topic page loads and a scraper does not need: a cover image per note card, the
+# author's avatar, the header logo and a web font. The real ones come from xhscdn.com hosts; the
+# replica serves them itself under /assets/ so that nothing leaves 127.0.0.1. The bytes are
+# generated. [INF] sizes: covers 30-150 KB, avatars and logo 2-6 KB, the font 100 KB.
+# [INF] cache headers: a month
+# for images, a year (immutable) for the font. Covers and avatars are noise PNGs, so Chromium
+# decodes them; the font is random bytes behind a woff2 magic, so Chromium downloads it and then
+# rejects it (the cost of decoding a real font is not modelled) [INF].
+ASSETS = "/assets/"
+FONT_PATH = "/assets/fonts/xhs-sans.woff2"
+LOGO_PATH = "/assets/logo/xhs.png"  # the header logo, on every page
+IMAGE_RE = re.compile(r"^/assets/(cover|avatar|logo)/([^/]+)\.png$")
+PNG = "image/png"
+WOFF2 = "font/woff2"
+IMAGE_CACHE = "public, max-age=2592000"  # [INF]
+FONT_CACHE = "public, max-age=31536000, immutable"  # [INF]
+COVER_BYTES = range(30_000, 150_001, 10_000)  # [INF] a pool of 13 sizes, 30-150 KB
+AVATAR_BYTES = range(2_000, 6_001, 1_000)  # [INF] a pool of 5 sizes, 2-6 KB
+FONT_BYTES = 100_000  # [INF]
 
 # Error bodies. 461 + Verifytype/Verifyuuid and code 300012 are documented (PLATFORMS §1.4);
 # the -101 login text and the -510000 "话题不存在" topic message are invented [INF].
@@ -85,6 +109,46 @@ def verify_signature(uri: str, headers: Mapping[str, str], body: bytes) -> bool:
     )
 
 
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def noise_png(size: int, seed: int, aspect: float = 1.0) -> bytes:
+    """A valid RGB PNG of random pixels, about `size` bytes (noise does not compress)."""
+    width = max(1, int((size / (3 * aspect)) ** 0.5))
+    height = max(1, int(width * aspect))
+    rnd = random.Random(seed)
+    rows = b"".join(b"\x00" + rnd.randbytes(3 * width) for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(rows, 1)) + _png_chunk(b"IEND", b""))
+
+
+@functools.cache
+def _image_pool(kind: str) -> tuple[bytes, ...]:
+    # A small pool, picked by a hash of the id: distinct URLs, bounded replica memory and CPU.
+    if kind == "cover":
+        return tuple(noise_png(n, n, aspect=4 / 3) for n in COVER_BYTES)
+    return tuple(noise_png(n, n) for n in AVATAR_BYTES)
+
+
+@functools.cache
+def _font() -> bytes:
+    return b"wOF2" + random.Random(FONT_BYTES).randbytes(FONT_BYTES - 4)
+
+
+def asset(path: str) -> Response:
+    """A cover, an avatar, the logo or the web font, with cache headers; else 404."""
+    if path == FONT_PATH:
+        return respond(200, _font(), WOFF2, Cache_Control=FONT_CACHE)
+    match = IMAGE_RE.match(path)
+    if match is None:
+        return not_found()
+    pool = _image_pool(match.group(1))
+    body = pool[fnv1a32(match.group(2).encode()) % len(pool)]
+    return respond(200, body, PNG, Cache_Control=IMAGE_CACHE)
+
+
 def _undefined_state(state: dict[str, Any]) -> str:
     # The real page inlines a JS object literal, not JSON: bare `undefined` and \u002F slashes.
     text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
@@ -115,6 +179,8 @@ class XiaohongshuApp:
             return "search_page"
         if path.startswith("/static/"):
             return "static"
+        if path.startswith(ASSETS):
+            return "font" if path == FONT_PATH else "image"
         if path in ("", "/", "/explore"):
             return "home"
         return "other"
@@ -139,6 +205,8 @@ class XiaohongshuApp:
             return self._topic_page(match.group(1))
         if kind == "search_page":
             return self._search_page(query)
+        if kind in ("image", "font"):
+            return asset(path)
         if kind == "static":
             if path != "/static/xhs.js":
                 return not_found()
@@ -188,9 +256,15 @@ class XiaohongshuApp:
             '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{esc(title)}</title>{NO_ICON}"
-            "<style>body{font-family:sans-serif;margin:2em}.note-item{padding:4px 0;"
-            "border-bottom:1px solid #eee}.summary .meta span{font-weight:bold}</style>"
-            f'</head><body><div id="app"><div class="{root_class}">'
+            "<style>@font-face{font-family:'XHS Sans';font-display:swap;"
+            f"src:url({esc(self.prefix)}{FONT_PATH}) format('woff2')}}"
+            "body{font-family:'XHS Sans',sans-serif;margin:2em}.note-item{padding:4px 0;"
+            "border-bottom:1px solid #eee}.summary .meta span{font-weight:bold}"
+            ".note-item .cover{display:block;width:240px;height:320px;object-fit:cover}"
+            ".note-item .avatar{width:20px;height:20px;border-radius:50%}</style>"
+            f'</head><body><header><img class="logo" alt="小红书" width="72" height="24" '
+            f'src="{esc(self.prefix)}{LOGO_PATH}"></header>'
+            f'<div id="app"><div class="{root_class}">'
             '<div class="loading">加载中…</div></div></div>'
             f"<script>window.__INITIAL_STATE__={_undefined_state(state)}</script>"
             f'<script src="{esc(self.prefix)}/static/xhs.js"></script></body></html>'

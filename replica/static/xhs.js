@@ -1,5 +1,5 @@
 /* Replica of Xiaohongshu's web bundle: the request signer (window._webmsxyw) and the topic /
-   search pages that call the signed edith-style APIs. Plain ES2017, no modules, no images. */
+   search pages that call the signed edith-style APIs. Plain ES2017, no modules. */
 (function () {
   "use strict";
 
@@ -189,8 +189,18 @@
   function appendNotes(list, notes) {
     notes.forEach(function (note) {
       var card = el("section", { "class": "note-item", "data-note-id": note.id });
+      // The real card shows the note's cover and the author's avatar, from the CDN; the
+      // replica serves generated stand-ins under /assets/ (see xiaohongshu.py).
+      card.appendChild(el("img", {
+        "class": "cover", alt: "", src: prefix + "/assets/cover/" +
+          encodeURIComponent(note.id) + ".png"
+      }));
       card.appendChild(el("a", { "class": "title", href: prefix + "/explore/" + note.id },
                           note.title));
+      card.appendChild(el("img", {
+        "class": "avatar", alt: "", src: prefix + "/assets/avatar/" +
+          encodeURIComponent(note.user.userid) + ".png"
+      }));
       card.appendChild(el("span", { "class": "author" }, note.user.nickname));
       card.appendChild(el("span", { "class": "like-count" }, String(note.likes)));
       list.appendChild(card);

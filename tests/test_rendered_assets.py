@@ -1,0 +1,108 @@
+"""The replica's Xiaohongshu pages load images and a web font; tagarchive downloads none of them.
+
+The rendered benchmark compares tagarchive, which aborts image, media and font requests, with a
+naive scrapy-playwright setup that loads everything. These tests check both halves against the
+replica's hit counter: the naive baseline fetches the covers, avatars and font, tagarchive none.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from replica.server import ReplicaServer
+from replica.world import World
+from replica.xiaohongshu import COVER_BYTES, FONT_BYTES, asset
+from tests.conftest import ROOT, crawl
+
+TAGS = ("assetsone", "assetstwo")
+
+
+@pytest.fixture
+def server() -> Iterator[ReplicaServer]:
+    # its own replica, so that no other test's requests are counted
+    with ReplicaServer(world=World(seed=2025)) as replica:
+        yield replica
+
+
+def _hits(server: ReplicaServer) -> dict[str, int]:
+    return {kind: n for (platform, kind), n in server.hits_snapshot().items()
+            if platform == "xiaohongshu"}
+
+
+def test_assets_have_realistic_sizes_and_cache_headers() -> None:
+    status, headers, cover = asset("/assets/cover/6780a1b2c3d4e5f6.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert cover.startswith(b"\x89PNG\r\n\x1a\n")
+    assert min(COVER_BYTES) * 0.9 <= len(cover) <= max(COVER_BYTES) * 1.1
+    assert "max-age=" in headers["Cache-Control"]
+    status, headers, avatar = asset("/assets/avatar/5f0a.png")
+    assert status == 200 and 1_000 <= len(avatar) <= 8_000
+    status, headers, font = asset("/assets/fonts/xhs-sans.woff2")
+    assert status == 200 and headers["Content-Type"] == "font/woff2"
+    assert len(font) == FONT_BYTES and "immutable" in headers["Cache-Control"]
+    assert asset("/assets/cover/../x.png")[0] == 404
+    assert asset("/assets/other/x.png")[0] == 404
+
+
+def test_naive_baseline_loads_images_and_the_font(server: ReplicaServer) -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.naive_rendered", server.url, "4",
+                           *TAGS], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"topics": len(TAGS)}
+    hits = _hits(server)
+    assert hits.get("topic_page") == len(TAGS) and hits.get("notes", 0) >= len(TAGS)
+    # four pages each show the logo; two topic pages show 20 note cards each (cover + avatar).
+    # The naive spider closes a page once its header is there, so some cards' images are
+    # cancelled before they are asked for; at least the logos and a card's worth must arrive.
+    assert hits.get("image", 0) >= 2 * len(TAGS) + 2, hits
+    assert hits.get("font", 0) >= 1, hits
+
+
+def test_tagarchive_rendered_crawl_downloads_no_image_or_font(server: ReplicaServer,
+                                                              tmp_path: Path) -> None:
+    result = crawl(server, tmp_path, "xiaohongshu", *TAGS)
+    assert result.code == 0, result.stderr[-3000:]
+    hits = _hits(server)
+    # the topic pages were rendered, with their notes feed, and stored
+    assert hits.get("topic_page") == len(TAGS) and hits.get("notes", 0) >= len(TAGS), hits
+    assert f"{len(TAGS)}/{len(TAGS)} tags stored" in result.stdout
+    assert hits.get("image", 0) == 0, hits
+    assert hits.get("font", 0) == 0, hits
+
+
+def test_topic_page_shows_a_cover_and_avatar_per_note_and_loads_a_font(
+        server: ReplicaServer) -> None:
+    from playwright import sync_api
+
+    from crawler.browser import find_chromium, launch_options
+
+    page_id = server.world.topic("xiaohongshu", TAGS[0]).page_id
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(**launch_options(find_chromium()))
+        try:
+            page = browser.new_page()
+            kinds: list[str] = []
+            page.on("request", lambda r: kinds.append(r.resource_type))
+            page.goto(f"{server.base_url('xiaohongshu')}/page/topics/{page_id}")
+            page.wait_for_selector("html[data-replica-state=ready]", timeout=10_000)
+            cards = page.locator(".note-item").count()
+            assert cards == 20
+            assert page.locator(".note-item img.cover").count() == cards
+            assert page.locator(".note-item img.avatar").count() == cards
+            # every image arrives and decodes (noise PNGs, not placeholders)
+            page.wait_for_function(
+                "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)",
+                timeout=20_000)
+            widths = page.evaluate("[...document.querySelectorAll('img.cover')]"
+                                   ".map(i => i.naturalWidth)")
+            assert len(widths) == cards and min(widths) > 50
+            assert kinds.count("image") == 2 * cards + 1  # covers, avatars, the logo
+            assert kinds.count("font") == 1
+        finally:
+            browser.close()
