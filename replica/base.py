@@ -18,7 +18,8 @@ JSON = "application/json; charset=utf-8"
 JS = "application/javascript; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
-# No favicon request, no fonts, no images: pages stay cheap to render and to block.
+# No favicon request. Only Xiaohongshu's pages load images and a font (replica/xiaohongshu.py),
+# for the rendered benchmark; the other platforms' pages stay cheap to render.
 NO_ICON = '<link rel="icon" href="data:,">'
 
 
