@@ -38,6 +38,8 @@ RENDERS_PER_TAG = 2
 # Chromium pages at once are bounded by PLAYWRIGHT_MAX_PAGES_PER_CONTEXT (4) in both crawls.
 CONCURRENCY = 4
 TARGET_RATIO = 2.0
+# replica hit kinds of the Xiaohongshu assets a scraper does not need (replica/xiaohongshu.py)
+ASSET_KINDS = ("image", "font")
 
 
 def tag_names(n: int) -> list[str]:
@@ -70,6 +72,17 @@ def _bare(url: str, tags: list[str], concurrency: int) -> ChildRun:
     return run
 
 
+def _counting_assets(server: Any, crawl: Any) -> Any:
+    """Wrap a crawl: record the image and font requests it made to the replica."""
+    def counted() -> ChildRun:
+        server.reset_hits()
+        run = crawl()
+        hits = server.hits_snapshot()
+        run.extra["asset_hits"] = {k: hits.get((PLATFORM, k), 0) for k in ASSET_KINDS}
+        return run
+    return counted
+
+
 def _prime(server: Any, tags: list[str]) -> None:
     """Compute the replica's ground truth for these tags once, before anything is timed."""
     world = server.world
@@ -89,8 +102,9 @@ def run(quick: bool = False, reps: int | None = None, tags: int | None = None,
     with running_replica() as server:
         _prime(server, names)
         ours, bare = interleave(
-            "rendered", reps, lambda: _tagarchive(server.url, names, concurrency),
-            lambda: _bare(server.url, names, concurrency), log)
+            "rendered", reps,
+            _counting_assets(server, lambda: _tagarchive(server.url, names, concurrency)),
+            _counting_assets(server, lambda: _bare(server.url, names, concurrency)), log)
     return {"figures": figures(n, concurrency, ours, bare),
             "runs": {"tagarchive": [vars(r) for r in ours], "bare": [vars(r) for r in bare]},
             "params": {"tags": n, "concurrency": concurrency, "reps": reps}}
@@ -105,13 +119,19 @@ def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun]
     where = (f"{n} Xiaohongshu tags x {RENDERS_PER_TAG} renders, concurrency {concurrency}, "
              f"{len(ours)} interleaved reps; crawl phase includes the Chromium launch")
     counted = ", ".join(str(r.extra["rendered_requests"]) for r in ours)
+
+    def assets(runs: list[ChildRun]) -> str:
+        return ", ".join("/".join(str(r.extra["asset_hits"][k]) for k in ASSET_KINDS)
+                         for r in runs)
+    fetched = (f"image/font requests to the replica per run: tagarchive {assets(ours)}, "
+               f"naive {assets(bare)}")
     return [
         Figure("rendered: pages/s, tagarchive crawl", median(ours_pps), "pages/s",
                ratio=paired_ratio(ours_pps, naive_pps),
                ratio_of="tagarchive / naive scrapy-playwright", samples=ours_pps,
                target=f">= {TARGET_RATIO:g}x naive",
                meets_target=paired_ratio(ours_pps, naive_pps) >= TARGET_RATIO,
-               note=f"{where}; runs.rendered_requests per run: {counted}"),
+               note=f"{where}; runs.rendered_requests per run: {counted}; {fetched}"),
         Figure("rendered: pages/s, naive scrapy-playwright", median(naive_pps), "pages/s",
                ratio=1.0, ratio_of="reference", samples=naive_pps,
                note=f"{where}; the replica used {replica_load(bare):.0%} of a core during these "
