@@ -42,7 +42,9 @@ def test_compaction_job_follows_the_config(tmp_path: Path) -> None:
 
 
 def test_compact_now_merges_past_days(tmp_path: Path) -> None:
-    day = datetime.now(UTC) - timedelta(days=2)
+    # the start of a past UTC day, so the three hourly rows stay on it whatever the time now
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0,
+                                                           microsecond=0)
     for run in range(3):
         with DatasetWriter(tmp_path, f"20260101T00000{run}Z-0000000{run}") as writer:
             writer.add("snapshots", {"platform": "tiktok", "date": day.strftime("%Y-%m-%d"),
