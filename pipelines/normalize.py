@@ -48,6 +48,22 @@ def normalize_counter(value: Any, text: str | None) -> Normalized:
 class NormalizePipeline(RunPipeline):
     """First pipeline: puts every item into its canonical form, noting what cannot be."""
 
+    # Tags already normalized, raw -> canonical. Every post of a page carries the page's tag,
+    # and normalize_tag (NFKC, regexes, a scan per character) is a pure function of the string.
+    _TAG_MEMO_LIMIT = 4096
+
+    def _normalize_tag(self, raw: Any) -> str:
+        if type(raw) is not str:  # a wrong type still raises normalize_tag's own error
+            return normalize_tag(raw)
+        memo: dict[str, str] = self.__dict__.setdefault("_tag_memo", {})
+        known = memo.get(raw)
+        if known is None:
+            known = normalize_tag(raw)  # an invalid tag raises every time: never memoized
+            if len(memo) >= self._TAG_MEMO_LIMIT:
+                memo.clear()
+            memo[raw] = known
+        return known
+
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
             return self.each(item, self.process_item)
@@ -71,7 +87,7 @@ class NormalizePipeline(RunPipeline):
                     item.problems.append(f"{name}: {problem}")
         if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:
             try:
-                item.tag = normalize_tag(item.tag)
+                item.tag = self._normalize_tag(item.tag)
             except InvalidTagError as exc:
                 item.problems.append(f"tag: {exc}")
         return item

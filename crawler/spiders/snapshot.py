@@ -52,6 +52,11 @@ class SnapshotSpider(scrapy.Spider):
         self.adapters: dict[str, Platform] = {}
         self.browser_enabled = True
         self._flusher: task.LoopingCall | None = None
+        # One bound method for every request. Scrapy caches its "generator returns a value"
+        # check (inspect.getsource + ast.parse) in a weak-keyed dict keyed by the callback;
+        # a fresh bound method per request dies at once, so the check ran on every response
+        # (6% of an HTTP crawl's samples). Requests still name the callback by method name.
+        self.on_page = self.on_page  # type: ignore[method-assign]
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SnapshotSpider:

@@ -1,0 +1,139 @@
+"""Per-page work of the HTTP path that must not be repeated: each rule here was a profile cost."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from parsel import Selector
+from scrapy.utils.misc import _generator_callbacks_cache, is_generator_with_return_value
+from scrapy.utils.request import request_from_dict
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.items import PostItem
+from crawler.platforms.base import Fetch
+from crawler.platforms.tiktok import _universal_script_text
+from crawler.run import TagJob
+from crawler.spiders.snapshot import SnapshotSpider
+from crawler.tags import TagRef, normalize_tag
+from pipelines.normalize import NormalizePipeline
+from replica.server import ReplicaServer
+from storage.archive import COMPRESS_LEVEL, ArchiveWriter
+
+
+def test_every_request_shares_one_callback_so_scrapys_source_check_is_cached() -> None:
+    spider = SnapshotSpider()
+    job = TagJob("tiktok", TagRef(name="cats", id=None))
+    first = spider._request(Fetch(url="https://www.tiktok.com/tag/cats", step="tag_page"), job)
+    second = spider._request(Fetch(url="https://www.tiktok.com/tag/dogs", step="tag_page"), job)
+    assert first is not None and second is not None
+    assert first.callback is second.callback
+    is_generator_with_return_value(first.callback)
+    del first
+    assert second.callback in _generator_callbacks_cache  # a hit: no getsource + ast.parse
+    # a queued request (scrapy-redis, JOBDIR) still names the callback and comes back to it
+    restored = request_from_dict(second.to_dict(spider=spider), spider=spider)
+    assert restored.callback is spider.on_page
+
+
+UNIVERSAL = "script#__UNIVERSAL_DATA_FOR_REHYDRATION__::text"
+OPEN = '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+
+
+def _parsed(html: str) -> str | None:
+    return Selector(text=html).css(UNIVERSAL).get()
+
+
+@pytest.mark.parametrize("variant", ["ssr", "csr", "not_found", "captcha", "layout_changed",
+                                     "login_wall", "override"])
+def test_rehydration_script_read_without_the_tree_equals_the_parsers(
+        replica: ReplicaServer, variant: str) -> None:
+    for name in ("cats", "benchhttp0001", "été"):
+        replica.world.set_variant("tiktok", name, variant)
+        for _ in range(3):  # the unpinned variants alternate between page shapes
+            status, _headers, body = replica.dispatch("GET", f"/tiktok/tag/{quote(name)}", {})
+            html = body.decode("utf-8")
+            assert _universal_script_text(html) == _parsed(html), (variant, name, status)
+
+
+@pytest.mark.parametrize("html", [
+    f"<html><body>{OPEN}{{\"a\": 1}}</script></body></html>",
+    f"<html><body>{OPEN}{{\"a\": \"</div>\"}}</SCRIPT ></body></html>",
+    f"<html><body><!-- {OPEN}{{\"a\": 1}}</script> --></body></html>",
+    f"<html><body><textarea>{OPEN}{{\"a\": 1}}</script></textarea></body></html>",
+    f"<html><head><title>{OPEN}</title></head><body>{OPEN}{{\"a\": 2}}</script></body></html>",
+    f"<html><body><noscript>{OPEN}{{\"a\": 1}}</script></noscript></body></html>",
+    f"<html><body>{OPEN}</script></body></html>",
+    f"<html><body>{OPEN}{{\"a\":\r\n1}}</script></body></html>",
+    f"<html><body>{OPEN}{{\"a\": \"<!--<script>\"}}</script>{{}}</script></body></html>",
+    f"<html><body><script>var s = '<style>';</script>{OPEN}{{\"a\": 1}}</script></body></html>",
+    '<html><body><script type="application/json" id="__UNIVERSAL_DATA_FOR_REHYDRATION__">'
+    '{"a": 3}</script></body></html>',
+    "<html><body><p>no script</p></body></html>",
+])
+def test_rehydration_script_odd_pages_read_as_the_parser_reads_them(html: str) -> None:
+    assert _universal_script_text(html) == _parsed(html)
+
+
+def test_served_tag_page_is_read_without_building_the_tree(
+        replica: ReplicaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    replica.world.set_variant("tiktok", "cats", "ssr")
+    _status, _headers, body = replica.dispatch("GET", "/tiktok/tag/cats", {})
+    html = body.decode("utf-8")
+    expected = _parsed(html)
+    assert expected is not None and expected.startswith("{")
+
+    def no_tree(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the HTML tree was built")
+
+    monkeypatch.setattr("crawler.platforms.tiktok.Selector", no_tree)
+    assert _universal_script_text(html) == expected
+
+
+def test_warc_records_are_gzip_members_at_the_chosen_level(tmp_path: Path) -> None:
+    when = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    body = b'<html><body>{"views": 123456789}</body></html>' * 200
+    files = {}
+    for level in (COMPRESS_LEVEL, 9):
+        writer = ArchiveWriter(tmp_path / f"l{level}", "run-1", compresslevel=level)
+        refs = [writer.write_response("tiktok", url=f"https://www.tiktok.com/tag/t{i}", status=200,
+                                      headers={"Content-Type": "text/html", "Set-Cookie": "s=1"},
+                                      body=body, observed_at=when, meta={"Tag": f"t{i}"})
+                for i in range(3)]
+        (path,) = writer.close()
+        files[level] = path
+        data = path.read_bytes()
+        with path.open("rb") as fh:  # digests checked: a bad block digest raises
+            records = [(r.rec_headers.get_header("WARC-Record-ID"), r.content_stream().read(),
+                        r.http_headers.get_header("Set-Cookie"))
+                       for r in ArchiveIterator(fh, check_digests="raise")]
+        assert records == [(ref.record_id, body, None) for ref in refs]
+        members, rest = [], data
+        while rest:  # one gzip member per record, each compressed at the writer's level
+            inflate = zlib.decompressobj(31)
+            plain = inflate.decompress(rest)
+            member = rest[:len(rest) - len(inflate.unused_data)]
+            assert member == zlib.compress(plain, level, wbits=31)
+            members.append(plain)
+            rest = inflate.unused_data
+        assert len(members) == 3 and all(m.startswith(b"WARC/1.1\r\n") for m in members)
+    assert len(files[COMPRESS_LEVEL].read_bytes()) != len(files[9].read_bytes())
+
+
+def test_tag_memo_gives_what_normalize_tag_gives_and_never_hides_a_bad_tag() -> None:
+    pipeline = NormalizePipeline.__new__(NormalizePipeline)
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def post(tag: object) -> PostItem:
+        return PostItem(platform="tiktok", tag=tag, post_id="1", observed_at=now,
+                        source="embedded_json")
+
+    for raw in [" #TikTok难民# ", "Cats", "cats", " #TikTok难民# "] * 2:
+        assert pipeline.process_item(post(raw)).tag == normalize_tag(raw)
+    for bad in ["#", "a\x00b", 7, "#"]:
+        item = pipeline.process_item(post(bad))
+        assert [p for p in item.problems if p.startswith("tag: ")], bad
+    assert set(pipeline._tag_memo) == {" #TikTok难民# ", "Cats", "cats"}
