@@ -551,6 +551,19 @@ def _partition_dirs(root: Path, spec: DatasetSpec) -> list[tuple[dict[str, str],
     return levels
 
 
+def compaction_cutoff(now: datetime | None, before: date | None,
+                      include_today: bool) -> tuple[datetime, date]:
+    """The moment of a compaction and the first day it leaves alone (local roots and S3)."""
+    moment = datetime.now(UTC) if now is None else now
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}; pass a timezone-aware datetime")
+    # Crawls still add to today's partitions; later ones only exist through clock skew.
+    cutoff = moment.astimezone(UTC).date() + timedelta(days=1 if include_today else 0)
+    if before is not None:
+        cutoff = min(cutoff, before)
+    return moment, cutoff
+
+
 def compact(
     root: str | os.PathLike[str],
     datasets: Iterable[str] | None = None,
@@ -574,13 +587,7 @@ def compact(
     if not base.is_dir():
         raise ArchiveMissingError(f"no archive at {root}")
     names = list(DATASETS) if datasets is None else [get_spec(n).name for n in datasets]
-    moment = datetime.now(UTC) if now is None else now
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment!r}; pass a timezone-aware datetime")
-    # Crawls still add to today's partitions; later ones only exist through clock skew.
-    cutoff = moment.astimezone(UTC).date() + timedelta(days=1 if include_today else 0)
-    if before is not None:
-        cutoff = min(cutoff, before)
+    moment, cutoff = compaction_cutoff(now, before, include_today)
     ctx = _Context(base, f"{new_run_id(moment)}", lock_timeout)
     report = CompactionReport({})
     for name in dict.fromkeys(names):

@@ -373,17 +373,13 @@ def compact_s3(root: Any, datasets: Iterable[str] | None = None, before: date | 
         DatasetReport,
         _add,
         _Outcome,
+        compaction_cutoff,
     )
 
     s3 = as_s3_root(root)
     check_root(s3)
     names = list(DATASETS) if datasets is None else [get_spec(n).name for n in datasets]
-    moment = datetime.now(UTC) if now is None else now
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment!r}; pass a timezone-aware datetime")
-    cutoff = moment.astimezone(UTC).date() + timedelta(days=1 if include_today else 0)
-    if before is not None:
-        cutoff = min(cutoff, before)
+    moment, cutoff = compaction_cutoff(now, before, include_today)
     listed = {name: partitions(s3, name) for name in dict.fromkeys(names)}
     if not any(listed.values()) and not any(list_files(s3, n)[:1] for n in DATASETS):
         raise ArchiveMissingError(f"no archive at {s3.url}")
