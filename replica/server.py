@@ -152,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             # worth printing despite the quiet logging.
             traceback.print_exc(file=sys.stderr)
             response = respond(500, "replica internal error\n", TEXT)
+        self.server.replica.asset_wait(self.path)
         fault = None if self.path.startswith(ADMIN) else self.server.replica.faults.take(self.path)
         if fault is not None:
             self.server.replica.faults.serve(self, method, fault, response)
@@ -179,7 +180,13 @@ class ReplicaServer:
     without sockets, for callers that want the replica's responses without HTTP.
     """
 
-    def __init__(self, world: World | None = None, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        world: World | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        asset_latency_ms: float = 0.0,
+    ) -> None:
         self.world = world if world is not None else World()
         self.host = host
         self.port = port
@@ -193,6 +200,10 @@ class ReplicaServer:
         self._hits_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Delay before each answer under /<platform>/assets/ (images, fonts), standing in for a
+        # CDN's network wait; 0 (the default) answers at once. It may be changed while running.
+        self.asset_latency_ms = asset_latency_ms
+        self._stopping = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -200,6 +211,7 @@ class ReplicaServer:
         if self._httpd is not None:
             raise RuntimeError("ReplicaServer already started")
         httpd = _HTTPServer((self.host, self.port), self)
+        self._stopping.clear()
         self._httpd = httpd
         self.port = httpd.server_port
         self._thread = threading.Thread(
@@ -216,6 +228,7 @@ class ReplicaServer:
         if httpd is None:
             return
         self.faults.clear()  # wakes handlers held by a stall fault
+        self._stopping.set()  # and those waiting out an asset latency
         httpd.shutdown()
         httpd.close_connections()
         httpd.server_close()
@@ -246,6 +259,21 @@ class ReplicaServer:
         if platform not in self.platforms:
             raise KeyError(f"unknown platform {platform!r}; known: {sorted(self.platforms)}")
         return f"{self.url}/{platform}"
+
+    def is_asset(self, target: str) -> bool:
+        """True for a request-target under a platform's /assets/ (its images and fonts)."""
+        parts = urlsplit(target).path.split("/", 3)
+        return len(parts) == 4 and parts[1] in self.platforms and parts[2] == "assets"
+
+    def asset_wait(self, target: str) -> None:
+        """Hold this handler thread for asset_latency_ms if `target` is an asset.
+
+        Each connection has its own handler thread (ThreadingHTTPServer), so the wait delays
+        only this answer; other connections are served meanwhile. stop() cuts the wait short.
+        """
+        delay = self.asset_latency_ms
+        if delay > 0 and self.is_asset(target):
+            self._stopping.wait(delay / 1000)
 
     # -- accounting ---------------------------------------------------------------------------
 

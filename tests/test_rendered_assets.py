@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from replica.server import ReplicaServer
 from replica.world import World
-from replica.xiaohongshu import COVER_BYTES, FONT_BYTES, asset
+from replica.xiaohongshu import COVER_BYTES, FONT_BYTES, FONT_PATH, asset
 from tests.conftest import ROOT, crawl
 
 TAGS = ("assetsone", "assetstwo")
@@ -106,3 +109,28 @@ def test_topic_page_shows_a_cover_and_avatar_per_note_and_loads_a_font(
             assert kinds.count("font") == 1
         finally:
             browser.close()
+
+
+def _timed_get(url: str) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        resp.read()
+    return time.perf_counter() - start
+
+
+def test_asset_latency_delays_only_assets_and_only_when_set() -> None:
+    font = "/xiaohongshu" + FONT_PATH
+    with ReplicaServer(world=World(seed=2025)) as plain:
+        assert plain.asset_latency_ms == 0
+        assert _timed_get(plain.url + font) < 0.2
+    with ReplicaServer(world=World(seed=2025), asset_latency_ms=400) as slow:
+        assert slow.is_asset(font) and slow.is_asset("/xiaohongshu/assets/cover/ab.png")
+        assert not slow.is_asset("/xiaohongshu/explore") and not slow.is_asset("/assets/x.png")
+        assert _timed_get(slow.url + font) >= 0.4
+        assert _timed_get(slow.url + "/xiaohongshu/static/xhs.js") < 0.2
+        # a page asked for while an asset waits is answered at once: the wait holds one thread
+        with ThreadPoolExecutor(2) as pool:
+            waiting = pool.submit(_timed_get, slow.url + "/xiaohongshu/assets/avatar/5f0a.png")
+            time.sleep(0.05)
+            page = pool.submit(_timed_get, slow.url + "/robots.txt").result()
+            assert page < 0.2 and waiting.result() >= 0.4
