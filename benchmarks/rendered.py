@@ -6,6 +6,11 @@ sampled every 0.2 s. The same-run reference is the naive scrapy-playwright setup
 benchmarks/naive_rendered.py (a new page per request, no asset blocking, one long-lived
 context), rendering the same two pages per tag at the same concurrency, interleaved; ratios
 are tagarchive / naive.
+
+Both crawls run twice per repetition, in one invocation and interleaved: once on plain loopback
+(every asset answered at once) and once with the replica holding each image and font answer for
+CDN_LATENCY_MS. The target is judged on the CDN-like figure (see TARGET_ON); the loopback figure
+is printed beside it as the floor, since it gives asset blocking no network time to save.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from benchmarks.harness import (
     ChildRun,
     Figure,
     check,
-    interleave,
+    describe,
     median,
     memory_figures,
     paired_ratio,
@@ -40,6 +45,13 @@ CONCURRENCY = 4
 TARGET_RATIO = 2.0
 # replica hit kinds of the Xiaohongshu assets a scraper does not need (replica/xiaohongshu.py)
 ASSET_KINDS = ("image", "font")
+# [INF] Delay per image/font answer in the CDN-like condition: a typical time to first byte from
+# a client to a nearby CDN edge is some tens of milliseconds; 50 ms is taken as a middle value,
+# chosen before measuring, and not tuned to the target. It models waiting only, not bandwidth.
+CDN_LATENCY_MS = 50
+# (label, asset latency in ms), in the order run in the first repetition
+CONDITIONS = (("loopback", 0), (f"CDN-like {CDN_LATENCY_MS} ms/asset", CDN_LATENCY_MS))
+TARGET_ON = CONDITIONS[1][0]
 
 
 def tag_names(n: int) -> list[str]:
@@ -95,23 +107,38 @@ def _prime(server: Any, tags: list[str]) -> None:
 
 def run(quick: bool = False, reps: int | None = None, tags: int | None = None,
         concurrency: int = CONCURRENCY, log: Any = print) -> dict[str, Any]:
-    """Run the interleaved repetitions; return figures and raw runs."""
+    """Run the interleaved repetitions of both conditions; return figures and raw runs."""
     n = tags or (QUICK_TAGS if quick else TAGS)
     reps = reps or REPS
     names = tag_names(n)
+    runs: dict[str, tuple[list[ChildRun], list[ChildRun]]] = {c: ([], []) for c, _ in CONDITIONS}
     with running_replica() as server:
         _prime(server, names)
-        ours, bare = interleave(
-            "rendered", reps,
-            _counting_assets(server, lambda: _tagarchive(server.url, names, concurrency)),
-            _counting_assets(server, lambda: _bare(server.url, names, concurrency)), log)
-    return {"figures": figures(n, concurrency, ours, bare),
-            "runs": {"tagarchive": [vars(r) for r in ours], "bare": [vars(r) for r in bare]},
-            "params": {"tags": n, "concurrency": concurrency, "reps": reps}}
+        ours_crawl = _counting_assets(server, lambda: _tagarchive(server.url, names, concurrency))
+        bare_crawl = _counting_assets(server, lambda: _bare(server.url, names, concurrency))
+        for rep in range(reps):
+            # swap both the condition order and the crawl order every repetition
+            for label, latency in CONDITIONS if rep % 2 == 0 else CONDITIONS[::-1]:
+                server.asset_latency_ms = latency
+                ours, bare = runs[label]
+                pairs = ((ours_crawl, ours), (bare_crawl, bare))
+                for crawl, into in pairs if rep % 2 == 0 else pairs[::-1]:
+                    into.append(crawl())
+                    log(f"  rendered [{label}] rep {rep + 1}/{reps} {describe(into[-1])}")
+        server.asset_latency_ms = 0
+    loop_label, cdn_label = (c for c, _ in CONDITIONS)
+    return {"figures": [*figures(n, concurrency, *runs[cdn_label], cdn_label),
+                        *figures(n, concurrency, *runs[loop_label], loop_label)],
+            "runs": {label: {"tagarchive": [vars(r) for r in ours],
+                             "bare": [vars(r) for r in bare]}
+                     for label, (ours, bare) in runs.items()},
+            "params": {"tags": n, "concurrency": concurrency, "reps": reps,
+                       "asset_latency_ms": {c: ms for c, ms in CONDITIONS}}}
 
 
-def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun]) -> list[Figure]:
-    """Rendered pages/s and peak memory, each with its ratio to the bare spider."""
+def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun],
+            label: str = CONDITIONS[0][0]) -> list[Figure]:
+    """Rendered pages/s (and, on loopback, peak memory), each with its ratio to the bare spider."""
     ours_pps = [r.extra["rendered_requests"] / r.crawl_s for r in ours if r.crawl_s]
     naive_pps = [RENDERS_PER_TAG * n / r.crawl_s for r in bare if r.crawl_s]
     ours_cpu = [r.extra["rendered_requests"] / r.cpu_s for r in ours if r.cpu_s]
@@ -123,29 +150,36 @@ def figures(n: int, concurrency: int, ours: list[ChildRun], bare: list[ChildRun]
     def assets(runs: list[ChildRun]) -> str:
         return ", ".join("/".join(str(r.extra["asset_hits"][k]) for k in ASSET_KINDS)
                          for r in runs)
+    judged = label == TARGET_ON
+    why = ("the target is judged on this figure: on a real site the covers, avatars and font "
+           "come over the network, which is the time asset blocking saves" if judged else
+           f"not the judged figure (that is [{TARGET_ON}]): on loopback an asset costs no "
+           "network wait, so this is the floor of what blocking saves")
     fetched = (f"image/font requests to the replica per run: tagarchive {assets(ours)}, "
                f"naive {assets(bare)}")
-    return [
-        Figure("rendered: pages/s, tagarchive crawl", median(ours_pps), "pages/s",
-               ratio=paired_ratio(ours_pps, naive_pps),
-               ratio_of="tagarchive / naive scrapy-playwright", samples=ours_pps,
-               target=f">= {TARGET_RATIO:g}x naive",
-               meets_target=paired_ratio(ours_pps, naive_pps) >= TARGET_RATIO,
-               note=f"{where}; runs.rendered_requests per run: {counted}; {fetched}"),
-        Figure("rendered: pages/s, naive scrapy-playwright", median(naive_pps), "pages/s",
-               ratio=1.0, ratio_of="reference", samples=naive_pps,
+    ratio = paired_ratio(ours_pps, naive_pps)
+    figs = [
+        Figure(f"rendered [{label}]: pages/s, tagarchive crawl", median(ours_pps), "pages/s",
+               ratio=ratio, ratio_of="tagarchive / naive scrapy-playwright", samples=ours_pps,
+               target=f">= {TARGET_RATIO:g}x naive" + ("" if judged else " (not judged here)"),
+               meets_target=ratio >= TARGET_RATIO,
+               note=f"{why}; {where}; runs.rendered_requests per run: {counted}; {fetched}"),
+        Figure(f"rendered [{label}]: pages/s, naive scrapy-playwright", median(naive_pps),
+               "pages/s", ratio=1.0, ratio_of="reference", samples=naive_pps,
                note=f"{where}; the replica used {replica_load(bare):.0%} of a core during these "
                     f"crawl phases ({replica_load(ours):.0%} during tagarchive's)"),
-        Figure("rendered: pages per CPU-second, tagarchive crawl", median(ours_cpu),
+        Figure(f"rendered [{label}]: pages per CPU-second, tagarchive crawl", median(ours_cpu),
                "pages/CPU-s", ratio=paired_ratio(ours_cpu, naive_cpu),
                ratio_of="tagarchive / naive scrapy-playwright", samples=ours_cpu,
                note="CPU time of the whole process tree (crawler, driver, Chromium) over its "
                     "whole life, start-up included; barely moved by other load on the machine, "
                     "unlike wall time; naive scrapy-playwright: "
                     f"{median(naive_cpu):.2f} pages/CPU-s"),
-        *memory_figures("rendered", "naive scrapy-playwright", ours, bare,
-                        note="crawler, Playwright driver and Chromium; "),
     ]
+    if label == CONDITIONS[0][0]:
+        figs += memory_figures("rendered", "naive scrapy-playwright", ours, bare,
+                               note="crawler, Playwright driver and Chromium; loopback runs; ")
+    return figs
 
 
 def main() -> None:
