@@ -41,7 +41,7 @@ demo: setup
 	$(BIN)/tagarchive demo --out $(OUT)
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check crawler pipelines storage replica tests benchmarks
