@@ -106,7 +106,7 @@ def summarize(out: str, since: datetime, console: Console) -> None:
         table.add_column(col, justify="right" if col not in ("platform", "tag", "source")
                          else "left")
     for platform, tag, n, first, last, views, views_text, disc, posts, sources in rows:
-        growth = f"+{(last - first) / first:.1%}" if first and last is not None else "-"
+        growth = f"{(last - first) / first:+.1%}" if first and last is not None else "-"
         shown = f"{views:,}" if views is not None else "-"
         if views_text:
             shown += f" ({views_text})"
