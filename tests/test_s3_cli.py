@@ -205,8 +205,9 @@ def test_status_and_the_schedulers_record_lookup_read_s3(s3_server: S3Bucket, tm
     with DatasetWriter(config.out, "r-pets") as writer:
         writer.add("snapshots", snapshot("cats", now - timedelta(minutes=10), platform="bilibili",
                                          views=9))
-        writer.add("runs", {"run_id": "r-pets", "date": now.strftime("%Y-%m-%d"),
-                            "started_at": now - timedelta(minutes=11), "watch": "pets",
+        started = now - timedelta(minutes=11)  # its own day, not now's: just after midnight
+        writer.add("runs", {"run_id": "r-pets", "date": started.strftime("%Y-%m-%d"),
+                            "started_at": started, "watch": "pets",
                             "verdict": "ok", "trigger": "schedule", "health": "healthy"})
     assert main(["status", "--json", "--config", str(path)]) == 0
     data = json.loads(capsys.readouterr().out)
