@@ -89,19 +89,7 @@ class Bluesky(Platform):
         return {"Authorization": f"Bearer {token}"}
 
     def on_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
-        data = _json(page.text)
-        error = data.get("error") if isinstance(data, dict) else None
-        if page.status == 429:
-            reset = page.headers.get("ratelimit-reset")
-            raise RateLimited(f"HTTP 429 {error or ''}, Retry-After "
-                              f"{page.headers.get('retry-after', '-')}, RateLimit-Reset "
-                              f"{reset or '-'}")
-        if error in _TOKEN_ERRORS or (page.status in (401, 403) and error):
-            raise LoginWall(f"{SIGNIN_HINT} (HTTP {page.status} {error})")
-        check_status(page)
-        if not isinstance(data, dict) or not isinstance(data.get("posts"), list):
-            keys = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
-            raise LayoutChanged(f"searchPosts answered without a posts list ({keys})")
+        data = search_answer(page)
         name = tag.name.lstrip("#") if tag.name else ""
         return parse_search(data, name, page)
 
