@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from crawler.run import (
     EXIT_USAGE,
     RunState,
     TagJob,
-    settings_summary,
+    recorded_settings,
 )
 from crawler.tags import InvalidTagError, parse_tag_arg
 
@@ -37,6 +38,14 @@ class UsageError(Exception):
 
 class EnvironmentProblem(Exception):
     """The machine cannot run this (no browser, unwritable output): exit code 3."""
+
+
+def parse_day(text: str) -> date:
+    """An argparse type: a YYYY-MM-DD day (backfill --since/--until, compact --before)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD day: {text!r}") from None
 
 
 def _check_url(url: str) -> str:
@@ -191,9 +200,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     settings = project_settings(overrides)
     run = RunState(
         out=out, jobs=jobs, command="crawl", argv=list(args.argv),
-        settings_json=settings_summary({k: settings[k] for k in (
-            "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
-            "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")}),
+        settings_json=recorded_settings(settings),
         flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
         flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
         sessions=sessions,

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crawler.cli import (
@@ -24,7 +24,9 @@ from crawler.cli import (
     _load_sessions,
     build_settings,
     load_config_sources,
+    parse_day,
     prepare_out,
+    project_settings,
     resolve_base_urls,
 )
 from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, RunState, TagJob
@@ -33,13 +35,6 @@ logger = logging.getLogger(__name__)
 
 # A compaction already running holds the activity dataset's lock; wait this long for it.
 ACTIVITY_LOCK_WAIT_S = 30.0
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD day: {text!r}") from None
 
 
 def register(subparsers: Any) -> None:
@@ -54,9 +49,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("platform", help="e.g. mastodon, bluesky, weibo, bilibili, tiktok, xhs")
     p.add_argument("tag", help="tag name (with or without #), or id:<id>")
-    p.add_argument("--since", type=_day, required=True, metavar="YYYY-MM-DD",
+    p.add_argument("--since", type=parse_day, required=True, metavar="YYYY-MM-DD",
                    help="first UTC day of the window")
-    p.add_argument("--until", type=_day, required=True, metavar="YYYY-MM-DD",
+    p.add_argument("--until", type=parse_day, required=True, metavar="YYYY-MM-DD",
                    help="last UTC day of the window (included)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted backfill of this window where it stopped")
@@ -138,20 +133,14 @@ def _resumed(store: Any, label: str) -> Any:
 def _crawl(args: argparse.Namespace, out: str, job: TagJob, walk: Any, store: Any,
            base_urls: dict[str, str], sessions: dict[str, Any], label: str) -> RunState:
     from scrapy.crawler import CrawlerProcess
-    from scrapy.utils.project import get_project_settings
 
-    from crawler.run import settings_summary
+    from crawler.run import recorded_settings
     from crawler.spiders.backfill import BackfillSpider, NoProgress
 
-    overrides = build_settings(args, base_urls, [job.platform])
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
-    settings = get_project_settings()
-    settings.setdict(overrides, priority="cmdline")
+    settings = project_settings(build_settings(args, base_urls, [job.platform]))
     run = RunState(
         out=out, jobs=[job], command="backfill", argv=list(args.argv),
-        settings_json=settings_summary({k: settings[k] for k in (
-            "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
-            "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")}),
+        settings_json=recorded_settings(settings),
         flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
         flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
         sessions=sessions,

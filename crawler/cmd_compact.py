@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
-from crawler.cli import EnvironmentProblem, UsageError
+from crawler.cli import EnvironmentProblem, UsageError, parse_day
 from crawler.run import EXIT_ENVIRONMENT, EXIT_OK
 
 if TYPE_CHECKING:
@@ -32,13 +31,6 @@ _COLUMNS = (
 )
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD day: {text!r}") from None
-
-
 def register(subparsers: Any) -> None:
     """Add `compact` to the `tagarchive` command line."""
     p = subparsers.add_parser(
@@ -53,7 +45,7 @@ def register(subparsers: Any) -> None:
                         "(default: ./data or $TAGARCHIVE_OUT)")
     p.add_argument("--dataset", action="append", default=[], metavar="NAME",
                    help="only this dataset (repeatable or comma-separated; default: all)")
-    p.add_argument("--before", type=_day, metavar="DATE",
+    p.add_argument("--before", type=parse_day, metavar="DATE",
                    help="only partitions dated before this UTC day (YYYY-MM-DD)")
     p.add_argument("--include-today", action="store_true",
                    help="also today's partitions (crawls still add files to them)")

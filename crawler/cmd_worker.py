@@ -28,7 +28,7 @@ from crawler.cli import (
     project_settings,
     resolve_base_urls,
 )
-from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, settings_summary
+from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, recorded_settings
 
 REDIS_ENV = "TAGARCHIVE_REDIS"
 
@@ -117,9 +117,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     overrides.setdefault("TAGARCHIVE_HEALTH_ENABLED", "false")
     settings = project_settings(overrides)
     worker_id = args.worker_id or new_worker_id()
-    summary = settings_summary({k: settings[k] for k in (
-        "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
-        "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")})
+    summary = recorded_settings(settings)
 
     argv = redact_urls(args.argv)  # a password in --redis never reaches `runs`
 

@@ -187,6 +187,16 @@ def _version() -> str:
         return "0+unknown"
 
 
+# The settings a run record keeps (its `settings` column), for crawl, backfill and worker.
+RECORDED_SETTINGS = ("CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY", "ROBOTSTXT_OBEY",
+                     "TAGARCHIVE_BROWSER_ENABLED", "AUTOTHROTTLE_ENABLED")
+
+
+def recorded_settings(settings: Any) -> str:
+    """settings_summary() of the RECORDED_SETTINGS of a Scrapy Settings object."""
+    return settings_summary({key: settings[key] for key in RECORDED_SETTINGS})
+
+
 def settings_summary(settings: dict[str, Any]) -> str:
     """JSON of the settings worth keeping in the run record; nothing secret-looking."""
     keep = {}
