@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -64,6 +65,15 @@ _CHINA = timezone(timedelta(hours=8))
 
 def _ok(data: Any) -> dict[str, Any]:
     return {"code": 0, "message": "0", "ttl": 1, "data": data}
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A topic a request names: the world's tag name (the display name in `topic.name` may
+    differ) and its truth. Not a tuple, because a Response is one."""
+
+    name: str
+    topic: TopicTruth
 
 
 class BilibiliApp:
@@ -168,7 +178,8 @@ class BilibiliApp:
         return {"uid": uid, "face": "https://i0.hdslb.com/bfs/face/member/noface.jpg",
                 "name": f"用户{str(uid)[-7:]}"}
 
-    def _details(self, query: Query) -> Response:
+    def _requested_topic(self, query: Query) -> _Asked | Response:
+        """The topic of the `topic_id` asked for, or the answer the site gives instead."""
         topic_id = query.get("topic_id", "")
         if not topic_id.isdigit():
             return json_response(200, BAD_REQUEST_BODY)
@@ -179,8 +190,13 @@ class BilibiliApp:
         if refusal:
             return refusal
         topic = self._topic(name)
-        if topic is None:
-            return json_response(200, NOT_FOUND_BODY)
+        return json_response(200, NOT_FOUND_BODY) if topic is None else _Asked(name, topic)
+
+    def _details(self, query: Query) -> Response:
+        found = self._requested_topic(query)
+        if not isinstance(found, _Asked):
+            return found
+        name, topic = found.name, found.topic
         item = self.topic_item(topic)
         if self.world.has_variant(PLATFORM, name, "layout_changed"):
             # [INF] a redesign: counters moved under `stats` with new names
@@ -231,18 +247,10 @@ class BilibiliApp:
         }
 
     def _cards(self, query: Query) -> Response:
-        topic_id = query.get("topic_id", "")
-        if not topic_id.isdigit():
-            return json_response(200, BAD_REQUEST_BODY)
-        name = self.world.lookup(PLATFORM, topic_id)
-        if name is None:
-            return json_response(200, NOT_FOUND_BODY)
-        refusal = self._refusal(name)
-        if refusal:
-            return refusal
-        topic = self._topic(name)
-        if topic is None:
-            return json_response(200, NOT_FOUND_BODY)
+        found = self._requested_topic(query)
+        if not isinstance(found, _Asked):
+            return found
+        name, topic = found.name, found.topic
         sort_by, offset = query.get("sort_by", "1") or "1", query.get("offset", "")
         try:
             size = max(1, min(int(query.get("page_size", "20") or 20), CARDS_PAGE_MAX))
