@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from crawler.platforms.base import Outcome
 from crawler.signin import Session, redact
 from crawler.tags import TagRef
-from storage import DatasetWriter, check_partition_value, new_run_id
+from storage import DatasetWriter, StorageError, check_partition_value, new_run_id
 from storage.archive import ArchiveWriter
 
 # exit codes, documented in README "Exit codes"
@@ -25,6 +26,8 @@ EXIT_UNHEALTHY = 4  # every tag stored, but a health check flagged something (cr
 EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -95,6 +98,26 @@ class RunState:
         self.writer.close()
         if self._archive is not None:
             self._archive.close()
+
+    def timed_flush(self) -> None:
+        """Write rows that waited flush_seconds and publish the open archive files, so a crash
+        loses at most one interval even when no item arrives; errors are logged, and reported
+        when the run closes (a full disk must not stop the timer)."""
+        try:
+            self.writer.maybe_flush()
+            if self.archive is not None:
+                self.archive.rotate()
+        except Exception as exc:
+            logger.error("timed flush failed: %s", exc)
+
+    def store_record(self, record: dict[str, Any]) -> None:
+        """Add the run's `runs` row and close storage; a storage failure is kept, not raised."""
+        try:
+            self.writer.add("runs", record)
+            self.close_storage()
+        except StorageError as exc:
+            self.storage_error = str(exc)
+            logger.error("storage failed: %s", exc)
 
     def set_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
         """Record how a tag ended; a stored snapshot is final, a later failure cannot undo it."""

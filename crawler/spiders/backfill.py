@@ -24,10 +24,10 @@ from twisted.python.failure import Failure
 
 from crawler.backfill import Walk, WalkStore
 from crawler.items import ActivityItem, PostItem
-from crawler.platforms.base import Captured, Fetch, Outcome, Page, Platform, PlatformError
+from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
 from crawler.platforms.timeline import TimelinePage
 from crawler.run import RunState, TagJob
-from crawler.spiders.snapshot import page_from_response
+from crawler.spiders.snapshot import captured_dict, page_from_response
 from storage import StorageError
 from storage.archive import RecordRef
 
@@ -103,16 +103,8 @@ class BackfillSpider(scrapy.Spider):
     def _on_opened(self) -> None:
         if self.run.flush_seconds > 0:
             # bounds what a crash loses to one interval, even when no item arrives
-            self._flusher = task.LoopingCall(self._timed_flush)
+            self._flusher = task.LoopingCall(self.run.timed_flush)
             self._flusher.start(self.run.flush_seconds, now=False)
-
-    def _timed_flush(self) -> None:
-        try:
-            self.run.writer.maybe_flush()
-            if self.run.archive is not None:
-                self.run.archive.rotate()
-        except Exception as exc:  # reported at close; a full disk must not kill the loop
-            logger.error("timed flush failed: %s", exc)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         fetch = self.walk.next_fetch
@@ -203,7 +195,7 @@ class BackfillSpider(scrapy.Spider):
             if page.rendered:
                 return archive.write_rendered(
                     self.job.platform, url=page.url, dom=page.text, observed_at=page.observed_at,
-                    captured=[_captured_dict(c) for c in page.captured], meta=meta)
+                    captured=[captured_dict(c) for c in page.captured], meta=meta)
             return archive.write_response(self.job.platform, url=page.url, status=page.status,
                                           headers=page.headers, body=body,
                                           observed_at=page.observed_at, meta=meta)
@@ -229,15 +221,6 @@ class BackfillSpider(scrapy.Spider):
         run.close_reason = reason
         run.finish()
         record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
-        try:
-            run.writer.add("runs", record)
-            run.close_storage()
-        except StorageError as exc:
-            run.storage_error = str(exc)
-            logger.error("storage failed: %s", exc)
+        run.store_record(record)
         logger.info("backfill %s %s: %d pages, %d posts", run.run_id, record["verdict"],
                     self.walk.pages, self.walk.posts)
-
-
-def _captured_dict(cap: Captured) -> dict[str, Any]:
-    return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}

@@ -84,16 +84,8 @@ class SnapshotSpider(scrapy.Spider):
         interval = self.run.flush_seconds if self.run else 0
         if interval > 0:
             # bounds what a crash loses to one interval, even when no item arrives
-            self._flusher = task.LoopingCall(self._timed_flush)
+            self._flusher = task.LoopingCall(self.run.timed_flush)
             self._flusher.start(interval, now=False)
-
-    def _timed_flush(self) -> None:
-        try:
-            self.run.writer.maybe_flush()
-            if self.run.archive is not None:
-                self.run.archive.rotate()  # bounds what a crash loses from the archive too
-        except Exception as exc:  # reported at close; a full disk must not kill the loop
-            logger.error("timed flush failed: %s", exc)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for job in self.run.jobs:
@@ -163,7 +155,7 @@ class SnapshotSpider(scrapy.Spider):
             if page.rendered:
                 return archive.write_rendered(
                     job.platform, url=page.url, dom=page.text, observed_at=page.observed_at,
-                    captured=[_captured_dict(c) for c in page.captured], meta=meta)
+                    captured=[captured_dict(c) for c in page.captured], meta=meta)
             return archive.write_response(job.platform, url=page.url, status=page.status,
                                           headers=page.headers, body=body,
                                           observed_at=page.observed_at, meta=meta)
@@ -221,12 +213,7 @@ class SnapshotSpider(scrapy.Spider):
         run.finish()
         self._check_health(reason)
         record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
-        try:
-            run.writer.add("runs", record)
-            run.close_storage()
-        except StorageError as exc:
-            run.storage_error = str(exc)
-            logger.error("storage failed: %s", exc)
+        run.store_record(record)
         logger.info("run %s %s: %d snapshots, %d posts, %d rejects, %d failed tags",
                     run.run_id, record["verdict"], record["snapshots"], record["posts"],
                     record["rejects"], len(run.failures),
@@ -246,7 +233,8 @@ def error_detail(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:300]
 
 
-def _captured_dict(cap: Captured) -> dict[str, Any]:
+def captured_dict(cap: Captured) -> dict[str, Any]:
+    """A captured response as the archive stores it."""
     return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}
 
 
