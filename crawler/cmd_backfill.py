@@ -28,6 +28,7 @@ from crawler.cli import (
     prepare_out,
     project_settings,
     resolve_base_urls,
+    start_process,
 )
 from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, RunState, TagJob
 
@@ -150,7 +151,7 @@ def _crawl(args: argparse.Namespace, out: str, job: TagJob, walk: Any, store: An
                 else NoProgress())
     process = CrawlerProcess(settings)
     process.crawl(BackfillSpider, run=run, walk=walk, store=store, progress=progress)
-    process.start()
+    start_process(process)
     return run
 
 

@@ -27,6 +27,7 @@ from crawler.cli import (
     prepare_out,
     project_settings,
     resolve_base_urls,
+    start_process,
 )
 from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, recorded_settings
 
@@ -134,7 +135,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     process.crawl(crawler, run=new_run([]), queue=queue, worker_id=worker_id,
                   batch_size=args.batch, idle_exit=args.idle_exit, heartbeat=args.heartbeat,
                   poll=min(1.0, args.heartbeat), new_run=new_run)
-    process.start()
+    start_process(process)
     spider = crawler.spider
     if spider is None:  # the spider never opened (its own error is in the log above)
         raise EnvironmentProblem("the worker could not start")

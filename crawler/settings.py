@@ -60,6 +60,11 @@ DOWNLOAD_TIMEOUT = 60
 # DownloadCancelledError`) rather than held: parsing and archiving it costs about 7x its size in
 # memory (a 50 MB page: +330 MiB, docs/reliability.md). Scrapy's own default is 1 GiB.
 DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
+# Scrapy starts CONCURRENT_ITEMS (default 100) asyncio tasks for every callback's output. A
+# tagarchive callback yields one item (PageItems) or one follow-up request, and the pipelines
+# are synchronous, so a single worker loses nothing; 100 tasks per page cost ~10% of an HTTP
+# crawl's CPU (docs/performance.md)
+CONCURRENT_ITEMS = 1
 COOKIES_ENABLED = True
 TELNETCONSOLE_ENABLED = False
 # Scrapy 2.19's remote control runs code sent to a local port; a crawler never needs it
