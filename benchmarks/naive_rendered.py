@@ -9,11 +9,12 @@ README sets it up, with nothing tuned. That is, as the benchmark issue describes
 - navigation waits for the `load` event (Playwright's default), then for the same end-state
   selector tagarchive waits for.
 
-Same Chromium and launch options as tagarchive (the executable and headless are needed to run
-at all), same concurrency (CONCURRENT_REQUESTS_PER_DOMAIN), robots.txt obeyed, no delay. For
-each tag it renders the Xiaohongshu topic search, follows the first topic link and renders the
-topic page. It reads the rendered DOM and stores nothing. Timed by the probe extension; prints
-a JSON summary.
+Same Chromium and base launch options as tagarchive (`launch_options(executable)`: the
+executable and headless are needed to run at all; the crawl's image switch, IMAGES_OFF, is asset
+blocking and so left out), same concurrency (CONCURRENT_REQUESTS_PER_DOMAIN), robots.txt
+obeyed, no delay. For each tag it renders the Xiaohongshu topic search, follows the first topic
+link and renders the topic page. It reads the rendered DOM and stores nothing. Timed by the
+probe extension; prints a JSON summary.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
 from benchmarks.probe import EXTENSIONS_SETTING
-from crawler import settings as tagarchive_settings
+from crawler.browser import find_chromium, launch_options
 
 SEARCH_DONE = "ul.topic-list, .captcha, .empty"
 TOPIC_DONE = ".summary .meta, .error, .captcha"
@@ -83,7 +84,7 @@ def settings(concurrency: int) -> dict[str, Any]:
         "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
         "DOWNLOAD_HANDLERS": {"http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"},
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
-        "PLAYWRIGHT_LAUNCH_OPTIONS": tagarchive_settings.PLAYWRIGHT_LAUNCH_OPTIONS,
+        "PLAYWRIGHT_LAUNCH_OPTIONS": launch_options(find_chromium()),
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "WARNING",
         "EXTENSIONS": json.loads(EXTENSIONS_SETTING),

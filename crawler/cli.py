@@ -153,7 +153,7 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
             raise EnvironmentProblem(str(exc)) from None
         if executable is None:
             raise EnvironmentProblem(INSTALL_HINT)
-        overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable)
+        overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable, images=False)
         # the browser handler for the schemes in use; it starts Chromium on the first request
         # that renders, so a crawl that renders nothing never starts it (crawler/browser.py)
         schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme

@@ -106,9 +106,9 @@ DOWNLOAD_HANDLERS = {
 }
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 try:
-    PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(find_chromium())
+    PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(find_chromium(), images=False)
 except BrowserNotFoundError:
-    PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(None)
+    PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(None, images=False)
 PLAYWRIGHT_ABORT_REQUEST = "crawler.browser.should_abort_request"
 PLAYWRIGHT_MAX_CONTEXTS = 2
 PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4

@@ -11,6 +11,7 @@ import pytest
 from crawler.browser import (
     BrowserNotFoundError,
     find_chromium,
+    IMAGES_OFF,
     launch_options,
     should_abort_request,
 )
@@ -62,6 +63,12 @@ def test_launch_options() -> None:
     assert "--disable-background-networking" in options["args"]
     assert ("--no-sandbox" in options["args"]) == (os.geteuid() == 0)
     assert "executable_path" not in launch_options(None)
+    # the crawl's browser never asks for images; plain launches (reports, baselines) do
+    assert IMAGES_OFF not in options["args"]
+    assert IMAGES_OFF in launch_options("/usr/bin/chromium", images=False)["args"]
+    from crawler import settings
+
+    assert IMAGES_OFF in settings.PLAYWRIGHT_LAUNCH_OPTIONS["args"]
 
 
 @pytest.mark.parametrize(("kind", "blocked"), [("image", True), ("font", True), ("media", True),

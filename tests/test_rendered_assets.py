@@ -1,7 +1,8 @@
 """The replica's Xiaohongshu pages load images and a web font; tagarchive downloads none of them.
 
-The rendered benchmark compares tagarchive, which aborts image, media and font requests, with a
-naive scrapy-playwright setup that loads everything. These tests check both halves against the
+The rendered benchmark compares tagarchive, whose browser never asks for images (Blink's image
+switch) and aborts media and font requests, with a naive scrapy-playwright setup that loads
+everything. These tests check both halves against the
 replica's hit counter: the naive baseline fetches the covers, avatars and font, tagarchive none.
 """
 
@@ -134,3 +135,26 @@ def test_asset_latency_delays_only_assets_and_only_when_set() -> None:
             time.sleep(0.05)
             page = pool.submit(_timed_get, slow.url + "/robots.txt").result()
             assert page < 0.2 and waiting.result() >= 0.4
+
+
+def test_the_crawls_browser_never_asks_for_an_image(server: ReplicaServer) -> None:
+    from playwright import sync_api
+
+    from crawler.browser import find_chromium, launch_options
+
+    page_id = server.world.topic("xiaohongshu", TAGS[0]).page_id
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(**launch_options(find_chromium(), images=False))
+        try:
+            page = browser.new_page()
+            kinds: list[str] = []
+            page.on("request", lambda r: kinds.append(r.resource_type))
+            page.goto(f"{server.base_url('xiaohongshu')}/page/topics/{page_id}")
+            page.wait_for_selector("html[data-replica-state=ready]", timeout=10_000)
+            assert page.locator(".note-item img.cover").count() == 20
+            time.sleep(0.5)
+            # 41 <img> on the page and not one request: nothing for the route to abort
+            assert "image" not in kinds and "document" in kinds and "fetch" in kinds, kinds
+        finally:
+            browser.close()
+    assert _hits(server).get("image", 0) == 0
