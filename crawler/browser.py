@@ -99,12 +99,21 @@ def should_abort_request(request: Any) -> bool:
 
 
 class _Capture:
-    """The JSON responses one page fetched, collected while it loads."""
+    """The JSON responses one page fetched, collected while it loads.
+
+    Only the document this request navigates to is listened to: the capture arms on the page's
+    main-frame navigation request, and a response counts only if its request was issued after
+    that. A reused page still holds the previous request's document until the navigation
+    commits (RenderMiddleware stops it rather than navigating it away), and whatever that
+    document fetched belongs to the previous request.
+    """
 
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = [re.compile(p) for p in patterns]
         self.items: list[dict[str, Any]] = []
         self.pending: set[asyncio.Task[None]] = set()
+        self.armed = False
+        self.requests: set[Any] = set()  # Playwright Request objects issued since arming
 
     def wants(self, url: str) -> bool:
         return any(p.search(url) for p in self.patterns)
@@ -139,15 +148,47 @@ async def install_capture(page: Any, request: Any) -> None:
     if getattr(page, "_tagarchive_listening", False):
         return
     page._tagarchive_listening = True
+    page._tagarchive_stirred = False
+
+    def on_request(sent: Any) -> None:
+        capture: _Capture | None = getattr(page, "_tagarchive_capture", None)
+        if capture is None:
+            page._tagarchive_stirred = True  # a parked document is still fetching
+            return
+        if not capture.armed:
+            if not (sent.is_navigation_request() and sent.frame is page.main_frame):
+                return  # the previous document's, before this request's navigation began
+            capture.armed = True
+        capture.requests.add(sent)
 
     def on_response(response: Any) -> None:
         capture: _Capture | None = getattr(page, "_tagarchive_capture", None)
-        if capture is not None and capture.wants(response.url):
+        if (capture is not None and response.request in capture.requests
+                and capture.wants(response.url)):
             task = asyncio.ensure_future(capture.read(response))
             capture.pending.add(task)
             task.add_done_callback(capture.pending.discard)
 
+    page.on("request", on_request)
     page.on("response", on_response)
+
+
+def stirred(page: Any) -> bool:
+    """Whether a parked page's document fetched anything since it was parked."""
+    return bool(getattr(page, "_tagarchive_stirred", False))
+
+
+async def park(page: Any) -> None:
+    """Stop a finished page's document: what it still fetches is aborted, and it stays put.
+
+    Navigating it to about:blank instead costs a navigation per render (Chromium builds and
+    tears down a document): ~20% of a rendered crawl's CPU (docs/performance.md). The stopped
+    document is replaced when the next request navigates; a page whose document fetches
+    again while parked is `stirred`, and RenderMiddleware blanks it before reusing it.
+    """
+    page._tagarchive_capture = None  # nothing it still receives belongs to a request
+    await page.evaluate("window.stop()")
+    page._tagarchive_stirred = False  # what was in flight was aborted by the stop
 
 
 async def collect_captures(page: Any, spec: dict[str, Any]) -> list[dict[str, Any]]:
