@@ -258,7 +258,12 @@ def start_process(process: Any) -> None:
     """
     gc.set_threshold(*CRAWL_GC_THRESHOLD)
     gc.freeze()
-    process.start()
+    try:
+        process.start()
+    finally:
+        # back in the collector's view for interpreter shutdown: extension modules that count
+        # their live objects at exit (nanobind) would otherwise report the frozen ones as leaks
+        gc.unfreeze()
 
 
 def _load_sessions(platforms: list[str], entries: Sequence[str]) -> dict[str, Any]:

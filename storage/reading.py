@@ -6,14 +6,17 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from storage.errors import UnsafePathError
 from storage.fs import S3Root, as_s3_root, is_remote
 from storage.schemas import DATASETS, get_spec
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Partition values are typed explicitly: left to inference, pyarrow reads date=2024 as int32 and
 # polars reads 007 as 7 (ENGINEERING-NOTES 8.2).
@@ -133,6 +136,8 @@ def duckdb_connect(
     fails on a glob that matches nothing; call again once files exist to switch to the glob.
     """
     if con is None:
+        import duckdb  # here, not at the top: a crawl reads datasets (health checks), not SQL
+
         con = duckdb.connect()
         # Show TIMESTAMPTZ values in UTC, as they are stored, whatever the machine's zone.
         con.execute("SET TimeZone = 'UTC'")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,14 +163,30 @@ def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation
             seen["frozen"] = gc.get_freeze_count()
             seen["alive"] = [object()]  # made after the freeze: the collector still sees it
 
+    class Watching(Process):
+        def start(self) -> None:
+            super().start()
+            seen["marker_visible"] = any(obj is marker for obj in gc.get_objects())
+
     before = gc.get_threshold()
     marker = [object()]
     try:
-        start_process(Process())
+        start_process(Watching())
         assert seen["threshold"] == CRAWL_GC_THRESHOLD
         assert seen["frozen"] > 1000
         assert gc.is_tracked(seen["alive"])
-        assert not any(obj is marker for obj in gc.get_objects())  # frozen: out of its view
+        assert seen["marker_visible"] is False  # frozen during the crawl: out of its view
+        assert gc.get_freeze_count() == 0  # and back for shutdown
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_crawl_process_does_not_load_duckdb() -> None:
+    # the health checks read datasets with pyarrow; DuckDB (~50 ms and tens of MiB to import)
+    # is for queries and reports
+    code = ("import sys, crawler.cli, crawler.spiders.snapshot, crawler.spiders.backfill, "
+            "crawler.spiders.worker, crawler.health; print('duckdb' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "False"
