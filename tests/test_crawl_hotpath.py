@@ -150,6 +150,21 @@ def test_one_item_worker_per_callback_because_each_page_yields_one_object() -> N
     assert project_settings({}).getint("CONCURRENT_ITEMS") == 1
 
 
+def test_meta_refresh_is_not_followed_so_the_adapter_sees_the_page() -> None:
+    from scrapy.utils.test import get_crawler
+
+    from crawler.cli import project_settings
+
+    from types import SimpleNamespace
+
+    from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
+    from scrapy.exceptions import NotConfigured
+
+    settings = project_settings({})
+    with pytest.raises(NotConfigured):  # Scrapy leaves it out of the downloader chain
+        MetaRefreshMiddleware.from_crawler(SimpleNamespace(settings=settings))
+
+
 def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation() -> None:
     import gc
 
