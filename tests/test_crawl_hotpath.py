@@ -168,6 +168,8 @@ def test_meta_refresh_is_not_followed_so_the_adapter_sees_the_page() -> None:
 def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation() -> None:
     import gc
 
+    import pyarrow as pa
+
     from crawler.cli import CRAWL_GC_THRESHOLD, start_process
 
     seen: dict[str, object] = {}
@@ -177,13 +179,14 @@ def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation
             seen["threshold"] = gc.get_threshold()
             seen["frozen"] = gc.get_freeze_count()
             seen["alive"] = [object()]  # made after the freeze: the collector still sees it
+            seen["arrow_pool"] = pa.default_memory_pool().backend_name
 
     class Watching(Process):
         def start(self) -> None:
             super().start()
             seen["marker_visible"] = any(obj is marker for obj in gc.get_objects())
 
-    before = gc.get_threshold()
+    before, pool = gc.get_threshold(), pa.default_memory_pool()
     marker = [object()]
     try:
         start_process(Watching())
@@ -191,10 +194,12 @@ def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation
         assert seen["frozen"] > 1000
         assert gc.is_tracked(seen["alive"])
         assert seen["marker_visible"] is False  # frozen during the crawl: out of its view
+        assert seen["arrow_pool"] == "system"
         assert gc.get_freeze_count() == 0  # and back for shutdown
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+        pa.set_memory_pool(pool)
 
 
 def test_a_crawl_process_does_not_load_duckdb() -> None:
