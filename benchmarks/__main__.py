@@ -97,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="smaller inputs throughout (docs/performance.md lists both sizes)")
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append",
                         help="run only this benchmark (repeatable)")
-    parser.add_argument("--reps", type=int, help="interleaved repetitions per crawl (default: 5 for http, 3 for the others)")
+    parser.add_argument("--reps", type=int,
+                        help="interleaved repetitions per crawl (default: 5 for http, 3 for "
+                             "the others)")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
                         help="where to write every figure and raw sample (default %(default)s)")
     args = parser.parse_args(argv)

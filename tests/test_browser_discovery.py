@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from crawler.browser import (
+    IMAGES_OFF,
     BrowserNotFoundError,
     find_chromium,
-    IMAGES_OFF,
     launch_options,
     should_abort_request,
 )

@@ -151,14 +151,13 @@ def test_one_item_worker_per_callback_because_each_page_yields_one_object() -> N
 
 
 def test_meta_refresh_is_not_followed_so_the_adapter_sees_the_page() -> None:
-    from scrapy.utils.test import get_crawler
-
-    from crawler.cli import project_settings
 
     from types import SimpleNamespace
 
     from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
     from scrapy.exceptions import NotConfigured
+
+    from crawler.cli import project_settings
 
     settings = project_settings({})
     with pytest.raises(NotConfigured):  # Scrapy leaves it out of the downloader chain
