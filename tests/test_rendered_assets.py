@@ -15,7 +15,9 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,36 +82,43 @@ def test_tagarchive_rendered_crawl_downloads_no_image_or_font(server: ReplicaSer
     assert hits.get("font", 0) == 0, hits
 
 
-def test_topic_page_shows_a_cover_and_avatar_per_note_and_loads_a_font(
-        server: ReplicaServer) -> None:
+@contextmanager
+def _topic_page(server: ReplicaServer, *, images: bool) -> Iterator[tuple[Any, list[str]]]:
+    """A rendered replica topic page and the resource type of every request it made."""
     from playwright import sync_api
 
     from crawler.browser import find_chromium, launch_options
 
     page_id = server.world.topic("xiaohongshu", TAGS[0]).page_id
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options(find_chromium()))
+        browser = pw.chromium.launch(**launch_options(find_chromium(), images=images))
         try:
             page = browser.new_page()
             kinds: list[str] = []
             page.on("request", lambda r: kinds.append(r.resource_type))
             page.goto(f"{server.base_url('xiaohongshu')}/page/topics/{page_id}")
             page.wait_for_selector("html[data-replica-state=ready]", timeout=10_000)
-            cards = page.locator(".note-item").count()
-            assert cards == 20
-            assert page.locator(".note-item img.cover").count() == cards
-            assert page.locator(".note-item img.avatar").count() == cards
-            # every image arrives and decodes (noise PNGs, not placeholders)
-            page.wait_for_function(
-                "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)",
-                timeout=20_000)
-            widths = page.evaluate("[...document.querySelectorAll('img.cover')]"
-                                   ".map(i => i.naturalWidth)")
-            assert len(widths) == cards and min(widths) > 50
-            assert kinds.count("image") == 2 * cards + 1  # covers, avatars, the logo
-            assert kinds.count("font") == 1
+            yield page, kinds
         finally:
             browser.close()
+
+
+def test_topic_page_shows_a_cover_and_avatar_per_note_and_loads_a_font(
+        server: ReplicaServer) -> None:
+    with _topic_page(server, images=True) as (page, kinds):
+        cards = page.locator(".note-item").count()
+        assert cards == 20
+        assert page.locator(".note-item img.cover").count() == cards
+        assert page.locator(".note-item img.avatar").count() == cards
+        # every image arrives and decodes (noise PNGs, not placeholders)
+        page.wait_for_function(
+            "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)",
+            timeout=20_000)
+        widths = page.evaluate("[...document.querySelectorAll('img.cover')]"
+                               ".map(i => i.naturalWidth)")
+        assert len(widths) == cards and min(widths) > 50
+        assert kinds.count("image") == 2 * cards + 1  # covers, avatars, the logo
+        assert kinds.count("font") == 1
 
 
 def _timed_get(url: str) -> float:
@@ -138,23 +147,9 @@ def test_asset_latency_delays_only_assets_and_only_when_set() -> None:
 
 
 def test_the_crawls_browser_never_asks_for_an_image(server: ReplicaServer) -> None:
-    from playwright import sync_api
-
-    from crawler.browser import find_chromium, launch_options
-
-    page_id = server.world.topic("xiaohongshu", TAGS[0]).page_id
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options(find_chromium(), images=False))
-        try:
-            page = browser.new_page()
-            kinds: list[str] = []
-            page.on("request", lambda r: kinds.append(r.resource_type))
-            page.goto(f"{server.base_url('xiaohongshu')}/page/topics/{page_id}")
-            page.wait_for_selector("html[data-replica-state=ready]", timeout=10_000)
-            assert page.locator(".note-item img.cover").count() == 20
-            time.sleep(0.5)
-            # 41 <img> on the page and not one request: nothing for the route to abort
-            assert "image" not in kinds and "document" in kinds and "fetch" in kinds, kinds
-        finally:
-            browser.close()
+    with _topic_page(server, images=False) as (page, kinds):
+        assert page.locator(".note-item img.cover").count() == 20
+        time.sleep(0.5)
+        # 41 <img> on the page and not one request: nothing for the route to abort
+        assert "image" not in kinds and "document" in kinds and "fetch" in kinds, kinds
     assert _hits(server).get("image", 0) == 0
