@@ -19,6 +19,7 @@ from benchmarks.harness import (
     REPLICA_NOTE,
     ChildRun,
     Figure,
+    bench_tags,
     describe,
     run_tagarchive,
     running_replica,
@@ -30,15 +31,10 @@ QUICK_TAGS = 10
 CONCURRENCY = 8
 
 
-def tag_names(n: int) -> list[str]:
-    """N distinct tag names that exist on the replica."""
-    return [f"benchuse{i:03d}" for i in range(n)]
-
-
 def run(quick: bool = False, reps: int = 1, log: Any = print) -> dict[str, Any]:
     """One crawl; return the figures."""
     n = QUICK_TAGS if quick else TAGS
-    names = tag_names(n)
+    names = bench_tags("benchuse", n, 3)
 
     def stored_all(r: ChildRun) -> str | None:
         want = n * len(PLATFORMS)

@@ -19,6 +19,7 @@ from benchmarks.harness import (
     REPLICA_NOTE,
     ChildRun,
     Figure,
+    bench_tags,
     describe,
     run_tagarchive,
     running_replica,
@@ -32,11 +33,6 @@ TOLERANCE = 0.2
 TIMEOUT_S = 3600.0
 
 
-def tag_names(n: int) -> list[str]:
-    """N distinct tag names that exist on the replica."""
-    return [f"benchgrow{i:05d}" for i in range(n)]
-
-
 def run(quick: bool = False, reps: int = 1, log: Any = print,
         sizes: tuple[int, int] | None = None) -> dict[str, Any]:
     """One crawl of each size (small first); return the figures."""
@@ -44,7 +40,7 @@ def run(quick: bool = False, reps: int = 1, log: Any = print,
     runs: dict[int, ChildRun] = {}
     with running_replica() as server:
         for n in (small, large):
-            names = tag_names(n)
+            names = bench_tags("benchgrow", n, 5)
             for name in names:
                 server.world.set_variant(PLATFORM, name, "ssr")  # keep the HTTP path pure
 

@@ -89,6 +89,12 @@ class Figure:
         return asdict(self)
 
 
+def bench_tags(prefix: str, n: int, width: int) -> list[str]:
+    """N distinct tag names for one benchmark (prefix + zero-padded index): every name exists
+    on the replica, which makes up a topic for any tag it is asked about."""
+    return [f"{prefix}{i:0{width}d}" for i in range(n)]
+
+
 def median(values: Sequence[float]) -> float:
     """The median, or NaN for no values."""
     return statistics.median(values) if values else float("nan")

@@ -20,6 +20,7 @@ from benchmarks.harness import (
     REPLICA_NOTE,
     ChildRun,
     Figure,
+    bench_tags,
     check,
     interleave,
     median,
@@ -43,11 +44,6 @@ REPS = 5
 # backlog (5) overflows into 1 s SYN retransmits: the crawl then measures TCP, not the crawler.
 CONCURRENCY = 16
 TARGET_RATIO = 0.8
-
-
-def tag_names(n: int) -> list[str]:
-    """N distinct tag names that exist on the replica."""
-    return [f"benchhttp{i:04d}" for i in range(n)]
 
 
 def _tagarchive(url: str, tags: list[str], concurrency: int) -> ChildRun:
@@ -87,7 +83,7 @@ def run(quick: bool = False, reps: int = REPS, tags: int | None = None,
         concurrency: int = CONCURRENCY, log: Any = print) -> dict[str, Any]:
     """Run the interleaved repetitions; return figures and raw runs."""
     n = tags or (QUICK_TAGS if quick else TAGS)
-    names = tag_names(n)
+    names = bench_tags("benchhttp", n, 4)
     with running_replica() as server:
         for name in names:
             server.world.set_variant(PLATFORM, name, "ssr")  # keep the HTTP path pure

@@ -21,6 +21,7 @@ from benchmarks.harness import (
     REPLICA_NOTE,
     ChildRun,
     Figure,
+    bench_tags,
     describe,
     median,
     mib,
@@ -37,17 +38,12 @@ TARGET_RATIO = 1.2
 TIMEOUT_S = 3600.0
 
 
-def tag_names(n: int) -> list[str]:
-    """N distinct tag names that exist on the replica."""
-    return [f"benchmem{i:05d}" for i in range(n)]
-
-
 def run(quick: bool = False, reps: int = 1, log: Any = print,
         marks: tuple[int, int] | None = None) -> dict[str, Any]:
     """One long crawl (reps is ignored: one crawl carries both marks); return the figures."""
     early, late = marks or (QUICK_MARKS if quick else MARKS)
     n = -(-late // RENDERS_PER_TAG)
-    names = tag_names(n)
+    names = bench_tags("benchmem", n, 5)
     with running_replica() as server:
         _prime(server, names)
 

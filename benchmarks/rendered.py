@@ -24,6 +24,7 @@ from benchmarks.harness import (
     REPLICA_NOTE,
     ChildRun,
     Figure,
+    bench_tags,
     check,
     describe,
     median,
@@ -52,11 +53,6 @@ CDN_LATENCY_MS = 50
 # (label, asset latency in ms), in the order run in the first repetition
 CONDITIONS = (("loopback", 0), (f"CDN-like {CDN_LATENCY_MS} ms/asset", CDN_LATENCY_MS))
 TARGET_ON = CONDITIONS[1][0]
-
-
-def tag_names(n: int) -> list[str]:
-    """M distinct tag names that exist on the replica."""
-    return [f"benchxhs{i:03d}" for i in range(n)]
 
 
 def _tagarchive(url: str, tags: list[str], concurrency: int) -> ChildRun:
@@ -110,7 +106,7 @@ def run(quick: bool = False, reps: int | None = None, tags: int | None = None,
     """Run the interleaved repetitions of both conditions; return figures and raw runs."""
     n = tags or (QUICK_TAGS if quick else TAGS)
     reps = reps or REPS
-    names = tag_names(n)
+    names = bench_tags("benchxhs", n, 3)
     runs: dict[str, tuple[list[ChildRun], list[ChildRun]]] = {c: ([], []) for c, _ in CONDITIONS}
     with running_replica() as server:
         _prime(server, names)
