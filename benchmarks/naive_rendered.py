@@ -30,7 +30,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
-from benchmarks.probe import EXTENSIONS_SETTING
+from benchmarks.bare_http import settings as bare_settings
 from crawler.browser import find_chromium, launch_options
 
 SEARCH_DONE = "ul.topic-list, .captcha, .empty"
@@ -74,20 +74,13 @@ class NaiveRenderedSpider(scrapy.Spider):
 
 
 def settings(concurrency: int) -> dict[str, Any]:
-    """scrapy-playwright's documented minimum, at tagarchive's concurrency and browser binary."""
+    """The bare HTTP baseline's plain Scrapy settings plus scrapy-playwright's documented
+    minimum, at tagarchive's concurrency and browser binary."""
     return {
-        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
-        "CONCURRENT_REQUESTS": max(16, concurrency),
-        "DOWNLOAD_DELAY": 0,
-        "AUTOTHROTTLE_ENABLED": False,
-        "ROBOTSTXT_OBEY": True,
-        "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
+        **bare_settings(concurrency),
         "DOWNLOAD_HANDLERS": {"http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"},
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
         "PLAYWRIGHT_LAUNCH_OPTIONS": launch_options(find_chromium()),
-        "TELNETCONSOLE_ENABLED": False,
-        "LOG_LEVEL": "WARNING",
-        "EXTENSIONS": json.loads(EXTENSIONS_SETTING),
     }
 
 
