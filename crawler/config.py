@@ -33,6 +33,13 @@ RESERVED_SETTINGS = ("TAGARCHIVE_RUN_ID", "TAGARCHIVE_WATCH", "TAGARCHIVE_TRIGGE
                      "CLOSESPIDER_TIMEOUT")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# The longest duration a key takes (every, jitter, timeout, the [service] graces): a year. A
+# longer one is a typo, and `now + every` would pass year 9999 in the scheduler and in `status`.
+MAX_DURATION = 366 * 86400.0
+MAX_DELAY = 86400.0  # politeness.delay, seconds between two requests to one domain
+# health.lookback_days: a century reaches the start of any archive, and `now - lookback` stays a
+# date; the lookback a watch's cadence asks for is capped here too
+MAX_LOOKBACK_DAYS = 36_600
 CRON_MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
@@ -55,7 +62,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer past float's range
+            raise ValueError(f"{value!r} is not a duration") from None
     elif isinstance(value, str):
         text = value.replace(" ", "").lower()
         pos, seconds = 0, 0.0
@@ -443,13 +453,17 @@ class _Loader:
             raise self.error(where, f"{value!r} must be at least {low:g}{upper}")
         return value
 
-    def duration(self, value: Any, where: str, minimum: float = 0.0) -> float:
+    def duration(self, value: Any, where: str, minimum: float = 0.0,
+                 maximum: float = MAX_DURATION) -> float:
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
             raise self.error(where, str(exc)) from None
         if seconds < minimum:
             raise self.error(where, f"{value!r} is shorter than {format_duration(minimum)}")
+        if seconds > maximum:
+            raise self.error(where, f"{value!r} is longer than {format_duration(maximum)}, "
+                                    "the longest allowed")
         return seconds
 
     def out_root(self, value: Any, where: str) -> Path:
@@ -508,7 +522,7 @@ class _Loader:
         self.keys(raw, where, ("delay", "concurrency", "ignore_robots", "browser", "settings"))
         values: dict[str, Any] = {}
         if "delay" in raw:
-            values["delay"] = float(self.number(raw["delay"], f"{where}.delay", 0))
+            values["delay"] = float(self.number(raw["delay"], f"{where}.delay", 0, MAX_DELAY))
         if "concurrency" in raw:
             values["concurrency"] = int(self.number(raw["concurrency"], f"{where}.concurrency",
                                                     1, 64, integer=True))
@@ -549,7 +563,9 @@ class _Loader:
                 values[key] = float(self.number(value, at, 0, 1))
             elif key == "stale_intervals":
                 values[key] = int(self.number(value, at, 1, 1000, integer=True))
-            else:  # drop_min_previous, lookback_days
+            elif key == "lookback_days":
+                values[key] = int(self.number(value, at, 0, MAX_LOOKBACK_DAYS, integer=True))
+            else:  # drop_min_previous
                 values[key] = int(self.number(value, at, 0, integer=True))
         return replace(base, **values)
 
@@ -687,8 +703,8 @@ class _Loader:
         if "lookback_days" not in self.table(raw.get("health"), f"{where}.health"):
             # the stale check needs stale_intervals runs of history, whatever the cadence
             needed = math.ceil(2 * watch_health.stale_intervals * cadence.interval() / 86400)
-            watch_health = replace(watch_health,
-                                   lookback_days=max(watch_health.lookback_days, needed))
+            watch_health = replace(watch_health, lookback_days=max(
+                watch_health.lookback_days, min(needed, MAX_LOOKBACK_DAYS)))
         return Watch(
             name=name,
             platforms=tuple(platforms),

@@ -2,6 +2,8 @@
 
 The scheduler never imports Scrapy: a Twisted reactor cannot restart (ENGINEERING-NOTES 2.1), so
 every fire runs `python -m crawler.cli crawl ...` in its own process group with a time limit.
+The crawl inherits the watch's lock, so a crawl orphaned by a killed scheduler keeps its watch
+busy until it ends.
 Every fire ends with a row in `runs`: the crawl writes its own, and for the fires where it could
 not (skipped, missed, timed out, crashed) the scheduler writes one with the reason.
 """
@@ -93,13 +95,18 @@ def file_lock(path: Path) -> Iterator[IO[str]]:
         except BlockingIOError:
             handle.seek(0)
             raise LockBusy(handle.read().strip() or "?") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        _name_holder(handle, os.getpid())
         yield handle
     finally:
         handle.close()  # closing releases the flock
+
+
+def _name_holder(handle: IO[str], pid: int) -> None:
+    """Write `pid` into a lock file this process holds (LockBusy reports it to others)."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(pid))
+    handle.flush()
 
 
 def lock_holder(path: Path) -> int | None:
@@ -172,8 +179,8 @@ class CrawlRunner:
         if self.config.distributed is not None:  # the workers crawl: queue the jobs
             return self._enqueue(watch, run_id, trigger, note)
         try:
-            with file_lock(self.config.state_dir / "locks" / f"{name}.lock"):
-                return self._spawn(watch, run_id, argv, trigger, note, started_at)
+            with file_lock(self.config.state_dir / "locks" / f"{name}.lock") as held:
+                return self._spawn(watch, run_id, argv, trigger, note, started_at, held)
         except LockBusy as exc:
             return self.record_event(watch, trigger, "skipped",
                                      f"another run of this watch is still going (pid {exc})",
@@ -202,7 +209,7 @@ class CrawlRunner:
             argv=argv, run_id=run_id, exit_code=0)
 
     def _spawn(self, watch: Watch, run_id: str, argv: list[str], trigger: str,
-               note: str | None, started_at: datetime) -> FireResult:
+               note: str | None, started_at: datetime, held: IO[str]) -> FireResult:
         try:
             env = {**self.environ, **watch_environment(self.config, watch, self.environ)}
         except ConfigError as exc:
@@ -214,11 +221,17 @@ class CrawlRunner:
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                 # its own process group: a terminal's Ctrl-C reaches only the scheduler, which
                 # decides when the crawl stops, and a kill reaches the browser it started too
-                start_new_session=True)
+                start_new_session=True,
+                # the watch's flock belongs to this open file, and the crawl inherits it: the
+                # watch stays busy until the crawl dies, even if this scheduler is killed first
+                # and a restarted one fires the watch again (that fire is recorded skipped)
+                pass_fds=(held.fileno(),))
         except OSError as exc:
             return self.record_event(watch, trigger, "error",
                                      f"cannot start the crawl: {exc.strerror}: {self.command[0]}",
                                      argv=argv, run_id=run_id)
+        with contextlib.suppress(OSError):  # only the pid a skipped fire names; never fatal
+            _name_holder(held, proc.pid)  # the crawl, which may outlive this scheduler
         crawl = _Crawl(watch.name, run_id, proc)
         relay = threading.Thread(target=self._relay, args=(crawl,), daemon=True)
         relay.start()
