@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date
 from typing import Any
-
-from crawler.run import EXIT_OK
 
 
 def register(sub: Any) -> None:
@@ -31,6 +30,7 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     from crawler.cli import EnvironmentProblem, UsageError
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.reparse import reparse
+    from storage import StorageError
     from storage.fs import BadRootError, S3Error, check_root, exists, is_remote, parse_s3_url
 
     if is_remote(args.root):  # the WARC files are read from S3, the new rows written there
@@ -51,9 +51,32 @@ def cmd_reparse(args: argparse.Namespace) -> int:
         platforms = {platform_class(p).name for p in args.platform} or None
     except UnknownPlatformError as exc:
         raise UsageError(str(exc)) from None
-    report = reparse(args.root, since=args.since, until=args.until, platforms=platforms)
-    failed = ", ".join(f"{k} {v}" for k, v in sorted((report.failures or {}).items()))
-    print(f"reparse {report.run_id}: {report.pages} archived pages -> {report.snapshots} "
-          f"snapshots, {report.posts} posts, {report.activity} activity rows, "
-          f"{report.rejects} rejects" + (f"; not parseable: {failed}" if failed else ""))
-    return EXIT_OK
+    try:
+        report = reparse(args.root, since=args.since, until=args.until, platforms=platforms)
+    except StorageError as exc:
+        raise EnvironmentProblem(f"storage failed: {exc}") from None
+    summary = (f"reparse {report.run_id}: {report.pages} archived pages -> {report.snapshots} "
+               f"snapshots, {report.posts} posts, {report.activity} activity rows, "
+               f"{report.rejects} rejects")
+    if report.not_reparsed:
+        summary += f"; {_pages(report.not_reparsed)} not reparsed ({_counts(report.not_reparsed)})"
+    if report.no_tag_data:
+        summary += (f"; {_pages(report.no_tag_data)} without tag data "
+                    f"({_counts(report.no_tag_data)})")
+    print(summary)
+    for page in report.skipped:
+        print(f"tagarchive: not reparsed: {page.line()}", file=sys.stderr)
+    more = sum(report.not_reparsed.values()) - len(report.skipped)
+    if more:
+        print(f"tagarchive: and {more} more pages not reparsed (each is logged above)",
+              file=sys.stderr)
+    return report.exit_code
+
+
+def _pages(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    return f"{total} page" if total == 1 else f"{total} pages"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

@@ -10,12 +10,12 @@ import io
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from crawler.platforms.base import Captured, Page
+from crawler.platforms.base import Captured, Outcome, Page
 from crawler.tags import TagRef
 from storage.archive import ARCHIVE_DIR, RecordRef, read_meta
 from storage.fs import as_s3_root, is_remote, list_files, read_bytes
@@ -89,24 +89,35 @@ class UnreadableRecord(ValueError):
 
 
 def archived_pages(root: str | Path, files: list[Path] | None = None,
-                   problems: dict[str, int] | None = None) -> Iterator[ArchivedPage]:
+                   problems: dict[str, int] | None = None,
+                   skipped: list[SkippedPage] | None = None) -> Iterator[ArchivedPage]:
     """Every adapter-read page in the archive, in file order.
 
     A damaged file is read up to the damage and a record with unusable headers is skipped;
     each is logged with its file and counted in `problems` ("unreadable_file",
     "unreadable_record"), never raised: one bad file must not stop a reparse of the rest.
+    Each is also named in `skipped` when given.
     """
     from warcio.archiveiterator import ArchiveIterator
 
     s3 = as_s3_root(root) if is_remote(root) else None
     root = Path(root) if s3 is None else root
     problems = {} if problems is None else problems
+
+    def problem(reason: str, rel: Any, record: str | None, detail: str) -> None:
+        problems[reason] = problems.get(reason, 0) + 1
+        if skipped is not None:
+            match = _PARTITION.search(PurePosixPath(str(rel)).parent.as_posix())
+            skipped.append(SkippedPage(str(rel), record, match.group(1) if match else None,
+                                       None, reason, detail))
+
     for path in files if files is not None else archive_files(root):
         responses: dict[str, Captured] = {}
+        rel: Any = path
         try:
             if s3 is not None:  # one small object: read whole, then parsed as a local file
                 key = PurePosixPath(path).as_posix()
-                rel: Any = PurePosixPath(s3.relative(key))
+                rel = PurePosixPath(s3.relative(key))
                 opened: Any = io.BytesIO(read_bytes(s3, key))
             else:
                 rel = path.relative_to(root)
@@ -123,19 +134,28 @@ def archived_pages(root: str | Path, files: list[Path] | None = None,
                     except Exception as exc:  # noqa: BLE001
                         logger.warning("archive %s is damaged; read up to the damage: %s",
                                        path, _one_line(exc))
-                        problems["unreadable_file"] = problems.get("unreadable_file", 0) + 1
+                        problem("unreadable_file", rel, None,
+                                f"damaged; read up to the damage: {_one_line(exc)}")
                         break
                     try:
                         page = _page(record, body, responses, rel)
                     except UnreadableRecord as exc:
                         logger.warning("archive %s: skipped a record: %s", path, exc)
-                        problems["unreadable_record"] = problems.get("unreadable_record", 0) + 1
+                        problem("unreadable_record", rel, _record_id(record), str(exc))
                         continue
                     if page is not None:
                         yield page
         except OSError as exc:
             logger.warning("archive %s cannot be read: %s", path, exc.strerror or exc)
-            problems["unreadable_file"] = problems.get("unreadable_file", 0) + 1
+            problem("unreadable_file", rel, None, f"cannot be read: {exc.strerror or exc}")
+
+
+def _record_id(record: Any) -> str | None:
+    try:
+        found = record.rec_headers.get_header("WARC-Record-ID")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -154,7 +174,8 @@ def _page(record: Any, body: bytes, responses: dict[str, Captured],
                                  "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         status = _status(record)
         headers = _headers(record)
-    except (ValueError, TypeError, AttributeError) as exc:
+    # RecursionError: a JSON header nested thousands deep
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise UnreadableRecord(_one_line(exc)) from None
     if not isinstance(record_id, str) or not isinstance(url, str):
         raise UnreadableRecord("no WARC-Record-ID or WARC-Target-URI")
@@ -183,9 +204,45 @@ def _page(record: Any, body: bytes, responses: dict[str, Captured],
                         page=page, ref=RecordRef(rel.as_posix(), record_id))
 
 
+@dataclass(frozen=True)
+class SkippedPage:
+    """An archived page a reparse could not parse again, and why; named in its summary."""
+
+    file: str
+    record: str | None
+    platform: str | None
+    tag: str | None
+    reason: str  # layout_changed, error, unknown_step, unreadable_record, unreadable_file
+    detail: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.file} {self.record}" if self.record else self.file
+
+    def line(self) -> str:
+        what = " ".join(x for x in (self.platform, self.tag) if x)
+        return f"{self.where}: {what + ': ' if what else ''}{self.reason}: {self.detail}"
+
+    def outcome(self) -> dict[str, str | None]:
+        """Its entry in the reparse's `runs.outcomes` (one per page, the page in `detail`)."""
+        return {"platform": self.platform, "tag": self.tag, "status": self.reason,
+                "detail": f"{self.where}: {self.detail}"[:1000]}
+
+
+# Pages named one by one (report, stderr, runs row); the rest are counted and logged.
+MAX_NAMED = 100
+
+
 @dataclass
 class ReparseReport:
-    """What a reparse read and wrote."""
+    """What a reparse read and wrote.
+
+    `failures` counts every page that gave no rows, by reason, and splits into two:
+    `not_reparsed`, the pages the reparse could not parse again (a hostile or changed page, a
+    step unknown today, a damaged record), the first MAX_NAMED of them named in `skipped`; and
+    `no_tag_data`, the pages that were the platform's word (a captcha, a login wall, a 404, a
+    5xx: any adapter failure but layout_changed), which held no tag data when crawled either.
+    """
 
     run_id: str
     pages: int = 0
@@ -194,6 +251,16 @@ class ReparseReport:
     activity: int = 0
     rejects: int = 0
     failures: dict[str, int] | None = None
+    not_reparsed: dict[str, int] = field(default_factory=dict)
+    no_tag_data: dict[str, int] = field(default_factory=dict)
+    skipped: list[SkippedPage] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when an archived page could not be reparsed (each is named), else 0."""
+        from crawler.run import EXIT_OK, EXIT_TAG_FAILED
+
+        return EXIT_TAG_FAILED if self.not_reparsed else EXIT_OK
 
 
 class _OfflineCrawler:
@@ -210,68 +277,153 @@ class _OfflineCrawler:
         self.spider = SimpleNamespace(run=run)
 
 
+class _RunDedupe:
+    """One dedupe pipeline per original run: a reparse repeats each crawl's own dedupe.
+
+    A live crawl drops repeats within its run (a topic asked for by name and by id, a post shown
+    twice); each run is its own observation. A single pipeline over the whole archive would keep
+    only the first run's observation of each tag and post. A run's files sit together in its
+    (platform, day) partition and in the next one when it ran over midnight, so a run not seen
+    for a whole partition is finished and its keys are let go (memory stays one partition's).
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        from pipelines.dedupe import DedupePipeline
+
+        self._make = lambda: DedupePipeline(crawler)
+        self._runs: dict[str, tuple[Any, int]] = {}  # run -> (pipeline, partition last seen)
+        self._partition: str | None = None
+        self._index = 0
+
+    def for_page(self, archived: ArchivedPage) -> Any:
+        partition = PurePosixPath(archived.ref.file).parent.as_posix()
+        if partition != self._partition:
+            self._partition, self._index = partition, self._index + 1
+            self._runs = {k: v for k, v in self._runs.items() if v[1] >= self._index - 1}
+        run = archived.run_id or archived.ref.file  # an archive without run ids: one per file
+        pipeline = self._runs[run][0] if run in self._runs else self._make()
+        self._runs[run] = (pipeline, self._index)
+        return pipeline
+
+
 def reparse(root: str | Path, *, since: date | None = None, until: date | None = None,
             platforms: set[str] | None = None, compact_after: bool = True,
             adapters: dict[str, Any] | None = None) -> ReparseReport:
     """Run today's adapters over the archive, without the network, and supersede the old rows.
 
-    The new rows keep each page's observation time and archive pointer; they go through the same
-    normalize/validate/dedupe/store pipelines. Compaction (key: platform, tag, observed_at; the
+    Every archived observation is parsed again: the new rows keep each page's observation time
+    and archive pointer and go through the same normalize/validate/dedupe/store pipelines, with
+    each original run deduplicated on its own. Compaction (key: platform, tag, observed_at; the
     later file wins) then drops the rows they supersede, so each observation is stored once.
-    """
-    from scrapy.exceptions import DropItem
 
-    from crawler.items import items_from_result
+    Whatever the adapter raises or answers for one page (hostile JSON, a step unknown today)
+    skips that page only: it is logged, counted in `failures` and named in `skipped` and in the
+    run's `runs.outcomes`. A storage failure is raised (StorageError).
+    """
+    from crawler.items import PageItems, items_from_result
     from crawler.platforms import UnknownPlatformError, platform_class
-    from crawler.platforms.base import PlatformError, TagResult
+    from crawler.platforms.base import Fetch, PlatformError, TagResult
+    from crawler.platforms.timeline import TimelinePage
     from crawler.run import RunState
-    from pipelines.dedupe import DedupePipeline
     from pipelines.normalize import NormalizePipeline
     from pipelines.store import StorePipeline
     from pipelines.validate import ValidatePipeline
+    from storage import StorageError
 
     root = root if is_remote(root) else Path(root)
     run = RunState(out=str(root), jobs=[], command="reparse", archive_enabled=False)
     crawler = _OfflineCrawler(run)
-    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
-                                       StorePipeline)]
+    normalize, validate, store = (NormalizePipeline(crawler), ValidatePipeline(crawler),
+                                  StorePipeline(crawler))
+    dedupe = _RunDedupe(crawler)
     report = ReparseReport(run_id=run.run_id, failures={})
+    failures: dict[str, int] = report.failures  # type: ignore[assignment]
     cache: dict[str, Any] = dict(adapters or {})
+    unreadable: list[SkippedPage] = []
 
-    def push(item: Any) -> None:
-        try:
-            for stage in stages:
-                item = stage.process_item(item)
-        except DropItem:
-            pass
+    def count(counts: dict[str, int], reason: str) -> None:
+        counts[reason] = counts.get(reason, 0) + 1
 
-    failures = report.failures
-    for archived in archived_pages(root, archive_files(root, since, until, platforms), failures):
+    def name(page: SkippedPage) -> bool:
+        """Count a page not reparsed; False when past MAX_NAMED (only the log names it)."""
+        count(report.not_reparsed, page.reason)
+        if len(report.skipped) < MAX_NAMED:
+            report.skipped.append(page)
+            return True
+        return False
+
+    def skip(archived: ArchivedPage, reason: str, detail: str) -> None:
+        count(failures, reason)
+        page = SkippedPage(archived.ref.file, archived.ref.record_id, archived.platform,
+                           _tag_key(archived.tag), reason, detail)
+        logger.log(logging.INFO if name(page) else logging.WARNING,
+                   "reparse: not reparsed: %s", page.line())
+
+    def name_unreadable() -> None:  # damaged records and files, as archived_pages met them
+        for page in unreadable:  # (archived_pages counted them in failures)
+            name(page)
+        unreadable.clear()
+
+    files = archive_files(root, since, until, platforms)
+    for archived in archived_pages(root, files, failures, unreadable):
+        name_unreadable()
         report.pages += 1
         try:
             adapter = cache.get(archived.platform)
             if adapter is None:
                 adapter = cache[archived.platform] = platform_class(archived.platform)()
+        except UnknownPlatformError as exc:  # a platform not known today
+            skip(archived, "unknown_step", str(exc))
+            continue
+        if not callable(getattr(adapter, f"on_{archived.step}", None)):
+            skip(archived, "unknown_step", f"{archived.platform}: no step {archived.step!r}")
+            continue
+        try:
             result = adapter.handle(archived.step, archived.page, archived.tag, archived.state)
+            if isinstance(result, (Fetch, TimelinePage)):
+                continue  # an intermediate step (search before topic page), a backfill page
+            if not isinstance(result, TagResult):
+                raise TypeError(f"the adapter answered {type(result).__name__}")
+            tag = archived.tag.normalized if archived.tag.name is not None else None
+            items = items_from_result(result, tag,
+                                      archive=(archived.ref.file, archived.ref.record_id))
         except PlatformError as exc:
-            failures[str(exc.outcome)] = failures.get(str(exc.outcome), 0) + 1
+            if exc.outcome == Outcome.LAYOUT_CHANGED:  # today's parser cannot read this page
+                skip(archived, str(exc.outcome), _one_line_text(exc.detail))
+            else:  # the platform's word (captcha, 404, …): no tag data then either
+                count(failures, str(exc.outcome))
+                count(report.no_tag_data, str(exc.outcome))
             continue
-        except (UnknownPlatformError, LookupError) as exc:  # a platform or step not known today
-            logger.warning("reparse: %s in %s", exc, archived.ref.file)
-            failures["unknown_step"] = failures.get("unknown_step", 0) + 1
+        # hostile JSON (deep nesting, "²" passing isdigit, huge numbers) can raise anything in
+        # a parser; the live crawl names such a page layout_changed, and so does this
+        except Exception as exc:  # noqa: BLE001
+            skip(archived, str(Outcome.LAYOUT_CHANGED), _one_line(exc))
             continue
-        if not isinstance(result, TagResult):
-            continue  # an intermediate step (search before topic page): nothing to store
-        tag = archived.tag.normalized if archived.tag.name is not None else None
-        for item in items_from_result(result, tag,
-                                      archive=(archived.ref.file, archived.ref.record_id)):
-            push(item)
+        batch = PageItems(items)
+        try:
+            for stage in (normalize, validate, dedupe.for_page(archived)):
+                batch = stage.process_item(batch)
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value no pipeline expected: this page only
+            skip(archived, str(Outcome.ERROR), _one_line(exc))
+            continue
+        store.process_item(batch)
+    name_unreadable()
     stats = crawler.stats.get_stats()
     report.snapshots = int(stats.get("tagarchive/stored/snapshots", 0))
     report.posts = int(stats.get("tagarchive/stored/posts", 0))
     report.activity = int(stats.get("tagarchive/stored/activity", 0))
     report.rejects = int(stats.get("tagarchive/rejected", 0))
     record = run.record(stats, datetime.now(UTC), "finished")
+    if report.not_reparsed:
+        record["outcomes"] += [page.outcome() for page in report.skipped]
+        more = sum(report.not_reparsed.values()) - len(report.skipped)
+        if more:
+            record["outcomes"].append({
+                "platform": None, "tag": None, "status": str(Outcome.ERROR),
+                "detail": f"{more} more pages not reparsed (each named in the log)"})
+        record["verdict"], record["exit_code"] = "failed", report.exit_code
     run.writer.add("runs", record)
     run.close_storage()
     if compact_after and report.pages:
@@ -279,3 +431,18 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
 
         compact(root, datasets=["snapshots", "posts", "activity"], include_today=True)
     return report
+
+
+def _tag_key(tag: TagRef) -> str | None:
+    """The tag as runs name it (`TagJob.key`); as archived when that name does not normalize."""
+    from crawler.run import TagJob
+
+    try:
+        return TagJob("", tag).key
+    except (ValueError, TypeError, AttributeError):  # a hostile name from the record's headers
+        return str(tag.name)
+
+
+def _one_line_text(text: str) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0][:300] if lines else ""
