@@ -49,10 +49,21 @@ def parse_day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD day: {text!r}") from None
 
 
-def _check_url(url: str) -> str:
+def _check_url(url: str, what: str) -> str:
+    """An http(s) base URL, named `what` in errors. One carrying user:password@ is refused and
+    never echoed: every request would fail on it, and carry the password into the run record,
+    the logs and the error lines."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"not an http(s) URL: {url!r}")
+    if "@" in parts.netloc:
+        raise UsageError(f"{what} must not carry credentials (user:password@)")
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # .port of one that is not a number
+        valid = False
+    if not valid:
+        # a malformed URL may still hold a password ("http://u:pa/ss@host"): then not shown
+        shown = "" if "@" in url else f": {url!r}"
+        raise UsageError(f"{what} is not an http(s) URL{shown}")
     return url.rstrip("/")
 
 
@@ -62,13 +73,15 @@ def resolve_base_urls(platforms: Sequence[str], base_url: Sequence[str], replica
     --base-url. A bare --base-url URL applies to the single platform crawled."""
     urls: dict[str, str] = {}
     for name in platforms:
-        value = env.get(f"TAGARCHIVE_BASE_URL_{name.upper()}")
+        variable = f"TAGARCHIVE_BASE_URL_{name.upper()}"
+        value = env.get(variable)
         if value:
-            urls[name] = _check_url(value)
-    replica = replica or env.get("TAGARCHIVE_REPLICA")
-    if replica:
+            urls[name] = _check_url(value, variable)
+    if replica or env.get("TAGARCHIVE_REPLICA"):
+        root = (_check_url(replica, "--replica") if replica
+                else _check_url(env["TAGARCHIVE_REPLICA"], "TAGARCHIVE_REPLICA"))
         for name in platforms:
-            urls[name] = _check_url(replica) + "/" + name
+            urls[name] = root + "/" + name
     for entry in base_url:
         name, sep, url = entry.partition("=")
         if sep and not name.startswith(("http:", "https:")):
@@ -76,9 +89,9 @@ def resolve_base_urls(platforms: Sequence[str], base_url: Sequence[str], replica
                 name = platform_class(name).name
             except UnknownPlatformError as exc:
                 raise UsageError(str(exc)) from None
-            urls[name] = _check_url(url)
+            urls[name] = _check_url(url, f"--base-url for {name}")
         elif len(platforms) == 1:
-            urls[platforms[0]] = _check_url(entry)
+            urls[platforms[0]] = _check_url(entry, f"--base-url for {platforms[0]}")
         else:
             raise UsageError("with several platforms, give --base-url PLATFORM=URL")
     return urls
@@ -216,9 +229,13 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def project_settings(overrides: dict[str, Any]) -> Any:
-    """crawler/settings.py with this invocation's overrides on top (`crawl`, `worker`)."""
+    """crawler/settings.py with this invocation's overrides on top (`crawl`, `worker`,
+    `backfill`); from here on, log lines show no URL's user:password@."""
     from scrapy.utils.project import get_project_settings
 
+    from crawler.logs import install_url_redaction
+
+    install_url_redaction()
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
     settings = get_project_settings()
     settings.setdict(overrides, priority="cmdline")

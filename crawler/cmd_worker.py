@@ -95,7 +95,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from crawler.distributed import new_worker_id, redact_urls
+    from crawler.distributed import new_worker_id
     from crawler.platforms import REGISTRY
     from crawler.spiders.worker import BatchRunState, WorkerSpider
 
@@ -120,11 +120,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker_id = args.worker_id or new_worker_id()
     summary = recorded_settings(settings)
 
-    argv = redact_urls(args.argv)  # a password in --redis never reaches `runs`
-
     def new_run(jobs: list[Any]) -> BatchRunState:
         return BatchRunState(
-            out=out, jobs=jobs, command="worker", argv=argv, settings_json=summary,
+            out=out, jobs=jobs, command="worker", argv=args.argv, settings_json=summary,
             flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
             # a batch is written once, at its end (then its jobs are acknowledged)
             flush_seconds=86_400.0, sessions=sessions, archive_enabled=not args.no_archive,

@@ -58,18 +58,6 @@ def display_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def redact_urls(argv: Sequence[str]) -> list[str]:
-    """A command line with the password of every Redis URL in it removed (for `runs`)."""
-    out = []
-    for arg in argv:
-        for scheme in ("redis://", "rediss://"):
-            at = arg.find(scheme)
-            if at >= 0:
-                arg = arg[:at] + display_url(arg[at:])
-        out.append(arg)
-    return out
-
-
 def check_redis_url(url: str) -> str:
     """ValueError unless `url` is a redis:// , rediss:// or unix:// URL."""
     parts = urlsplit(url)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from crawler.distributed import display_url
 from crawler.platforms.base import Outcome
-from crawler.signin import Session, redact
+from crawler.signin import REDACTED, Session, redact
 from crawler.tags import TagRef
 from storage import DatasetWriter, StorageError, check_partition_value, new_run_id
 from storage.archive import ArchiveWriter
@@ -28,6 +31,31 @@ EXIT_INTERRUPTED = 130
 PENDING = "pending"
 
 logger = logging.getLogger(__name__)
+
+# scheme://user:password@host: the userinfo runs to the last "@" before the path, query or
+# fragment, as urlsplit reads it
+_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+
+
+def redact_url_credentials(text: str) -> str:
+    """`text` with the user:password@ of every URL in it replaced by `[redacted]@`."""
+    if "@" not in text:  # the common case, checked before the regex: log lines pass here
+        return text
+    return _URL_USERINFO.sub(lambda m: f"{m[1]}{REDACTED}@", text)
+
+
+def redact_urls(argv: Sequence[str]) -> list[str]:
+    """A command line safe to record (`runs.argv`): no URL keeps its user:password@, and a
+    Redis URL keeps only scheme, host, port and path (`display_url`: its query may hold a
+    password too)."""
+    out = []
+    for arg in argv:
+        for scheme in ("redis://", "rediss://"):
+            at = arg.find(scheme)
+            if at >= 0:
+                arg = arg[:at] + display_url(arg[at:])
+        out.append(redact_url_credentials(arg))
+    return out
 
 
 @dataclass(slots=True)
@@ -124,7 +152,7 @@ class RunState:
         current = self.outcomes.get((platform, key), (PENDING, ""))[0]
         if current == Outcome.STORED and outcome != Outcome.STORED:
             return
-        self.outcomes[(platform, key)] = (str(outcome), redact(detail))
+        self.outcomes[(platform, key)] = (str(outcome), redact(redact_url_credentials(detail)))
 
     def finish(self) -> None:
         """Tags that never reached a verdict failed without an answer."""
@@ -171,7 +199,7 @@ class RunState:
             "run_id": self.run_id,
             "date": self.started_at.strftime("%Y-%m-%d"),
             "command": self.command,
-            "argv": list(self.argv),
+            "argv": redact_urls(self.argv),
             "platforms": sorted({j.platform for j in self.jobs}),
             "tags": sorted({j.key for j in self.jobs}),
             "started_at": self.started_at,
