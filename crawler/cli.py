@@ -2,8 +2,9 @@
 
 Exit codes: 0 every requested tag stored; 1 some tag failed (each named on its own line);
 2 usage error; 3 environment error (no browser, output not writable, storage failed);
-4 every tag stored but a health check flagged the run (crawler/health.py); 130 interrupted.
-Expected failures print one line, never a traceback.
+4 every tag stored but a health check flagged the run (crawler/health.py); 130 interrupted
+(the tags never requested are `not_attempted`, counted on one line). Expected failures print
+one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crawler.health import NOT_ATTEMPTED
 from crawler.platforms import REGISTRY, UnknownPlatformError, parse_platforms, platform_class
 from crawler.run import (
     EXIT_ENVIRONMENT,
@@ -312,11 +314,22 @@ def _load_sessions(platforms: list[str], entries: Sequence[str]) -> dict[str, An
     return sessions
 
 
+# why a run ended before every tag was requested, for the `not_attempted` line
+_ENDED_EARLY = {"shutdown": "interrupted", "closespider_timeout": "time limit"}
+
+
 def report(run: RunState, quiet: bool = False) -> int:
-    """One line per failed tag on stderr, a one-line summary on stdout; returns the exit code."""
+    """One line per failed tag on stderr (one in all for the tags not attempted), a one-line
+    summary on stdout; returns the exit code."""
     stored = [k for k, (s, _d) in run.outcomes.items() if s == "stored"]
     for platform, tag, status, detail in run.failures:
-        print(f"tagarchive: {platform} {tag}: {status}: {detail}", file=sys.stderr)
+        if status != NOT_ATTEMPTED:
+            print(f"tagarchive: {platform} {tag}: {status}: {detail}", file=sys.stderr)
+    count = run.not_attempted
+    if count:
+        why = _ENDED_EARLY.get(run.close_reason or "", run.close_reason)
+        print(f"tagarchive: {count} tag{'' if count == 1 else 's'} not attempted ({why})",
+              file=sys.stderr)
     if run.storage_error:
         print(f"tagarchive: storage error: {run.storage_error}", file=sys.stderr)
     if run.close_reason == "shutdown":

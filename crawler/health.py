@@ -21,6 +21,9 @@ import pyarrow.dataset as ds
 from storage import open_dataset
 
 STORED = "stored"
+# a tag the run ended before requesting (interrupted, or at its time limit): no verdict on the
+# platform, so the checks of failures leave it out
+NOT_ATTEMPTED = "not_attempted"
 COUNTERS = ("views", "posts", "discussions", "participants")
 
 
@@ -184,7 +187,8 @@ def failed_platforms(outcomes: list[TagOutcome]) -> list[Finding]:
     """A platform on which every requested tag failed: a layout change or a block, usually."""
     by_platform: dict[str, list[str]] = {}
     for o in outcomes:
-        by_platform.setdefault(o.platform, []).append(o.status)
+        if o.status != NOT_ATTEMPTED:
+            by_platform.setdefault(o.platform, []).append(o.status)
     findings = []
     for platform, statuses in sorted(by_platform.items()):
         if statuses and STORED not in statuses:
@@ -196,7 +200,7 @@ def failed_platforms(outcomes: list[TagOutcome]) -> list[Finding]:
 
 def rates(outcomes: list[TagOutcome], counts: Mapping[str, int],
           thresholds: HealthThresholds) -> list[Finding]:
-    """Reject rate over stored + rejected items, and error rate over requested tags."""
+    """Reject rate over stored + rejected items, and error rate over the tags attempted."""
     findings = []
     rejects = int(counts.get("rejects", 0))
     items = rejects + sum(int(counts.get(k, 0)) for k in ("snapshots", "posts", "activity"))
@@ -205,11 +209,12 @@ def rates(outcomes: list[TagOutcome], counts: Mapping[str, int],
             "reject_rate", None, None,
             f"{rejects} of {items} items rejected ({rejects / items:.0%}, "
             f"limit {thresholds.max_reject_rate:.0%})"))
-    failed = sum(o.status != STORED for o in outcomes)
-    if outcomes and failed / len(outcomes) > thresholds.max_error_rate:
+    attempted = [o for o in outcomes if o.status != NOT_ATTEMPTED]
+    failed = sum(o.status != STORED for o in attempted)
+    if attempted and failed / len(attempted) > thresholds.max_error_rate:
         findings.append(Finding(
             "error_rate", None, None,
-            f"{failed} of {len(outcomes)} tags failed ({failed / len(outcomes):.0%}, "
+            f"{failed} of {len(attempted)} tags failed ({failed / len(attempted):.0%}, "
             f"limit {thresholds.max_error_rate:.0%})"))
     return findings
 

@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from crawler.distributed import display_url
+from crawler.health import NOT_ATTEMPTED
 from crawler.platforms.base import Outcome
 from crawler.signin import REDACTED, Session, redact
 from crawler.tags import TagRef
@@ -29,6 +30,7 @@ EXIT_UNHEALTHY = 4  # every tag stored, but a health check flagged something (cr
 EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
+NO_ANSWER = "no answer from the platform"
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,9 @@ class RunState:
     health_checked: bool = False
     findings: list[dict[str, str | None]] = field(default_factory=list)
     archive_enabled: bool = True
+    # (platform, key) of the tags a request was sent for (RequestedTags): when the run ends
+    # early, the tags without one were never attempted, which says nothing about the platform
+    requested: set[tuple[str, str]] = field(default_factory=set, repr=False)
     _writer: DatasetWriter | None = None
     _archive: ArchiveWriter | None = None
 
@@ -155,10 +160,17 @@ class RunState:
         self.outcomes[(platform, key)] = (str(outcome), redact(redact_url_credentials(detail)))
 
     def finish(self) -> None:
-        """Tags that never reached a verdict failed without an answer."""
+        """Tags that never reached a verdict: requested ones failed without an answer, the
+        others (a run interrupted or timed out before their turn) were not attempted."""
         for key, (status, detail) in list(self.outcomes.items()):
             if status == PENDING:
-                self.outcomes[key] = (str(Outcome.ERROR), detail or "no answer from the platform")
+                self.outcomes[key] = ((str(Outcome.ERROR), detail or NO_ANSWER)
+                                      if key in self.requested else (NOT_ATTEMPTED, ""))
+
+    @property
+    def not_attempted(self) -> int:
+        """How many tags ended `not_attempted`."""
+        return sum(s == NOT_ATTEMPTED for s, _d in self.outcomes.values())
 
     @property
     def failures(self) -> list[tuple[str, str, str, str]]:
@@ -229,6 +241,32 @@ class RunState:
                        if self.health_checked else None),
             "findings": list(self.findings),
         }
+
+
+class RequestedTags:
+    """A Scrapy extension (EXTENSIONS in crawler/settings.py): marks in the spider's RunState
+    each tag a request has gone out for, so `finish()` tells `not_attempted` from no answer.
+
+    `request_reached_downloader` comes after every downloader middleware (robots.txt, sign-in)
+    let the request through; on a graceful stop Scrapy still completes those requests.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        from scrapy import signals
+
+        self.crawler = crawler
+        crawler.signals.connect(self.reached, signal=signals.request_reached_downloader)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> RequestedTags:
+        return cls(crawler)
+
+    def reached(self, request: Any) -> None:
+        job = request.meta.get("tagarchive_job")
+        run = getattr(self.crawler.spider, "run", None)
+        if job is not None and isinstance(run, RunState):  # robots.txt and sign-in carry none
+            tag = TagJob(job["platform"], TagRef(name=job["name"], id=job["id"]))
+            run.requested.add((tag.platform, tag.key))
 
 
 def _version() -> str:

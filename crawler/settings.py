@@ -102,6 +102,9 @@ ITEM_PIPELINES = {
     "pipelines.store.StorePipeline": 900,
 }
 
+# which tags a request went out for: an interrupted run names the others `not_attempted`
+EXTENSIONS = {"crawler.run.RequestedTags": 0}
+
 # --- browser (scrapy-playwright) ------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # plain HTTP until a request renders: the browser starts on first use (crawler/browser.py)
