@@ -485,6 +485,8 @@ class _Loader:
     def url(self, value: Any, where: str) -> str:
         text = self.string(value, where)
         parts = urlsplit(text)
+        if "@" in parts.netloc:  # never echoed: runs.argv, logs and errors would carry it
+            raise self.error(where, "must not carry credentials (user:password@)")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise self.error(where, f"{text!r} is not an http(s) URL")
         return text.rstrip("/")

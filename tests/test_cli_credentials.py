@@ -48,6 +48,19 @@ def test_a_base_url_with_credentials_is_refused_in_one_line(
     assert_refused(result, what, root)
 
 
+def test_the_config_base_urls_with_credentials_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "tagarchive.toml"
+    config.write_text(f'out = "data"\n[base_urls]\ntiktok = "{AT}"\n'
+                      '[watches.w]\nplatforms = ["tiktok"]\ntags = ["a"]\nevery = "1h"\n')
+    checked = run_cli("config", "check", "--config", str(config))
+    assert checked.code == 2, checked.stderr
+    assert "base_urls.tiktok" in checked.stderr and "credentials" in checked.stderr
+    assert len(checked.stderr.splitlines()) == 1 and SECRET not in checked.stderr
+    fired = run_cli("schedule", "run-now", "w", "--config", str(config))
+    assert fired.code == 2 and SECRET not in fired.stdout + fired.stderr
+    assert files_holding(tmp_path, SECRET) == [config]  # no run record, no state file
+
+
 def test_a_malformed_url_holding_an_at_sign_is_not_echoed(tmp_path: Path) -> None:
     # an unencoded "/" in the password ends the host early: the "@" lands in the path
     result = run_cli("crawl", "tiktok", "tag", "--out", str(tmp_path), "--no-browser",
