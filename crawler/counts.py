@@ -11,6 +11,10 @@ MAX_COUNT = 10**15
 # Limits on the count itself (number, unit, "+") and on the whole text with its label.
 MAX_COUNT_CHARS = 64
 MAX_TEXT_CHARS = 256
+# A count an API gives as a digit string (TikTok statsV2, Mastodon history): every int64 has at
+# most 19 digits, so 20 leaves room for a leading zero and a longer string is no count at all.
+# Values above int64 that fit are still refused, by validation (TAGARCHIVE_MAX_COUNT).
+MAX_DIGITS = 20
 
 UNITS: dict[str, int] = {
     "万": 10**4,
@@ -71,6 +75,8 @@ _MAGNITUDE_WORDS = frozenset(
     }
 )
 _CJK_NUMERALS = frozenset("〇零一二三四五六七八九十百千万萬亿億兆两")
+_ASCII_DIGITS = frozenset("0123456789")
+_DIGIT_STRING = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,21 @@ def parse_count(text: str | int) -> ParsedCount:
     ParsedCount(value=120000000, approximate=True, step=10000000, text='1.2亿')
     """
     return _parse(text)[0]
+
+
+def digit_string_value(text: object) -> int | None:
+    """The int of a plain digit string ("1143000"), or None for anything else.
+
+    ASCII digits only: `str.isdigit()` also passes "²", "①" and other scripts' digits, which
+    `int()` refuses or reads as a number no platform printed, and `int()` refuses a string of
+    more than 4,300 digits outright. Full-width digits are counter text, read by `parse_count`.
+
+    >>> digit_string_value("1143000"), digit_string_value("²"), digit_string_value("１２３")
+    (1143000, None, None)
+    """
+    if isinstance(text, str) and _DIGIT_STRING.fullmatch(text):
+        return int(text)
+    return None
 
 
 def split_counts(text: str, separators: Sequence[str] = ("·", "•", "|")) -> list[str]:
@@ -201,7 +222,8 @@ def _label(text: str, norm: str, match: re.Match[str]) -> str | None:
 
 def _digits(text: str, number: str, *, has_unit: bool) -> tuple[str, int]:
     """The number's digits without separators, and how many of them follow the decimal point."""
-    seps = [ch for ch in number if not ch.isdigit()]
+    # `number` matched [0-9] and separators only; the digits are tested as ASCII, deliberately
+    seps = [ch for ch in number if ch not in _ASCII_DIGITS]
     grouping = {ch for ch in seps if ch in _GROUPING_ONLY}
     marks = [ch for ch in seps if ch in ",."]
     decimal_mark: str | None = None
@@ -219,11 +241,11 @@ def _digits(text: str, number: str, *, has_unit: bool) -> tuple[str, int]:
         whole, fraction = number.split(decimal_mark)
     else:
         whole, fraction = number, ""
-    if any(not ch.isdigit() for ch in fraction):
+    if any(ch not in _ASCII_DIGITS for ch in fraction):
         raise CountParseError(text, "separator after the decimal mark")
     if fraction and not has_unit:
         raise CountParseError(text, "fractional count without a unit")
-    group_marks = {ch for ch in whole if not ch.isdigit()}
+    group_marks = {ch for ch in whole if ch not in _ASCII_DIGITS}
     if len(group_marks) > 1:
         raise CountParseError(text, "mixed thousands separators")
     if group_marks:

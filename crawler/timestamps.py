@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from crawler.counts import digit_string_value
+
 CHINA = timezone(timedelta(hours=8))  # Weibo, Douyin, Bilibili and Xiaohongshu print CST
 # Plausible post times: after 2004 (no platform here is older) and before 2100. A seconds value
 # in this range is at most 4.1e9; the same instant in milliseconds is at least 1.07e12.
@@ -28,19 +30,37 @@ class TimestampError(ValueError):
 def _integer(value: object, what: str) -> int:
     """An exact integer from an int or a digit string (JSON numbers above 2^53 come as text)."""
     if isinstance(value, bool):
-        raise TimestampError(f"{what}: a boolean is not a timestamp ({value!r})")
+        raise TimestampError(f"{what}: a boolean is not a timestamp ({_shown(value)})")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        number = digit_string_value(value.strip())  # ASCII digits: "²" or 5,000 digits are not
+        if number is not None:
+            return number
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise TimestampError(f"{what}: not an integer timestamp ({value!r})")
+    raise TimestampError(f"{what}: not an integer timestamp ({_shown(value)})")
+
+
+def _shown(value: object) -> str:
+    """`value` for an error message, cut short: a page can put anything in a time field."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def utc_from_epoch(seconds: float) -> datetime | None:
+    """`datetime.fromtimestamp(seconds, UTC)`, or None where no datetime exists (past 9999,
+    before year 1): for best-effort post times read straight from a page."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _plausible(moment: datetime, what: str, raw: object) -> datetime:
     if not _EARLIEST <= moment < _LATEST:
-        raise TimestampError(f"{what}: {raw!r} is {moment.isoformat()}, not a plausible post time")
+        raise TimestampError(
+            f"{what}: {_shown(raw)} is {moment.isoformat()}, not a plausible post time")
     return moment
 
 
@@ -48,18 +68,23 @@ def from_epoch_seconds(value: object) -> datetime:
     """Unix seconds (int or digit string) as UTC; refuses values that are milliseconds."""
     seconds = _integer(value, "epoch seconds")
     if seconds > 10**11:
-        raise TimestampError(f"epoch seconds: {value!r} looks like milliseconds")
-    return _plausible(datetime.fromtimestamp(seconds, UTC), "epoch seconds", value)
+        raise TimestampError(f"epoch seconds: {_shown(value)} looks like milliseconds")
+    moment = utc_from_epoch(seconds)
+    if moment is None:
+        raise TimestampError(f"epoch seconds: {_shown(value)} is not a plausible post time")
+    return _plausible(moment, "epoch seconds", value)
 
 
 def from_epoch_millis(value: object) -> datetime:
     """Unix milliseconds as UTC, without float rounding; refuses values that are seconds."""
     millis = _integer(value, "epoch milliseconds")
     if millis < 10**11:
-        raise TimestampError(f"epoch milliseconds: {value!r} looks like seconds")
+        raise TimestampError(f"epoch milliseconds: {_shown(value)} looks like seconds")
     whole, rest = divmod(millis, 1000)
-    moment = datetime.fromtimestamp(whole, UTC) + timedelta(milliseconds=rest)
-    return _plausible(moment, "epoch milliseconds", value)
+    moment = utc_from_epoch(whole)
+    if moment is None:
+        raise TimestampError(f"epoch milliseconds: {_shown(value)} is not a plausible post time")
+    return _plausible(moment + timedelta(milliseconds=rest), "epoch milliseconds", value)
 
 
 def from_iso(text: object) -> datetime:
@@ -69,30 +94,31 @@ def from_iso(text: object) -> datetime:
     so a post never moves into the next second or day.
     """
     if not isinstance(text, str) or not text.strip():
-        raise TimestampError(f"ISO time: not a string ({text!r})")
+        raise TimestampError(f"ISO time: not a string ({_shown(text)})")
     raw = text.strip()
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise TimestampError(f"ISO time: {raw!r} does not parse") from None
+        raise TimestampError(f"ISO time: {_shown(raw)} does not parse") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise TimestampError(f"ISO time: {raw!r} has no zone; it could be any local time")
+        raise TimestampError(f"ISO time: {_shown(raw)} has no zone; it could be any local time")
     return _plausible(moment.astimezone(UTC), "ISO time", raw)
 
 
 def from_weibo_absolute(text: object) -> datetime:
     """m.weibo.cn's "Tue Feb 23 12:28:47 +0800 2021" as UTC."""
     if not isinstance(text, str):
-        raise TimestampError(f"Weibo time: not a string ({text!r})")
+        raise TimestampError(f"Weibo time: not a string ({_shown(text)})")
     try:
         moment = datetime.strptime(text.strip(), "%a %b %d %H:%M:%S %z %Y")
     except ValueError:
-        problem = f"Weibo time: {text!r} is not 'Tue Feb 23 12:28:47 +0800 2021'"
+        problem = f"Weibo time: {_shown(text)} is not 'Tue Feb 23 12:28:47 +0800 2021'"
         raise TimestampError(problem) from None
     return _plausible(moment.astimezone(UTC), "Weibo time", text)
 
 
-_AGO = re.compile(r"^(?P<n>\d+)\s*(?P<unit>秒|分钟|小时)前$")
+# ASCII digits, at most 9: int() of a 5,000-digit run raises, and no page means 10^9 hours ago
+_AGO = re.compile(r"^(?P<n>[0-9]{1,9})\s*(?P<unit>秒|分钟|小时)前$")
 _AGO_UNITS = {"秒": timedelta(seconds=1), "分钟": timedelta(minutes=1), "小时": timedelta(hours=1)}
 _TODAY = re.compile(r"^(?P<day>今天|昨天)\s*(?P<h>\d{1,2}):(?P<m>\d{2})$")
 _MONTH_DAY = re.compile(
@@ -110,13 +136,17 @@ def from_weibo_display(text: object, reference: datetime) -> datetime:
     if reference.tzinfo is None or reference.utcoffset() is None:
         raise ValueError(f"naive reference time {reference!r}; pass a timezone-aware datetime")
     if not isinstance(text, str):
-        raise TimestampError(f"Weibo display time: not a string ({text!r})")
+        raise TimestampError(f"Weibo display time: not a string ({_shown(text)})")
     raw = " ".join(text.split())
     local = reference.astimezone(CHINA)
     if raw == "刚刚":
         return reference.astimezone(UTC)
     if match := _AGO.match(raw):
-        return (reference - int(match["n"]) * _AGO_UNITS[match["unit"]]).astimezone(UTC)
+        try:
+            moment = reference - int(match["n"]) * _AGO_UNITS[match["unit"]]
+        except OverflowError:  # before year 1
+            raise TimestampError(f"Weibo display time: {_shown(raw)} is not a real date") from None
+        return _plausible(moment.astimezone(UTC), "Weibo display time", raw)
     if match := _TODAY.match(raw):
         day = local - timedelta(days=1 if match["day"] == "昨天" else 0)
         return _china_minute(day.year, day.month, day.day, match["h"], match["m"], raw)
@@ -132,7 +162,7 @@ def from_weibo_display(text: object, reference: datetime) -> datetime:
             moment = _china_minute(local.year - 1, int(match["mo"]), int(match["d"]),
                                    match["h"], match["m"], raw)
         return moment
-    raise TimestampError(f"Weibo display time: {raw!r} is not a form with a time of day")
+    raise TimestampError(f"Weibo display time: {_shown(raw)} is not a form with a time of day")
 
 
 def _china_minute(year: int, month: int, day: int, hour: str, minute: str,
@@ -140,5 +170,5 @@ def _china_minute(year: int, month: int, day: int, hour: str, minute: str,
     try:
         local = datetime(year, month, day, int(hour), int(minute), tzinfo=CHINA)
     except ValueError:
-        raise TimestampError(f"Weibo display time: {raw!r} is not a real date") from None
+        raise TimestampError(f"Weibo display time: {_shown(raw)} is not a real date") from None
     return _plausible(local.astimezone(UTC), "Weibo display time", raw)

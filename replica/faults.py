@@ -14,6 +14,8 @@ Each fault matches requests by a substring of the raw request target and spoils 
 - `slow`: the answer is delayed by `seconds`, then served intact.
 - `huge`: `size` bytes of filler are added before the end of an HTML page (the counters are
   untouched), to measure what a very large page costs a crawler.
+- `body`: the answer's status and headers with `body` (text, sent as UTF-8) instead of its
+  document: a hostile page or API answer a test writes byte for byte.
 
 In-process: `server.faults.add("reset", "/tiktok/tag/x", times=2)`; over HTTP:
 `POST /__replica__/fault {"kind": "reset", "match": "/tiktok/tag/x", "times": 2}`.
@@ -33,7 +35,7 @@ from typing import Any, Protocol
 
 Response = tuple[int, dict[str, str], bytes]
 
-KINDS = ("reset", "stall", "truncate", "charset", "slow", "huge")
+KINDS = ("reset", "stall", "truncate", "charset", "slow", "huge", "body")
 # the largest filler a `huge` fault may add; more would be a test mistake, not a fault
 MAX_HUGE = 512 * 1024 * 1024
 
@@ -67,6 +69,7 @@ class Fault:
     seconds: float = 30.0
     charset: str = "iso-8859-1"
     size: int = 0
+    body: str = ""
 
 
 class FaultPlan:
@@ -79,7 +82,8 @@ class FaultPlan:
         self.fired: Counter[str] = Counter()
 
     def add(self, kind: str, match: str, *, times: int = 1, fraction: float = 0.5,
-            seconds: float = 30.0, charset: str = "iso-8859-1", size: int = 0) -> Fault:
+            seconds: float = 30.0, charset: str = "iso-8859-1", size: int = 0,
+            body: str = "") -> Fault:
         """Schedule a fault for requests whose target contains `match`."""
         if kind not in KINDS:
             raise ValueError(f"unknown fault {kind!r}; known: {', '.join(KINDS)}")
@@ -95,8 +99,10 @@ class FaultPlan:
             raise ValueError(f"size must be within [0, {MAX_HUGE}], got {size!r}")
         if not charset.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"not a charset name: {charset!r}")
+        if not isinstance(body, str) or len(body) > MAX_HUGE:
+            raise ValueError(f"body must be text of at most {MAX_HUGE} characters")
         fault = Fault(kind, match, times or None, float(fraction), float(seconds), charset,
-                      int(size))
+                      int(size), body)
         with self._lock:
             self._released.clear()
             self._faults.append(fault)
@@ -104,11 +110,11 @@ class FaultPlan:
 
     def add_json(self, data: dict[str, Any]) -> Fault:
         """`add` from an admin request body; unknown keys are an error, not ignored."""
-        allowed = {"kind", "match", "times", "fraction", "seconds", "charset", "size"}
+        allowed = {"kind", "match", "times", "fraction", "seconds", "charset", "size", "body"}
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-        params = {k: data[k] for k in ("times", "fraction", "seconds", "charset", "size")
+        params = {k: data[k] for k in ("times", "fraction", "seconds", "charset", "size", "body")
                   if k in data}
         return self.add(str(data["kind"]), str(data["match"]), **params)
 
@@ -148,6 +154,8 @@ class FaultPlan:
             handler._write(method, (status, headers, body[: int(len(body) * fault.fraction)]))
         elif fault.kind == "huge":
             handler._write(method, (status, headers, _pad(body, fault.size)))
+        elif fault.kind == "body":
+            handler._write(method, (status, headers, fault.body.encode("utf-8")))
         elif fault.kind == "reset":
             self._partial(handler, response, fault.fraction)
             _reset(handler)

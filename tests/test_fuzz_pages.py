@@ -8,6 +8,7 @@ different number, never another exception.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from w3lib.encoding import html_to_unicode
 
 from crawler.platforms import platform_class
-from crawler.platforms.base import Fetch, Page, PlatformError, TagResult
+from crawler.platforms.base import MAX_DETAIL, Fetch, Page, PlatformError, TagResult
 from crawler.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from replica.world import World
@@ -124,3 +125,40 @@ def test_a_wrong_declared_charset_never_changes_a_number(
     for post_id, post in posts.items():
         assert {k: v for k, v in post.items() if isinstance(v, int)} == {
             k: v for k, v in whole[1][post_id].items() if isinstance(v, int)}
+
+
+# Hostile JSON (issue 17): what a platform's answer can hold that json.loads or int() cannot
+# take. Each spoils one answer of a walk; the adapter must end in a PlatformError naming it.
+DEEP = 100_000
+_DIGIT_STRING = re.compile(rb'"[0-9]+"')
+_NUMBER = re.compile(rb"(?<=[:\[,])[0-9]+(?=[,}\]])")
+HOSTILE: dict[str, Spoil] = {
+    # nested deeper than the recursion limit: json.loads raises RecursionError
+    "deep": lambda body: body.replace(b'{"', b'{"deep":' + b"[" * DEEP + b"]" * DEEP + b',"', 1),
+    # passes str.isdigit(), int() refuses it
+    "superscript_strings": lambda body: _DIGIT_STRING.sub('"²"'.encode(), body),
+    "superscript_numbers": lambda body: _NUMBER.sub('"²"'.encode(), body),
+    # past int()'s 4,300-digit limit, as a string and as a JSON number
+    "5000_digit_strings": lambda body: _DIGIT_STRING.sub(b'"' + b"1" * 5000 + b'"', body),
+    "5000_digit_numbers": lambda body: _NUMBER.sub(b"1" * 5000, body),
+    # int() takes it; a datetime or a float cannot hold it
+    "4000_digit_numbers": lambda body: _NUMBER.sub(b"9" * 4000, body),
+    "4000_digit_strings": lambda body: _DIGIT_STRING.sub(b'"' + b"9" * 4000 + b'"', body),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_hostile_json_gives_a_named_failure_never_another_exception(
+    server: ReplicaServer, intact: dict, platform: str, kind: str
+) -> None:
+    _whole, steps = intact[platform]
+    for step in range(steps):
+        def spoil(index: int, body: bytes, step: int = step) -> bytes:
+            return HOSTILE[kind](body) if index == step else body
+
+        try:
+            walk(server, platform, spoil)
+        except PlatformError as exc:
+            assert len(exc.detail) <= MAX_DETAIL
+            assert "1" * 100 not in exc.detail and "9" * 100 not in exc.detail

@@ -102,6 +102,27 @@ def test_bilibili_id_must_be_numeric() -> None:
         Bilibili().first_fetch(TagRef(None, "abc"))
 
 
+@pytest.mark.parametrize("topic_id", ["²", "１２３", "1" * 5000, 12.5, None])
+def test_bilibili_search_hit_without_an_ascii_numeric_id_is_a_layout_change(
+    topic_id: Any,
+) -> None:
+    body = {"code": 0, "data": {"topic_items": [{"id": topic_id, "name": "寒假不咕咕"}]}}
+    with pytest.raises(LayoutChanged, match="topic search item has no numeric id") as caught:
+        Bilibili().on_search(page(body), TagRef("寒假不咕咕", None), {})
+    assert len(caught.value.detail) < 100
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    ('{"code":0,"data":' + "[" * 100_000 + "]" * 100_000 + "}",
+     "unreadable JSON: nesting too deep"),
+    ('{"code":0,"data":{"n":' + "1" * 5000 + "}}",
+     "unreadable JSON: a number longer than 4300 digits"),
+])
+def test_bilibili_hostile_json_is_named(body: str, detail: str) -> None:
+    with pytest.raises(LayoutChanged, match=f"^{detail}$"):
+        Bilibili().on_details(page(body), TagRef(None, "8995"), {})
+
+
 def weibo_body(midtext: str, cards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     head = {"title": "#TikTok难民#", "midtext": midtext, "downtext": "主持人：新浪热点"}
     return {"ok": 1, "data": {"cardlistInfo": {"cardlist_head_cards": [{"head_data": head}]},
@@ -150,6 +171,11 @@ def test_weibo_posts_come_flat_and_from_card_groups() -> None:
     ("06-27", None),  # a date without its time: the time would be invented
     ("2021-02-23", None),
     (None, None),
+    # hostile: no datetime, no traceback
+    ("999999999小时前", None),  # before year 1
+    ("1" * 5000 + "秒前", None),  # int() would refuse it
+    ("²秒前", None),
+    ("昨天 25:61", None),
 ])
 def test_weibo_created_at_forms(text: str | None, expected: datetime | None) -> None:
     assert parse_created_at(text, AT) == expected
@@ -234,6 +260,24 @@ def test_douyin_detail_answers_name_their_failure(body: str, status: int,
     with pytest.raises(error):
         Douyin().on_hashtag(rendered([captured(DETAIL, body, status)]), TagRef(None, "1"),
                             {"cid": "1"})
+
+
+def test_douyin_hostile_captured_json_is_named() -> None:
+    deep = '{"status_code":0,"ch_info":' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(LayoutChanged, match="^unreadable JSON: nesting too deep$"):
+        Douyin().on_hashtag(rendered([captured(DETAIL, deep)]), TagRef(None, "1"), {"cid": "1"})
+    # a post time no datetime holds: the post keeps no time, the counters are stored
+    body = {"status_code": 0, "ch_info": {"cid": "1", "cha_name": "x", "view_count": 5}}
+    feed = {"status_code": 0, "aweme_list": [{"aweme_id": "7", "create_time": 10**30}]}
+    aweme = "https://www.douyin.com/aweme/v1/web/challenge/aweme/?ch_id=1&a_bogus=x"
+    result = Douyin().on_hashtag(rendered([captured(DETAIL, body), captured(aweme, feed)]),
+                                 TagRef(None, "1"), {"cid": "1"})
+    assert result.snapshot["views"] == 5
+    assert result.posts[0]["created_at"] is None
+    with pytest.raises(LayoutChanged, match="no numeric cid"):
+        search = {"status_code": 0, "challenge_list": [
+            {"challenge_info": {"cid": "²", "cha_name": "旅行"}}]}
+        Douyin().on_search(rendered([captured(SEARCH, search)]), TagRef("旅行", None), {})
 
 
 @pytest.mark.parametrize(("html", "error"), [

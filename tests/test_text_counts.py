@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from crawler.counts import (
     MAX_COUNT,
+    MAX_DIGITS,
     UNITS,
     CountParseError,
     ParsedCount,
+    digit_string_value,
     parse_count,
     parse_labelled,
     split_counts,
@@ -141,6 +143,7 @@ ERRORS = [
     "①②",
     "١٢٣",
     "1" * 65,
+    "1" * 5000,  # int() would refuse it (4,300 digits): refused here by length first
     "1" * 16 + "0",
     "10000001亿",
     "浏览" * 200 + "1",
@@ -293,3 +296,17 @@ def test_parse_labelled_only_raises_count_parse_error(text: str) -> None:
         return
     assert set(parsed) <= {"views", "discussions", "posts", "participants"}
     assert all(count.value >= 0 for count in parsed.values())
+
+
+@given(st.text())
+def test_digit_string_value_is_ascii_digits_or_none(text: str) -> None:
+    value = digit_string_value(text)
+    if value is None:
+        assert not (text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS)
+    else:
+        assert text.isascii() and text.isdigit() and int(text) == value
+
+
+@given(st.integers(min_value=0, max_value=10**MAX_DIGITS - 1))
+def test_digit_string_value_reads_every_int64_and_a_little_more(n: int) -> None:
+    assert digit_string_value(str(n)) == n

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -36,12 +37,19 @@ class Outcome(StrEnum):
     ERROR = "error"
 
 
+# A failure's detail is printed on stderr and stored in `runs.outcomes`; it often quotes the
+# page, and a hostile page can put a megabyte where a short code belongs.
+MAX_DETAIL = 300
+
+
 class PlatformError(Exception):
     """A platform answered, but not with the tag's data; `outcome` names why."""
 
     outcome: ClassVar[Outcome] = Outcome.ERROR
 
     def __init__(self, detail: str) -> None:
+        if len(detail) > MAX_DETAIL:
+            detail = detail[: MAX_DETAIL - 1] + "…"
         super().__init__(detail)
         self.detail = detail
 
@@ -72,6 +80,25 @@ class LayoutChanged(PlatformError):
 
 class Unsupported(PlatformError):
     outcome = Outcome.UNSUPPORTED
+
+
+class UnreadableJSON(LayoutChanged):
+    """Well-formed JSON this process cannot read: nested deeper than the recursion limit, or a
+    number longer than `int()` converts (4,300 digits). No platform answers that; a malformed
+    body stays a `json.JSONDecodeError`, which each adapter reads in its own way."""
+
+
+class AdapterFailed(LayoutChanged):
+    """A step raised something other than a PlatformError: the page is not one the adapter was
+    written for. `guarded_handle` raises it; the detail names the exception's type."""
+
+    def __init__(self, detail: str, *, where: str = "") -> None:
+        super().__init__(detail)
+        self.where = where  # "crawler/platforms/x.py:123 in parse_y", for the log line
+
+
+class UnknownStep(LookupError):
+    """A step no method of the adapter reads (a request or archive from another version)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +138,11 @@ class Captured:
     body: str
 
     def json(self) -> Any:
+        """The body as JSON; None when empty or malformed (adapters name what that means),
+        UnreadableJSON when it is hostile."""
         try:
-            return json.loads(self.body) if self.body.strip() else None
-        except ValueError:
+            return load_json(self.body) if self.body.strip() else None
+        except json.JSONDecodeError:
             return None
 
 
@@ -196,8 +225,91 @@ class Platform:
         """Dispatch a fetched page to the adapter method named by the step."""
         method = getattr(self, f"on_{step}", None)
         if method is None:
-            raise LookupError(f"{self.name}: no step {step!r}")
+            raise UnknownStep(f"{self.name}: no step {step!r}")
         return method(page, tag, state)
+
+
+def load_json(text: str) -> Any:
+    """`json.loads`; a malformed text raises `json.JSONDecodeError` (a ValueError) as usual, and
+    hostile but well-formed JSON raises UnreadableJSON naming why, never RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UnreadableJSON("unreadable JSON: nesting too deep") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # the only other: a number beyond sys.get_int_max_str_digits()
+        raise UnreadableJSON(f"unreadable JSON: {_digits_reason(exc)}") from None
+
+
+def decode_json_at(text: str, start: int) -> Any:
+    """The one JSON value that starts at `text[start]` (what follows it is ignored), read as
+    `load_json` reads a whole text."""
+    try:
+        return json.JSONDecoder().raw_decode(text, start)[0]
+    except RecursionError:
+        raise UnreadableJSON("unreadable JSON: nesting too deep") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise UnreadableJSON(f"unreadable JSON: {_digits_reason(exc)}") from None
+
+
+def _digits_reason(exc: ValueError) -> str:
+    if "digits" in str(exc):
+        return f"a number longer than {sys.get_int_max_str_digits()} digits"
+    return str(exc)[:120]
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """`repr(value)` cut to `limit` characters, for a failure's detail: a page can put a
+    megabyte where a counter belongs, and the detail is printed and stored."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past the int-to-str digit limit
+        return "a number too long to print"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def guarded_handle(adapter: Platform, step: str, page: Page, tag: TagRef,
+                   state: dict[str, Any]) -> Any:
+    """`adapter.handle(...)`, with any exception other than a PlatformError (or UnknownStep)
+    raised as AdapterFailed, i.e. `layout_changed` naming the exception's type.
+
+    An adapter names every failure it knows; anything else it raised met a page it was not
+    written for (hostile JSON, a shape no one has seen), and that is one page's outcome, not a
+    reason to lose the traceback-free report or the other tags. The adapters' own tests call
+    `handle` directly, so a new kind of exception still fails them there.
+    """
+    try:
+        return adapter.handle(step, page, tag, state)
+    except (PlatformError, UnknownStep):
+        raise
+    except Exception as exc:
+        try:
+            message = " ".join(str(exc).split())
+        except Exception:  # noqa: BLE001 - a message that cannot be printed is no message
+            message = ""
+        detail = f"the adapter could not read the page: {type(exc).__name__}"
+        if message:
+            detail += f": {message[:120]}" + ("…" if len(message) > 120 else "")
+        raise AdapterFailed(detail, where=_innermost(exc)) from exc
+
+
+def _innermost(exc: BaseException) -> str:
+    """"file:line in function" of the frame that raised, for a log line without a traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    name = code.co_filename
+    for marker in ("/crawler/", "/site-packages/"):
+        if marker in name:
+            name = name[name.rindex(marker) + 1:]
+            break
+    return f"{name}:{tb.tb_lineno} in {code.co_name}"
 
 
 LOGIN_PATHS = ("/login", "/accounts/login")

@@ -16,10 +16,10 @@ for the topic endpoints, which were not seen answering them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
+from crawler.counts import digit_string_value
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -33,6 +33,8 @@ from crawler.platforms.base import (
     RateLimited,
     TagResult,
     check_status,
+    load_json,
+    shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef, normalize_tag
@@ -70,7 +72,7 @@ class Bilibili(Platform):
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.id is not None:
-            if not tag.id.isdigit():
+            if not is_topic_id(tag.id):
                 raise NotFound(f"Bilibili topic ids are numbers, not {tag.id!r}")
             return self.details_fetch(tag.id)
         keyword = quote(tag.name or "", safe="")
@@ -93,9 +95,10 @@ class Bilibili(Platform):
         wanted = normalize_tag(tag.name or "")
         for item in items:
             if isinstance(item, dict) and normalize_tag(str(item.get("name", ""))) == wanted:
-                if not str(item.get("id", "")).isdigit():
-                    raise LayoutChanged(f"topic search item has no numeric id: {item.get('id')!r}")
-                return self.details_fetch(str(item["id"]))
+                topic_id = item.get("id")
+                if not is_topic_id(str(topic_id)):
+                    raise LayoutChanged(f"topic search item has no numeric id: {shown(topic_id)}")
+                return self.details_fetch(str(topic_id))
         names = ", ".join(str(i.get("name")) for i in items[:3] if isinstance(i, dict))
         raise NotFound(f"topic search has no topic named {tag.name!r} ({names or 'no topics'})")
 
@@ -130,7 +133,7 @@ class Bilibili(Platform):
         """The topic's id first (details/top by id, or topic search by name), then its cards."""
         state = {"window": window.as_state()}
         if tag.id is not None:
-            if not tag.id.isdigit():
+            if not is_topic_id(tag.id):
                 raise NotFound(f"Bilibili topic ids are numbers, not {tag.id!r}")
             fetch = self.details_fetch(tag.id)
             return Fetch(url=fetch.url, step="backfill_topic", headers=_HEADERS,
@@ -178,8 +181,8 @@ def parse_dynamic(card: dict[str, Any], topic_id: str, tag: TagRef,
     author = modules.get("module_author") if isinstance(modules.get("module_author"),
                                                         dict) else {}
     dynamic_id = item.get("id_str")
-    if not isinstance(dynamic_id, str) or not dynamic_id.isdigit():
-        raise LayoutChanged(f"a dynamic card has no numeric id_str: {dynamic_id!r}")
+    if not isinstance(dynamic_id, str) or digit_string_value(dynamic_id) is None:
+        raise LayoutChanged(f"a dynamic card has no numeric id_str: {shown(dynamic_id)}")
     try:
         created = from_epoch_seconds(author.get("pub_ts"))
     except TimestampError as exc:
@@ -209,10 +212,15 @@ _HEADERS = {"Accept": "application/json, text/plain, */*",
             "Referer": "https://www.bilibili.com/"}
 
 
+def is_topic_id(text: str) -> bool:
+    """Topic ids are ASCII digit strings ("²" passes `str.isdigit()`, and is no id)."""
+    return digit_string_value(text) is not None
+
+
 def api_data(page: Page) -> Any:
     """`data` of a Bilibili JSON answer, or the named failure its `code` stands for."""
     try:
-        body = json.loads(page.text)
+        body = load_json(page.text)  # hostile JSON raises UnreadableJSON, not ValueError
     except ValueError:
         check_status(page)
         raise LayoutChanged(f"HTTP {page.status} answer is not JSON") from None
@@ -226,7 +234,7 @@ def api_data(page: Page) -> Any:
         raise error
     check_status(page)
     if code != 0:
-        raise PlatformError(f"API code {code}: {message}".strip())
+        raise PlatformError(f"API code {shown(code)}: {message}".strip())
     return body.get("data")
 
 

@@ -35,6 +35,7 @@ from crawler.platforms.base import (
     TagResult,
     Unsupported,
     check_status,
+    load_json,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
@@ -164,8 +165,9 @@ def _iso(moment: datetime) -> str:
 
 
 def _json(text: str) -> Any:
+    """The body as JSON, None when it is empty or malformed; hostile JSON is UnreadableJSON."""
     try:
-        return json.loads(text) if text.strip() else None
+        return load_json(text) if text.strip() else None
     except ValueError:
         return None
 

@@ -18,14 +18,12 @@ header "1.2亿次播放 · 3.4万人参与" and its class names (used only when 
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from parsel import Selector
 
-from crawler.counts import CountParseError, parse_labelled
+from crawler.counts import CountParseError, digit_string_value, parse_labelled
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -41,8 +39,11 @@ from crawler.platforms.base import (
     RenderSpec,
     TagResult,
     check_status,
+    load_json,
+    shown,
 )
 from crawler.tags import TagRef, normalize_tag
+from crawler.timestamps import utc_from_epoch
 
 DETAIL_API = r"/aweme/v1/web/challenge/detail/"
 AWEME_API = r"/aweme/v1/web/challenge/aweme/"
@@ -69,7 +70,7 @@ class Douyin(Platform):
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.id is not None:
-            if not tag.id.isdigit():
+            if digit_string_value(tag.id) is None:
                 raise NotFound(f"Douyin cids are numbers, not {tag.id!r}")
             return self.hashtag_fetch(tag.id)
         return Fetch(
@@ -101,11 +102,11 @@ class Douyin(Platform):
             names.append(str(info.get("cha_name")))
             if normalize_tag(str(info.get("cha_name", ""))) == wanted:
                 cid = str(info.get("cid", ""))
-                if not cid.isdigit():
-                    raise LayoutChanged(f"challenge search entry has no numeric cid: {cid!r}")
+                if digit_string_value(cid) is None:
+                    raise LayoutChanged(f"challenge search entry has no numeric cid: {shown(cid)}")
                 return self.hashtag_fetch(cid)
-        shown = ", ".join(names[:3]) or "no hashtags"
-        raise NotFound(f"challenge search has no hashtag named {tag.name!r} ({shown})")
+        listed = ", ".join(names[:3]) or "no hashtags"
+        raise NotFound(f"challenge search has no hashtag named {tag.name!r} ({listed})")
 
     def on_hashtag(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
         check_status(page)
@@ -158,7 +159,7 @@ def api_json(cap: Captured) -> dict[str, Any]:
         # MediaCrawler: how Douyin refuses a call whose a_bogus/msToken or IP it distrusts
         raise Blocked(f"{path} answered {body or 'an empty body'!r}: request refused")
     try:
-        data = json.loads(body)
+        data = load_json(body)  # hostile JSON raises UnreadableJSON, not ValueError
     except ValueError as exc:
         raise LayoutChanged(f"{path} did not answer JSON") from exc
     if not isinstance(data, dict):
@@ -167,7 +168,7 @@ def api_json(cap: Captured) -> dict[str, Any]:
     if code in LOGIN_CODES:
         raise LoginWall(f"status_code {code}: {data.get('status_msg') or 'sign-in required'}")
     if code != 0:
-        raise PlatformError(f"status_code {code}: {data.get('status_msg') or ''}".strip())
+        raise PlatformError(f"status_code {shown(code)}: {data.get('status_msg') or ''}".strip())
     return data
 
 
@@ -187,8 +188,8 @@ def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page) -> dict[s
         "author_id": str(author.get("uid") or "") or None,
         "author_name": author.get("nickname"),
         "text": aweme.get("desc"),
-        "created_at": (datetime.fromtimestamp(created, UTC)
-                       if isinstance(created, int) and created > 0 else None),
+        "created_at": (utc_from_epoch(created) if isinstance(created, int)
+                       and not isinstance(created, bool) and created > 0 else None),
         "observed_at": page.observed_at,
         "likes": stats.get("digg_count"),
         "comments": stats.get("comment_count"),

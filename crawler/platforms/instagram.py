@@ -16,8 +16,6 @@ HTTP 404 is `not_found` (its body is [INF]); a `data` without `media_count` is `
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -32,8 +30,10 @@ from crawler.platforms.base import (
     TagResult,
     Unsupported,
     check_status,
+    load_json,
 )
 from crawler.tags import TagRef
+from crawler.timestamps import utc_from_epoch
 
 # the web client's app id (www.instagram.com); instaloader's iPhone path uses 124024574287414
 WEB_APP_ID = "936619743392459"
@@ -108,8 +108,9 @@ class Instagram(Platform):
 
 
 def _json(text: str) -> Any:
+    """The body as JSON, None when it is empty or malformed; hostile JSON is UnreadableJSON."""
     try:
-        return json.loads(text) if text.strip() else None
+        return load_json(text) if text.strip() else None
     except ValueError:
         return None
 
@@ -159,7 +160,7 @@ def parse_media(media: dict[str, Any], tag_display: str, tag_id: str | None,
         "author_id": str(user["pk"]) if user.get("pk") else None,
         "author_name": user.get("username") or user.get("full_name"),
         "text": caption.get("text") if isinstance(caption, dict) else None,
-        "created_at": (datetime.fromtimestamp(taken, UTC)
+        "created_at": (utc_from_epoch(taken)
                        if isinstance(taken, int) and not isinstance(taken, bool) and taken > 0
                        else None),
         "observed_at": page.observed_at,

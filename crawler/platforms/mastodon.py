@@ -22,7 +22,6 @@ reported `rate_limited` naming the reset time.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from w3lib.html import remove_tags, replace_entities
 
+from crawler.counts import digit_string_value
 from crawler.platforms.base import (
     Fetch,
     LayoutChanged,
@@ -42,9 +42,12 @@ from crawler.platforms.base import (
     TagResult,
     Unsupported,
     check_status,
+    load_json,
+    shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
+from crawler.timestamps import utc_from_epoch
 
 TIMELINE_LIMIT = 40  # the API's maximum page
 
@@ -190,25 +193,28 @@ def seconds_until_reset(reset: str | None, page: Page) -> float | None:
         at = at.replace(tzinfo=UTC)
     now = page.observed_at
     if page.headers.get("date"):
-        with contextlib.suppress(TypeError, ValueError):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
             now = parsedate_to_datetime(page.headers["date"])
     return max(0.0, (at - now).total_seconds())
 
 
 def _json(text: str) -> Any:
+    """The body as JSON, None when it is empty or malformed; hostile JSON is UnreadableJSON."""
     try:
-        return json.loads(text) if text.strip() else None
+        return load_json(text) if text.strip() else None
     except ValueError:
         return None
 
 
 def _count(value: Any, where: str) -> int:
-    """A history count: an int cast to a string by the API (a bare int is accepted too)."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    """A history count: an int cast to a string by the API (a bare int is accepted too); the
+    string is ASCII digits, so "²" or a 5,000-digit run is `layout_changed`, not a traceback."""
+    number = digit_string_value(value) if isinstance(value, str) else None
+    if number is not None:
+        return number
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise LayoutChanged(f"{where} is not a count: {value!r}")
+    raise LayoutChanged(f"{where} is not a count: {shown(value)}")
 
 
 def parse_history(history: Any, observed_at: datetime) -> list[dict[str, Any]]:
@@ -220,7 +226,9 @@ def parse_history(history: Any, observed_at: datetime) -> list[dict[str, Any]]:
         if not isinstance(entry, dict):
             raise LayoutChanged(f"history[{i}] is not an object")
         midnight = _count(entry.get("day"), f"history[{i}].day")
-        day = datetime.fromtimestamp(midnight, UTC)
+        day = utc_from_epoch(midnight)
+        if day is None:
+            raise LayoutChanged(f"history[{i}].day is not a time: {shown(midnight)}")
         if (day.hour, day.minute, day.second) != (0, 0, 0):
             raise LayoutChanged(f"history[{i}].day is not a UTC midnight: {midnight}")
         rows.append({

@@ -13,14 +13,14 @@ is inferred [INF]; both are read only when present.
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from parsel import Selector
 
+from crawler.counts import CountParseError, digit_string_value, parse_count
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -33,10 +33,12 @@ from crawler.platforms.base import (
     TagResult,
     Unsupported,
     check_status,
+    load_json,
+    shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
-from crawler.timestamps import TimestampError, from_epoch_seconds
+from crawler.timestamps import TimestampError, from_epoch_seconds, utc_from_epoch
 
 SCOPE = "webapp.challenge-detail"
 NOT_FOUND_CODES = {10205}
@@ -224,7 +226,7 @@ def extract_universal_data(html: str) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        data = json.loads(raw)
+        data = load_json(raw)  # hostile JSON (too deep, huge numbers) raises UnreadableJSON
     except ValueError as exc:
         raise LayoutChanged(f"rehydration JSON does not parse: {exc}") from exc
     return data if isinstance(data, dict) else None
@@ -246,11 +248,25 @@ def _exact(stats: dict[str, Any], stats_v2: dict[str, Any], key: str) -> int | s
         # statsV2 exists because ints above 2^53 lose precision in JavaScript; trust it when
         # the two disagree
         text = stats_v2.get(key)
-        if isinstance(text, str) and text.isdigit() and int(text) != value:
+        if isinstance(text, str) and digit_string_value(text) not in (None, value):
             return text
         return value
     text = stats_v2.get(key)
     return text if isinstance(text, str) else value
+
+
+def _check_counter_text(stats_v2: dict[str, Any], key: str) -> None:
+    """A tag's `statsV2` counter must read as a count: a digit string, or counter text such as
+    full-width digits. Anything else ("²", 5,000 digits) means the page is not the one this
+    adapter reads, so the tag is `layout_changed` instead of a guess."""
+    text = stats_v2.get(key)
+    if not isinstance(text, str) or digit_string_value(text) is not None:
+        return
+    try:
+        parse_count(text)
+    except CountParseError as exc:
+        raise LayoutChanged(f"statsV2.{key}: counter {shown(text)} is not a number "
+                            f"({exc.reason})") from None
 
 
 def parse_detail(detail: dict[str, Any], page: Page, *, source: str,
@@ -270,6 +286,10 @@ def parse_detail(detail: dict[str, Any], page: Page, *, source: str,
     if not isinstance(stats, dict) and not stats_v2:
         raise LayoutChanged("challengeInfo has neither stats nor statsV2")
     stats = stats or {}
+    if not isinstance(stats, dict) or not isinstance(stats_v2, dict):
+        raise LayoutChanged("challengeInfo.stats or statsV2 is not an object")
+    for key in ("viewCount", "videoCount"):
+        _check_counter_text(stats_v2, key)
     title = challenge.get("title") or ""
     snapshot = {
         "platform": "tiktok",
@@ -315,10 +335,10 @@ def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
 
 
 def _from_epoch_seconds(value: Any) -> datetime | None:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        value = digit_string_value(value)
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
+        return utc_from_epoch(value)
     return None
 
 

@@ -17,7 +17,6 @@ HTTP 432 (third-party: "without a cookie") is read as a block, HTTP 418 as Weibo
 from __future__ import annotations
 
 import html
-import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -25,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from parsel import Selector
 
-from crawler.counts import CountParseError, parse_labelled
+from crawler.counts import CountParseError, parse_count, parse_labelled
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -40,6 +39,8 @@ from crawler.platforms.base import (
     TagResult,
     Unsupported,
     check_status,
+    load_json,
+    shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef
@@ -48,8 +49,9 @@ from crawler.timestamps import TimestampError, from_epoch_seconds, from_weibo_di
 API_PATH = "/api/container/getIndex"
 CHINA = timezone(timedelta(hours=8))
 _HOST = re.compile(r"主持人\s*[：:]\s*(?P<host>\S.*?)\s*$")
-_AGO = re.compile(r"^(?P<n>\d+)\s*(?P<unit>秒|分钟|小时)前$")
-_YESTERDAY = re.compile(r"^昨天\s*(?P<h>\d{1,2}):(?P<m>\d{2})$")
+# ASCII digits, and few of them: int() of a 5,000-digit run raises, a huge one overflows
+_AGO = re.compile(r"^(?P<n>[0-9]{1,9})\s*(?P<unit>秒|分钟|小时)前$")
+_YESTERDAY = re.compile(r"^昨天\s*(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})$")
 _AGO_UNITS = {"秒": timedelta(seconds=1), "分钟": timedelta(minutes=1), "小时": timedelta(hours=1)}
 
 
@@ -224,7 +226,12 @@ def _count_text(text: str | None) -> int | None:
     stripped = re.sub(r"^\s*(转发|评论|赞)?\s*", "", text or "").strip()
     if not stripped:
         return 0
-    return int(stripped) if stripped.isdigit() else None
+    # counter text: full-width digits read, "²" or a 5,000-digit run does not
+    try:
+        count = parse_count(stripped)
+    except CountParseError:
+        return None
+    return None if count.approximate else count.value
 
 
 def parse_search_card(card: Selector, name: str, page: Page, reference: datetime,
@@ -284,7 +291,7 @@ def api_body(page: Page) -> dict[str, Any]:
         raise RateLimited("HTTP 418 (Weibo's rate limit)")
     check_status(page)
     try:
-        body = json.loads(page.text)
+        body = load_json(page.text)  # hostile JSON raises UnreadableJSON, not ValueError
     except ValueError:
         if "Sina Visitor System" in page.text:
             raise Captcha("the Sina Visitor System verification page") from None
@@ -298,7 +305,7 @@ def api_body(page: Page) -> dict[str, Any]:
     if ok == 0:
         raise NotFound(f"ok 0: {msg or 'empty container'}")
     if ok != 1:
-        raise PlatformError(f"ok {ok}: {msg}".strip())
+        raise PlatformError(f"ok {shown(ok)}: {msg}".strip())
     return body
 
 
@@ -349,13 +356,16 @@ def parse_created_at(text: Any, observed_at: datetime) -> datetime | None:
         pass
     if text == "刚刚":
         return observed_at
-    if match := _AGO.match(text):
-        return observed_at - int(match["n"]) * _AGO_UNITS[match["unit"]]
-    if match := _YESTERDAY.match(text):
-        day = observed_at.astimezone(CHINA) - timedelta(days=1)
-        local = day.replace(hour=int(match["h"]), minute=int(match["m"]), second=0,
-                            microsecond=0)
-        return local.astimezone(UTC)
+    try:
+        if match := _AGO.match(text):
+            return observed_at - int(match["n"]) * _AGO_UNITS[match["unit"]]
+        if match := _YESTERDAY.match(text):
+            day = observed_at.astimezone(CHINA) - timedelta(days=1)
+            local = day.replace(hour=int(match["h"]), minute=int(match["m"]), second=0,
+                                microsecond=0)
+            return local.astimezone(UTC)
+    except (OverflowError, ValueError):  # "999999999小时前" (before year 1), "昨天 25:61"
+        return None
     return None
 
 

@@ -17,9 +17,7 @@ values are marked approximate. API codes: 300012 IP block, -100/-101/-104 sign-i
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -38,11 +36,13 @@ from crawler.platforms.base import (
     Platform,
     RenderSpec,
     TagResult,
+    UnreadableJSON,
     check_status,
+    load_json,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
 from crawler.tags import TagRef, normalize_tag
-from crawler.timestamps import TimestampError, from_epoch_millis
+from crawler.timestamps import TimestampError, from_epoch_millis, utc_from_epoch
 
 SEARCH_API = r"/web_api/sns/v1/search/topic"
 NOTES_API = r"/page/[0-9a-f]+/notes|/topic/notes"
@@ -274,8 +274,8 @@ def initial_state(html: str) -> dict[str, Any] | None:
         return None
     text = re.sub(r"(?<=[:\[,])\s*undefined\b", "null", match.group(1))
     try:
-        state = json.loads(text)
-    except ValueError:
+        state = load_json(text)
+    except (ValueError, UnreadableJSON):  # only names the topic: unreadable is absent
         return None
     return state if isinstance(state, dict) else None
 
@@ -308,8 +308,8 @@ def parse_note(note: dict[str, Any], tag_display: str, tag_id: str | None,
     user = note.get("user") or {}
     created = note.get("create_time")
     created_at = None
-    if isinstance(created, int) and not isinstance(created, bool) and created > 0:
-        created_at = datetime.fromtimestamp(created / 1000, UTC)  # milliseconds
+    if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 2**53:
+        created_at = utc_from_epoch(created / 1000)  # milliseconds
     return {
         "platform": "xiaohongshu",
         "post_id": str(note["id"]),

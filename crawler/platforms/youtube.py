@@ -20,7 +20,6 @@ without a known header is `layout_changed`.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,14 +36,16 @@ from crawler.platforms.base import (
     TagResult,
     Unsupported,
     check_status,
+    decode_json_at,
 )
 from crawler.tags import TagRef
 
 # yt-dlp's pattern (youtube/_base.py): the assignment, then one JSON object
 _INITIAL_DATA = re.compile(
     r"""(?:window\s*\[\s*["']ytInitialData["']\s*\]|ytInitialData)\s*=\s*(?=\{)""")
+# ASCII digits, and few of them: int() of a 5,000-digit run raises, a huge one overflows
 _AGO = re.compile(
-    r"^(?:Streamed |Premiered )?(\d+) (second|minute|hour|day|week|month|year)s? ago$")
+    r"^(?:Streamed |Premiered )?([0-9]{1,9}) (second|minute|hour|day|week|month|year)s? ago$")
 # only these ages are fine-grained enough to stand for a timestamp
 _PRECISE_UNITS = {"second": timedelta(seconds=1), "minute": timedelta(minutes=1)}
 
@@ -130,7 +131,7 @@ def extract_initial_data(html: str) -> dict[str, Any] | None:
     if match is None:
         return None
     try:
-        data, _end = json.JSONDecoder().raw_decode(html, match.end())
+        data = decode_json_at(html, match.end())  # hostile JSON raises UnreadableJSON
     except ValueError as exc:
         raise LayoutChanged(f"ytInitialData does not parse: {exc}") from exc
     return data if isinstance(data, dict) else None
@@ -200,7 +201,10 @@ def created_from_relative(text: str, observed_at: datetime) -> datetime | None:
     match = _AGO.match(text.strip())
     if match is None or match.group(2) not in _PRECISE_UNITS:
         return None
-    return observed_at - int(match.group(1)) * _PRECISE_UNITS[match.group(2)]
+    try:
+        return observed_at - int(match.group(1)) * _PRECISE_UNITS[match.group(2)]
+    except OverflowError:  # before year 1: no upload time
+        return None
 
 
 def _view_count(text: str) -> int | None:

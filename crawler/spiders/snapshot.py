@@ -22,6 +22,7 @@ from crawler.health import HealthThresholds, TagOutcome, check_run
 from crawler.items import PageItems, items_from_result
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
+    AdapterFailed,
     Captured,
     Fetch,
     Outcome,
@@ -29,6 +30,8 @@ from crawler.platforms.base import (
     Platform,
     PlatformError,
     TagResult,
+    UnknownStep,
+    guarded_handle,
 )
 from crawler.run import RunState, TagJob
 from crawler.tags import TagRef
@@ -130,11 +133,21 @@ class SnapshotSpider(scrapy.Spider):
         page = page_from_response(response)
         ref = self._archive(page, job, info, response.body)
         try:
-            result = self.adapters[job.platform].handle(info["step"], page, job.ref,
-                                                        info["state"])
+            # anything but a PlatformError from the adapter is this page's layout_changed
+            result = guarded_handle(self.adapters[job.platform], info["step"], page, job.ref,
+                                    info["state"])
         except PlatformError as exc:
+            if isinstance(exc, AdapterFailed):
+                # one line, no traceback: where it broke, for whoever fixes the adapter
+                logger.warning("%s %s: step %r at %s: %s", job.platform, job.key,
+                               info["step"], exc.where or "?", exc.detail)
+                self.crawler.stats.inc_value("tagarchive/adapter_failed")
             self.crawler.stats.inc_value(f"tagarchive/outcome/{exc.outcome}")
             self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
+            return
+        except UnknownStep as exc:  # a request from another version (JOBDIR): not the page's
+            self.crawler.stats.inc_value(f"tagarchive/outcome/{Outcome.ERROR}")
+            self.run.set_outcome(job.platform, job.key, Outcome.ERROR, str(exc))
             return
         if isinstance(result, Fetch):
             request = self._request(result, job)
