@@ -18,6 +18,7 @@ from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
 from crawler.browser import collect_captures, park, stirred
+from crawler.counts import digit_string_value
 from crawler.signin import register_secrets
 
 logger = logging.getLogger(__name__)
@@ -306,8 +307,9 @@ def retry_after_seconds(value: str | bytes | None, now: datetime | None = None) 
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = digit_string_value(value)  # ASCII digits only: "²" passes isdigit() but not float()
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -334,8 +336,12 @@ def rate_limit_reset_seconds(reset: str | bytes | None, date_header: str | bytes
             server_now = email.utils.parsedate_to_datetime(raw)
         except (TypeError, ValueError):
             pass
-    if text.isdigit():
-        when = datetime.fromtimestamp(int(text), UTC)
+    stamp = digit_string_value(text)  # ASCII, at most 20 digits: "²" or 10^30 name no time
+    if stamp is not None:
+        try:
+            when = datetime.fromtimestamp(stamp, UTC)
+        except (OverflowError, OSError, ValueError):  # past the years a datetime holds
+            return None
     else:
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -35,3 +35,13 @@ def test_rate_limit_reset_iso_against_server_date() -> None:
     assert rate_limit_reset_seconds("2026-01-01T11:00:00Z", None, NOW) == 0.0
     assert rate_limit_reset_seconds("soon", None, NOW) is None
     assert rate_limit_reset_seconds(None, None, NOW) is None
+
+
+def test_hostile_header_values_mean_no_wait_rather_than_a_crash() -> None:
+    from crawler.middlewares import rate_limit_reset_seconds
+
+    # b"\xb2" is "²" in latin-1: str.isdigit() passes it, float() and int() refuse it
+    assert retry_after_seconds(b"\xb2") is None
+    assert retry_after_seconds("1" * 5000) is None  # past int()'s 4,300-digit limit
+    assert rate_limit_reset_seconds(b"\xb2", None, NOW) is None
+    assert rate_limit_reset_seconds("9" * 20, None, NOW) is None  # no datetime that far out
