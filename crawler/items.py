@@ -56,10 +56,16 @@ class PostItem:
     text: str | None = None
     created_at: datetime | None = None
     observed_at: datetime | None = None
+    # as in SnapshotItem: an int or digit string is exact, display text ("1.2K") is parsed and
+    # approximate; the normalize pipeline sets *_approx (an adapter may set True itself)
     likes: Any = None
     comments: Any = None
     shares: Any = None
     plays: Any = None
+    likes_approx: bool | None = None
+    comments_approx: bool | None = None
+    shares_approx: bool | None = None
+    plays_approx: bool | None = None
     source: str | None = None
     archive_file: str | None = None
     archive_record: str | None = None
@@ -75,6 +81,9 @@ class ActivityItem:
     day: date | None = None
     posts: Any = None
     participants: Any = None
+    # set by the normalize pipeline as for snapshots: true when read from rounded display text
+    posts_approx: bool | None = None
+    participants_approx: bool | None = None
     # complete | lower_bound (capped or ranked listing) | platform_reported (e.g. Mastodon history)
     coverage: str | None = None
     source: str | None = None

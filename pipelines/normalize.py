@@ -18,6 +18,9 @@ from crawler.tags import InvalidTagError, normalize_tag
 from pipelines import RunPipeline
 
 Normalized = tuple[Any, str | None, bool | None, str | None]
+# counter -> its display-text and semantics columns
+_COLUMNS = {name: (f"{name}_text", f"{name}_approx")
+            for name in (*COUNTERS, *POST_COUNTERS, *ACTIVITY_COUNTERS)}
 
 
 def normalize_counter(value: Any, text: str | None) -> Normalized:
@@ -45,6 +48,27 @@ def normalize_counter(value: Any, text: str | None) -> Normalized:
     return parsed.value, text, True, None
 
 
+def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) -> None:
+    """Normalize each named counter of an item in place, with its semantics in `<name>_approx`.
+
+    Every stored counter carries how it was read: false for an exact integer, true for a value
+    parsed from rounded display text, null only when there is no value. Snapshots also keep the
+    display text (`<name>_text`); posts and activity rows have no text column.
+    """
+    for name in names:
+        text_name, approx_name = _COLUMNS[name]
+        text = getattr(item, text_name) if with_text else None
+        value, text, approx, problem = normalize_counter(getattr(item, name), text)
+        setattr(item, name, value)
+        if with_text:
+            setattr(item, text_name, text)
+        # an adapter may know an integer is rounded (Bluesky's hitsTotal): keep its word
+        if getattr(item, approx_name) is not True or value is None:
+            setattr(item, approx_name, approx)
+        if problem:
+            item.problems.append(f"{name}: {problem}")
+
+
 class NormalizePipeline(RunPipeline):
     """First pipeline: puts every item into its canonical form, noting what cannot be."""
 
@@ -68,23 +92,11 @@ class NormalizePipeline(RunPipeline):
         if isinstance(item, PageItems):
             return self.each(item, self.process_item)
         if isinstance(item, SnapshotItem):
-            for name in COUNTERS:
-                value, text, approx, problem = normalize_counter(
-                    getattr(item, name), getattr(item, f"{name}_text"))
-                setattr(item, name, value)
-                setattr(item, f"{name}_text", text)
-                # an adapter may know an integer is rounded (Bluesky's hitsTotal): keep its word
-                if getattr(item, f"{name}_approx") is not True:
-                    setattr(item, f"{name}_approx", approx)
-                if problem:
-                    item.problems.append(f"{name}: {problem}")
-        elif isinstance(item, PostItem | ActivityItem):
-            names = POST_COUNTERS if isinstance(item, PostItem) else ACTIVITY_COUNTERS
-            for name in names:
-                value, _text, _approx, problem = normalize_counter(getattr(item, name), None)
-                setattr(item, name, value)
-                if problem:
-                    item.problems.append(f"{name}: {problem}")
+            normalize_counters(item, COUNTERS, with_text=True)
+        elif isinstance(item, PostItem):
+            normalize_counters(item, POST_COUNTERS, with_text=False)
+        elif isinstance(item, ActivityItem):
+            normalize_counters(item, ACTIVITY_COUNTERS, with_text=False)
         if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:
             try:
                 item.tag = self._normalize_tag(item.tag)

@@ -20,6 +20,8 @@ from storage.errors import SchemaError
 # leaves every older file readable as it is, because readers pass the current schema explicitly
 # (open_dataset) or read with union_by_name (duckdb_connect), and a column a file lacks reads as
 # null. Renaming, retyping or dropping a column, or changing what a value means, bumps the version.
+# Added under version 1 so far: runs.watch … runs.findings, and the `<counter>_approx` columns of
+# posts and activity (a null beside a value there means "written before the column existed").
 SCHEMA_VERSION = 1
 
 # Partition columns live in the directory names only (platform=.../date=...), never in the files.
@@ -39,6 +41,8 @@ HEALTH = ("healthy", "unhealthy")
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 COUNTERS = ("views", "posts", "discussions", "participants")
+POST_COUNTERS = ("likes", "comments", "shares", "plays")
+ACTIVITY_COUNTERS = ("posts", "participants")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,13 @@ def _ts(name: str, nullable: bool = True) -> pa.Field:
     return pa.field(name, UTC_TIMESTAMP, nullable=nullable)
 
 
+def _approx(counters: tuple[str, ...]) -> list[pa.Field]:
+    """The semantics of each counter: true when its value was parsed from rounded display text,
+    false when it was an exact integer, null when there is no value (or, in posts and activity,
+    in files written before these columns existed)."""
+    return [pa.field(f"{c}_approx", pa.bool_()) for c in counters]
+
+
 def _strings(name: str, nullable: bool = True) -> pa.Field:
     return pa.field(name, pa.list_(pa.string()), nullable=nullable)
 
@@ -88,7 +99,7 @@ SNAPSHOTS_SCHEMA = _schema(
         _ts("observed_at", nullable=False),
         *(_int(c) for c in COUNTERS),
         *(_str(f"{c}_text") for c in COUNTERS),
-        *(pa.field(f"{c}_approx", pa.bool_()) for c in COUNTERS),
+        *_approx(COUNTERS),
         _str("source", nullable=False),
         # provenance: the WARC file (relative to the root) and record the values came from
         _str("archive_file"),
@@ -108,13 +119,12 @@ POSTS_SCHEMA = _schema(
         _str("text"),
         _ts("created_at"),
         _ts("observed_at", nullable=False),
-        _int("likes"),
-        _int("comments"),
-        _int("shares"),
-        _int("plays"),
+        *(_int(c) for c in POST_COUNTERS),
         _str("source", nullable=False),
         _str("archive_file"),
         _str("archive_record"),
+        # added after the first posts files (nullable, so older files read them as null)
+        *_approx(POST_COUNTERS),
     ],
 )
 
@@ -128,6 +138,8 @@ ACTIVITY_SCHEMA = _schema(
         _str("coverage", nullable=False),
         _str("source", nullable=False),
         _ts("observed_at", nullable=False),
+        # added after the first activity files (nullable, so older files read them as null)
+        *_approx(ACTIVITY_COUNTERS),
     ],
 )
 

@@ -97,3 +97,22 @@ def test_adapter_marked_approximate_integer_stays_approximate() -> None:
     pipeline.process_item(item)
     assert item.posts == 10_000 and item.posts_approx is True
     assert item.views_approx is False
+
+
+@pytest.mark.parametrize(
+    ("likes", "value", "approx"),
+    [(1200, 1200, False), ("1200", 1200, False), ("1.2K", 1200, True), ("1,234", 1234, False),
+     (None, None, None)],
+)
+def test_post_counters_keep_their_semantics(likes: object, value: int | None,
+                                            approx: bool | None) -> None:
+    from pipelines.normalize import NormalizePipeline
+
+    post = PostItem(platform="tiktok", post_id="1", tag="x", observed_at=NOW, source="api",
+                    likes=likes, plays=7, comments=5, comments_approx=True)
+    NormalizePipeline.__new__(NormalizePipeline).process_item(post)
+    assert (post.likes, post.likes_approx) == (value, approx)
+    assert (post.plays, post.plays_approx) == (7, False)
+    assert (post.comments, post.comments_approx) == (5, True)  # the adapter's word is kept
+    assert (post.shares, post.shares_approx) == (None, None)
+    assert post.problems == []

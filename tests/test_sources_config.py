@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from crawler.platforms.configured import SourceConfigError, check_source, parse_json_path
+from crawler.platforms.base import Captured, Outcome, Page, TagResult
+from crawler.platforms.configured import (
+    AmbiguousRule,
+    RuleTimeout,
+    SourceConfigError,
+    build_platform,
+    check_source,
+    parse_json_path,
+)
+from crawler.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from tests.conftest import crawl, run_cli
 
@@ -95,6 +109,20 @@ def source(**overrides: object) -> dict:
          "from_capture: needs render = true"),
         (source(render=True, capture=["("]), "source[0].capture[0]"),
         (source(extra=1), "unknown key 'extra'"),
+        (source(counters={"views": {"css": "a", "pick": "join"}}),
+         "source[0].counters.views.pick: one of one, first, last (a counter is never joined)"),
+        (source(counters={"views": {"css": "a", "pick": 1}}), "source[0].counters.views.pick"),
+        (source(counters={"views": {"json": "a", "pick": "first"}}),
+         "source[0].counters.views.pick: only goes with css or xpath"),
+        (source(tag_display={"css": "h1::text", "pick": "middle"}), "source[0].tag_display.pick"),
+        (source(rule_timeout=0), "source[0].rule_timeout"),
+        (source(rule_timeout=True), "source[0].rule_timeout"),
+        (source(rule_timeout=1e9), "source[0].rule_timeout"),
+        # nested repetition: exponential backtracking on a long URL
+        (source(render=True, capture=["/api/", "(a+)+$"]),
+         "source[0].capture[1]: '(a+)+$' repeats a repetition"),
+        (source(render=True, capture=[r"^/api(/\w+)*$"]), "source[0].capture[0]"),
+        (source(render=True, capture=[r"(.*,){12}x"]), "source[0].capture[0]"),
     ],
 )
 def test_invalid_rules_name_the_key(raw: dict, message: str) -> None:
@@ -116,3 +144,161 @@ def test_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
 def test_json_paths() -> None:
     assert parse_json_path('a."b.c"[0][2].d', "x") == ["a", "b.c", 0, 2, "d"]
     assert parse_json_path("__DEFAULT_SCOPE__", "x") == ["__DEFAULT_SCOPE__"]
+
+
+# --- several matches, time budgets, pathological patterns (issue 17) ---------------------------
+
+AT = datetime(2026, 1, 10, 12, tzinfo=UTC)
+TWO_COUNTS = ('<html><h1>forum tag</h1><div><span class="v">123</span>'
+              '<span class="v">456</span></div></html>')
+# every span counts the spans before it, and each of those counts its own: cubic, minutes on
+# a few thousand spans
+SLOW_XPATH = "//span[count(preceding::span[count(preceding::span) >= 0]) = 1999]/text()"
+SLOW_PAGE = "<html><body>" + "<span>1</span>" * 2000 + "</body></html>"
+
+
+def handle(raw: dict, text: str, captured: tuple[Captured, ...] = ()) -> TagResult:
+    platform = build_platform(check_source(raw, "source[0]", {"tiktok"}))("https://m.example")
+    tag = parse_tag_arg("sometag")
+    fetch = platform.first_fetch(tag)
+    page = Page(url=fetch.url, status=200, headers={}, text=text, observed_at=AT,
+                rendered=bool(captured), captured=captured)
+    return platform.handle(fetch.step, page, tag, {})
+
+
+def test_a_counter_rule_matching_two_elements_is_an_error_naming_the_rule() -> None:
+    with pytest.raises(AmbiguousRule) as info:
+        handle(source(counters={"views": {"css": "span.v::text"}}), TWO_COUNTS)
+    assert info.value.outcome == Outcome.LAYOUT_CHANGED
+    assert str(info.value).startswith("forum.counters.views (css 'span.v::text') matched 2 "
+                                      "elements ('123', '456')")
+    with pytest.raises(AmbiguousRule, match=r"forum\.counters\.posts \(xpath"):
+        handle(source(counters={"posts": {"xpath": "//span/text()"}}), TWO_COUNTS)
+
+
+@pytest.mark.parametrize(("pick", "text"), [("first", "123"), ("last", "456")])
+def test_pick_chooses_one_match(pick: str, text: str) -> None:
+    result = handle(source(counters={"views": {"css": "span.v::text", "pick": pick}}),
+                    TWO_COUNTS)
+    assert result.snapshot["views_text"] == text
+    # one match needs no pick, and gives the same value either way
+    assert handle(source(), '<span class="v">123</span>').snapshot["views_text"] == "123"
+
+
+def test_tag_display_joins_its_matches_unless_told_otherwise() -> None:
+    page = '<span class="v">1</span><h1><b>a</b><b>b</b></h1>'
+    joined = handle(source(tag_display={"css": "h1 b::text"}), page)
+    assert joined.snapshot["tag_display"] == "a b"
+    last = handle(source(tag_display={"css": "h1 b::text", "pick": "last"}), page)
+    assert last.snapshot["tag_display"] == "b"
+
+
+def test_a_slow_xpath_is_cut_off_at_the_rule_timeout() -> None:
+    raw = source(rule_timeout=0.5, counters={"views": {"css": "span::text", "pick": "first"},
+                                             "posts": {"xpath": SLOW_XPATH}})
+    started = time.monotonic()
+    with pytest.raises(RuleTimeout) as info:
+        handle(raw, SLOW_PAGE)
+    assert time.monotonic() - started < 5  # unbounded, it takes minutes
+    assert info.value.outcome == Outcome.ERROR
+    assert str(info.value).startswith(f"rule_timeout: forum.counters.posts (xpath "
+                                      f"{SLOW_XPATH!r}) took longer than 0.5 s")
+    # the helper is started again for the next page
+    assert handle(raw | {"counters": {"views": {"css": "span.v::text"}}},
+                  '<span class="v">7</span>').snapshot["views_text"] == "7"
+
+
+def test_a_slow_from_capture_pattern_is_cut_off_at_the_rule_timeout() -> None:
+    # overlapping alternatives: not a nested repeat, so the config check lets it through
+    pattern = "(?:a|aa)+x$"
+    raw = source(render=True, capture=[pattern], rule_timeout=0.3,
+                 counters={"views": {"json": "n", "from_capture": pattern}})
+    slow = Captured(url="https://m.example/" + "a" * 5000, status=200, headers={},
+                    body='{"n": 1}')
+    started = time.monotonic()
+    with pytest.raises(RuleTimeout, match=r"^rule_timeout: forum\.counters\.views\.from_capt"):
+        handle(raw, "{}", (slow,))
+    assert time.monotonic() - started < 5
+    fine = Captured(url="https://m.example/aax", status=200, headers={}, body='{"n": 1}')
+    assert handle(raw, "{}", (fine,)).snapshot["views"] == 1
+
+
+def test_catastrophic_capture_pattern_is_refused_by_config_check(tmp_path: Path) -> None:
+    config = tmp_path / "tagarchive.toml"
+    config.write_text('[[source]]\nname = "forum"\nurl = "https://f.example/t/{tag}"\n'
+                      'render = true\ncapture = ["(a+)+$"]\n'
+                      '[source.counters.views]\njson = "n"\nfrom_capture = "(a+)+$"\n')
+    result = run_cli("config", "check", "--config", str(config))
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert f"{config}: source[0].capture[0]: '(a+)+$' repeats a repetition" in lines[0]
+
+
+class _Forum(http.server.BaseHTTPRequestHandler):
+    """Two tag pages: one with two view counts, one so big a cubic XPath takes minutes."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        body = {"/t/two": TWO_COUNTS, "/t/big": SLOW_PAGE}.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        data = (body or "not found").encode()
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def forum() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forum)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+RULES_CONFIG = f'''
+[[source]]
+name = "strict"
+url = "https://forum.example/t/{{tag}}"
+[source.counters.views]
+css = "span.v::text"
+
+[[source]]
+name = "picky"
+url = "https://forum.example/t/{{tag}}"
+[source.counters.views]
+css = "span.v::text"
+pick = "first"
+
+[[source]]
+name = "slow"
+url = "https://forum.example/t/{{tag}}"
+rule_timeout = 1
+[source.counters.views]
+xpath = "{SLOW_XPATH}"
+'''
+
+
+def test_crawl_names_ambiguous_and_slow_rules_and_stores_no_joined_number(
+        forum: str, tmp_path: Path) -> None:
+    config = tmp_path / "tagarchive.toml"
+    config.write_text(RULES_CONFIG)
+    out = tmp_path / "out"
+    bases = [arg for name in ("strict", "picky", "slow") for arg in ("--base-url",
+                                                                    f"{name}={forum}")]
+    result = run_cli("crawl", "strict,picky,slow", "two", "big", "--out", str(out),
+                     "--config", str(config), "--delay", "0", *bases)
+    assert result.code == 1, result.stderr[-2000:]
+    assert ("tagarchive: strict two: layout_changed: strict.counters.views (css 'span.v::text') "
+            "matched 2 elements ('123', '456')") in result.stderr
+    assert "tagarchive: slow big: error: rule_timeout: slow.counters.views (xpath" in result.stderr
+    rows = duckdb.sql(f"select platform, views, views_approx from read_parquet("
+                      f"'{out}/snapshots/**/*.parquet', hive_partitioning=true)").fetchall()
+    assert rows == [("picky", 123, False)]  # never 123456

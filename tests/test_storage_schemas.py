@@ -160,3 +160,24 @@ def test_mapping_rows_are_accepted() -> None:
 
     table = table_from_rows("snapshots", [MappingProxyType(snapshot(views=3))])
     assert table["views"].to_pylist() == [3]
+
+
+def test_every_platform_counter_carries_its_semantics() -> None:
+    """snapshots, posts and activity: each int64 counter has a nullable bool `<counter>_approx`,
+    and the item the store pipeline writes from has the field, so the flag is never dropped."""
+    from dataclasses import fields
+
+    from crawler.items import ActivityItem, PostItem, SnapshotItem
+    from storage.schemas import ACTIVITY_COUNTERS, COUNTERS, POST_COUNTERS
+
+    for dataset, counters, item in (("snapshots", COUNTERS, SnapshotItem),
+                                    ("posts", POST_COUNTERS, PostItem),
+                                    ("activity", ACTIVITY_COUNTERS, ActivityItem)):
+        schema = DATASETS[dataset].schema
+        ints = {f.name for f in schema if f.type == pa.int64()}
+        assert ints == set(counters), dataset  # no counter column without its flag
+        names = {f.name for f in fields(item)}
+        for counter in counters:
+            flag = schema.field(f"{counter}_approx")
+            assert flag.type == pa.bool_() and flag.nullable, (dataset, counter)
+            assert {counter, f"{counter}_approx"} <= names, (dataset, counter)
