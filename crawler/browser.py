@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+import regex
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 BLOCKED_RESOURCE_TYPES = frozenset({"image", "media", "font"})
 # JSON bodies bigger than this are not kept: counters live in small API answers
 MAX_CAPTURE_BYTES = 5 * 1024 * 1024
+CAPTURE_MATCH_SECONDS = 1.0  # per response URL: bounds a pathological capture pattern
 
 INSTALL_HINT = (
     "no Chromium found: install Debian's package (apt-get install -y chromium), "
@@ -109,14 +111,20 @@ class _Capture:
     """
 
     def __init__(self, patterns: list[str]) -> None:
-        self.patterns = [re.compile(p) for p in patterns]
+        # `regex` for its timeout: a user's [[source]] capture pattern meets every response URL
+        self.patterns = [regex.compile(p) for p in patterns]
         self.items: list[dict[str, Any]] = []
         self.pending: set[asyncio.Task[None]] = set()
         self.armed = False
         self.requests: set[Any] = set()  # Playwright Request objects issued since arming
 
     def wants(self, url: str) -> bool:
-        return any(p.search(url) for p in self.patterns)
+        try:
+            return any(p.search(url, timeout=CAPTURE_MATCH_SECONDS) for p in self.patterns)
+        except TimeoutError:
+            logger.warning("a capture pattern took over %s s on a response URL; not captured",
+                           CAPTURE_MATCH_SECONDS)
+            return False
 
     async def read(self, response: Any) -> None:
         try:

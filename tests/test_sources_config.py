@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -109,6 +110,8 @@ def source(**overrides: object) -> dict:
          "from_capture: needs render = true"),
         (source(render=True, capture=["("]), "source[0].capture[0]"),
         (source(extra=1), "unknown key 'extra'"),
+        (source(url="http://user:hunter2@example.test/t/{tag}"),
+         "source[0].url: must not carry credentials (user:password@)"),
         (source(counters={"views": {"css": "a", "pick": "join"}}),
          "source[0].counters.views.pick: one of one, first, last (a counter is never joined)"),
         (source(counters={"views": {"css": "a", "pick": 1}}), "source[0].counters.views.pick"),
@@ -129,6 +132,20 @@ def test_invalid_rules_name_the_key(raw: dict, message: str) -> None:
     with pytest.raises(SourceConfigError) as info:
         check_source(raw, "source[0]", {"tiktok"})
     assert message in str(info.value)
+
+
+def test_a_capture_pattern_too_slow_for_a_response_url_is_cut_off_and_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from crawler.browser import CAPTURE_MATCH_SECONDS, _Capture
+
+    # alternation inside a repetition backtracks exponentially where config check's nested-repeat
+    # rule cannot see it (plain `re` needs tens of seconds here); the other captures still work
+    slow = _Capture(["(a|aa)+$"])
+    with caplog.at_level(logging.WARNING, logger="crawler.browser"):
+        assert not slow.wants("http://x.test/" + "a" * 38 + "!")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a capture pattern took over {CAPTURE_MATCH_SECONDS} s on a response URL; not captured"]
+    assert _Capture(["/api/"]).wants("http://x.test/api/topic")
 
 
 def test_invalid_config_is_a_usage_error(tmp_path: Path) -> None:

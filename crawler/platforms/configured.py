@@ -273,6 +273,8 @@ def check_source(raw: Any, where: str, builtin: set[str]) -> dict[str, Any]:
     if not isinstance(url, str) or "{tag}" not in url:
         raise SourceConfigError(f"{where}.url: a URL template containing {{tag}}")
     parts = urlsplit(url.replace("{tag}", "x"))
+    if "@" in parts.netloc:  # never echoed: the run record and every error line would carry it
+        raise SourceConfigError(f"{where}.url: must not carry credentials (user:password@)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceConfigError(f"{where}.url: must be an absolute http(s) URL")
     render = raw.get("render", False)
