@@ -23,7 +23,7 @@ from storage import open_dataset
 STORED = "stored"
 # a tag the run ended before requesting (interrupted, or at its time limit): no verdict on the
 # platform, so the checks of failures leave it out
-NOT_ATTEMPTED = "not_attempted"
+NOT_ATTEMPTED = "not_attempted"  # Outcome.NOT_ATTEMPTED, without importing the adapters
 COUNTERS = ("views", "posts", "discussions", "participants")
 
 

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     UNSUPPORTED = "unsupported"
     ROBOTS_DISALLOWED = "robots_disallowed"
     ERROR = "error"
+    NOT_ATTEMPTED = "not_attempted"  # the run stopped before the tag was requested
 
 
 # A failure's detail is printed on stderr and stored in `runs.outcomes`; it often quotes the
