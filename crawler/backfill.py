@@ -6,10 +6,14 @@ coverage per day is `complete` where the listing is chronological and was walked
 window's start without hitting a cap, and `lower_bound` where the listing is ranked (a sample of
 popular posts) or stopped at a cap.
 
-`WalkStore` keeps a walk resumable: after every page it appends the page's post ids to a journal
-and then replaces the state file atomically, under `<out>/.tagarchive/backfill/…`, outside every
-dataset tree. A walk interrupted at any point resumes from the last state written, with the
-journal cut back to what that state vouches for.
+`WalkStore` keeps a walk resumable, under `<out>/.tagarchive/backfill/…`, outside every dataset
+tree: every page appends its post ids to a journal, and the state file (the next page to fetch,
+naming how much of the journal it vouches for) is replaced atomically only once the rows of the
+pages it vouches for are on disk (the spider flushes the dataset writer first). A walk
+interrupted at any point (kill -9 too) resumes from the last state written, with the journal cut
+back to what that state vouches for. Rows written after that state are not lost either: the
+state names the run that was writing, and `stored_posts` reads that run's posts back, so a
+re-fetched page counts them once and stores them no second time.
 """
 
 from __future__ import annotations
@@ -131,9 +135,10 @@ class Walk:
             self.authors.setdefault(day, set()).add(str(author))
 
     def replay(self, entries: list[list[Any]]) -> None:
-        """Count journal entries again (on resume)."""
+        """Count journal entries again (on resume); ids already counted are skipped."""
         for post_id, day, author in entries:
-            self._count(post_id, date.fromisoformat(day), author)
+            if post_id not in self.seen:
+                self._count(post_id, date.fromisoformat(day), author)
 
     def coverage(self) -> dict[date, str]:
         """Per window day: complete, or lower_bound where ranked or capped."""
@@ -211,10 +216,16 @@ def _fsync_dir(path: Path) -> None:
 class WalkStore:
     """A walk's state file and journal under `<out>/.tagarchive/backfill/<platform>/<tag>/…`."""
 
+    run_id: str | None = None  # the run now walking: named in every state it writes
+    previous_run: str | None = None  # the run named by the state `resume` read
+    finished = False  # a state with `done` was committed: every row of the walk is on disk
+
     def __init__(self, out: str | os.PathLike[str], platform: str, tag_key: str,
                  window: Window) -> None:
-        self.directory = (Path(out) / BACKFILL_DIR / platform / quote(tag_key, safe="")
-                          / f"{window.since.isoformat()}_{window.until.isoformat()}")
+        from storage.paths import ensure_state_path  # UnsafePathError if .tagarchive leads out
+
+        self.directory = ensure_state_path(out, Path(out) / BACKFILL_DIR / platform / quote(
+            tag_key, safe="") / f"{window.since.isoformat()}_{window.until.isoformat()}")
         self.state_path = self.directory / "state.json"
         self.journal_path = self.directory / "journal.jsonl"
 
@@ -238,49 +249,114 @@ class WalkStore:
         with exclusive(self.directory, f"the backfill in {self.directory}"):
             yield
 
-    def start(self, walk: Walk) -> None:
-        """Begin a fresh walk: an empty journal, then the first state."""
+    def start(self, walk: Walk, run_id: str | None = None) -> None:
+        """Begin a fresh walk for run `run_id`: an empty journal, then the first state."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.journal_path, "wb") as handle:
             os.fsync(handle.fileno())
-        self._write_state(walk, journal_bytes=0)
+        self.run_id = run_id
+        self.commit(walk.as_state(), journal_bytes=0, durable_rename=True)
 
     def resume(self) -> Walk:
-        """The walk as its last state left it, its journal cut back to that state and replayed."""
+        """The walk as its last state left it, its journal cut back to that state and replayed.
+
+        `previous_run` is then the run that wrote that state: rows it stored after it are on
+        disk but in no journal (see `stored_posts` and `adopt`).
+        """
         data = self.read_state()
         if data is None:
             raise BackfillStateError(f"no backfill state in {self.directory}")
         walk = Walk.from_state(data)
         size = int(data.get("journal_bytes", 0))
         with open(self.journal_path, "r+b") as handle:
-            # a page journaled after the last state write was never acknowledged: drop it
+            # pages journaled after the last state write were never vouched for: drop them
             handle.truncate(size)
             handle.seek(0)
             for line in handle.read().decode("utf-8").splitlines():
                 walk.replay(json.loads(line)["posts"])
+        self.previous_run = data.get("run_id")
         return walk
 
-    def record(self, walk: Walk, entries: list[list[Any]]) -> None:
-        """After a page: append its posts to the journal, then move the state forward."""
-        line = json.dumps({"page": walk.pages, "posts": entries}, ensure_ascii=False) + "\n"
-        with open(self.journal_path, "ab") as handle:
-            handle.write(line.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-            size = handle.tell()
-        self._write_state(walk, journal_bytes=size, durable_rename=False)
+    def adopt(self, walk: Walk, run_id: str, stored: list[list[Any]]) -> None:
+        """Hand a resumed walk to run `run_id`, counting first the posts an interrupted run
+        stored after its last state (`stored_posts`): a re-fetched page shows them again, and
+        they are then neither counted nor stored twice. Committed before the run writes a row,
+        so the state always names the run whose rows may lie beyond it."""
+        recovered = [entry for entry in stored if entry[0] not in walk.seen]
+        size = self.journal_path.stat().st_size
+        if recovered:
+            walk.replay(recovered)
+            size = self.append({"page": None, "stored_by": self.previous_run,
+                                "posts": recovered})
+        self.run_id = run_id
+        self.commit(walk.as_state(), journal_bytes=size, durable_rename=True)
 
-    def _write_state(self, walk: Walk, journal_bytes: int, durable_rename: bool = True) -> None:
-        data = walk.as_state()
-        data["journal_bytes"] = journal_bytes
-        data["updated_at"] = datetime.now(UTC).isoformat()
+    def journal(self, walk: Walk, entries: list[list[Any]]) -> int:
+        """After a page: append its posts to the journal (not synced: no state vouches for the
+        line yet). Returns the journal's length with it, for the state that will."""
+        return self.append({"page": walk.pages, "posts": entries})
+
+    def append(self, line: dict[str, Any]) -> int:
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        with open(self.journal_path, "ab") as handle:
+            handle.write(data)
+            return handle.tell()
+
+    def commit(self, state: dict[str, Any], journal_bytes: int,
+               durable_rename: bool = False) -> None:
+        """Vouch for the journal up to `journal_bytes`: sync it, then replace the state.
+
+        Call only once the rows of every page so far journaled are durable (flushed): the state
+        is what `--resume` trusts.
+        """
+        with open(self.journal_path, "rb") as handle:
+            os.fsync(handle.fileno())
+        data = dict(state, journal_bytes=journal_bytes, run_id=self.run_id,
+                    updated_at=datetime.now(UTC).isoformat())
         temp = self.directory / ".state.json.tmp"
         with open(temp, "w", encoding="utf-8") as handle:
             json.dump(data, handle, ensure_ascii=False, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, self.state_path)
+        self.finished = bool(state.get("done"))
         if durable_rename:
-            # after each page this is skipped (a third of the per-page cost): should a power cut
-            # undo the rename, the older state names a shorter journal, which resume cuts to
+            # between pages this is skipped: should a power cut undo the rename, the older state
+            # names a shorter journal, which resume cuts to, and the same run, whose rows
+            # resume reads back
             _fsync_dir(self.directory)
+
+    def record(self, walk: Walk, entries: list[list[Any]]) -> None:
+        """Journal a page and vouch for it at once (its rows must already be durable)."""
+        self.commit(walk.as_state(), self.journal(walk, entries))
+
+
+def stored_posts(root: str, platform: str, run_id: str) -> list[list[Any]]:
+    """Journal entries ([post_id, day, author]) for the `posts` rows run `run_id` stored.
+
+    A backfill run stores one walk's posts only. Its rows are in partitions dated on or after
+    the day it started (a post's partition is the day it was observed), which the run id
+    names; they keep their run_id through compaction.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from storage import StorageError, open_dataset
+
+    where = (ds.field("platform") == platform) & (ds.field("run_id") == run_id)
+    try:
+        started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").date()
+        where &= ds.field("date") >= started.isoformat()
+    except ValueError:  # a run id chosen by a scheduler (TAGARCHIVE_RUN_ID): read every day
+        pass
+    try:
+        table = open_dataset(root, "posts").to_table(
+            columns=["post_id", "created_at", "author_id"], filter=where)
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"reading back the posts of run {run_id} failed: {exc}") from exc
+    entries = []
+    for post_id, created, author in zip(*(table[c].to_pylist() for c in table.column_names),
+                                        strict=True):
+        if created is not None:
+            entries.append([post_id, created.astimezone(UTC).date().isoformat(), author])
+    return entries

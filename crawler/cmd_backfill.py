@@ -61,11 +61,12 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from crawler.backfill import BackfillStateError, Walk, WalkStore
+    from crawler.backfill import BackfillStateError, Walk, WalkStore, stored_posts
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.platforms.base import PlatformError
     from crawler.platforms.timeline import Window, timeline_refusal
     from crawler.tags import InvalidTagError, parse_tag_arg
+    from storage.errors import StorageError
     from storage.locks import LockBusyError
 
     load_config_sources(args.config)
@@ -85,12 +86,23 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     base_urls = resolve_base_urls([platform], args.base_url, args.replica, dict(os.environ))
     sessions = _load_sessions([platform], args.session)
     out = prepare_out(args.out)
-    store = WalkStore(walk_state_root(out), platform, job.key, window)
+    try:
+        store = WalkStore(walk_state_root(out), platform, job.key, window)
+    except StorageError as exc:  # .tagarchive is a symlink leading out of the root
+        raise EnvironmentProblem(str(exc)) from None
     label = f"{platform} {job.key} {window.since}..{window.until}"
+    settings, run = _run_state(args, out, job, base_urls, sessions)
     try:
         with store.locked():
             if args.resume:
                 walk = _resumed(store, label)
+                # rows the interrupted run stored after its last state: counted, not refetched
+                previous = store.previous_run
+                try:
+                    stored = stored_posts(out, platform, previous) if previous else []
+                except StorageError as exc:
+                    raise EnvironmentProblem(f"cannot resume {label}: {exc}") from None
+                store.adopt(walk, run.run_id, stored)
             else:
                 if store.exists() and not (store.read_state() or {}).get("done"):
                     print(f"tagarchive: starting {label} over (an unfinished walk of it exists: "
@@ -100,13 +112,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                     walk.next_fetch = cls(base_urls.get(platform)).timeline_fetch(ref, window)
                 except PlatformError as exc:
                     raise UsageError(f"{platform} {job.key}: {exc.detail}") from None
-                store.start(walk)
-            run = _crawl(args, out, job, walk, store, base_urls, sessions, label)
+                store.start(walk, run.run_id)
+            _crawl(args, settings, run, walk, store, label)
     except LockBusyError:
         raise EnvironmentProblem(f"another backfill of {label} is running") from None
     except BackfillStateError as exc:
         raise UsageError(f"cannot resume {label}: {exc}") from None
-    return _report(run, walk, out, label, quiet=args.quiet)
+    return _report(run, walk, store, out, label, quiet=args.quiet)
 
 
 def walk_state_root(out: str) -> str:
@@ -131,12 +143,11 @@ def _resumed(store: Any, label: str) -> Any:
     return store.resume()
 
 
-def _crawl(args: argparse.Namespace, out: str, job: TagJob, walk: Any, store: Any,
-           base_urls: dict[str, str], sessions: dict[str, Any], label: str) -> RunState:
-    from scrapy.crawler import CrawlerProcess
-
+def _run_state(args: argparse.Namespace, out: str, job: TagJob, base_urls: dict[str, str],
+               sessions: dict[str, Any]) -> tuple[Any, RunState]:
+    """The crawl's settings and its run, whose id the walk's state names before any row is
+    written (a scheduler's TAGARCHIVE_RUN_ID included)."""
     from crawler.run import recorded_settings
-    from crawler.spiders.backfill import BackfillSpider, NoProgress
 
     settings = project_settings(build_settings(args, base_urls, [job.platform]))
     run = RunState(
@@ -147,12 +158,21 @@ def _crawl(args: argparse.Namespace, out: str, job: TagJob, walk: Any, store: An
         sessions=sessions,
         archive_enabled=not args.no_archive,
     )
+    run.label_from(settings)
+    return settings, run
+
+
+def _crawl(args: argparse.Namespace, settings: Any, run: RunState, walk: Any, store: Any,
+           label: str) -> None:
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.spiders.backfill import BackfillSpider, NoProgress
+
     progress = (RichProgress(label, walk) if sys.stderr.isatty() and not args.quiet
                 else NoProgress())
     process = CrawlerProcess(settings)
     process.crawl(BackfillSpider, run=run, walk=walk, store=store, progress=progress)
     start_process(process)
-    return run
 
 
 def replace_activity(out: str, window: Any, wait: float = ACTIVITY_LOCK_WAIT_S) -> list[str]:
@@ -179,7 +199,7 @@ def replace_activity(out: str, window: Any, wait: float = ACTIVITY_LOCK_WAIT_S) 
             time.sleep(0.5)
 
 
-def _report(run: RunState, walk: Any, out: str, label: str, quiet: bool) -> int:
+def _report(run: RunState, walk: Any, store: Any, out: str, label: str, quiet: bool) -> int:
     for platform, tag, status, detail in run.failures:
         print(f"tagarchive: {platform} {tag}: {status}: {detail}", file=sys.stderr)
     if run.storage_error:
@@ -189,7 +209,7 @@ def _report(run: RunState, walk: Any, out: str, label: str, quiet: bool) -> int:
               f"and `--resume` continues {label}", file=sys.stderr)
         return EXIT_INTERRUPTED
     code = run.exit_code
-    if not walk.done:
+    if not store.finished:  # not every page, or not every row of them, is on disk
         if run.failures:
             print(f"tagarchive: {label} stopped after {walk.pages} pages; `--resume` retries "
                   "from the page that failed", file=sys.stderr)

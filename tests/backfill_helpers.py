@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +16,7 @@ from typing import Any
 from replica.server import ReplicaServer
 from replica.world import LIST_CAP
 from storage import open_dataset
-from tests.conftest import CrawlResult, run_cli
+from tests.conftest import ROOT, CrawlResult, run_cli
 
 # three weeks ending the day before the replica's default clock (2025-01-13 00:00 UTC)
 SINCE, UNTIL = date(2024, 12, 23), date(2025, 1, 12)
@@ -67,3 +73,51 @@ def ranked_truth(replica: ReplicaServer, platform: str, tag: str, since: date = 
         out[day] = (len(ids[day]), len(authors[day]))
         day += timedelta(days=1)
     return out
+
+
+def walk_dir(out: Path, platform: str, tag: str, since: date = SINCE,
+             until: date = UNTIL) -> Path:
+    """Where a walk keeps its state.json and journal.jsonl."""
+    return out / ".tagarchive" / "backfill" / platform / tag / f"{since}_{until}"
+
+
+def journal_pages(directory: Path) -> int:
+    """The highest page number the walk's journal holds (0 for none), partial lines ignored."""
+    try:
+        text = (directory / "journal.jsonl").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    pages = [0]
+    for line in text.splitlines(keepends=True):
+        if line.endswith("\n"):
+            page = json.loads(line).get("page")
+            pages.append(page if isinstance(page, int) else 0)
+    return max(pages)
+
+
+def start_backfill(replica: ReplicaServer, out: Path, platform: str, tag: str,
+                   *extra: str) -> subprocess.Popen[str]:
+    """`tagarchive backfill` (SINCE..UNTIL) as a child process, to be signalled mid-walk."""
+    args = ["backfill", platform, tag, "--since", SINCE.isoformat(), "--until",
+            UNTIL.isoformat(), "--out", str(out), "--replica", replica.url, *extra]
+    return subprocess.Popen([sys.executable, "-m", "crawler.cli", *args], cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+
+
+def wait_for_page(proc: subprocess.Popen[str], directory: Path, page: int,
+                  timeout: float = 60) -> None:
+    """Wait until the walk's journal holds `page` (not a sleep of a guessed length)."""
+    wait_until(proc, lambda: journal_pages(directory) >= page, f"page {page}", timeout)
+
+
+def wait_until(proc: subprocess.Popen[str], done: Callable[[], bool], what: str,
+               timeout: float = 60) -> None:
+    """Poll every few milliseconds until `done()`, failing if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if proc.poll() is not None:
+            raise AssertionError(f"the walk ended before {what}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the walk never reached {what}")
+        time.sleep(0.002)

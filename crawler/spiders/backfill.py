@@ -2,15 +2,21 @@
 
 It only navigates, like the snapshot spider: the adapter says what a page shows and which page
 comes next (`timeline_fetch`, `on_backfill…`), the `Walk` counts posts per day, and the spider
-archives every page, yields its new posts, records the walk's state after each page (so Ctrl-C
-and `--resume` lose and repeat nothing) and, once the walk is done, yields one activity row per
-window day marked with its coverage.
+archives every page, yields its new posts (one `PageItems` per page) and, once the walk is done,
+one activity row per window day marked with its coverage.
+
+Each page is journaled when read, but the walk's state moves on only at a commit: every
+TAGARCHIVE_FLUSH_SECONDS, after the last page and at close, the dataset writer is flushed first
+and the state then vouches for the pages whose rows reached the writer before that flush
+(`item_scraped`). So no state ever names a page whose rows could still be lost, and `kill -9`,
+Ctrl-C and `--resume` lose and repeat nothing (docs/backfill.md).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,7 +29,7 @@ from twisted.internet import task
 from twisted.python.failure import Failure
 
 from crawler.backfill import Walk, WalkStore
-from crawler.items import ActivityItem, PostItem
+from crawler.items import ActivityItem, PageItems, PostItem
 from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
 from crawler.platforms.timeline import TimelinePage
 from crawler.run import RunState, TagJob
@@ -54,6 +60,17 @@ class NoProgress:
         return None
 
 
+@dataclass(slots=True)
+class Unvouched:
+    """A page read and journaled that no state vouches for yet."""
+
+    batch: PageItems  # its items, as handed to the pipelines
+    state: dict[str, Any]  # the walk as this page left it
+    journal_bytes: int  # the journal's length with the page's line
+    final: bool  # the walk's last page: its batch holds the activity rows too
+    in_writer: bool = False  # the pipelines are done with it: its rows are in the writer
+
+
 class BackfillSpider(scrapy.Spider):
     """One tag's timeline over a window of days, resumable page by page."""
 
@@ -73,6 +90,8 @@ class BackfillSpider(scrapy.Spider):
         self.adapters: dict[str, Platform] = {}
         self.browser_enabled = True
         self._flusher: task.LoopingCall | None = None
+        self.unvouched: list[Unvouched] = []
+        self._commit_error: str | None = None
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
@@ -94,6 +113,8 @@ class BackfillSpider(scrapy.Spider):
         platform = spider.walk.platform
         spider.adapters[platform] = platform_class(platform)(base_urls.get(platform))
         crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
+        crawler.signals.connect(spider._on_item_scraped, scrapy.signals.item_scraped)
+        crawler.signals.connect(spider._on_item_error, scrapy.signals.item_error)
         return spider
 
     @property
@@ -102,9 +123,56 @@ class BackfillSpider(scrapy.Spider):
 
     def _on_opened(self) -> None:
         if self.run.flush_seconds > 0:
-            # bounds what a crash loses to one interval, even when no item arrives
-            self._flusher = task.LoopingCall(self.run.timed_flush)
+            # bounds what a crash costs to one interval of pages fetched again
+            self._flusher = task.LoopingCall(self._tick)
             self._flusher.start(self.run.flush_seconds, now=False)
+
+    def _tick(self) -> None:
+        if not self.commit():
+            self.run.timed_flush()  # nothing to vouch for: rejects and archive files as usual
+
+    def _on_item_scraped(self, item: Any) -> None:
+        for page in self.unvouched:
+            if page.batch is item:
+                page.in_writer = True
+                if page.final:
+                    self.commit()
+                return
+
+    def _on_item_error(self, item: Any, failure: Failure) -> None:
+        if any(page.batch is item for page in self.unvouched):
+            # its rows may or may not be buffered: no later state may vouch for it
+            self.run.storage_error = self.run.storage_error or (
+                f"storing a page failed: {type(failure.value).__name__}: {failure.value}")
+            logger.error("backfill stopped: %s", self.run.storage_error)
+            from scrapy.utils.defer import deferred_from_coro
+
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason="storage_error"))
+
+    def commit(self) -> bool:
+        """Flush the writer, then move the state past every page whose rows were in it.
+
+        Returns whether there was anything to commit. A failure is logged and leaves the state
+        where it was: the next tick and close try again, and `--resume` fetches those pages again.
+        """
+        ready = 0
+        while ready < len(self.unvouched) and self.unvouched[ready].in_writer:
+            ready += 1
+        if not ready:
+            return False
+        last = self.unvouched[ready - 1]
+        try:
+            # also publishes the archive files the rows point into (RunState._publish_archive)
+            self.run.writer.flush()
+            self.store.commit(last.state, last.journal_bytes, durable_rename=last.final)
+        except (StorageError, OSError) as exc:
+            self._commit_error = f"{type(exc).__name__}: {exc}"
+            logger.error("backfill state not advanced past page %d: %s",
+                         last.state["pages"], exc)
+            return True
+        del self.unvouched[:ready]
+        self._commit_error = None
+        return True
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         fetch = self.walk.next_fetch
@@ -153,15 +221,18 @@ class BackfillSpider(scrapy.Spider):
             return
         fresh, entries = self.walk.accept(result)
         provenance = {"archive_file": ref.file, "archive_record": ref.record_id} if ref else {}
+        batch = PageItems()
         for post in fresh:
             item = PostItem(**post, **provenance)
             item.tag = self._tag() or item.tag_display
-            yield item
+            batch.items.append(item)
         self.crawler.stats.inc_value("tagarchive/backfill/pages")
         if self.walk.done:
-            yield from self._finish()
-        # only now, with this page's posts handed to the pipelines, does the walk move on
-        self.store.record(self.walk, entries)
+            batch.items.extend(self._finish())
+        # journaled now; vouched for by the state only once these rows are flushed (commit)
+        self.unvouched.append(Unvouched(batch, self.walk.as_state(),
+                                        self.store.journal(self.walk, entries), self.walk.done))
+        yield batch
         self.progress.update(self.walk)
         if self.walk.next_fetch is not None:
             request = self._request(self.walk.next_fetch)
@@ -213,11 +284,15 @@ class BackfillSpider(scrapy.Spider):
         self._fail(Outcome.ERROR, f"{type(error).__name__}: {error}".strip()[:300])
 
     def closed(self, reason: str) -> None:
-        """Write the run record last (pipelines are closed by now) and close the writer."""
+        """Vouch for the pages stored so far, then write the run record last (pipelines are
+        closed by now) and close the writer."""
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
         self.progress.close()
         run = self.run
+        self.commit()
+        if self._commit_error and not run.storage_error:
+            run.storage_error = f"the walk's state could not be advanced: {self._commit_error}"
         run.close_reason = reason
         run.finish()
         record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
