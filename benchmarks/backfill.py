@@ -105,8 +105,8 @@ def figures(days: int, ours: list[ChildRun], bare: list[ChildRun]) -> list[Figur
                ratio_of="tagarchive / bare Scrapy walker (median of paired reps)",
                samples=ours_pps,
                note=f"{where}; includes the WARC archive, the posts and activity Parquet and "
-                    "the fsynced walk state after every page, not the activity rewrite (it "
-                    "runs after the crawl phase)"),
+                    "the walk state committed at each writer flush, not the activity rewrite "
+                    "(it runs after the crawl phase)"),
         Figure("backfill: timeline pages/s, bare Scrapy walker", median(bare_pps), "pages/s",
                ratio=1.0, ratio_of="reference", samples=bare_pps,
                note=f"{where}; the replica used {replica_load(bare):.0%} of a core during these "

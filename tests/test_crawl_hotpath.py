@@ -145,8 +145,8 @@ def test_one_item_worker_per_callback_because_each_page_yields_one_object() -> N
     from crawler.cli import project_settings
 
     # Scrapy starts CONCURRENT_ITEMS tasks per callback output; 100 of them per page was ~10% of
-    # an HTTP crawl. The backfill yields several items per page: they still all reach the
-    # pipelines (tests/test_backfill*.py), one after the other.
+    # an HTTP crawl. The backfill yields one batch per page, as the snapshot spider does
+    # (tests/test_backfill*.py).
     assert project_settings({}).getint("CONCURRENT_ITEMS") == 1
 
 
