@@ -31,6 +31,8 @@ FORMATS = ("table", "csv", "json", "parquet")
 # A terminal table is for reading: past this many rows, say so and point at csv/parquet.
 TABLE_MAX_ROWS = 1000
 _RESULT_VIEW = "tagarchive_query_result"
+# What DuckDB says when a Parquet file's bytes are damaged (not a mistake in the SQL).
+_DAMAGED_FILE = ("TProtocolException", "deserialize thrift", "magic bytes", "Parquet file")
 
 
 def _default_root() -> str:
@@ -120,6 +122,10 @@ def run_sql(archive: Archive, sql: str) -> pa.Table | None:
         # reading a file failed (permissions, a corrupt file): the machine's problem, not the SQL
         raise EnvironmentProblem(_first_line(exc)) from None
     except duckdb.Error as exc:
+        if any(mark in str(exc) for mark in _DAMAGED_FILE):
+            # bytes inside a file whose footer looked whole (docs/compaction.md)
+            raise EnvironmentProblem(f"{_first_line(exc)} (a damaged file: `tagarchive compact` "
+                                     "moves it to .tagarchive/quarantine/)") from None
         raise UsageError(_first_line(exc)) from None
 
 
@@ -348,11 +354,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if since and until and since >= until:
         raise UsageError("--since must come before --until")
     archive = open_root(args.root)
+    import duckdb
+
     try:
         request = ReportRequest(tags=tags, platforms=platforms, since=since, until=until)
         report = build_report(archive, request)
     except NothingToReport as exc:
         raise UsageError(str(exc)) from None
+    except duckdb.Error as exc:  # our own SQL: a file that could not be read (a damaged page)
+        raise EnvironmentProblem(f"cannot read the archive: {_first_line(exc)}") from None
     finally:
         archive.close()
     try:

@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
 def cmd_prune(args: argparse.Namespace) -> int:
     from crawler.cli import EnvironmentProblem, UsageError
     from storage.archive import prune
+    from storage.errors import StorageError
     from storage.fs import BadRootError, S3Error, check_root, is_remote, parse_s3_url
 
     if args.max_age is None and args.max_size is None:
@@ -62,11 +63,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
         report = prune(args.root, max_age_days=parse_age(args.max_age) if args.max_age else None,
                        max_bytes=parse_size(args.max_size) if args.max_size else None,
                        dry_run=args.dry_run)
-    except S3Error as exc:  # files deleted before it stay deleted; a re-run finishes the rest
+    except (StorageError, OSError) as exc:
+        # S3: files deleted before it stay deleted; a re-run finishes the rest. A symlinked
+        # archive/ folder leading out of the root: refused before anything is deleted.
         raise EnvironmentProblem(str(exc)) from None
     verb = "would remove" if report.dry_run else "removed"
     print(f"{verb} {len(report.removed)} WARC files ({report.removed_bytes:,} bytes); "
           f"kept {report.kept_files} ({report.kept_bytes:,} bytes)")
     for path in report.removed:
         print(f"  {path}")
+    if report.stale_temps:
+        print(f"{verb} {len(report.stale_temps)} unfinished .warc.gz.tmp file(s) of killed crawls")
+        for path in report.stale_temps:
+            print(f"  {path}")
     return EXIT_OK

@@ -1,8 +1,10 @@
 """`tagarchive compact`: merge each partition's small files into one sorted, deduplicated file.
 
-Exit codes: 0 done (also when nothing needed compacting); 2 usage error (bad date, unknown
-dataset); 3 environment error (no archive at --root, another compaction running, a partition
-that could not be compacted: each named on its own line, and left exactly as it was).
+Exit codes: 0 done (also when nothing needed compacting, and when unreadable files were moved to
+the quarantine); 2 usage error (bad date, unknown dataset); 3 environment error (no archive at
+--root, another compaction running, `.tagarchive` or a dataset folder that is a symbolic link
+leading elsewhere, a partition that could not be compacted: each named on its own line, and left
+exactly as it was).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     from storage.compact import ArchiveMissingError, compact
-    from storage.errors import SchemaError, StorageError
+    from storage.errors import SchemaError, StorageError, UnsafePathError
     from storage.fs import BadRootError
     from storage.locks import LockBusyError
 
@@ -64,11 +66,14 @@ def cmd_compact(args: argparse.Namespace) -> int:
                          include_today=args.include_today)
     except (SchemaError, BadRootError) as exc:
         raise UsageError(str(exc)) from None
-    except (ArchiveMissingError, LockBusyError) as exc:
+    except (ArchiveMissingError, LockBusyError, UnsafePathError) as exc:
         raise EnvironmentProblem(str(exc)) from None
     except (StorageError, OSError) as exc:
         raise EnvironmentProblem(f"compaction failed: {exc}") from None
     print_report(report, args.root)
+    for moved in report.quarantined:
+        print(f"tagarchive: warning: moved unreadable {moved.source} to {moved.target}: "
+              f"{moved.reason}", file=sys.stderr)
     for line in report.errors:
         print(f"tagarchive: error: {line}", file=sys.stderr)
     return EXIT_ENVIRONMENT if report.errors else EXIT_OK
@@ -95,6 +100,12 @@ def print_report(report: CompactionReport, root: str, out: IO[str] | None = None
         notes.append(f"{carried} file(s) published during compaction kept as they are")
     if report.recovered_jobs:
         notes.append(f"cleaned up {report.recovered_jobs} leftover(s) of an interrupted compaction")
+    if report.quarantined:
+        notes.append(f"moved {len(report.quarantined)} unreadable file(s) out of every read, to "
+                     ".tagarchive/quarantine/ (each named on stderr; docs/compaction.md)")
+    if report.stale_temps:
+        notes.append(f"removed {len(report.stale_temps)} unfinished .warc.gz.tmp file(s) of "
+                     "killed crawls")
     if not report.exchange:
         notes.append("this filesystem cannot exchange directories atomically: each swap was two "
                      "renames, with a moment where readers saw no files for the partition")

@@ -7,6 +7,7 @@ Parquet back with DuckDB and prints what was stored and the growth it saw.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -42,6 +43,33 @@ def crawl_command(out: str, replica_url: str, platforms: str, tags: tuple[str, .
     return command
 
 
+def _cookie_jar(out: str) -> Path:
+    """Write the replica's session to `<out>/.tagarchive/demo-cookies.txt` and return its path.
+
+    Refused in one line (exit 3) when `.tagarchive` or the file is a symlink; the file is
+    replaced by a rename, never written through whatever is at its name."""
+    from crawler.cli import EnvironmentProblem
+    from storage.errors import StorageError
+    from storage.paths import state_path
+
+    try:
+        jar = state_path(out, "demo-cookies.txt")
+        jar.parent.mkdir(parents=True, exist_ok=True)
+        jar = state_path(out, "demo-cookies.txt")  # what mkdir found is checked again
+        temp = jar.with_name(f".{jar.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()  # a leftover of this pid's earlier demo (or a link: never followed)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(DEMO_COOKIES)
+        os.replace(temp, jar)
+    except StorageError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {out}/.tagarchive: {exc.strerror}") from None
+    return jar
+
+
 def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
              console: Console | None = None) -> int:
     from replica.clock import ReplicaClock
@@ -53,13 +81,11 @@ def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
     platforms = ",".join(sorted(REGISTRY))
     started = datetime.now(UTC)
     Path(out).mkdir(parents=True, exist_ok=True)
+    jar = _cookie_jar(out)
     world = World(seed=seed, clock=ReplicaClock(start=DEMO_START, step=DEMO_STEP))
     failed = 0
     with ReplicaServer(world=world) as server:
         console.print(f"replica serving {platforms} at {server.url} (seed {seed})")
-        jar = Path(out) / ".tagarchive" / "demo-cookies.txt"
-        jar.parent.mkdir(parents=True, exist_ok=True)
-        jar.write_text(DEMO_COOKIES)
         sessions = {"instagram": str(jar)} if "instagram" in REGISTRY else {}
         env = {**os.environ, **DEMO_ENV}
         for tick in range(ticks):

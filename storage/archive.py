@@ -2,7 +2,10 @@
 
 Layout: `<root>/archive/platform=<p>/date=<d>/<run_id>-<seq>.warc.gz`, partitioned like the
 data. Each file is written under a hidden `.tmp` name and renamed into place when it is closed
-(at every data flush, so a Parquet row never points into an unpublished file).
+(at every data flush, so a Parquet row never points into an unpublished file). The writer holds
+an flock on its open `.tmp` file; one that nobody holds and that has not changed for
+`STALE_TEMP_AGE` was left by a killed crawl, and `clean_stale_temps()` (run by `archive prune`
+and by a whole-root `compact`) deletes it.
 
 Records per fetched page:
 - plain HTTP: a `response` record (status line, headers, the body as received; Content-Encoding
@@ -21,18 +24,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from storage.errors import OutputNotWritableError, StorageError
 from storage.fs import as_s3_root, delete, is_remote, list_files, put_file
+from storage.locks import claim_file, file_in_use
 from storage.paths import check_partition_value, ensure_inside_root, utc_day
 
 ARCHIVE_DIR = "archive"
@@ -43,6 +48,11 @@ HEADER_PREFIX = "WARC-Tagarchive-"
 # gzip level of each record. warcio fixes 9; on the replica's TikTok pages level 6 (zlib's
 # default) made files 1.6% larger and spent 25-30% less CPU compressing (level 3: 11% larger).
 COMPRESS_LEVEL = 6
+# A hidden .warc.gz.tmp file no writer holds a lock on is a killed crawl's leftover once it has
+# not changed for this long (the age alone decides where flock does not exist: Windows, some
+# network filesystems; a live crawl renames its files at every data flush, every 30 s or so).
+STALE_TEMP_AGE = timedelta(hours=1)
+_TEMP_NAME = re.compile(r"\..+\.warc\.gz\.tmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +127,7 @@ class ArchiveWriter:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             handle = open(tmp, "wb")  # noqa: SIM115 - closed in _publish
+            claim_file(handle.fileno())  # live: clean_stale_temps() leaves it alone
         except OSError as exc:
             raise OutputNotWritableError(exc.errno, f"archive not writable: {directory}",
                                          exc.strerror) from exc
@@ -155,6 +166,7 @@ class ArchiveWriter:
         with contextlib.suppress(OSError):  # if even this fails, the file stays hidden (.tmp)
             os.truncate(opened.tmp, size)
             opened.handle = open(opened.tmp, "ab")  # noqa: SIM115 - closed in rotate
+            claim_file(opened.handle.fileno())
             opened.writer = _record_writer(opened.handle, self.compresslevel)
 
     def _response(self, writer: Any, url: str, status: int, headers: dict[str, str],
@@ -217,11 +229,14 @@ class ArchiveWriter:
         published = []
         for item in opened:
             try:
-                item.handle.flush()
-                os.fsync(item.handle.fileno())
-                item.handle.close()
-                if self._s3 is None:
-                    os.replace(item.tmp, item.final)
+                try:
+                    item.handle.flush()
+                    os.fsync(item.handle.fileno())
+                    if self._s3 is None:
+                        # renamed while still open, so its lock never lapses under the temp name
+                        os.replace(item.tmp, item.final)
+                finally:
+                    item.handle.close()
             except OSError as exc:
                 raise OutputNotWritableError(exc.errno, f"archive not writable: {item.final}",
                                              exc.strerror) from exc
@@ -304,6 +319,63 @@ class PruneReport:
     kept_files: int
     kept_bytes: int
     dry_run: bool
+    # hidden .warc.gz.tmp files of killed crawls, removed (or, in a dry run, that would be)
+    stale_temps: list[Path] = field(default_factory=list)
+
+
+def _day_dirs(root: str | Path) -> Iterator[Path]:
+    """Every ``archive/platform=*/date=*`` folder of a local root, checked to be inside it
+    (a symlinked one leading elsewhere raises UnsafePathError: nothing there is ours)."""
+    base = Path(os.path.abspath(root)) / ARCHIVE_DIR
+    if not os.path.lexists(base):
+        return
+    ensure_inside_root(root, base)
+    for platform_dir in sorted(base.glob("platform=*")):
+        ensure_inside_root(root, platform_dir)
+        if not platform_dir.is_dir():
+            continue
+        for day_dir in sorted(platform_dir.glob("date=*")):
+            ensure_inside_root(root, day_dir)
+            if day_dir.is_dir():
+                yield day_dir
+
+
+def clean_stale_temps(root: str | Path, *, min_age: timedelta = STALE_TEMP_AGE,
+                      now: datetime | None = None, dry_run: bool = False) -> list[Path]:
+    """Delete the hidden ``.warc.gz.tmp`` files killed crawls left under ``archive/``.
+
+    A file goes when no live writer holds its lock (storage.locks.claim_file) and it has not
+    changed for ``min_age``; the age also covers the instant between a writer creating its file
+    and locking it, and writers of older versions, which take no lock. Returns what went (or,
+    with ``dry_run``, what would). S3 roots have none: files are written locally, then uploaded.
+    """
+    if is_remote(root):
+        return []
+    moment = (now or datetime.now(UTC)).timestamp()
+    cutoff = moment - min_age.total_seconds()
+    day_dirs = list(_day_dirs(root))  # every folder checked before anything is deleted
+    removed: list[Path] = []
+    for day_dir in day_dirs:
+        with os.scandir(day_dir) as entries:
+            temps = sorted(e.path for e in entries
+                           if _TEMP_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False))
+        for path in temps:
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                continue  # renamed into place or removed meanwhile
+            try:
+                if os.fstat(fd).st_mtime > cutoff or file_in_use(fd):
+                    continue  # a live crawl's, or young enough to be one
+                if not dry_run:
+                    os.unlink(path)  # while holding its lock: no writer can take it back
+                removed.append(Path(path))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+    return removed
 
 
 def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int | None = None,
@@ -325,10 +397,11 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
                     and parts[2].startswith("date=") and parts[3].endswith(".warc.gz")):
                 files.append((parts[2].removeprefix("date="), PurePosixPath(key), size))
     else:
-        base = Path(os.path.abspath(root)) / ARCHIVE_DIR
-        for path in base.glob("platform=*/date=*/*.warc.gz"):
-            day = path.parent.name.removeprefix("date=")
-            files.append((day, path, path.stat().st_size))
+        for day_dir in _day_dirs(root):
+            for path in day_dir.glob("*.warc.gz"):
+                if path.is_file():
+                    day = path.parent.name.removeprefix("date=")
+                    files.append((day, path, path.stat().st_size))
     files.sort(key=lambda f: (f[0], f[1].name))
     doomed: set[Path] = set()
     if max_age_days is not None:
@@ -346,6 +419,7 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
                 total -= size
     removed = [p for _, p, _ in files if p in doomed]
     removed_bytes = sum(size for _, p, size in files if p in doomed)
+    stale = clean_stale_temps(root, dry_run=dry_run)  # file ages: the real clock
     if not dry_run and s3 is not None:
         for path in removed:
             delete(s3, path.as_posix())
@@ -359,4 +433,5 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
                     break
     return PruneReport(removed=removed, removed_bytes=removed_bytes,
                        kept_files=len(files) - len(removed),
-                       kept_bytes=sum(s for _, _, s in files) - removed_bytes, dry_run=dry_run)
+                       kept_bytes=sum(s for _, _, s in files) - removed_bytes, dry_run=dry_run,
+                       stale_temps=stale)

@@ -33,6 +33,19 @@ merges files a crawl published into a P it recreated meanwhile, and deletes the 
 duplicate data that is live. One compaction runs per dataset at a time (``flock`` on the dataset
 directory, not waited for).
 
+Before compacting, each run moves the files readers skip (storage/reading.py: empty, truncated or
+non-Parquet ``*.parquet`` files, and files outside a ``k=v`` partition folder) into
+``<root>/.tagarchive/quarantine/<dataset>/<their path in the dataset>``, so that they stop
+costing every read a warning; a file whose bytes fail to parse while its partition is compacted
+follows them. Nothing is deleted: a quarantined file can be inspected or put back by hand.
+
+Everything compaction writes outside the dataset trees is under ``<root>/.tagarchive``, which must
+be a real directory of the root (storage.paths.ensure_state_path): if it, ``compact`` or
+``quarantine`` below it, or any entry there is a symbolic link, compaction refuses to start, so it
+can neither stage files elsewhere nor delete what a link points at. A dataset directory that
+resolves outside the root is refused the same way, and a symlinked partition folder is left
+alone and named as an error.
+
 Limits: a reader lists files and opens them afterwards, so a query that listed the old files just
 before a swap and opens one after it fails with a "no such file" error (never a wrong answer);
 running it again reads the new file. Writers that do not take the lock (older versions) can lose a
@@ -62,12 +75,20 @@ import pyarrow.parquet as pq
 from storage.errors import StorageError, UnsafePathError
 from storage.fs import is_remote
 from storage.locks import exclusive, swapping
-from storage.paths import check_partition_value, ensure_inside_root, new_run_id
+from storage.paths import (
+    STATE_DIR,
+    check_partition_value,
+    ensure_inside_root,
+    ensure_state_path,
+    new_run_id,
+    partition_values,
+)
 from storage.schemas import DATASETS, SCHEMA_VERSION, DatasetSpec, get_spec
 
 logger = logging.getLogger(__name__)
 
-SCRATCH = Path(".tagarchive", "compact")
+SCRATCH = Path(STATE_DIR, "compact")
+QUARANTINE = Path(STATE_DIR, "quarantine")
 # Stored in each compacted file's metadata: a single file with the current version is skipped
 # without reading it. Bump when a rule in DEDUP_RULES changes.
 RULES_VERSION = "2"
@@ -87,6 +108,24 @@ class CompactionError(StorageError):
 
 class ArchiveMissingError(StorageError, FileNotFoundError):
     """The archive root does not exist."""
+
+
+class DamagedFileError(CompactionError):
+    """An input file's bytes could be read but are not a readable Parquet file."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A file compaction moved out of a dataset because readers cannot use it."""
+
+    source: str  # where it was (a local path, or s3://...)
+    target: str  # where it is now, under <root>/.tagarchive/quarantine/
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -143,6 +182,7 @@ class DatasetReport:
     # Files crawls published while their partition was being compacted: kept as they are.
     carried_over: int = 0
     errors: list[str] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
 
 
 @dataclass
@@ -152,11 +192,20 @@ class CompactionReport:
     datasets: dict[str, DatasetReport]
     recovered_jobs: int = 0
     exchange: bool = True  # False: the two-rename fallback was used at least once
+    # Hidden .warc.gz.tmp files of killed crawls removed from archive/ (whole-root runs only).
+    stale_temps: list[Path] = field(default_factory=list)
+    # Problems outside the datasets (archive/ cleanup), one line each.
+    other_errors: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[str]:
         """Every partition that failed, as one line each."""
-        return [e for r in self.datasets.values() for e in r.errors]
+        return [e for r in self.datasets.values() for e in r.errors] + self.other_errors
+
+    @property
+    def quarantined(self) -> list[Quarantined]:
+        """Every file moved to the quarantine, all datasets."""
+        return [q for r in self.datasets.values() for q in r.quarantined]
 
 
 # --- deduplication ------------------------------------------------------------------------------
@@ -329,11 +378,23 @@ def _published(directory: Path) -> dict[str, os.stat_result]:
 
 
 def _read_input(path: Path, spec: DatasetSpec) -> pa.Table:
+    # The bytes first, then Parquet from memory: an error reading the file is the machine's
+    # (permissions, I/O), an error parsing bytes that were read means the file is damaged.
     try:
-        table = pq.ParquetFile(path).read()
-    except (OSError, pa.ArrowException) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise CompactionError(f"cannot read {path}: {exc}") from exc
-    return fit_schema(table, spec, path)
+    return fit_schema(parse_parquet(data, path), spec, path)
+
+
+def parse_parquet(data: bytes, path: object) -> pa.Table:
+    """A whole file's bytes as a table; DamagedFileError if they are not readable Parquet."""
+    from storage.reading import parquet_error_text
+
+    try:
+        return pq.ParquetFile(pa.BufferReader(data)).read()
+    except (OSError, pa.ArrowException) as exc:
+        raise DamagedFileError(path, parquet_error_text(exc)) from exc
 
 
 def fit_schema(table: pa.Table, spec: DatasetSpec, path: object) -> pa.Table:
@@ -371,8 +432,12 @@ def _compact_partition(
     names = sorted(inputs)
     size = sum(s.st_size for s in inputs.values())
     if len(names) == 1:
-        metadata = pq.read_metadata(directory / names[0])
-        if (metadata.metadata or {}).get(COMPACTED_KEY) == RULES_VERSION.encode():
+        try:
+            metadata = pq.read_metadata(directory / names[0])
+        except (OSError, pa.ArrowException):
+            metadata = None  # reading the whole file below says why
+        if metadata is not None and (
+                (metadata.metadata or {}).get(COMPACTED_KEY) == RULES_VERSION.encode()):
             rows = metadata.num_rows
             return _Outcome(False, 1, 1, size, size, rows, rows)
     tables = [_read_input(directory / name, spec) for name in names]
@@ -391,7 +456,7 @@ def _compact_partition(
     )
 
     ctx.jobs += 1
-    scratch = ctx.root / SCRATCH / spec.name
+    scratch = ensure_state_path(ctx.root, ctx.root / SCRATCH / spec.name)
     job = scratch / f"{ctx.compaction_id}-{ctx.jobs:05d}"
     staged = job / "staged"
     try:
@@ -473,18 +538,18 @@ def _carry_over(directory: Path, staged: Path, inputs: dict[str, os.stat_result]
 
 def _recover(ctx: _Context, spec: DatasetSpec) -> int:
     """Repair and delete the jobs a killed compaction of this dataset left; returns how many."""
-    scratch = ctx.root / SCRATCH / spec.name
+    scratch = ensure_state_path(ctx.root, ctx.root / SCRATCH / spec.name)
     if not scratch.is_dir():
         return 0
     repaired = 0
     for job in sorted(scratch.iterdir()):
-        if job.is_dir():
+        if job.is_dir() and not job.is_symlink():
             fragment = _read_job(job)
             if fragment is not None:
                 _repair(ctx, spec, job, fragment)
             _discard(job)
         else:
-            job.unlink()
+            job.unlink()  # a file, or a symbolic link itself (never what it points at)
         repaired += 1
     return repaired
 
@@ -510,6 +575,9 @@ def _repair(ctx: _Context, spec: DatasetSpec, job: Path, fragment: str) -> None:
         return
     directory = ensure_inside_root(ctx.root, ctx.root / spec.name / fragment)
     staged, retired = job / "staged", job / "retired"
+    if staged.is_symlink() or retired.is_symlink():
+        logger.warning("ignoring compaction job %s: it holds a symbolic link", job)
+        return
     with swapping(ctx.root, ctx.lock_timeout):
         if not directory.exists():
             # Killed between the two renames of the fallback swap.
@@ -530,8 +598,12 @@ def _repair(ctx: _Context, spec: DatasetSpec, job: Path, fragment: str) -> None:
 # --- the entry point ----------------------------------------------------------------------------
 
 
-def _partition_dirs(root: Path, spec: DatasetSpec) -> list[tuple[dict[str, str], Path]]:
-    """Every leaf partition directory of a dataset, with its partition values, in order."""
+def _partition_dirs(root: Path, spec: DatasetSpec,
+                    errors: list[str] | None = None) -> list[tuple[dict[str, str], Path]]:
+    """Every leaf partition directory of a dataset, with its partition values, in order.
+
+    A symbolic link named like a partition is never followed; it is named in ``errors``.
+    """
     levels: list[tuple[dict[str, str], Path]] = [({}, root / spec.name)]
     for key in spec.partition_by:
         deeper = []
@@ -540,15 +612,99 @@ def _partition_dirs(root: Path, spec: DatasetSpec) -> list[tuple[dict[str, str],
                 entries = sorted(scan, key=lambda e: e.name)
             for entry in entries:
                 name, sep, value = entry.name.partition("=")
-                if name != key or not sep or not entry.is_dir(follow_symlinks=False):
+                if name != key or not sep:
                     continue  # hidden, temp or foreign entries are not partitions
                 try:
                     check_partition_value(key, value)
                 except UnsafePathError:
                     continue
+                if entry.is_symlink():
+                    if errors is not None:
+                        where = Path(entry.path).relative_to(root / spec.name).as_posix()
+                        errors.append(f"{spec.name} {where}: is a symbolic link "
+                                      f"(to {os.readlink(entry.path)}); left alone")
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
                 deeper.append(({**values, key: value}, Path(entry.path)))
         levels = deeper
     return levels
+
+
+# --- the quarantine -----------------------------------------------------------------------------
+
+
+def _quarantine(ctx: _Context, spec: DatasetSpec, path: Path, reason: str) -> Quarantined:
+    """Move one file readers cannot use to ``.tagarchive/quarantine/<dataset>/<its path>``."""
+    relative = path.relative_to(ctx.root / spec.name)
+    target = ensure_state_path(ctx.root, ctx.root / QUARANTINE / spec.name / relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_state_path(ctx.root, target)  # what mkdir found there is checked again
+    if os.path.lexists(target):  # the same name quarantined before: keep both
+        target = target.with_name(f"{target.name}.{ctx.compaction_id}")
+    try:
+        os.rename(path, target)
+    except OSError as exc:
+        raise CompactionError(f"cannot move unreadable {path} to {target}: {exc}") from exc
+    with contextlib.suppress(OSError):
+        _fsync_dir(target.parent)
+        _fsync_dir(path.parent)
+    logger.info("moved unreadable %s to %s: %s", path, target, reason)
+    return Quarantined(str(path), str(target), reason)
+
+
+def _screen(ctx: _Context, spec: DatasetSpec, result: DatasetReport) -> None:
+    """Quarantine the files readers skip: damaged, or outside any partition folder."""
+    from storage.reading import misplaced_reason, parquet_problem
+
+    base = ctx.root / spec.name
+    emptied: set[Path] = set()
+    for current, dirnames, filenames in os.walk(base):  # symlinked folders are not entered
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        here = Path(current)
+        placed = partition_values(spec.name, here.relative_to(base).parts) is not None
+        for name in sorted(filenames):
+            if not name.endswith(".parquet") or name.startswith((".", "_")):
+                continue
+            path = here / name
+            if os.path.islink(path):
+                continue  # never moved: compacting its partition names it as an error
+            try:
+                reason = parquet_problem(path) if placed else misplaced_reason(spec.name)
+            except OSError:
+                continue  # unreadable for the machine, not damaged: compaction names it
+            if reason is None:
+                continue
+            try:
+                result.quarantined.append(_quarantine(ctx, spec, path, reason))
+            except (StorageError, OSError) as exc:
+                result.errors.append(f"{spec.name} {path.relative_to(base)}: {exc}")
+                continue
+            if not placed:
+                emptied.add(here)
+    for directory in sorted(emptied, key=lambda d: len(d.parts), reverse=True):
+        # Folders that are no partition held only what was moved: remove them when now empty.
+        while directory != base and not _is_partition_prefix(spec, directory.relative_to(base)):
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+            directory = directory.parent
+
+
+def _is_partition_prefix(spec: DatasetSpec, relative: Path) -> bool:
+    keys = spec.partition_by[:len(relative.parts)]
+    if len(relative.parts) > len(spec.partition_by):
+        return False
+    for part, key in zip(relative.parts, keys, strict=True):
+        name, sep, value = part.partition("=")
+        if name != key or not sep:
+            return False
+        try:
+            check_partition_value(key, value)
+        except UnsafePathError:
+            return False
+    return True
 
 
 def compaction_cutoff(now: datetime | None, before: date | None,
@@ -586,11 +742,18 @@ def compact(
     base = Path(os.path.abspath(root))
     if not base.is_dir():
         raise ArchiveMissingError(f"no archive at {root}")
-    names = list(DATASETS) if datasets is None else [get_spec(n).name for n in datasets]
+    names = list(dict.fromkeys(
+        list(DATASETS) if datasets is None else [get_spec(n).name for n in datasets]))
+    # Every path this run may write or delete is checked before anything is touched.
+    for name in names:
+        if os.path.lexists(base / name):
+            ensure_inside_root(base, base / name)
+        ensure_state_path(base, base / SCRATCH / name)
+        ensure_state_path(base, base / QUARANTINE / name)
     moment, cutoff = compaction_cutoff(now, before, include_today)
     ctx = _Context(base, f"{new_run_id(moment)}", lock_timeout)
     report = CompactionReport({})
-    for name in dict.fromkeys(names):
+    for name in names:
         spec = DATASETS[name]
         result = report.datasets[name] = DatasetReport(name)
         directory = base / name
@@ -598,20 +761,41 @@ def compact(
             continue
         with exclusive(directory, busy=f"another compaction of {name} is running in {base}"):
             report.recovered_jobs += _recover(ctx, spec)
-            for values, path in _partition_dirs(base, spec):
+            _screen(ctx, spec, result)
+            for values, path in _partition_dirs(base, spec, result.errors):
                 if date.fromisoformat(values["date"]) >= cutoff:
                     result.out_of_range += 1
                     continue
                 fragment = "/".join(f"{k}={v}" for k, v in values.items())
                 try:
-                    outcome = _compact_partition(ctx, spec, fragment, path)
+                    outcome = _compact_with_quarantine(ctx, spec, fragment, path, result)
                 except (StorageError, OSError, pa.ArrowException) as exc:
                     result.errors.append(f"{name} {fragment}: {exc}")
                     continue
                 if outcome is not None:
                     _add(result, outcome)
     report.exchange = ctx.exchange
+    if datasets is None:  # a pass over the whole root: also the raw archive's leftovers
+        from storage.archive import clean_stale_temps
+
+        try:
+            report.stale_temps = clean_stale_temps(base)  # file ages: the real clock
+        except (StorageError, OSError) as exc:
+            report.other_errors.append(f"archive: {exc}")
     return report
+
+
+def _compact_with_quarantine(ctx: _Context, spec: DatasetSpec, fragment: str, directory: Path,
+                             result: DatasetReport) -> _Outcome | None:
+    """_compact_partition(), moving each input whose bytes do not parse to the quarantine."""
+    while True:
+        try:
+            return _compact_partition(ctx, spec, fragment, directory)
+        except DamagedFileError as exc:
+            path = Path(str(exc.path))
+            if path.parent != directory or not path.is_file() or path.is_symlink():
+                raise
+            result.quarantined.append(_quarantine(ctx, spec, path, exc.reason))
 
 
 def _add(result: DatasetReport, outcome: _Outcome) -> None:

@@ -100,6 +100,34 @@ def swapping(root: str | Path, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
+def claim_file(fd: int) -> None:
+    """Lock an open file a writer is filling, so file_in_use() sees it as live (best effort).
+
+    The lock goes with the descriptor: a killed writer releases it, and its file, left behind
+    under a temp name, is then a leftover that clean-up may delete.
+    """
+    if fcntl is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def file_in_use(fd: int) -> bool | None:
+    """Whether a live writer holds claim_file() on this file: None where locks do not exist.
+
+    When False, the caller now holds the lock itself until it closes ``fd``.
+    """
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None  # this filesystem has no flock: only the file's age can tell
+    return False
+
+
 @contextlib.contextmanager
 def exclusive(directory: str | Path, busy: str) -> Iterator[None]:
     """Hold ``directory``'s lock exclusively without waiting, or raise LockBusyError(busy)."""

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from storage.errors import SchemaError, UnsafePathError
 from storage.schemas import get_spec
+
+# tagarchive's own files under an output root (compaction scratch, quarantine, backfill walks, the
+# demo's cookie jar): outside every dataset tree, so no reader's glob ever sees them.
+STATE_DIR = ".tagarchive"
 
 # ASCII letters, digits, '_', '-' and inner dots. No leading dot (hidden files, '.', '..'), and no
 # trailing dot either: Windows drops it, so 'x.' and 'x' would share one directory.
@@ -57,6 +62,64 @@ def ensure_inside_root(root: str | Path, path: str | Path) -> Path:
             f"{path} resolves to {real_path}, outside the output root {real_root}"
         )
     return Path(path)
+
+
+def ensure_state_path(root: str | Path, path: str | Path) -> Path:
+    """Return ``path``, which must lie under ``<root>/.tagarchive``, or raise UnsafePathError.
+
+    Stricter than ensure_inside_root(): ``.tagarchive`` and every part of ``path`` below it that
+    exists must be a real directory (or, for the last part, a file), never a symbolic link, even
+    one pointing inside the root. Compaction deletes and renames what it finds there, so a link
+    to a dataset or to a folder elsewhere would have it destroy data that is not its own.
+    """
+    state = Path(root, STATE_DIR)
+    path = Path(path)
+    try:
+        parts = path.relative_to(state).parts
+    except ValueError:
+        raise UnsafePathError(f"{path} is not under {state}") from None
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafePathError(f"{path}: '.' and '..' are not allowed under {state}")
+    current = state
+    for part in ("", *parts):
+        current = current / part if part else current
+        try:
+            mode = os.lstat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            break  # created later, as a real directory, by whoever needs it
+        if stat.S_ISLNK(mode):
+            raise UnsafePathError(
+                f"refusing {current}: it is a symbolic link (to {os.readlink(current)}); "
+                f"tagarchive's state directory {state} must be a real directory in the output root"
+            )
+    return ensure_inside_root(root, path)
+
+
+def state_path(root: str | Path, *parts: str) -> Path:
+    """``<root>/.tagarchive/<parts...>`` (each part one plain name), checked by
+    ensure_state_path()."""
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or os.sep in part:
+            raise UnsafePathError(f"not a plain name under {STATE_DIR}: {part!r}")
+    return ensure_state_path(root, Path(root, STATE_DIR, *parts))
+
+
+def partition_values(dataset: str, parts: Sequence[str]) -> dict[str, str] | None:
+    """The partition values of a leaf directory given as its parts below the dataset directory
+    (``["platform=x", "date=2026-01-23"]``), or None when that is not a valid partition path."""
+    keys = get_spec(dataset).partition_by
+    if len(parts) != len(keys):
+        return None
+    values = {}
+    for part, key in zip(parts, keys, strict=True):
+        name, sep, value = part.partition("=")
+        if name != key or not sep:
+            return None
+        try:
+            values[key] = check_partition_value(key, value)
+        except UnsafePathError:
+            return None
+    return values
 
 
 def partition_path(root: str | Path, dataset: str, partitions: Mapping[str, str]) -> Path:

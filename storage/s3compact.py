@@ -43,9 +43,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.errors import StorageError, UnsafePathError
-from storage.fs import S3Root, as_s3_root, check_root, delete, list_files, put_bytes, read_bytes
-from storage.paths import check_partition_value, new_run_id
+from storage.errors import StorageError
+from storage.fs import (
+    S3Root,
+    as_s3_root,
+    check_root,
+    delete,
+    exists,
+    list_files,
+    put_bytes,
+    read_bytes,
+)
+from storage.paths import new_run_id, partition_values
 from storage.schemas import DATASETS, DatasetSpec, get_spec
 
 logger = logging.getLogger(__name__)
@@ -185,6 +194,12 @@ def _load_markers(root: S3Root, wanted: list[tuple[str, int]]) -> None:
 
 def partitions(root: S3Root, dataset: str) -> list[Partition]:
     """Every leaf partition of a dataset under an S3 root, markers read and resolved."""
+    return listing(root, dataset)[0]
+
+
+def listing(root: S3Root, dataset: str) -> tuple[list[Partition], list[tuple[str, int]]]:
+    """partitions(), and the ``*.parquet`` objects outside any partition (path, size): never
+    read, moved to the quarantine by compaction."""
     spec = get_spec(dataset)
     base = root.path(spec.name)
     by_dir: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
@@ -195,12 +210,16 @@ def partitions(root: S3Root, dataset: str) -> list[Partition]:
         elif name.endswith(".parquet") and not name.startswith((".", "_")):
             by_dir.setdefault(directory, ({}, {}))[0][name] = size
     found: list[Partition] = []
+    misplaced: list[tuple[str, int]] = []
     need: list[tuple[str, int]] = []
     for directory, (files, markers) in sorted(by_dir.items()):
         relative = directory[len(base) + 1:].split("/") if directory != base else []
         values = _partition_values(spec, relative)
         if values is None:
-            continue  # not a partition directory of ours: never read
+            # not a partition directory of ours: never read (hidden folders are not looked at)
+            if not any(p.startswith((".", "_")) for p in relative):
+                misplaced += [(f"{directory}/{name}", size) for name, size in files.items()]
+            continue
         part = Partition(values, directory, files)
         part.broken = list(markers)  # until read
         found.append(part)
@@ -217,22 +236,11 @@ def partitions(root: S3Root, dataset: str) -> list[Partition]:
         part.visible, part.honoured, part.ignored = resolve(part.files, part.markers)
         for name in part.broken:
             logger.warning("ignoring unreadable commit marker s3://%s", part.path(name))
-    return found
+    return found, misplaced
 
 
 def _partition_values(spec: DatasetSpec, parts: list[str]) -> dict[str, str] | None:
-    if len(parts) != len(spec.partition_by):
-        return None
-    values = {}
-    for part, key in zip(parts, spec.partition_by, strict=True):
-        name, sep, value = part.partition("=")
-        if name != key or not sep:
-            return None
-        try:
-            values[key] = check_partition_value(key, value)
-        except UnsafePathError:
-            return None
-    return values
+    return partition_values(spec.name, parts)
 
 
 def visible_files(root: S3Root | str, dataset: str) -> list[str]:
@@ -251,21 +259,40 @@ def visible_sized(root: S3Root | str, dataset: str) -> list[tuple[str, int]]:
 
 
 def _read(root: S3Root, path: str, spec: DatasetSpec) -> pa.Table:
-    from storage.compact import CompactionError, fit_schema
+    from storage.compact import CompactionError, fit_schema, parse_parquet
 
+    # The whole object, then Parquet from memory: a failed download is S3's problem, bytes
+    # that do not parse are a damaged file (DamagedFileError: moved to the quarantine).
     try:
-        with root.fs.open_input_file(path) as handle:
-            table = pq.ParquetFile(handle).read()
-    except (OSError, pa.ArrowException) as exc:
-        raise CompactionError(f"cannot read s3://{path}: {' '.join(str(exc).split())}") from exc
-    return fit_schema(table, spec, f"s3://{path}")
+        data = read_bytes(root, path)
+    except StorageError as exc:
+        raise CompactionError(str(exc)) from exc
+    return fit_schema(parse_parquet(data, f"s3://{path}"), spec, f"s3://{path}")
+
+
+def _quarantine(root: S3Root, dataset: str, path: str, reason: str, cid: str) -> Any:
+    """Move one object readers skip to ``.tagarchive/quarantine/<dataset>/<its key in the
+    dataset>``: copied, then deleted (S3 has no rename; a crash between leaves both)."""
+    from storage.compact import QUARANTINE, Quarantined
+
+    relative = path[len(root.path(dataset)) + 1:]
+    target = root.path(*QUARANTINE.parts, dataset, relative)
+    if exists(root, target):  # the same name quarantined before: keep both
+        target = f"{target}.{cid}"
+    put_bytes(root, target, read_bytes(root, path))
+    delete(root, path)
+    logger.info("moved unreadable s3://%s to s3://%s: %s", path, target, reason)
+    return Quarantined(f"s3://{path}", f"s3://{target}", reason)
 
 
 def _is_compacted(root: S3Root, path: str) -> tuple[bool, int]:
     from storage.compact import COMPACTED_KEY, RULES_VERSION
 
-    with root.fs.open_input_file(path) as handle:
-        metadata = pq.read_metadata(handle)
+    try:
+        with root.fs.open_input_file(path) as handle:
+            metadata = pq.read_metadata(handle)
+    except (OSError, pa.ArrowException):
+        return False, 0  # reading the whole object says why
     return (metadata.metadata or {}).get(COMPACTED_KEY) == RULES_VERSION.encode(), \
         metadata.num_rows
 
@@ -375,44 +402,70 @@ def compact_s3(root: Any, datasets: Iterable[str] | None = None, before: date | 
         _Outcome,
         compaction_cutoff,
     )
+    from storage.reading import misplaced_reason
 
     s3 = as_s3_root(root)
     check_root(s3)
     names = list(DATASETS) if datasets is None else [get_spec(n).name for n in datasets]
     moment, cutoff = compaction_cutoff(now, before, include_today)
-    listed = {name: partitions(s3, name) for name in dict.fromkeys(names)}
-    if not any(listed.values()) and not any(list_files(s3, n)[:1] for n in DATASETS):
+    listed = {name: listing(s3, name) for name in dict.fromkeys(names)}
+    if (not any(parts or misplaced for parts, misplaced in listed.values())
+            and not any(list_files(s3, n)[:1] for n in DATASETS)):
         raise ArchiveMissingError(f"no archive at {s3.url}")
     compaction_id = new_run_id(moment)
     report = CompactionReport({})
     # Partitions are independent and every step is a request that waits on the network, so
     # several run at once; results are added in listing order.
     work = []
-    for name, parts in listed.items():
-        report.datasets[name] = DatasetReport(name)
+    for name, (parts, misplaced) in listed.items():
+        result = report.datasets[name] = DatasetReport(name)
+        for path, _size in misplaced:  # outside every partition: no reader ever sees them
+            try:
+                result.quarantined.append(
+                    _quarantine(s3, name, path, misplaced_reason(name), compaction_id))
+            except StorageError as exc:
+                result.errors.append(f"{name} s3://{path}: {exc}")
         work += [(name, part) for part in parts]
 
-    def one(job: int, name: str, part: Partition) -> tuple[int, bool, _Done | str | None]:
+    def one(job: int, name: str, part: Partition) -> tuple[int, bool, _Done | str | None,
+                                                          list[Any]]:
+        from storage.compact import DamagedFileError
+
         fragment = "/".join(f"{k}={v}" for k, v in part.values.items())
+        cid = f"{compaction_id}-{job:05d}"
         recovered = 0
+        moved: list[Any] = []
         try:
             recovered = _cleanup(s3, part, moment)
         except StorageError as exc:
             logger.warning("could not clean up %s %s: %s", name, fragment, exc)
-        if date.fromisoformat(part.values["date"]) >= cutoff:
-            return recovered, False, None
         try:
-            done = _compact_partition(s3, DATASETS[name], part, f"{compaction_id}-{job:05d}",
-                                      moment)
+            for file in [f for f in part.visible if part.files[f] < 12]:  # too small for Parquet
+                moved.append(_quarantine(s3, name, part.path(file),
+                                         f"{part.files[file]} bytes, too small to be Parquet", cid))
+                part.visible.remove(file)
+            if date.fromisoformat(part.values["date"]) >= cutoff:
+                return recovered, False, None, moved
+            while True:
+                try:
+                    done = _compact_partition(s3, DATASETS[name], part, cid, moment)
+                    break
+                except DamagedFileError as exc:
+                    file = str(exc.path).rsplit("/", 1)[-1]
+                    if file not in part.visible:
+                        raise
+                    moved.append(_quarantine(s3, name, part.path(file), exc.reason, cid))
+                    part.visible.remove(file)
         except (StorageError, OSError, pa.ArrowException) as exc:
-            return recovered, True, f"{name} {fragment}: {' '.join(str(exc).split())}"
-        return recovered, True, done
+            return recovered, True, f"{name} {fragment}: {' '.join(str(exc).split())}", moved
+        return recovered, True, done, moved
 
     with ThreadPoolExecutor(min(COMPACT_THREADS, max(1, len(work)))) as pool:
         outcomes = list(pool.map(lambda item: one(item[0] + 1, *item[1]), enumerate(work)))
-    for (name, _part), (recovered, in_range, outcome) in zip(work, outcomes, strict=True):
+    for (name, _part), (recovered, in_range, outcome, moved) in zip(work, outcomes, strict=True):
         result = report.datasets[name]
         report.recovered_jobs += recovered
+        result.quarantined += moved
         if not in_range:
             result.out_of_range += 1
         elif isinstance(outcome, str):

@@ -260,13 +260,14 @@ def test_older_files_without_a_newer_nullable_column_read_as_null(tmp_path: Path
     assert [(r["tag"], r["views"], r[column]) for r in got] == [("a", 1, None), ("b", 1, None)]
 
 
-def test_an_unreadable_file_leaves_its_partition_alone_and_exits_3(
+def test_a_file_that_fits_no_schema_leaves_its_partition_alone_and_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # (Damaged files are moved to the quarantine instead: tests/test_storage_unreadable.py.)
     for run, moment in enumerate(hours(2) + hours(2, DAY + timedelta(days=1)), start=1):
         publish(tmp_path, run, "snapshots", [snapshot("a", moment)])
     broken = tmp_path / "snapshots/platform=tiktok/date=2026-01-11/part-broken-0001.parquet"
-    broken.write_bytes(b"PAR1 not really")
+    pq.write_table(pa.table({"not_a_column": [1]}), broken)
     files = data_files(tmp_path)
 
     code = main(["compact", "--root", str(tmp_path), "--dataset", "snapshots,posts"])
