@@ -351,6 +351,8 @@ def duckdb_connect(
         if not files:
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {_empty_view_sql(con, name)}')
             continue
+        # files written before a column was added lack it: the empty view brings every column
+        every_column = f"UNION ALL BY NAME {_empty_view_sql(con, name)}"
         folders = {os.path.relpath(os.path.dirname(f), directory) for f in files}
         placed = all(partition_values(name, folder.split(os.sep)) is not None
                      for folder in folders)
@@ -360,7 +362,7 @@ def duckdb_connect(
             glob = _sql_string(f"{glob_root}/{name}/**/*.parquet")
             try:
                 con.execute(f'CREATE OR REPLACE VIEW "{name}" AS '
-                            f"SELECT * FROM read_parquet({glob}, {options})")
+                            f"SELECT * FROM read_parquet({glob}, {options}) {every_column}")
                 continue
             except duckdb.Error:
                 pass
@@ -373,7 +375,7 @@ def duckdb_connect(
         listed = ", ".join(_sql_string(_glob_escape(Path(f).absolute().as_posix())) for f in good)
         try:
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS '
-                        f"SELECT * FROM read_parquet([{listed}], {options})")
+                        f"SELECT * FROM read_parquet([{listed}], {options}) {every_column}")
         except duckdb.Error as exc:
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UnreadableDatasetError(f"cannot read {name} under {root}: {text}") from None

@@ -188,3 +188,15 @@ def test_old_activity_files_read_with_null_flags(tmp_path: Path) -> None:
                    partition / "part-20250109T000000Z-00000001-0000.parquet")
     [got] = open_dataset(tmp_path, "activity").to_table().to_pylist()
     assert (got["posts"], got["posts_approx"], got["participants_approx"]) == (4, None, None)
+
+
+def test_sql_over_an_archive_of_old_files_only_knows_the_new_columns(tmp_path: Path) -> None:
+    # every posts file predates the _approx columns: a query naming one reads null, not an error
+    partition = tmp_path / "posts" / "platform=tiktok" / "date=2026-01-10"
+    partition.mkdir(parents=True)
+    first = datetime(2026, 1, 10, 8, tzinfo=UTC)
+    rows = [_post("1", first, 5, "20260110T080000Z-00000001")]
+    pq.write_table(pa.Table.from_pylist(rows, schema=_old_schema("posts", POST_COUNTERS)),
+                   partition / "part-20260110T080000Z-00000001-0000.parquet")
+    sql = duckdb_connect(tmp_path).execute("select post_id, likes, likes_approx from posts")
+    assert sql.fetchall() == [("1", 5, None)]
