@@ -107,7 +107,7 @@ def test_at_the_page_limit_a_request_waits_for_a_parked_page() -> None:
         await asyncio.sleep(0.01)
         assert not waiting.done()  # one page open and busy: do not open another
         page = await _download(mw, first, None)
-        await asyncio.wait_for(waiting, 1)
+        await asyncio.wait_for(waiting, 30)  # a hang guard: it is woken at once
         assert second.meta["playwright_page"] is page
 
     asyncio.run(scenario())
@@ -141,7 +141,7 @@ def test_a_parked_page_that_cannot_be_blanked_is_closed_and_replaced() -> None:
         page = await _download(mw, first, Broken())
         page._tagarchive_stirred = True
         second = _request()
-        await asyncio.wait_for(mw.process_request(second), 1)  # its slot is free again
+        await asyncio.wait_for(mw.process_request(second), 30)  # its slot is free again
         assert page.closed and "playwright_page" not in second.meta
         assert mw.open["tagarchive-0"] == 1
 
@@ -155,17 +155,25 @@ _SCRIPTS = {
     # answered at once, and one answer the server holds for 2 s: in flight when parked
     "/busy": "fetch('/api/busy-fast'); fetch('/api/held');",
     "/next": "fetch('/api/next');",
-    # fetches again 1 s after it loaded: it is parked by then
-    "/ticking": "setTimeout(() => fetch('/api/tick'), 1000);",
+    # fetches again whenever the test calls tick(): once it is parked
+    "/ticking": "window.tick = () => fetch('/api/tick');",
 }
 
 
 class _Site(http.server.BaseHTTPRequestHandler):
+    answered: list[str] = []  # the paths answered (or tried: the browser may be gone), in order
+
     def log_message(self, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
+        try:
+            self._answer(path)
+        finally:
+            self.answered.append(path)
+
+    def _answer(self, path: str) -> None:
         if path == "/api/held":
             time.sleep(2.0)
         if path.startswith("/api/"):
@@ -190,6 +198,14 @@ def site() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+async def _until(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """Let the page's events come in until `condition` holds (timeout: a hang guard)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} within {timeout}s"
+        await asyncio.sleep(0.02)
 
 
 async def _render(page: object, url: str) -> list[str]:
@@ -220,17 +236,22 @@ def test_a_parked_document_is_stopped_and_its_late_answers_never_captured(site: 
     async def scenario(mw: RenderMiddleware, page: object) -> None:
         failed: list[str] = []
         page.on("requestfailed", lambda r: failed.append(r.url))  # type: ignore[attr-defined]
+        held_before = _Site.answered.count("/api/held")
         first = await _render(page, f"{site}/busy")
         assert "busy-fast" in first and "held" not in first  # /api/held still in flight
         await mw._park(page, "tagarchive-0", ok=True)
         assert mw.idle["tagarchive-0"] == [page] and not stirred(page)
         assert page.url == f"{site}/busy"  # type: ignore[attr-defined]  # not navigated away
-        await asyncio.sleep(0.2)
+        await _until(lambda: failed, "the stopped page's requestfailed event")
         assert failed == [f"{site}/api/held"]  # the stop aborted what it still fetched
         # the next request reuses the page and captures only its own document's answers
         second = await _render(page, f"{site}/next")
-        await asyncio.sleep(2.2)
         assert second == ["next"]
+        # ... also once the server has sent the held answer the old document asked for
+        await _until(lambda: _Site.answered.count("/api/held") > held_before,
+                     "the server to answer /api/held")
+        capture = page._tagarchive_capture  # type: ignore[attr-defined]
+        assert [i["url"].rsplit("/", 1)[1] for i in capture.items] == ["next"]
 
     _with_page(scenario)
 
@@ -256,7 +277,11 @@ def test_a_parked_page_that_fetches_again_is_stirred_and_blanked_before_reuse(
     async def scenario(mw: RenderMiddleware, page: object) -> None:
         await _render(page, f"{site}/ticking")
         await mw._park(page, "tagarchive-0", ok=True)
-        await asyncio.sleep(1.3)  # its timer fired while it was parked
+        assert not stirred(page)
+        # the parked document fetches again, as a timer or a socket of its own would make it;
+        # the capture's listener runs before this waiter, so stirred is set once it is done
+        async with page.expect_request(f"{site}/api/tick"):  # type: ignore[attr-defined]
+            await page.evaluate("() => { tick(); }")  # type: ignore[attr-defined]
         assert stirred(page)
         second = _request()
         await mw.process_request(second)

@@ -18,15 +18,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from replica.server import ReplicaServer
 from storage.compact import compact
 from tests.conftest import ROOT
+from tests.wait_helpers import reap
 
 KILLS = int(os.environ.get("TAGARCHIVE_CRASH_KILLS", "20"))
 SEED = int(os.environ.get("TAGARCHIVE_CRASH_SEED", "8"))
@@ -42,6 +45,17 @@ VALUES = {"snapshots": ("views", "posts", "discussions", "participants", "observ
           "posts": ("likes", "comments", "shares", "plays"), "runs": ("verdict",)}
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_crawl_left() -> Iterator[None]:
+    """A test that fails while a crawl runs must not leave it running."""
+    yield
+    while _STARTED:
+        reap(_STARTED.pop(), group=True)
+
+
 def start_crawl(replica: ReplicaServer, out: Path) -> subprocess.Popen[bytes]:
     """The crawl in the background; its stderr is appended to <out>/../crawl.log."""
     args = [sys.executable, "-m", "crawler.cli", "crawl", ",".join(PLATFORMS), *TAGS,
@@ -49,8 +63,10 @@ def start_crawl(replica: ReplicaServer, out: Path) -> subprocess.Popen[bytes]:
             "--concurrency", "2", "-s", "TAGARCHIVE_FLUSH_SECONDS=0.3", "--quiet"]
     # its own session, so the kill reaches every process the crawl started
     with open(out.parent / "crawl.log", "ab") as log:
-        return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
                                 start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def visible_rows(out: Path) -> dict[str, dict[tuple, tuple]]:

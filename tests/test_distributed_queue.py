@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from crawler.distributed import (
     parse_entry,
 )
 from tests.redis_helpers import RedisServer
+from tests.wait_helpers import wait_until
 
 
 def _queue(server: RedisServer, **kwargs: object) -> JobQueue:
@@ -46,15 +46,16 @@ def test_taking_moves_each_job_into_the_worker_list_and_ack_removes_it(
 def test_the_reaper_requeues_jobs_of_a_worker_whose_heartbeat_expired(
         redis_server: RedisServer) -> None:
     queue = _queue(redis_server)
+    client = redis_server.client()
     queue.enqueue([job_entry("weibo", f"tag{i}", "r1") for i in range(4)])
-    assert queue.beat("dead", {"host": "h", "pid": 1}, 0.1) is False  # first beat: new key
-    assert queue.beat("alive", {"host": "h", "pid": 2}, 10) is False
+    assert queue.beat("dead", {"host": "h", "pid": 1}, 100) is False  # first beat: new key
+    assert queue.beat("alive", {"host": "h", "pid": 2}, 100) is False
     queue.take("dead", 2)
     queue.take("alive", 1)
     assert queue.reap() == 0  # both heartbeats are fresh
-    time.sleep(0.45)  # 3 beats of 0.1 s
+    assert queue.beat("dead", {"host": "h", "pid": 1}, 0.1) is True  # its last: 3 beats of 0.1 s
+    wait_until(lambda: not client.exists("t:worker:dead"), 30, "the dead worker's key to expire")
     assert queue.reap() == 2
-    client = redis_server.client()
     assert client.llen("t:jobs") == 3
     assert client.llen("t:inflight:dead") == 0
     assert client.llen("t:inflight:alive") == 1
@@ -66,9 +67,10 @@ def test_the_reaper_requeues_jobs_of_a_worker_whose_heartbeat_expired(
 
 def test_a_worker_whose_heartbeat_expired_learns_it(redis_server: RedisServer) -> None:
     queue = _queue(redis_server)
-    queue.beat("w", {}, 0.05)
-    assert queue.beat("w", {}, 0.05) is True
-    time.sleep(0.25)
+    queue.beat("w", {}, 100)
+    assert queue.beat("w", {}, 0.05) is True  # in time; and the next is late
+    wait_until(lambda: not redis_server.client().exists("t:worker:w"), 30,
+               "the heartbeat to expire")
     assert queue.beat("w", {}, 0.05) is False
 
 
@@ -100,13 +102,14 @@ def test_redis_lost_is_named_after_bounded_retries(redis_server: RedisServer) ->
 
 def test_a_retry_reaches_redis_again_after_a_restart(tmp_path: Path) -> None:
     server = RedisServer(tmp_path, appendonly=True).start()
+    queue = JobQueue.from_url(server.url, "t", sleep=lambda _s: (server.stop(), server.start()))
     try:
-        queue = JobQueue.from_url(server.url, "t", sleep=lambda _s: (server.stop(), server.start()))
         queue.enqueue([job_entry("weibo", "kept", "r1")])
         server.stop()  # the AOF keeps the queue; the first retry restarts the server
         (entry,) = queue.take("w", 1)
         assert parse_entry(entry)["tag"] == "kept"
     finally:
+        queue.client.close()  # its sockets, or a later test's garbage collection warns of them
         server.stop()
 
 

@@ -18,6 +18,7 @@ import psutil
 from replica.server import ReplicaServer
 from tests.conftest import ROOT
 from tests.test_crawl_e2e import outcomes, snapshots
+from tests.wait_helpers import reap
 
 MIB = 1024 * 1024
 
@@ -28,15 +29,18 @@ def crawl_peak_rss(replica: ReplicaServer, out: Path, tag: str) -> tuple[int, st
             "--replica", replica.url, "--delay", "0"]
     with open(out.parent / f"{tag}.log", "wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-    watched = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.02)
-    code = proc.wait(timeout=120)
+    try:
+        watched = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)
+        code = proc.wait(timeout=120)
+    finally:
+        reap(proc)
     return code, (out.parent / f"{tag}.log").read_text(), peak
 
 

@@ -19,7 +19,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import pytest
 from replica.server import ReplicaServer
 from tests.conftest import ROOT, CrawlResult, crawl
 from tests.test_crawl_e2e import snapshots
+from tests.wait_helpers import reap, wait_until
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -146,17 +146,21 @@ def test_a_read_only_output_fails_by_name_before_and_during_a_crawl(
                 f"tagarchive: error: output root {out} is not writable"]
             # ... and made read-only while a crawl waits for its page: the kernel's EROFS
             assert _run("mount", "-o", "remount,rw", str(out))
-            replica.faults.add("slow", "/tiktok/tag/after", times=1, seconds=3)
+            # its page is held until the root is read-only (seconds: a hang guard)
+            replica.faults.add("slow", "/tiktok/tag/after", times=1, seconds=600)
             with open(tmp_path / "ro.log", "wb") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "crawler.cli", "crawl", "tiktok", "after", "--out",
                      str(out), "--replica", replica.url, "--delay", "0"],
                     cwd=ROOT, stdout=log, stderr=log)
-            deadline = time.monotonic() + 60
-            while not replica.faults.fired["slow"] and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert _run("mount", "-o", "remount,ro", str(out))
-            assert proc.wait(timeout=120) == 3
+            try:
+                wait_until(lambda: replica.faults.fired["slow"], 120,
+                           "the crawl to wait for its page")
+                assert _run("mount", "-o", "remount,ro", str(out))
+                replica.faults.clear()  # the page arrives now
+                assert proc.wait(timeout=120) == 3
+            finally:
+                reap(proc)
             mid_run = (tmp_path / "ro.log").read_text()
             assert "Read-only file system" in mid_run and "Traceback" not in mid_run
         else:

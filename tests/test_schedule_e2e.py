@@ -6,34 +6,25 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from crawler.cli import main
 from crawler.config import load_config
-from crawler.schedule import lock_holder
 from replica.server import ReplicaServer
 from storage import open_dataset
 from tests.conftest import ROOT
-
-
-def wait_until(condition: Callable[[], object], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout} s")
+from tests.wait_helpers import StreamLines, reap, wait_until
 
 
 def test_a_scheduled_fire_stopped_by_sigterm_lands_whole(
         replica: ReplicaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # a 429 with Retry-After keeps the crawl busy for a moment, so SIGTERM arrives mid-crawl
     replica.world.set_variant("tiktok", "schedtag", "ssr")  # served without the browser
     replica.world.set_variant("tiktok", "schedtag", "rate_limited", times=1, retry_after=1)
+    # the replica holds the first answer (the 429) until the test lets it go: the crawl is
+    # certainly mid-way when the SIGTERM arrives, and goes on only once the service has it
+    replica.faults.add("slow", "/tiktok/tag/schedtag", times=1, seconds=600)
     path = tmp_path / "tagarchive.toml"
     path.write_text(f'''
 out = "data"
@@ -52,14 +43,27 @@ timeout = "2m"
     service = subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(path),
          "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    stderr = StreamLines(service.stderr)  # type: ignore[arg-type]
     try:
-        wait_until(lambda: lock_holder(config.state_dir / "locks" / "live.lock"), timeout=30)
+        # watched from the replica's side: taking the watch's lock to see whether the crawl
+        # runs could make the scheduler's own fire find it busy and skip
+        def held_or_over() -> bool:  # over: the service or its one fire ended without it
+            return bool(replica.faults.fired["slow"] or service.poll() is not None
+                        or stderr.matching(lambda line: '"message": "run ' in line))
+
+        wait_until(held_or_over, 180, "the crawl's tag page request")
+        assert replica.faults.fired["slow"], "\n".join(stderr.matching(bool))[-3000:]
         service.send_signal(signal.SIGTERM)  # the crawl is running: it may finish
-        _out, err = service.communicate(timeout=120)
+        stopping = stderr.wait_for(lambda line: "stopping: no new fires" in line, 60,
+                                   "the service to take the SIGTERM")
+        assert "1 crawl(s) running" in stopping
+        replica.faults.clear()  # the held answer goes out; the crawl finishes in the grace
+        code = service.wait(timeout=120)
     finally:
-        if service.poll() is None:
-            service.kill()
-    assert service.returncode == 0, err[-3000:]
+        reap(service)
+        stderr.close()
+    err = stderr.text()
+    assert code == 0, err[-3000:]
 
     runs = open_dataset(config.out, "runs").to_table().to_pylist()
     assert len(runs) == 1
@@ -91,7 +95,11 @@ def test_two_overlapping_crawls_into_one_root_lose_nothing(replica: ReplicaServe
          "--replica", replica.url, "--delay", "0", "--no-browser"],
         cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for tag in ("overlapone", "overlaptwo")]
-    results = [p.communicate(timeout=120) for p in procs]
+    try:
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for proc in procs:
+            reap(proc)
     assert [p.returncode for p in procs] == [0, 0], results
     runs = open_dataset(tmp_path, "runs").to_table().to_pylist()
     assert len({r["run_id"] for r in runs}) == 2

@@ -28,6 +28,7 @@ from crawler.config import Config, load_config
 from crawler.schedule import ScheduleService, job_store_path, stored_next_runs
 from storage import open_dataset, table_from_rows
 from tests.conftest import ROOT
+from tests.wait_helpers import StreamLines, reap, wait_until
 
 FAKE_CRAWL = r'''
 import json, os, shutil, signal, sys, time
@@ -38,14 +39,15 @@ out = args[args.index("--out") + 1]
 watch, run_id = settings["TAGARCHIVE_WATCH"], settings["TAGARCHIVE_RUN_ID"]
 plan = json.load(open(os.environ["FAKE_PLAN"])).get(watch, {})
 started = time.time()
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps({"watch": watch, "run_id": run_id, "event": "start", "t": started,
-                          "trigger": settings.get("TAGARCHIVE_TRIGGER")}) + "\n")
 stopped = []
 signal.signal(signal.SIGTERM, signal.SIG_IGN if plan.get("ignore_term")
               else (lambda *_: stopped.append(1)))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps({"watch": watch, "run_id": run_id, "event": "start", "t": started,
+                          "trigger": settings.get("TAGARCHIVE_TRIGGER")}) + "\n")
 deadline = started + plan.get("sleep", 0)
-while time.time() < deadline and not stopped:
+release = plan.get("until")  # a file: the crawl goes on until the test creates it
+while (time.time() < deadline or release and not os.path.exists(release)) and not stopped:
     time.sleep(0.02)
 if plan.get("crash"):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -121,7 +123,7 @@ def runs(config: Config) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["started_at"])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -140,12 +142,12 @@ class Running:
 
     def __enter__(self) -> ScheduleService:
         self.thread.start()
-        assert self.service.started.wait(10), "the scheduler did not start"
+        assert self.service.started.wait(60), "the scheduler did not start"
         return self.service
 
     def __exit__(self, *exc: object) -> None:
         self.service.stop()
-        self.thread.join(20)
+        self.thread.join(60)
         assert not self.thread.is_alive(), "the scheduler did not stop"
 
 
@@ -187,7 +189,7 @@ def test_a_slow_crawl_is_never_overlapped_and_skips_are_recorded(tmp_path: Path,
     config = write_config(tmp_path, fake, '[watches.slow]\nplatforms = ["tiktok"]\n'
                                           'tags = ["a"]\nevery = "1s"\n')
     with Running(config):
-        wait_for(lambda: len(fake.events("slow", "end")) >= 2, timeout=15)
+        wait_for(lambda: len(fake.events("slow", "end")) >= 2, timeout=60)
     spans = sorted(zip([e["t"] for e in fake.events("slow")],
                        [e["t"] for e in fake.events("slow", "end")], strict=False))
     for (_s1, end), (start, _e2) in zip(spans, spans[1:], strict=False):
@@ -214,7 +216,7 @@ def test_crashes_hangs_and_errors_are_recorded_and_firing_goes_on(tmp_path: Path
 
     with Running(config):
         wait_for(lambda: verdicts("crashy").count("crashed") >= 2
-                 and "timeout" in verdicts("hangs") and verdicts("envfail"), timeout=15)
+                 and "timeout" in verdicts("hangs") and verdicts("envfail"), timeout=60)
     rows = {r["watch"]: r for r in runs(config) if r["verdict"] != "skipped"}
     assert "killed by SIGKILL" in rows["crashy"]["reason"]
     assert rows["crashy"]["exit_code"] == -signal.SIGKILL
@@ -235,8 +237,8 @@ def test_restart_after_missed_fires_runs_exactly_one_catch_up(tmp_path: Path,
     before = len(fake.events("w"))
     move_next_run(config, "w", timedelta(seconds=20))  # ten fires came due while away
     with Running(config):
-        wait_for(lambda: len(fake.events("w")) > before)
-        time.sleep(0.5)  # long enough for a second catch-up to show up, were there one
+        # the catch-up, then the next regular fire: a second catch-up would have come between
+        wait_for(lambda: any(e["trigger"] == "schedule" for e in fake.events("w")[before:]))
     after = fake.events("w")[before:]
     assert after[0]["trigger"] == "catch-up"  # at once, before the next regular fire
     assert [e["trigger"] for e in after].count("catch-up") == 1
@@ -271,44 +273,60 @@ def test_a_config_edit_is_picked_up_on_restart(tmp_path: Path, fake: Fake) -> No
     assert set(first_next) == {"kept", "dropped"}
 
     config = write_config(tmp_path, fake, watch("kept", "3h") + watch("added", "1h"))
+    restarted = datetime.now(UTC)
     with Running(config):
         wait_for(lambda: fake.events("added"))
+    stopped = datetime.now(UTC)
     next_runs = stored_next_runs(config)
     assert set(next_runs) == {"kept", "added"}
-    in_three_hours = datetime.now(UTC) + timedelta(hours=3)
-    assert abs((next_runs["kept"] - in_three_hours).total_seconds()) < 60  # new cadence
+    # the new cadence, counted from the restart (a second either side for rounding)
+    second, three_hours = timedelta(seconds=1), timedelta(hours=3)
+    assert restarted + three_hours - second <= next_runs["kept"] <= stopped + three_hours + second
     assert len(fake.events("kept")) == 1  # a changed cadence does not fire at once
 
 
 def test_sigterm_lets_crawls_finish_within_the_grace_then_ends_them(tmp_path: Path,
                                                                     fake: Fake) -> None:
-    fake.plan(quick={"sleep": 1.5}, slow={"sleep": 60}, stubborn={"sleep": 60,
-                                                                   "ignore_term": True})
+    release = tmp_path / "quick.go"  # quick ends when the test says, after the SIGTERM
+    fake.plan(quick={"until": str(release)}, slow={"sleep": 60},
+              stubborn={"sleep": 60, "ignore_term": True})
     watches = "".join(f'[watches.{name}]\nplatforms = ["tiktok"]\ntags = ["a"]\n'
                       'every = "1h"\n' for name in ("quick", "slow", "stubborn"))
     config = write_config(tmp_path, fake, watches, stop_grace="2.5s")
     service = subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(config.path),
          "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    err = StreamLines(service.stderr)  # type: ignore[arg-type]
     try:
-        wait_for(lambda: len(fake.events()) == 3, timeout=20)
+        wait_until(lambda: len(fake.events()) == 3, 60, "three crawls started")
+        signalled = time.time()
         service.send_signal(signal.SIGTERM)
-        stopped_at = time.monotonic()
-        _out, err = service.communicate(timeout=20)
+        err.wait_for(lambda line: "stopping: no new fires" in line, 60,
+                     "the service to take the SIGTERM")
+        release.touch()  # running until now, and within the grace: quick is left to finish
+        assert service.wait(timeout=60) == 0, err.text()
     finally:
-        if service.poll() is None:
-            service.kill()
-    assert service.returncode == 0, err
-    assert time.monotonic() - stopped_at < 8
+        reap(service)
+        err.close()
     rows = {r["watch"]: r for r in runs(config)}
     assert rows["quick"]["verdict"] == "ok"  # finished within the grace
     assert rows["slow"]["verdict"] == "interrupted"  # asked to stop: wrote its own record
     assert rows["stubborn"]["verdict"] == "interrupted"  # killed: the scheduler wrote it
     assert rows["stubborn"]["reason"] == "the scheduler stopped and ended the crawl"
-    lines = [json.loads(line) for line in err.splitlines()]
-    summaries = [line for line in lines if line["message"].startswith("run ")]
-    assert {line["watch"] for line in summaries} == {"quick", "slow", "stubborn"}
-    assert all(line["run_id"] in line["message"] for line in summaries)
+    lines = [json.loads(line) for line in err.text().splitlines()]
+    summary_lines = [line for line in lines if line["message"].startswith("run ")]
+    summaries = {line["watch"]: line for line in summary_lines}
+    assert sorted(summaries) == sorted(line["watch"] for line in summary_lines) == [
+        "quick", "slow", "stubborn"]
+    assert all(line["run_id"] in line["message"] for line in summary_lines)
+    # ended by the service, not waited for: slow by its SIGTERM, once the grace was over;
+    # stubborn by the SIGKILL that followed, before it could finish its 60 s
+    assert summaries["quick"]["exit_code"] == 0
+    assert summaries["slow"]["exit_code"] == 130
+    [slow_end] = fake.events("slow", "end")
+    assert slow_end["t"] >= signalled + 2.5
+    assert summaries["stubborn"]["exit_code"] == -signal.SIGKILL
+    assert not fake.events("stubborn", "end")
     assert not list(config.out.rglob("*.tmp"))
 
 
