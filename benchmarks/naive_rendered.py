@@ -31,7 +31,7 @@ from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
 from benchmarks.bare_http import settings as bare_settings
-from crawler.browser import find_chromium, launch_options
+from crawler.downloader.chromium import find_chromium, launch_options
 
 SEARCH_DONE = "ul.topic-list, .captcha, .empty"
 TOPIC_DONE = ".summary .meta, .error, .captcha"

@@ -1,1 +1,17 @@
-"""placeholder"""
+"""tagarchive's crawler: a Scrapy project in layers, each importing only the layers below it.
+
+    cli/         the command line: `main` builds the parser, one module per command group
+    services/    outside Scrapy: watch config, scheduler, status, job queue, reparse, demo
+    report/      a tag's growth as one self-contained HTML page
+    spiders/     snapshot, backfill (and its walk state), the Redis-fed worker
+    settings.py  every Scrapy setting the project relies on
+    extensions/  the run record (RunState: writers, outcomes, exit code), health checks, logs
+    downloader/  middlewares (retry, session, render), Chromium and capture, sign-in, pages
+    platforms/   one pure adapter per platform: URLs, steps, parsers from a Page to items
+    items.py     the items the spiders yield (fields = storage columns)
+    text/        tags, displayed counters, timestamps, mojibake: pure functions
+
+pipelines/ (normalize -> validate -> dedupe -> store) is loaded by name from settings; storage/
+imports neither. `make lint` checks the layers (pyproject.toml [tool.importlinter]); the path of
+one tag through them is in docs/architecture.md.
+"""

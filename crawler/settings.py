@@ -11,7 +11,7 @@ import os
 
 from scrapy.settings import default_settings as _scrapy_defaults
 
-from crawler.browser import BrowserNotFoundError, find_chromium, launch_options
+from crawler.downloader.chromium import BrowserNotFoundError, find_chromium, launch_options
 
 BOT_NAME = "tagarchive"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -88,11 +88,11 @@ RETRY_EXCEPTIONS = [
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-    "crawler.middlewares.BackoffRetryMiddleware": 550,
+    "crawler.downloader.middlewares.BackoffRetryMiddleware": 550,
     # after CookiesMiddleware (700): adds the user's sign-in, strips it again on the way back
-    "crawler.middlewares.SessionMiddleware": 750,
+    "crawler.downloader.middlewares.SessionMiddleware": 750,
     # after retry on the way in, before it on the way out: see RenderMiddleware
-    "crawler.middlewares.RenderMiddleware": 950,
+    "crawler.downloader.middlewares.RenderMiddleware": 950,
 }
 
 ITEM_PIPELINES = {
@@ -103,21 +103,22 @@ ITEM_PIPELINES = {
 }
 
 # which tags a request went out for: an interrupted run names the others `not_attempted`
-EXTENSIONS = {"crawler.run.RequestedTags": 0}
+EXTENSIONS = {"crawler.extensions.runrecord.RequestedTags": 0}
 
 # --- browser (scrapy-playwright) ------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-# plain HTTP until a request renders: the browser starts on first use (crawler/browser.py)
+# plain HTTP until a request renders: the browser starts on first use
+# (crawler/downloader/chromium.py)
 DOWNLOAD_HANDLERS = {
-    "http": "crawler.browser.LazyBrowserDownloadHandler",
-    "https": "crawler.browser.LazyBrowserDownloadHandler",
+    "http": "crawler.downloader.chromium.LazyBrowserDownloadHandler",
+    "https": "crawler.downloader.chromium.LazyBrowserDownloadHandler",
 }
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 try:
     PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(find_chromium(), images=False)
 except BrowserNotFoundError:
     PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(None, images=False)
-PLAYWRIGHT_ABORT_REQUEST = "crawler.browser.should_abort_request"
+PLAYWRIGHT_ABORT_REQUEST = "crawler.downloader.chromium.should_abort_request"
 PLAYWRIGHT_MAX_CONTEXTS = 2
 PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4
 PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
@@ -127,7 +128,7 @@ PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER = True
 LOG_LEVEL = "INFO"
 # no per-item "Scraped from" record: Scrapy builds it even when the level filters it out, and it
 # cost ~11% of an HTTP crawl's main loop (benchmarks/README.md)
-LOG_FORMATTER = "crawler.logs.QuietLogFormatter"
+LOG_FORMATTER = "crawler.extensions.logs.QuietLogFormatter"
 FEED_EXPORT_ENCODING = "utf-8"
 MEMUSAGE_ENABLED = True
 MEMUSAGE_LIMIT_MB = 0

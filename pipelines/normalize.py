@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.counts import CountParseError, parse_count
 from crawler.items import (
     ACTIVITY_COUNTERS,
     COUNTERS,
@@ -14,7 +13,8 @@ from crawler.items import (
     PostItem,
     SnapshotItem,
 )
-from crawler.tags import InvalidTagError, normalize_tag
+from crawler.text.counts import CountParseError, parse_count
+from crawler.text.tags import InvalidTagError, normalize_tag
 from pipelines import RunPipeline
 
 Normalized = tuple[Any, str | None, bool | None, str | None]

@@ -20,7 +20,7 @@ from crawler.items import (
     SnapshotItem,
 )
 from crawler.platforms.base import Outcome
-from crawler.textcheck import looks_mojibake
+from crawler.text.textcheck import looks_mojibake
 from pipelines import RunPipeline
 
 TEXT_FIELDS = ("tag_display", "text", "author_name")

@@ -80,7 +80,7 @@ def resolve_root(root: str | os.PathLike[str]) -> str:
 def fold_tag(tag: str) -> str:
     """The stored form of a tag for matching: NFKC, no leading '#', case-folded.
 
-    The crawler's `crawler.tags.normalize_tag` is the full rule (it also validates); this is
+    The crawler's `crawler.text.tags.normalize_tag` is the full rule (it also validates); this is
     the part that matters for looking a tag up, without importing the crawler.
     """
     text = unicodedata.normalize("NFKC", tag).strip().lstrip("#").strip()

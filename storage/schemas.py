@@ -35,7 +35,8 @@ PARTITION_COLUMNS = ("platform", "date")
 SOURCES = ("embedded_json", "api", "captured_xhr", "rendered_dom")
 COVERAGES = ("complete", "lower_bound", "platform_reported")
 # skipped, missed, timeout and crashed are written by the scheduler for fires where no crawl wrote
-# its own record (crawler/schedule.py); a crawl stopped by its own time limit says timeout too.
+# its own record (crawler/services/scheduler.py); a crawl stopped by its own time limit says
+# timeout too.
 VERDICTS = ("ok", "failed", "error", "interrupted", "skipped", "missed", "timeout", "crashed")
 HEALTH = ("healthy", "unhealthy")
 
@@ -164,7 +165,8 @@ OUTCOME_TYPE = pa.struct(
     ]
 )
 
-# One health check that flagged something (crawler/health.py): check name, where, and why.
+# One health check that flagged something (crawler/extensions/health.py): check name, where,
+# and why.
 FINDING_TYPE = pa.struct(
     [
         ("check", pa.string()),

@@ -43,6 +43,6 @@ def refuse_writes(code: int) -> None:
 
 if __name__ == "__main__":
     refuse_writes(getattr(errno, sys.argv[1]))
-    from crawler.cli import main
+    from crawler.cli.main import main
 
     sys.exit(main(sys.argv[2:]))

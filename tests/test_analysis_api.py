@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from crawler.tags import normalize_tag
+from crawler.text.tags import normalize_tag
 from storage import (
     ArchiveNotFoundError,
     DatasetWriter,

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from crawler.cli import main
+from crawler.cli.main import main
 from storage import open_dataset
 from tests.conftest import ROOT, run_cli
 

@@ -10,7 +10,7 @@ import duckdb
 
 from crawler.platforms import platform_class
 from crawler.platforms.base import TagResult
-from crawler.reparse import archived_pages
+from crawler.services.reparse import archived_pages
 from replica.server import ReplicaServer
 from tests.conftest import crawl
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import main
-from crawler.cmd_archive import parse_size
+from crawler.cli.archive import parse_size
+from crawler.cli.main import main
 from storage.archive import prune
 
 TODAY = datetime(2026, 11, 23, tzinfo=UTC)

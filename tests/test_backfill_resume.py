@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from crawler.backfill import Walk, WalkStore, stored_posts
-from crawler.cli import main
+from crawler.cli.main import main
 from crawler.platforms.base import Fetch
 from crawler.platforms.timeline import TimelinePage, Window
-from crawler.tags import TagRef
+from crawler.spiders.walks import Walk, WalkStore, stored_posts
+from crawler.text.tags import TagRef
 from replica.server import ReplicaServer
 from storage import DatasetWriter
 from tests.backfill_helpers import (

@@ -1,4 +1,4 @@
-"""Post timestamps in every platform's own form, read exactly (crawler/timestamps.py)."""
+"""Post timestamps in every platform's own form, read exactly (crawler/text/timestamps.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crawler.timestamps import (
+from crawler.text.timestamps import (
     TimestampError,
     from_epoch_millis,
     from_epoch_seconds,

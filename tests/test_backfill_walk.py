@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from crawler.backfill import Walk, WalkStore
 from crawler.platforms.base import Fetch, LayoutChanged, LoginWall, Page
 from crawler.platforms.bilibili import parse_dynamic
 from crawler.platforms.bluesky import Bluesky
@@ -18,7 +17,8 @@ from crawler.platforms.mastodon import Mastodon, next_max_id, snowflake_before
 from crawler.platforms.timeline import TimelinePage, Window, timeline_refusal
 from crawler.platforms.weibo import Weibo
 from crawler.platforms.youtube import YouTube
-from crawler.tags import TagRef
+from crawler.spiders.walks import Walk, WalkStore
+from crawler.text.tags import TagRef
 
 WINDOW = Window(date(2025, 1, 1), date(2025, 1, 3))
 SEEN = datetime(2025, 1, 13, tzinfo=UTC)
@@ -197,7 +197,7 @@ def test_bilibili_dynamic_without_a_publish_time_is_a_layout_change() -> None:
 
 def test_progress_shows_pages_posts_and_the_day_reached(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from crawler.cmd_backfill import RichProgress
+    from crawler.cli.backfill import RichProgress
 
     walk = Walk("x", TagRef(name="t", id=None), WINDOW)
     progress = RichProgress("x t", walk)

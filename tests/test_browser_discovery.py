@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from crawler.browser import (
+from crawler.downloader.chromium import (
     IMAGES_OFF,
     BrowserNotFoundError,
     find_chromium,

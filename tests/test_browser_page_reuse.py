@@ -19,14 +19,14 @@ from scrapy.http import HtmlResponse
 from scrapy.settings import Settings
 from scrapy.statscollectors import MemoryStatsCollector
 
-from crawler.browser import (
+from crawler.downloader.chromium import (
     collect_captures,
     find_chromium,
     install_capture,
     launch_options,
     stirred,
 )
-from crawler.middlewares import RenderMiddleware
+from crawler.downloader.middlewares import RenderMiddleware
 
 
 class FakePage:

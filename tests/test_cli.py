@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import UsageError, main, resolve_base_urls
+from crawler.cli.errors import UsageError
+from crawler.cli.main import main, resolve_base_urls
 from replica.server import ReplicaServer
 from tests.conftest import ROOT, run_cli
 

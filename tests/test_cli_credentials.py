@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler.logs import install_url_redaction
-from crawler.run import RunState, TagJob, redact_url_credentials, redact_urls
-from crawler.tags import parse_tag_arg
+from crawler.extensions.logs import install_url_redaction
+from crawler.extensions.runrecord import RunState, TagJob, redact_url_credentials, redact_urls
+from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from storage import open_dataset
 from tests.conftest import run_cli

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crawler.cli import main
+from crawler.cli.main import main
 from storage import get_spec
 from storage.compact import COMPACTED_KEY, DEDUP_RULES, RULES_VERSION, compact
 from storage.locks import exclusive

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import main
-from crawler.config import (
+from crawler.cli.main import main
+from crawler.services.watchconfig import (
     MAX_DURATION,
     MAX_LOOKBACK_DAYS,
     ConfigError,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crawler.cli import main
-from crawler.config import (
+from crawler.cli.main import main
+from crawler.services.watchconfig import (
     ConfigError,
     cron_trigger,
     cron_weekdays,

@@ -22,11 +22,11 @@ from scrapy.exceptions import DropItem
 from scrapy.settings import Settings
 from scrapy.statscollectors import MemoryStatsCollector
 
-from crawler.counts import parse_count
+from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, items_from_result
 from crawler.platforms import platform_class
-from crawler.run import RunState, TagJob
-from crawler.tags import TagRef
+from crawler.text.counts import parse_count
+from crawler.text.tags import TagRef
 from pipelines.dedupe import DedupePipeline
 from pipelines.normalize import NormalizePipeline
 from pipelines.store import StorePipeline

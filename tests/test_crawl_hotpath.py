@@ -15,12 +15,12 @@ from scrapy.utils.misc import _generator_callbacks_cache, is_generator_with_retu
 from scrapy.utils.request import request_from_dict
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.extensions.runrecord import TagJob
 from crawler.items import PostItem
 from crawler.platforms.base import Fetch
 from crawler.platforms.tiktok import _universal_script_text
-from crawler.run import TagJob
 from crawler.spiders.snapshot import SnapshotSpider
-from crawler.tags import TagRef, normalize_tag
+from crawler.text.tags import TagRef, normalize_tag
 from pipelines.normalize import NormalizePipeline
 from replica.server import ReplicaServer
 from storage.archive import COMPRESS_LEVEL, ArchiveWriter
@@ -145,7 +145,7 @@ def test_tag_memo_gives_what_normalize_tag_gives_and_never_hides_a_bad_tag() -> 
 
 
 def test_one_item_worker_per_callback_because_each_page_yields_one_object() -> None:
-    from crawler.cli import project_settings
+    from crawler.cli.main import project_settings
 
     # Scrapy starts CONCURRENT_ITEMS tasks per callback output; 100 of them per page was ~10% of
     # an HTTP crawl. The backfill yields one batch per page, as the snapshot spider does
@@ -160,7 +160,7 @@ def test_meta_refresh_is_not_followed_so_the_adapter_sees_the_page() -> None:
     from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
     from scrapy.exceptions import NotConfigured
 
-    from crawler.cli import project_settings
+    from crawler.cli.main import project_settings
 
     settings = project_settings({})
     with pytest.raises(NotConfigured):  # Scrapy leaves it out of the downloader chain
@@ -172,7 +172,7 @@ def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation
 
     import pyarrow as pa
 
-    from crawler.cli import CRAWL_GC_THRESHOLD, start_process
+    from crawler.cli.main import CRAWL_GC_THRESHOLD, start_process
 
     seen: dict[str, object] = {}
 
@@ -207,8 +207,8 @@ def test_crawls_start_with_the_startup_heap_frozen_and_a_larger_young_generation
 def test_a_crawl_process_does_not_load_duckdb() -> None:
     # the health checks read datasets with pyarrow; DuckDB (~50 ms and tens of MiB to import)
     # is for queries and reports
-    code = ("import sys, crawler.cli, crawler.spiders.snapshot, crawler.spiders.backfill, "
-            "crawler.spiders.worker, crawler.health; print('duckdb' in sys.modules)")
+    code = ("import sys, crawler.cli.main, crawler.spiders.snapshot, crawler.spiders.backfill, "
+            "crawler.spiders.worker, crawler.extensions.health; print('duckdb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "False"

@@ -10,9 +10,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crawler.health import NOT_ATTEMPTED, HealthThresholds, TagOutcome, check_run
-from crawler.run import NO_ANSWER, RunState, TagJob
-from crawler.tags import parse_tag_arg
+from crawler.extensions.health import NOT_ATTEMPTED, HealthThresholds, TagOutcome, check_run
+from crawler.extensions.runrecord import NO_ANSWER, RunState, TagJob
+from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from replica.world import display_count
 from tests.conftest import ROOT

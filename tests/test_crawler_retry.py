@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from crawler.middlewares import retry_after_seconds
+from crawler.downloader.middlewares import retry_after_seconds
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ def test_garbage_and_missing() -> None:
 
 
 def test_rate_limit_reset_iso_against_server_date() -> None:
-    from crawler.middlewares import rate_limit_reset_seconds
+    from crawler.downloader.middlewares import rate_limit_reset_seconds
 
     # Mastodon: ISO reset time; measured against the response's Date, not the local clock
     assert rate_limit_reset_seconds("2026-01-01T12:05:00.000Z",
@@ -38,7 +38,7 @@ def test_rate_limit_reset_iso_against_server_date() -> None:
 
 
 def test_hostile_header_values_mean_no_wait_rather_than_a_crash() -> None:
-    from crawler.middlewares import rate_limit_reset_seconds
+    from crawler.downloader.middlewares import rate_limit_reset_seconds
 
     # b"\xb2" is "²" in latin-1: str.isdigit() passes it, float() and int() refuse it
     assert retry_after_seconds(b"\xb2") is None

@@ -1,4 +1,5 @@
-"""The Redis side of distributed crawling, against a real redis-server (crawler/distributed.py)."""
+"""The Redis side of distributed crawling, against a real redis-server
+(crawler/services/jobqueue.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.distributed import (
+from crawler.services.jobqueue import (
     BadJob,
     JobQueue,
     RedisLost,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crawler.config import load_config
+from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
 from tests.conftest import run_cli
 from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixture

@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from crawler.config import ConfigError, load_config
 from crawler.platforms.base import Page, PlatformError, TagResult
 from crawler.platforms.configured import (
     SourceConfigError,
@@ -29,8 +28,9 @@ from crawler.platforms.configured import (
     check_source,
     load_sources,
 )
-from crawler.reparse import reparse
-from crawler.tags import parse_tag_arg
+from crawler.services.reparse import reparse
+from crawler.services.watchconfig import ConfigError, load_config
+from crawler.text.tags import parse_tag_arg
 from storage.archive import ArchiveWriter
 from storage.errors import StorageError
 

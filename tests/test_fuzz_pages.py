@@ -20,7 +20,7 @@ from w3lib.encoding import html_to_unicode
 
 from crawler.platforms import platform_class
 from crawler.platforms.base import MAX_DETAIL, Fetch, Page, PlatformError, TagResult
-from crawler.tags import parse_tag_arg
+from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from replica.world import World
 

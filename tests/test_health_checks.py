@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crawler.health import (
+from crawler.extensions.health import (
     HealthThresholds,
     TagOutcome,
     check_run,
@@ -17,9 +17,9 @@ from crawler.health import (
     rates,
     stale_tags,
 )
+from crawler.extensions.runrecord import EXIT_TAG_FAILED, EXIT_UNHEALTHY, RunState, TagJob
 from crawler.platforms.base import Outcome
-from crawler.run import EXIT_TAG_FAILED, EXIT_UNHEALTHY, RunState, TagJob
-from crawler.tags import parse_tag_arg
+from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from storage import DatasetWriter, open_dataset, utc_day
 from tests.conftest import crawl

@@ -11,9 +11,9 @@ from scrapy.exceptions import DropItem
 from scrapy.settings import Settings
 from scrapy.statscollectors import MemoryStatsCollector
 
+from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem, SnapshotItem
-from crawler.run import RunState, TagJob
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 from pipelines.dedupe import DedupePipeline
 from pipelines.normalize import NormalizePipeline
 from pipelines.store import StorePipeline

@@ -16,7 +16,7 @@ import pytest
 from crawler.platforms import REGISTRY, platform_class
 from crawler.platforms.base import Captured, LayoutChanged, Page
 from crawler.platforms.xiaohongshu import header_counts, initial_state
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 from tests.fixtures.regenerate import CANONICAL, describe, run_step
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -24,7 +24,7 @@ from crawler.platforms.base import (
 from crawler.platforms.bilibili import Bilibili
 from crawler.platforms.douyin import Douyin
 from crawler.platforms.weibo import Weibo, parse_created_at, topic_host
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 from replica.clock import ReplicaClock
 from replica.server import ReplicaServer
 from replica.world import World, display_count

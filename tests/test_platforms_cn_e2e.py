@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from crawler.counts import parse_count
+from crawler.text.counts import parse_count
 from replica.server import ReplicaServer
 from replica.world import display_count
 from tests.conftest import crawl

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from crawler.counts import digit_string_value, parse_count
 from crawler.platforms.base import (
     AdapterFailed,
     Captured,
@@ -33,8 +32,9 @@ from crawler.platforms.base import (
     guarded_handle,
     load_json,
 )
-from crawler.tags import TagRef
-from crawler.timestamps import TimestampError, from_epoch_millis, from_epoch_seconds
+from crawler.text.counts import digit_string_value, parse_count
+from crawler.text.tags import TagRef
+from crawler.text.timestamps import TimestampError, from_epoch_millis, from_epoch_seconds
 from replica.server import ReplicaServer
 from tests.conftest import crawl
 from tests.test_crawl_e2e import outcomes, run_record, snapshots
@@ -281,7 +281,7 @@ def test_the_spider_reports_an_adapter_crash_as_that_pages_layout_changed(
     from scrapy.http import HtmlResponse, Request
     from scrapy.utils.test import get_crawler
 
-    from crawler.run import RunState, TagJob
+    from crawler.extensions.runrecord import RunState, TagJob
     from crawler.spiders.snapshot import SnapshotSpider
 
     spider = SnapshotSpider(run=RunState(out="unused", jobs=[TagJob("breaks", TAG)],

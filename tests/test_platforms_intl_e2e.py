@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from crawler.counts import parse_count
 from crawler.platforms.base import LoginWall, Page, RateLimited
 from crawler.platforms.bluesky import Bluesky
 from crawler.platforms.mastodon import Mastodon, parse_tag
 from crawler.platforms.youtube import created_from_relative
-from crawler.tags import TagRef
+from crawler.text.counts import parse_count
+from crawler.text.tags import TagRef
 from replica.server import ReplicaServer
 from storage import duckdb_connect
 from tests.conftest import run_cli

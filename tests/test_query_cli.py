@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from crawler.cli import main
-from crawler.cmd_analysis import repl
+from crawler.cli.analysis import repl
+from crawler.cli.main import main
 from storage import open_archive
 from tests.conftest import ROOT
 from tests.test_analysis_api import write_archive

@@ -88,7 +88,7 @@ def _topic_page(server: ReplicaServer, *, images: bool) -> Iterator[tuple[Any, l
     """A rendered replica topic page and the resource type of every request it made."""
     from playwright import sync_api
 
-    from crawler.browser import find_chromium, launch_options
+    from crawler.downloader.chromium import find_chromium, launch_options
 
     page_id = server.world.topic("xiaohongshu", TAGS[0]).page_id
     with sync_api.sync_playwright() as pw:

@@ -10,7 +10,7 @@ from typing import Any
 
 from crawler.platforms.base import Captcha, TagResult
 from crawler.platforms.tiktok import TikTok
-from crawler.reparse import reparse
+from crawler.services.reparse import reparse
 from replica.server import ReplicaServer
 from replica.world import World
 from storage import duckdb_connect

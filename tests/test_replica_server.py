@@ -503,7 +503,7 @@ def test_serve_forever_and_cli() -> None:
 def test_chromium_renders_csr_pages(server: ReplicaServer) -> None:
     from playwright import sync_api
 
-    from crawler.browser import find_chromium, launch_options
+    from crawler.downloader.chromium import find_chromium, launch_options
 
     world = server.world
     world.clock.set(ANCHOR_AT)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import main
-from crawler.report import (
+from crawler.cli.main import main
+from crawler.report.page import (
     ReportRequest,
     build_report,
     format_cjk,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from crawler.cli import main
+from crawler.cli.main import main
 from replica.server import ReplicaServer
 from storage import DatasetWriter, open_archive, open_dataset
 from tests.backfill_helpers import UNTIL, stored_days, truth
@@ -193,8 +193,8 @@ def test_status_and_the_schedulers_record_lookup_read_s3(s3_server: S3Bucket, tm
                                                         ) -> None:
     from datetime import UTC, datetime
 
-    from crawler.config import load_config
-    from crawler.schedule import find_record
+    from crawler.services.scheduler import find_record
+    from crawler.services.watchconfig import load_config
 
     now = datetime.now(UTC).replace(microsecond=0)
     path = tmp_path / "tagarchive.toml"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from crawler.config import ConfigError, load_config
-from crawler.schedule import COMPACT_JOB, ScheduleService, compact_now
+from crawler.services.scheduler import COMPACT_JOB, ScheduleService, compact_now
+from crawler.services.watchconfig import ConfigError, load_config
 from storage import DatasetWriter
 
 WATCH = '[watches.w]\nplatforms = ["tiktok"]\ntags = ["a"]\nevery = "1h"\n'

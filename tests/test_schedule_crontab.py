@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import main
-from crawler.config import load_config
-from crawler.schedule import crontab_lines, every_as_cron
+from crawler.cli.main import main
+from crawler.services.scheduler import crontab_lines, every_as_cron
+from crawler.services.watchconfig import load_config
 
 
 @pytest.mark.parametrize(("every", "cron"), [

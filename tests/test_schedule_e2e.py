@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import main
-from crawler.config import load_config
+from crawler.cli.main import main
+from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
 from storage import open_dataset
 from tests.conftest import ROOT

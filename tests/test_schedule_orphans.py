@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crawler.config import Config, load_config
+from crawler.services.watchconfig import Config, load_config
 from replica.server import ReplicaServer
 from storage import open_dataset
 from tests.conftest import ROOT

@@ -23,9 +23,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from crawler.cli import main
-from crawler.config import Config, load_config
-from crawler.schedule import ScheduleService, job_store_path, stored_next_runs
+from crawler.cli.main import main
+from crawler.services.scheduler import ScheduleService, job_store_path, stored_next_runs
+from crawler.services.watchconfig import Config, load_config
 from storage import open_dataset, table_from_rows
 from tests.conftest import ROOT
 from tests.wait_helpers import StreamLines, reap, wait_until

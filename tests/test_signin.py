@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.signin import (
+from crawler.downloader.signin import (
     SessionError,
     load_sessions,
     parse_cookies_txt,

@@ -21,7 +21,7 @@ from crawler.platforms.configured import (
     check_source,
     parse_json_path,
 )
-from crawler.tags import parse_tag_arg
+from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from tests.conftest import crawl, run_cli
 
@@ -135,12 +135,12 @@ def test_invalid_rules_name_the_key(raw: dict, message: str) -> None:
 
 def test_a_capture_pattern_too_slow_for_a_response_url_is_cut_off_and_named(
         caplog: pytest.LogCaptureFixture) -> None:
-    from crawler.browser import CAPTURE_MATCH_SECONDS, _Capture
+    from crawler.downloader.chromium import CAPTURE_MATCH_SECONDS, _Capture
 
     # alternation inside a repetition backtracks exponentially where config check's nested-repeat
     # rule cannot see it (plain `re` needs tens of seconds here); the other captures still work
     slow = _Capture(["(a|aa)+$"])
-    with caplog.at_level(logging.WARNING, logger="crawler.browser"):
+    with caplog.at_level(logging.WARNING, logger="crawler.downloader.chromium"):
         assert not slow.wants("http://x.test/" + "a" * 38 + "!")
     assert [r.getMessage() for r in caplog.records] == [
         f"a capture pattern took over {CAPTURE_MATCH_SECONDS} s on a response URL; not captured"]

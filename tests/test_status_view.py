@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
-from crawler.cli import main
-from crawler.config import Config, load_config
-from crawler.status import collect, render
+from crawler.cli.main import main
+from crawler.services.status import collect, render
+from crawler.services.watchconfig import Config, load_config
 from storage import DatasetWriter, duckdb_connect, open_dataset, table_from_rows, utc_day
 from storage.schemas import RUNS_SCHEMA
 

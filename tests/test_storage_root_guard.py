@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import EnvironmentProblem, main
+from crawler.cli.errors import EnvironmentProblem
+from crawler.cli.main import main
 from storage.errors import UnsafePathError
 from tests.compact_helpers import data_files, hours, publish, rows, snapshot, tree
 
@@ -210,8 +211,8 @@ def test_a_symlinked_partition_folder_is_left_alone_and_named(
 
 def test_backfill_refuses_a_symlinked_state_directory(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from crawler.backfill import WalkStore
     from crawler.platforms.timeline import Window
+    from crawler.spiders.walks import WalkStore
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
@@ -231,8 +232,8 @@ def test_backfill_refuses_a_symlinked_state_directory(
 
 
 def test_backfill_refuses_a_symlinked_walk_folder(tmp_path: Path) -> None:
-    from crawler.backfill import WalkStore
     from crawler.platforms.timeline import Window
+    from crawler.spiders.walks import WalkStore
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / ".tagarchive/backfill").mkdir(parents=True)
@@ -243,7 +244,7 @@ def test_backfill_refuses_a_symlinked_walk_folder(tmp_path: Path) -> None:
 
 
 def test_the_demo_cookie_jar_stays_in_the_root(tmp_path: Path) -> None:
-    from crawler.demo import DEMO_COOKIES, _cookie_jar
+    from crawler.services.demo import DEMO_COOKIES, _cookie_jar
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()

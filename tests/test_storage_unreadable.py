@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crawler.cli import main
+from crawler.cli.main import main
 from storage import duckdb_connect, open_dataset
 from storage.archive import ArchiveWriter
 from storage.compact import compact

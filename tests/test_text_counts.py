@@ -1,4 +1,4 @@
-"""Tests for crawler.counts: displayed counters to exact integers."""
+"""Tests for crawler.text.counts: displayed counters to exact integers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawler.counts import (
+from crawler.text.counts import (
     MAX_COUNT,
     MAX_DIGITS,
     UNITS,

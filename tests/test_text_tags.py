@@ -1,4 +1,4 @@
-"""Tests for crawler.tags: canonical tag names and command-line tag references."""
+"""Tests for crawler.text.tags: canonical tag names and command-line tag references."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawler.tags import (
+from crawler.text.tags import (
     MAX_TAG_CHARS,
     InvalidTagError,
     TagRef,

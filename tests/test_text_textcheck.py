@@ -1,4 +1,4 @@
-"""Tests for crawler.textcheck: telling mojibake from ordinary text."""
+"""Tests for crawler.text.textcheck: telling mojibake from ordinary text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from crawler.textcheck import looks_mojibake
+from crawler.text.textcheck import looks_mojibake
 
 MOJIBAKE = [
     "\ufffd",

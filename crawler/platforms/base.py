@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 
 
 class Outcome(StrEnum):
@@ -185,7 +185,7 @@ class Platform:
     # "never", "fallback" (only when plain HTTP lacks the data) or "always"
     browser: ClassVar[str] = "never"
     counters: ClassVar[dict[str, str]] = {}  # counter -> where it comes from, for `platforms`
-    # "none", "optional" (deeper pages) or "required"; see crawler/signin.py
+    # "none", "optional" (deeper pages) or "required"; see crawler/downloader/signin.py
     signin: ClassVar[str] = "none"
     # what a backfill can use, for `platforms` ("none" until a timeline is implemented)
     backfill: ClassVar[str] = "none"

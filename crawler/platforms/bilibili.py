@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from crawler.counts import digit_string_value
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -37,8 +36,9 @@ from crawler.platforms.base import (
     shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.tags import TagRef, normalize_tag
-from crawler.timestamps import TimestampError, from_epoch_seconds
+from crawler.text.counts import digit_string_value
+from crawler.text.tags import TagRef, normalize_tag
+from crawler.text.timestamps import TimestampError, from_epoch_seconds
 
 DETAILS_PATH = "/x/topic/web/details/top"
 SEARCH_PATH = "/x/topic/pub/search"

@@ -38,7 +38,7 @@ from crawler.platforms.base import (
     load_json,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 
 SEARCH_LIMIT = 100  # the lexicon's maximum
 SIGNIN_HINT = ("Bluesky search needs a signed-in session: set TAGARCHIVE_BLUESKY_HANDLE and "

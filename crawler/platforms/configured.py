@@ -72,7 +72,7 @@ from crawler.platforms.base import (
     Unsupported,
     check_status,
 )
-from crawler.tags import InvalidTagError, TagRef, display_tag
+from crawler.text.tags import InvalidTagError, TagRef, display_tag
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 RULE_KINDS = ("css", "xpath", "json")

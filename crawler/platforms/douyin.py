@@ -23,7 +23,6 @@ from urllib.parse import quote, urlsplit
 
 from parsel import Selector
 
-from crawler.counts import CountParseError, digit_string_value, parse_labelled
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -42,8 +41,9 @@ from crawler.platforms.base import (
     load_json,
     shown,
 )
-from crawler.tags import TagRef, normalize_tag
-from crawler.timestamps import utc_from_epoch
+from crawler.text.counts import CountParseError, digit_string_value, parse_labelled
+from crawler.text.tags import TagRef, normalize_tag
+from crawler.text.timestamps import utc_from_epoch
 
 DETAIL_API = r"/aweme/v1/web/challenge/detail/"
 AWEME_API = r"/aweme/v1/web/challenge/aweme/"

@@ -32,8 +32,8 @@ from crawler.platforms.base import (
     check_status,
     load_json,
 )
-from crawler.tags import TagRef
-from crawler.timestamps import utc_from_epoch
+from crawler.text.tags import TagRef
+from crawler.text.timestamps import utc_from_epoch
 
 # the web client's app id (www.instagram.com); instaloader's iPhone path uses 124024574287414
 WEB_APP_ID = "936619743392459"

@@ -30,7 +30,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from w3lib.html import remove_tags, replace_entities
 
-from crawler.counts import digit_string_value
 from crawler.platforms.base import (
     Fetch,
     LayoutChanged,
@@ -46,8 +45,9 @@ from crawler.platforms.base import (
     shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.tags import TagRef
-from crawler.timestamps import utc_from_epoch
+from crawler.text.counts import digit_string_value
+from crawler.text.tags import TagRef
+from crawler.text.timestamps import utc_from_epoch
 
 TIMELINE_LIMIT = 40  # the API's maximum page
 

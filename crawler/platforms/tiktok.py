@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 from parsel import Selector
 
-from crawler.counts import CountParseError, digit_string_value, parse_count
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -37,8 +36,9 @@ from crawler.platforms.base import (
     shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.tags import TagRef
-from crawler.timestamps import TimestampError, from_epoch_seconds, utc_from_epoch
+from crawler.text.counts import CountParseError, digit_string_value, parse_count
+from crawler.text.tags import TagRef
+from crawler.text.timestamps import TimestampError, from_epoch_seconds, utc_from_epoch
 
 SCOPE = "webapp.challenge-detail"
 NOT_FOUND_CODES = {10205}
@@ -61,7 +61,7 @@ class TikTok(Platform):
     backfill = ("challenge/item_list (signed in-page) read by scrolling the rendered tag page: "
                 "ranked and capped, so a lower bound")
     timeline_source = "captured_xhr"
-    # the tag page loads item_list pages only when scrolled (crawler/feedscroll.py)
+    # the tag page loads item_list pages only when scrolled (crawler/downloader/feedscroll.py)
     timeline_scroll = {"rounds": 15, "quiet_ms": 1500, "end": "[data-feed-end]",
                        "ready": '[data-e2e="challenge-item-list"], '
                                 '[data-e2e="challenge-not-found"], #captcha-verify-container, '

@@ -5,8 +5,8 @@ page of the tag's public listing for that window, and `on_backfill(page, tag, st
 TimelinePage`, the posts one page shows and the next fetch (steps named `backfill…`, so they never
 collide with snapshot steps). Like every adapter step they do no I/O and read no clock: the
 window travels in `Fetch.state`. A rendered feed that loads more only when scrolled declares
-`timeline_scroll` (crawler/feedscroll.py); it applies to fetches of the `backfill` step, the
-listing itself, not to lookups such as `backfill_search`.
+`timeline_scroll` (crawler/downloader/feedscroll.py); it applies to fetches of the `backfill`
+step, the listing itself, not to lookups such as `backfill_search`.
 """
 
 from __future__ import annotations

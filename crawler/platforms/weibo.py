@@ -24,7 +24,6 @@ from urllib.parse import quote, urlsplit
 
 from parsel import Selector
 
-from crawler.counts import CountParseError, parse_count, parse_labelled
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -43,8 +42,9 @@ from crawler.platforms.base import (
     shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.tags import TagRef
-from crawler.timestamps import TimestampError, from_epoch_seconds, from_weibo_display
+from crawler.text.counts import CountParseError, parse_count, parse_labelled
+from crawler.text.tags import TagRef
+from crawler.text.timestamps import TimestampError, from_epoch_seconds, from_weibo_display
 
 API_PATH = "/api/container/getIndex"
 CHINA = timezone(timedelta(hours=8))

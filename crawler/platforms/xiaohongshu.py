@@ -23,7 +23,6 @@ from urllib.parse import quote, urlsplit
 
 from parsel import Selector
 
-from crawler.counts import CountParseError, parse_labelled
 from crawler.platforms.base import (
     Blocked,
     Captcha,
@@ -41,8 +40,9 @@ from crawler.platforms.base import (
     load_json,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.tags import TagRef, normalize_tag
-from crawler.timestamps import TimestampError, from_epoch_millis, utc_from_epoch
+from crawler.text.counts import CountParseError, parse_labelled
+from crawler.text.tags import TagRef, normalize_tag
+from crawler.text.timestamps import TimestampError, from_epoch_millis, utc_from_epoch
 
 SEARCH_API = r"/web_api/sns/v1/search/topic"
 NOTES_API = r"/page/[0-9a-f]+/notes|/topic/notes"
@@ -70,7 +70,7 @@ class Xiaohongshu(Platform):
     backfill = ("topic notes feed (signed in-page, cursor, create_time in ms) read by scrolling "
                 "the rendered topic page: ranked hot_desc and capped, so a lower bound")
     timeline_source = "captured_xhr"
-    # the topic page loads further notes pages only when scrolled (crawler/feedscroll.py)
+    # the topic page loads further notes pages only when scrolled (crawler/downloader/feedscroll.py)
     timeline_scroll = {"rounds": 25, "quiet_ms": 1500, "end": "[data-feed-end]",
                        "ready": ".note-list, .captcha, .error"}
 

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from crawler.counts import CountParseError, parse_count, parse_labelled
 from crawler.platforms.base import (
     Captcha,
     Fetch,
@@ -38,7 +37,8 @@ from crawler.platforms.base import (
     check_status,
     decode_json_at,
 )
-from crawler.tags import TagRef
+from crawler.text.counts import CountParseError, parse_count, parse_labelled
+from crawler.text.tags import TagRef
 
 # yt-dlp's pattern (youtube/_base.py): the assignment, then one JSON object
 _INITIAL_DATA = re.compile(

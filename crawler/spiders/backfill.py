@@ -28,18 +28,18 @@ from scrapy.settings import BaseSettings
 from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.backfill import Walk, WalkStore
+from crawler.downloader.pages import captured_dict, page_from_response
+from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem
 from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
 from crawler.platforms.timeline import TimelinePage
-from crawler.run import RunState, TagJob
-from crawler.spiders.snapshot import captured_dict, page_from_response
+from crawler.spiders.walks import Walk, WalkStore
 from storage import StorageError
 from storage.archive import RecordRef
 
 logger = logging.getLogger(__name__)
 
-SCROLL_MIDDLEWARE = "crawler.feedscroll.FeedScrollMiddleware"
+SCROLL_MIDDLEWARE = "crawler.downloader.feedscroll.FeedScrollMiddleware"
 
 
 class Progress(Protocol):

@@ -18,12 +18,13 @@ from scrapy.http import Response
 from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.health import HealthThresholds, TagOutcome, check_run
+from crawler.downloader.pages import captured_dict, page_from_response
+from crawler.extensions.health import HealthThresholds, TagOutcome, check_run
+from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import PageItems, items_from_result
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
     AdapterFailed,
-    Captured,
     Fetch,
     Outcome,
     Page,
@@ -33,8 +34,7 @@ from crawler.platforms.base import (
     UnknownStep,
     guarded_handle,
 )
-from crawler.run import RunState, TagJob
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 from storage import StorageError
 from storage.archive import RecordRef
 
@@ -68,7 +68,7 @@ class SnapshotSpider(scrapy.Spider):
         if spider.run is None:
             # `scrapy crawl snapshot -a platforms=tiktok -a tags=a,b` for Scrapy users
             from crawler.platforms import parse_platforms
-            from crawler.tags import parse_tag_arg
+            from crawler.text.tags import parse_tag_arg
             jobs = [TagJob(p, parse_tag_arg(t)) for p in parse_platforms(spider._raw_platforms)
                     for t in spider._raw_tags.split(",") if t.strip()]
             spider.run = RunState(out=settings.get("TAGARCHIVE_OUT", "data"), jobs=jobs,
@@ -246,20 +246,3 @@ def error_detail(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:300]
 
 
-def captured_dict(cap: Captured) -> dict[str, Any]:
-    """A captured response as the archive stores it."""
-    return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}
-
-
-def page_from_response(response: Response) -> Page:
-    """The adapter's view of a Scrapy response (plain data, no Scrapy types)."""
-    headers = {k.decode("latin-1").lower(): v[0].decode("latin-1") if v else ""
-               for k, v in response.headers.items()}
-    try:
-        text = response.text
-    except AttributeError:  # not a TextResponse (an empty or binary body)
-        text = response.body.decode("utf-8", errors="replace")
-    captured = tuple(Captured(**c) for c in response.meta.get("tagarchive_captured") or ())
-    return Page(url=response.url, status=response.status, headers=headers, text=text,
-                observed_at=datetime.now(UTC),
-                rendered=bool(response.meta.get("tagarchive_rendered")), captured=captured)

@@ -28,12 +28,12 @@ from scrapy.exceptions import DontCloseSpider
 from scrapy_redis.spiders import RedisMixin
 from twisted.internet import task
 
-from crawler.distributed import BadJob, JobQueue, RedisLost, parse_entry
+from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.platforms import UnknownPlatformError, platform_class
 from crawler.platforms.base import Platform, PlatformError
-from crawler.run import PENDING, RunState, TagJob
+from crawler.services.jobqueue import BadJob, JobQueue, RedisLost, parse_entry
 from crawler.spiders.snapshot import SnapshotSpider
-from crawler.tags import InvalidTagError, parse_tag_arg
+from crawler.text.tags import InvalidTagError, parse_tag_arg
 
 logger = logging.getLogger(__name__)
 

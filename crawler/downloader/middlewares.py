@@ -17,9 +17,9 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
-from crawler.browser import collect_captures, park, stirred
-from crawler.counts import digit_string_value
-from crawler.signin import register_secrets
+from crawler.downloader.chromium import collect_captures, park, stirred
+from crawler.downloader.signin import register_secrets
+from crawler.text.counts import digit_string_value
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class RenderMiddleware:
             "playwright": True,
             "playwright_include_page": True,  # kept open for reuse; _release decides
             "playwright_context": name,
-            "playwright_page_init_callback": "crawler.browser.install_capture",
+            "playwright_page_init_callback": "crawler.downloader.chromium.install_capture",
             "playwright_page_methods": [PageMethod(self._collect, spec, name)],
         })
         self.crawler.stats.inc_value("tagarchive/rendered_requests")
@@ -274,7 +274,7 @@ class SessionMiddleware:
                                 meta={"tagarchive_login": True, "handle_httpstatus_all": True})
                 try:
                     response = await self.crawler.engine.download_async(login)
-                    from crawler.spiders.snapshot import page_from_response
+                    from crawler.downloader.pages import page_from_response
 
                     headers = adapter.login_headers(page_from_response(response))
                     # the token is as secret as the password it was exchanged for

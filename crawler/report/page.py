@@ -689,7 +689,7 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
 
 
 def _stylesheet() -> str:
-    return resources.files("crawler").joinpath("report_assets/report.css").read_text("utf-8")
+    return resources.files("crawler.report").joinpath("assets/report.css").read_text("utf-8")
 
 
 def render_html(report: Report) -> str:

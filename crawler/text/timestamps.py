@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from crawler.counts import digit_string_value
+from crawler.text.counts import digit_string_value
 
 CHINA = timezone(timedelta(hours=8))  # Weibo, Douyin, Bilibili and Xiaohongshu print CST
 # Plausible post times: after 2004 (no platform here is older) and before 2100. A seconds value

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from crawler.extensions.runrecord import display_url
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "tagarchive"
@@ -48,14 +50,6 @@ class RedisLost(Exception):
 
 class BadJob(ValueError):
     """A queue entry that is not a valid job."""
-
-
-def display_url(url: str) -> str:
-    """The Redis URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def check_redis_url(url: str) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from crawler.extensions.runrecord import EXIT_OK, EXIT_TAG_FAILED
 from crawler.platforms import REGISTRY
-from crawler.run import EXIT_OK, EXIT_TAG_FAILED
 
 DEMO_TAGS = ("tiktokrefugee", "TikTok难民", "rednote")
 # the replica's clock starts before the January 2025 record so the demo crosses it
@@ -48,7 +48,6 @@ def _cookie_jar(out: str) -> Path:
 
     Refused in one line (exit 3) when `.tagarchive` or the file is a symlink; the file is
     replaced by a rename, never written through whatever is at its name."""
-    from crawler.cli import EnvironmentProblem
     from storage.errors import StorageError
     from storage.paths import state_path
 
@@ -63,10 +62,8 @@ def _cookie_jar(out: str) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(DEMO_COOKIES)
         os.replace(temp, jar)
-    except StorageError as exc:
-        raise EnvironmentProblem(str(exc)) from None
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot write {out}/.tagarchive: {exc.strerror}") from None
+        raise StorageError(f"cannot write {out}/.tagarchive: {exc.strerror}") from None
     return jar
 
 

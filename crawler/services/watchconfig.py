@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crawler.health import HealthThresholds
+from crawler.extensions.health import HealthThresholds
 
 DEFAULT_FILE = "tagarchive.toml"
 CONFIG_ENV = "TAGARCHIVE_CONFIG"
@@ -255,7 +255,7 @@ class Watch:
     @property
     def tag_keys(self) -> list[str]:
         """The tags as runs.outcomes and snapshots name them (normalized, or id:<id>)."""
-        from crawler.tags import parse_tag_arg
+        from crawler.text.tags import parse_tag_arg
 
         keys = []
         for raw in self.tags:
@@ -599,7 +599,7 @@ class _Loader:
         return ServiceSettings(**values)
 
     def distributed(self, raw: Any) -> Distributed:
-        from crawler.distributed import check_redis_url, display_url
+        from crawler.services.jobqueue import check_redis_url, display_url
 
         raw = self.table(raw, "distributed")
         self.keys(raw, "distributed", ("redis", "queue"))
@@ -620,7 +620,7 @@ class _Loader:
                       self.url(url, f"base_urls.{name}")) for name, url in table.items())
 
     def signin(self, raw: Any) -> SignIn:
-        from crawler.signin import LOGIN_VARIABLES
+        from crawler.downloader.signin import LOGIN_VARIABLES
 
         files, variables = [], []
         for name, value in self.table(raw, "signin").items():
@@ -675,7 +675,7 @@ class _Loader:
         tags = raw["tags"]
         if not isinstance(tags, list) or not tags:
             raise self.error(f"{where}.tags", "expected a non-empty list of tags")
-        from crawler.tags import InvalidTagError, parse_tag_arg
+        from crawler.text.tags import InvalidTagError, parse_tag_arg
 
         for i, tag in enumerate(tags):
             try:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from crawler.platforms.base import Captured, Outcome, Page
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 from storage.archive import ARCHIVE_DIR, RecordRef, read_meta
 from storage.fs import as_s3_root, is_remote, list_files, read_bytes
 
@@ -258,7 +258,7 @@ class ReparseReport:
     @property
     def exit_code(self) -> int:
         """1 when an archived page could not be reparsed (each is named), else 0."""
-        from crawler.run import EXIT_OK, EXIT_TAG_FAILED
+        from crawler.extensions.runrecord import EXIT_OK, EXIT_TAG_FAILED
 
         return EXIT_TAG_FAILED if self.not_reparsed else EXIT_OK
 
@@ -320,11 +320,11 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     skips that page only: it is logged, counted in `failures` and named in `skipped` and in the
     run's `runs.outcomes`. A storage failure is raised (StorageError).
     """
+    from crawler.extensions.runrecord import RunState
     from crawler.items import PageItems, items_from_result
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.platforms.base import Fetch, PlatformError, TagResult
     from crawler.platforms.timeline import TimelinePage
-    from crawler.run import RunState
     from pipelines.normalize import NormalizePipeline
     from pipelines.store import StorePipeline
     from pipelines.validate import ValidatePipeline
@@ -435,7 +435,7 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
 
 def _tag_key(tag: TagRef) -> str | None:
     """The tag as runs name it (`TagJob.key`); as archived when that name does not normalize."""
-    from crawler.run import TagJob
+    from crawler.extensions.runrecord import TagJob
 
     try:
         return TagJob("", tag).key

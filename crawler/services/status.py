@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crawler.config import Config, Watch, format_duration
-from crawler.health import newest_snapshots, runs_table
-from crawler.schedule import lock_holder, service_lock_path, stored_next_runs
+from crawler.extensions.health import newest_snapshots, runs_table
+from crawler.services.scheduler import lock_holder, service_lock_path, stored_next_runs
+from crawler.services.watchconfig import Config, Watch, format_duration
 
 FRESH, LATE, STALE, NEVER = "fresh", "late", "stale", "never"
 _RUN_COLUMNS = ["run_id", "started_at", "finished_at", "watch", "trigger", "verdict", "health",
@@ -224,8 +224,8 @@ def render(status: Status, console: Any) -> None:
 
 
 def collect_queue(url: str, prefix: str) -> Any:
-    """The queue depth and every worker Redis knows (crawler/distributed.py QueueStatus)."""
-    from crawler.distributed import JobQueue
+    """The queue depth and every worker Redis knows (crawler/services/jobqueue.py QueueStatus)."""
+    from crawler.services.jobqueue import JobQueue
 
     return JobQueue.from_url(url, prefix).status()
 

@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.config import Config, ConfigError, Watch, cron_trigger, format_duration
-from crawler.logs import JsonFormatter
+from crawler.extensions.logs import JsonFormatter
+from crawler.services.watchconfig import Config, ConfigError, Watch, cron_trigger, format_duration
 from storage import DatasetWriter, StorageError, new_run_id, utc_day
 
 logger = logging.getLogger("tagarchive.schedule")
@@ -189,7 +189,7 @@ class CrawlRunner:
     def _enqueue(self, watch: Watch, run_id: str, trigger: str, note: str | None) -> FireResult:
         """Distributed mode: one job per (platform, tag) in Redis, the round named by run_id.
         Its row says how many were queued; the workers' own rows say how they ended."""
-        from crawler.distributed import JobQueue, RedisLost, display_url, enqueue_tags
+        from crawler.services.jobqueue import JobQueue, RedisLost, display_url, enqueue_tags
 
         dist = self.config.distributed
         assert dist is not None

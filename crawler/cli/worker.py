@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crawler.cli import (
-    EnvironmentProblem,
-    UsageError,
+from crawler.cli.errors import EnvironmentProblem, UsageError
+from crawler.cli.main import (
     _add_crawl_options,
     _load_sessions,
     build_settings,
@@ -29,13 +28,18 @@ from crawler.cli import (
     resolve_base_urls,
     start_process,
 )
-from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, recorded_settings
+from crawler.extensions.runrecord import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    recorded_settings,
+)
 
 REDIS_ENV = "TAGARCHIVE_REDIS"
 
 
 def _queue(args: argparse.Namespace) -> Any:
-    from crawler.distributed import JobQueue, RedisLost, check_redis_url
+    from crawler.services.jobqueue import JobQueue, RedisLost, check_redis_url
 
     if not args.redis:
         raise UsageError(f"give --redis redis://host:6379/0 (or set ${REDIS_ENV})")
@@ -49,7 +53,7 @@ def _queue(args: argparse.Namespace) -> Any:
 
 
 def _add_redis(p: argparse.ArgumentParser) -> None:
-    from crawler.distributed import DEFAULT_PREFIX
+    from crawler.services.jobqueue import DEFAULT_PREFIX
 
     p.add_argument("--redis", default=os.environ.get(REDIS_ENV), metavar="URL",
                    help=f"redis://[:password@]host:6379/0 (default: ${REDIS_ENV})")
@@ -58,9 +62,9 @@ def _add_redis(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from crawler.distributed import RedisLost, enqueue_tags, new_round_id
     from crawler.platforms import UnknownPlatformError, parse_platforms
-    from crawler.tags import InvalidTagError, parse_tag_arg
+    from crawler.services.jobqueue import RedisLost, enqueue_tags, new_round_id
+    from crawler.text.tags import InvalidTagError, parse_tag_arg
 
     load_config_sources(args.config)
     tags = list(args.tags)
@@ -95,8 +99,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from crawler.distributed import new_worker_id
     from crawler.platforms import REGISTRY
+    from crawler.services.jobqueue import new_worker_id
     from crawler.spiders.worker import BatchRunState, WorkerSpider
 
     load_config_sources(args.config)

@@ -5,8 +5,8 @@ page's own script: `item_list?cursor=`, the notes feed `cursor=`) only when the 
 near the bottom. A backfill asks for that with `tagarchive_scroll` meta `{"rounds": N, "ready":
 css, "end": css, "quiet_ms": ms}`: wait for the feed (`ready`), then scroll to the bottom until
 the page stops growing, the feed says it ended (`end`), or N rounds passed. Every page the feed
-fetched meanwhile is captured like any other (crawler/browser.py), so the adapter reads the
-signed JSON without ever computing a signature.
+fetched meanwhile is captured like any other (crawler/downloader/chromium.py), so the adapter
+reads the signed JSON without ever computing a signature.
 """
 
 from __future__ import annotations

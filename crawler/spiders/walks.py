@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from crawler.platforms.base import Fetch, RenderSpec
 from crawler.platforms.timeline import TimelinePage, Window
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 
 STATE_VERSION = 1
 BACKFILL_DIR = Path(".tagarchive", "backfill")

@@ -27,9 +27,9 @@ def _day(text: str) -> date:
 def cmd_reparse(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from crawler.cli import EnvironmentProblem, UsageError
+    from crawler.cli.errors import EnvironmentProblem, UsageError
     from crawler.platforms import UnknownPlatformError, platform_class
-    from crawler.reparse import reparse
+    from crawler.services.reparse import reparse
     from storage import StorageError
     from storage.fs import BadRootError, S3Error, check_root, exists, is_remote, parse_s3_url
 

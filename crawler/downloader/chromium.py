@@ -234,7 +234,7 @@ QUIET_SECONDS = 0.3
 # --- download handler -----------------------------------------------------------------------
 
 # Registered for http/https by the CLI and settings.py instead of scrapy-playwright's handler.
-BROWSER_DOWNLOAD_HANDLER = "crawler.browser.LazyBrowserDownloadHandler"
+BROWSER_DOWNLOAD_HANDLER = "crawler.downloader.chromium.LazyBrowserDownloadHandler"
 
 
 class _SharedBrowser:

@@ -6,7 +6,7 @@ import argparse
 import re
 from typing import Any
 
-from crawler.run import EXIT_OK
+from crawler.extensions.runrecord import EXIT_OK
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.I)
 _AGE = re.compile(r"^\s*(\d+)\s*d?\s*$", re.I)
@@ -14,7 +14,7 @@ _AGE = re.compile(r"^\s*(\d+)\s*d?\s*$", re.I)
 
 def parse_size(text: str) -> int:
     """'500M', '10G', '1.5T', '2048' (bytes) -> bytes (binary units)."""
-    from crawler.cli import UsageError
+    from crawler.cli.errors import UsageError
 
     match = _SIZE.match(text)
     if match is None:
@@ -24,7 +24,7 @@ def parse_size(text: str) -> int:
 
 
 def parse_age(text: str) -> int:
-    from crawler.cli import UsageError
+    from crawler.cli.errors import UsageError
 
     match = _AGE.match(text)
     if match is None:
@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from crawler.cli import EnvironmentProblem, UsageError
+    from crawler.cli.errors import EnvironmentProblem, UsageError
     from storage.archive import prune
     from storage.errors import StorageError
     from storage.fs import BadRootError, S3Error, check_root, is_remote, parse_s3_url

@@ -10,7 +10,7 @@ from typing import Any
 
 from scrapy.logformatter import LogFormatter
 
-from crawler.run import redact_url_credentials
+from crawler.extensions.runrecord import redact_url_credentials
 
 _url_redaction_installed = False
 
@@ -42,9 +42,9 @@ class QuietLogFormatter(LogFormatter):
 def install_url_redaction() -> None:
     """Replace the user:password@ of any URL in a log record (message and traceback) at its
     creation, so every handler, Scrapy's included, sees it without. Base URLs carrying
-    credentials are refused up front (crawler/cli.py); this covers the URLs a crawl meets
+    credentials are refused up front (crawler/cli/main.py); this covers the URLs a crawl meets
     on its way, such as a redirect's Location. Secrets the user registered are redacted by
-    crawler/signin.py's factory."""
+    crawler/downloader/signin.py's factory."""
     global _url_redaction_installed
     if _url_redaction_installed:
         return

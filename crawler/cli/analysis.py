@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from crawler.cli import EnvironmentProblem, UsageError
-from crawler.run import EXIT_OK
+from crawler.cli.errors import EnvironmentProblem, UsageError
+from crawler.extensions.runrecord import EXIT_OK
 
 if TYPE_CHECKING:
     import duckdb
@@ -329,7 +329,7 @@ def _dot_command(archive: Archive, command: str, show: Callable[[pa.Table], None
 # --- report --------------------------------------------------------------------------------
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from crawler.report import (
+    from crawler.report.page import (
         MissingPlotting,
         NothingToReport,
         ReportRequest,
@@ -338,7 +338,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_pngs,
         write_report,
     )
-    from crawler.tags import InvalidTagError, normalize_tag
+    from crawler.text.tags import InvalidTagError, normalize_tag
 
     try:
         tags = list(dict.fromkeys(normalize_tag(t) for t in args.tags))

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
-from crawler.distributed import display_url
-from crawler.health import NOT_ATTEMPTED
+from crawler.downloader.signin import REDACTED, Session, redact
+from crawler.extensions.health import NOT_ATTEMPTED
 from crawler.platforms.base import Outcome
-from crawler.signin import REDACTED, Session, redact
-from crawler.tags import TagRef
+from crawler.text.tags import TagRef
 from storage import DatasetWriter, StorageError, check_partition_value, new_run_id
 from storage.archive import ArchiveWriter
 
@@ -26,7 +26,8 @@ EXIT_OK = 0
 EXIT_TAG_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
-EXIT_UNHEALTHY = 4  # every tag stored, but a health check flagged something (crawler/health.py)
+# every tag stored, but a health check flagged something (crawler/extensions/health.py)
+EXIT_UNHEALTHY = 4
 EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
@@ -37,6 +38,14 @@ logger = logging.getLogger(__name__)
 # scheme://user:password@host: the userinfo runs to the last "@" before the path, query or
 # fragment, as urlsplit reads it
 _URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+
+
+def display_url(url: str) -> str:
+    """The Redis URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def redact_url_credentials(text: str) -> str:

@@ -14,8 +14,9 @@ import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from crawler.cli import EnvironmentProblem, UsageError, parse_day
-from crawler.run import EXIT_ENVIRONMENT, EXIT_OK
+from crawler.cli.errors import EnvironmentProblem, UsageError
+from crawler.cli.main import parse_day
+from crawler.extensions.runrecord import EXIT_ENVIRONMENT, EXIT_OK
 
 if TYPE_CHECKING:
     from storage.compact import CompactionReport

@@ -2,9 +2,9 @@
 
 Exit codes: 0 every requested tag stored; 1 some tag failed (each named on its own line);
 2 usage error; 3 environment error (no browser, output not writable, storage failed);
-4 every tag stored but a health check flagged the run (crawler/health.py); 130 interrupted
-(the tags never requested are `not_attempted`, counted on one line). Expected failures print
-one line, never a traceback.
+4 every tag stored but a health check flagged the run (crawler/extensions/health.py);
+130 interrupted (the tags never requested are `not_attempted`, counted on one line).
+Expected failures print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawler.health import NOT_ATTEMPTED
-from crawler.platforms import REGISTRY, UnknownPlatformError, parse_platforms, platform_class
-from crawler.run import (
+from crawler.cli.errors import EnvironmentProblem, UsageError
+from crawler.extensions.health import NOT_ATTEMPTED
+from crawler.extensions.runrecord import (
     EXIT_ENVIRONMENT,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -32,15 +32,8 @@ from crawler.run import (
     TagJob,
     recorded_settings,
 )
-from crawler.tags import InvalidTagError, parse_tag_arg
-
-
-class UsageError(Exception):
-    """Bad arguments: reported as one line, exit code 2."""
-
-
-class EnvironmentProblem(Exception):
-    """The machine cannot run this (no browser, unwritable output): exit code 3."""
+from crawler.platforms import REGISTRY, UnknownPlatformError, parse_platforms, platform_class
+from crawler.text.tags import InvalidTagError, parse_tag_arg
 
 
 def parse_day(text: str) -> date:
@@ -129,7 +122,7 @@ def prepare_out(out: str) -> str:
 def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
                    platforms: Sequence[str]) -> dict[str, Any]:
     """Overrides of crawler.settings for this invocation."""
-    from crawler.browser import (
+    from crawler.downloader.chromium import (
         BROWSER_DOWNLOAD_HANDLER,
         INSTALL_HINT,
         BrowserNotFoundError,
@@ -170,7 +163,8 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
             raise EnvironmentProblem(INSTALL_HINT)
         overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable, images=False)
         # the browser handler for the schemes in use; it starts Chromium on the first request
-        # that renders, so a crawl that renders nothing never starts it (crawler/browser.py)
+        # that renders, so a crawl that renders nothing never starts it
+        # (crawler/downloader/chromium.py)
         schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
                    for p in platforms}
         overrides["DOWNLOAD_HANDLERS"] = dict.fromkeys(schemes, BROWSER_DOWNLOAD_HANDLER)
@@ -235,7 +229,7 @@ def project_settings(overrides: dict[str, Any]) -> Any:
     `backfill`); from here on, log lines show no URL's user:password@."""
     from scrapy.utils.project import get_project_settings
 
-    from crawler.logs import install_url_redaction
+    from crawler.extensions.logs import install_url_redaction
 
     install_url_redaction()
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
@@ -250,7 +244,7 @@ def crawler_process(settings: Any, log_format: str) -> Any:
 
     if log_format != "json":
         return CrawlerProcess(settings)
-    from crawler.logs import JsonFormatter
+    from crawler.extensions.logs import JsonFormatter
 
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
@@ -294,7 +288,7 @@ def start_process(process: Any) -> None:
 
 def _load_sessions(platforms: list[str], entries: Sequence[str]) -> dict[str, Any]:
     """Sign-in per platform from --session PLATFORM=FILE and the environment."""
-    from crawler.signin import SessionError, load_sessions, register_secrets
+    from crawler.downloader.signin import SessionError, load_sessions, register_secrets
 
     files: dict[str, str] = {}
     for entry in entries:
@@ -371,12 +365,16 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from crawler.demo import run_demo
+    from crawler.services.demo import run_demo
+    from storage import StorageError
     from storage.fs import is_remote
 
     if is_remote(args.out):
         raise UsageError("demo writes a local directory only: give --out a path (docs/s3.md)")
-    return run_demo(out=args.out, ticks=args.ticks, seed=args.seed)
+    try:
+        return run_demo(out=args.out, ticks=args.ticks, seed=args.seed)
+    except StorageError as exc:
+        raise EnvironmentProblem(str(exc)) from None
 
 
 def _add_crawl_options(p: argparse.ArgumentParser) -> None:
@@ -437,23 +435,25 @@ def parser() -> argparse.ArgumentParser:
     plats = sub.add_parser("platforms", help="what each platform gives and needs")
     plats.add_argument("--config", metavar="FILE", help="also list its [[source]] platforms")
     plats.set_defaults(func=cmd_platforms)
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         importlib.import_module(module).register(sub)
     return root
 
 
-# Further command groups, each a module with `register(subparsers)` that adds its commands and
-# sets `func` (keep heavy imports inside the command functions: this runs on every invocation).
-COMMAND_MODULES: tuple[str, ...] = (
-    "crawler.checklive",
-    "crawler.cmd_analysis",
-    "crawler.cmd_schedule",
-    "crawler.cmd_compact",
-    "crawler.cmd_backfill",
-    "crawler.cmd_archive",
-    "crawler.cmd_reparse",
-    "crawler.cmd_worker",
-)
+# Further command groups: every module of this package with `register(subparsers)`, which adds its
+# commands and sets `func`, found by walking the package as scrapy/cmdline.py walks its commands
+# (keep heavy imports inside the command functions: this runs on every invocation).
+NOT_COMMANDS = frozenset({"main", "errors", "__main__"})
+
+
+def command_modules() -> list[str]:
+    """The dotted names of the command modules under `crawler.cli`, in name order."""
+    import pkgutil
+
+    import crawler.cli as package
+
+    return [f"{package.__name__}.{info.name}" for info in pkgutil.iter_modules(package.__path__)
+            if info.name not in NOT_COMMANDS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -474,11 +474,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tagarchive: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":
-    # `python -m crawler.cli` runs this file as __main__, a second copy of the module: enter
-    # through crawler.cli so that UsageError raised by command modules is the class main catches.
-    from crawler.cli import main as package_main
-
-    sys.exit(package_main())

@@ -15,8 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from crawler.extensions.runrecord import EXIT_OK, EXIT_TAG_FAILED
 from crawler.items import COUNTERS
-from crawler.run import EXIT_OK, EXIT_TAG_FAILED
 
 
 def register(sub: Any) -> None:
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_check_live(args: argparse.Namespace) -> int:
-    from crawler.cli import cmd_crawl, load_config_sources, parser
+    from crawler.cli.main import cmd_crawl, load_config_sources, parser
     from crawler.platforms import platform_class
 
     load_config_sources(args.config)

@@ -16,9 +16,8 @@ import sys
 import threading
 from typing import Any
 
-from crawler.cli import EnvironmentProblem, UsageError
-from crawler.config import Config, ConfigError, find_config, load_config
-from crawler.run import (
+from crawler.cli.errors import EnvironmentProblem, UsageError
+from crawler.extensions.runrecord import (
     EXIT_ENVIRONMENT,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -26,6 +25,7 @@ from crawler.run import (
     EXIT_UNHEALTHY,
     EXIT_USAGE,
 )
+from crawler.services.watchconfig import Config, ConfigError, find_config, load_config
 
 
 def _config(args: argparse.Namespace, need_watches: bool = True) -> Config:
@@ -51,7 +51,7 @@ def _add_logging(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_schedule_run(args: argparse.Namespace) -> int:
-    from crawler.schedule import (
+    from crawler.services.scheduler import (
         LockBusy,
         ScheduleService,
         lock_holder,
@@ -81,8 +81,8 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
-    from crawler.config import format_duration
-    from crawler.schedule import stored_next_runs
+    from crawler.services.scheduler import stored_next_runs
+    from crawler.services.watchconfig import format_duration
 
     config = _config(args)
     next_runs = stored_next_runs(config)
@@ -115,7 +115,7 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_run_now(args: argparse.Namespace) -> int:
-    from crawler.schedule import RUN_NOW, CrawlRunner, setup_logging
+    from crawler.services.scheduler import RUN_NOW, CrawlRunner, setup_logging
 
     config = _config(args)
     try:
@@ -149,7 +149,7 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
 
 
 def cmd_crontab(args: argparse.Namespace) -> int:
-    from crawler.schedule import crontab_lines
+    from crawler.services.scheduler import crontab_lines
 
     lines, warnings = crontab_lines(_config(args))
     print("\n".join(lines))
@@ -159,7 +159,14 @@ def cmd_crontab(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from crawler.status import as_json, collect, collect_queue, queue_json, render, render_queue
+    from crawler.services.status import (
+        as_json,
+        collect,
+        collect_queue,
+        queue_json,
+        render,
+        render_queue,
+    )
 
     # with --redis and no config, only the workers and the queue are shown
     config = None if (args.redis and not args.config and not _has_config()) else _config(args)
@@ -169,7 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = collect(config) if config is not None else None
     queue = None
     if redis_url:
-        from crawler.distributed import RedisLost
+        from crawler.services.jobqueue import RedisLost
 
         try:
             queue = collect_queue(redis_url, prefix)

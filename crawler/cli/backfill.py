@@ -17,9 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crawler.cli import (
-    EnvironmentProblem,
-    UsageError,
+from crawler.cli.errors import EnvironmentProblem, UsageError
+from crawler.cli.main import (
     _add_crawl_options,
     _load_sessions,
     build_settings,
@@ -30,7 +29,13 @@ from crawler.cli import (
     resolve_base_urls,
     start_process,
 )
-from crawler.run import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, RunState, TagJob
+from crawler.extensions.runrecord import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    RunState,
+    TagJob,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +66,11 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from crawler.backfill import BackfillStateError, Walk, WalkStore, stored_posts
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.platforms.base import PlatformError
     from crawler.platforms.timeline import Window, timeline_refusal
-    from crawler.tags import InvalidTagError, parse_tag_arg
+    from crawler.spiders.walks import BackfillStateError, Walk, WalkStore, stored_posts
+    from crawler.text.tags import InvalidTagError, parse_tag_arg
     from storage.errors import StorageError
     from storage.locks import LockBusyError
 
@@ -147,7 +152,7 @@ def _run_state(args: argparse.Namespace, out: str, job: TagJob, base_urls: dict[
                sessions: dict[str, Any]) -> tuple[Any, RunState]:
     """The crawl's settings and its run, whose id the walk's state names before any row is
     written (a scheduler's TAGARCHIVE_RUN_ID included)."""
-    from crawler.run import recorded_settings
+    from crawler.extensions.runrecord import recorded_settings
 
     settings = project_settings(build_settings(args, base_urls, [job.platform]))
     run = RunState(

@@ -1,0 +1,1 @@
+"""The downloader layer: middlewares, Chromium discovery and page capture, sign-in sessions."""

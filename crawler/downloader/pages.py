@@ -1,0 +1,29 @@
+"""Scrapy responses as the adapters see them: plain `Page` data, no Scrapy types past here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from scrapy.http import Response
+
+from crawler.platforms.base import Captured, Page
+
+
+def captured_dict(cap: Captured) -> dict[str, Any]:
+    """A captured response as the archive stores it."""
+    return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}
+
+
+def page_from_response(response: Response) -> Page:
+    """The adapter's view of a Scrapy response (plain data, no Scrapy types)."""
+    headers = {k.decode("latin-1").lower(): v[0].decode("latin-1") if v else ""
+               for k, v in response.headers.items()}
+    try:
+        text = response.text
+    except AttributeError:  # not a TextResponse (an empty or binary body)
+        text = response.body.decode("utf-8", errors="replace")
+    captured = tuple(Captured(**c) for c in response.meta.get("tagarchive_captured") or ())
+    return Page(url=response.url, status=response.status, headers=headers, text=text,
+                observed_at=datetime.now(UTC),
+                rendered=bool(response.meta.get("tagarchive_rendered")), captured=captured)

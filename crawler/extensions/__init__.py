@@ -1,0 +1,1 @@
+"""Scrapy extensions and run-wide components: the run record, health checks, logging."""

@@ -1,0 +1,1 @@
+"""Services that run outside Scrapy: watch config, scheduler, status, job queue, reparse, demo."""

@@ -1,0 +1,1 @@
+"""Pure text: tag names, displayed counters, timestamps, mojibake checks. No I/O."""
