@@ -19,7 +19,7 @@ setup: $(VENV)/.installed browser system
 # A browser for the pages that need JavaScript: Debian's chromium when we can install packages,
 # else Playwright's own download. Already present (or TAGARCHIVE_CHROMIUM set): nothing to do.
 browser: $(VENV)/.installed
-	@$(BIN)/python -c "from crawler.browser import find_chromium; import sys; sys.exit(0 if find_chromium() else 1)" 2>/dev/null \
+	@$(BIN)/python -c "from crawler.downloader.chromium import find_chromium; import sys; sys.exit(0 if find_chromium() else 1)" 2>/dev/null \
 	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	     else $(BIN)/playwright install chromium; fi; }
@@ -43,8 +43,10 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q -n 3 --dist loadfile
 
+# ruff, and the layer contracts of crawler/ (pyproject.toml [tool.importlinter], docs/architecture.md)
 lint: $(VENV)/.installed
 	$(BIN)/ruff check crawler pipelines storage replica tests benchmarks
+	$(BIN)/lint-imports
 
 # Every benchmark with its target and PASS/FAIL (docs/performance.md); BENCH_ARGS=--quick for a
 # shorter run, BENCH_ARGS="--only http" for one.
