@@ -139,3 +139,17 @@ def test_window_and_platforms_narrow_the_report(root: Path, tmp_path: Path,
     assert {v for _p, _x, v in views} >= {2_000_000, 12_000_000, 150_000_000}
     assert not {v for _p, _x, v in views} & {500_000, 900_000}
     assert {p for p, _x, _v in views} == {"tiktok"}
+
+
+def test_platform_colours_come_from_the_adapters() -> None:
+    from crawler.platforms import REGISTRY
+    from crawler.report.page import _PALETTE, platform_color, platform_title
+
+    order = ["tiktok", "mastodon", "xiaohongshu", "bluesky"]
+    assert platform_color("tiktok", order) == REGISTRY["tiktok"].color == "#0e7490"
+    assert platform_color("xiaohongshu", order) == REGISTRY["xiaohongshu"].color == "#e11d48"
+    # the rest share the palette in the order given, skipping the adapters with a colour
+    assert platform_color("mastodon", order) == _PALETTE[0]
+    assert platform_color("bluesky", order) == _PALETTE[1]
+    assert platform_title("xiaohongshu") == REGISTRY["xiaohongshu"].title
+    assert platform_title("unknown-slug") == "unknown-slug"

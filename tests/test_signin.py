@@ -118,3 +118,15 @@ def test_sessions_are_sent_but_never_written(replica: ReplicaServer, tmp_path: P
         for path in out.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+
+
+def test_login_variables_are_read_from_the_adapter() -> None:
+    from crawler.downloader.signin import LOGIN_VARIABLES, login_variables
+    from crawler.platforms import REGISTRY
+
+    assert login_variables("bluesky") == REGISTRY["bluesky"].login_variables
+    assert login_variables("bluesky") == ("TAGARCHIVE_BLUESKY_HANDLE",
+                                          "TAGARCHIVE_BLUESKY_APP_PASSWORD")
+    assert login_variables("tiktok") is None
+    assert login_variables("no-such-platform") is None
+    assert {"bluesky": login_variables("bluesky")} == LOGIN_VARIABLES

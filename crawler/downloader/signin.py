@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crawler.platforms import REGISTRY
+
 REDACTED = "[redacted]"
 # values shorter than this are not treated as secrets: redacting "1" would mangle every log line
 MIN_SECRET_CHARS = 6
@@ -124,9 +126,15 @@ def load_session_file(platform: str, path: str) -> Session:
     return Session(platform=platform, origin=path, cookies=tuple(cookies))
 
 
-# platforms whose sign-in is a handle and password exchanged for a token
+def login_variables(platform: str) -> tuple[str, str] | None:
+    """The (handle, password) variables of a platform whose sign-in is exchanged for a token."""
+    cls = REGISTRY.get(platform)
+    return cls.login_variables if cls is not None else None
+
+
+# The built-in adapters' `login_variables`, by platform name (config checks read this mapping).
 LOGIN_VARIABLES: dict[str, tuple[str, str]] = {
-    "bluesky": ("TAGARCHIVE_BLUESKY_HANDLE", "TAGARCHIVE_BLUESKY_APP_PASSWORD"),
+    name: cls.login_variables for name, cls in REGISTRY.items() if cls.login_variables
 }
 
 
@@ -139,7 +147,7 @@ def load_sessions(platforms: list[str], files: dict[str, str],
         path = files.get(platform) or env.get(f"TAGARCHIVE_SESSION_{platform.upper()}")
         if path:
             sessions[platform] = load_session_file(platform, path)
-        names = LOGIN_VARIABLES.get(platform)
+        names = login_variables(platform)
         if names and (env.get(names[0]) or env.get(names[1])):
             if not (env.get(names[0]) and env.get(names[1])):
                 raise SessionError(f"{platform} sign-in needs both {names[0]} and {names[1]}")

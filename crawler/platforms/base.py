@@ -187,6 +187,10 @@ class Platform:
     counters: ClassVar[dict[str, str]] = {}  # counter -> where it comes from, for `platforms`
     # "none", "optional" (deeper pages) or "required"; see crawler/downloader/signin.py
     signin: ClassVar[str] = "none"
+    # (handle variable, password variable) for a sign-in exchanged for a token, else None
+    login_variables: ClassVar[tuple[str, str] | None] = None
+    # the report's line colour; None takes the next one from the report's shared palette
+    color: ClassVar[str | None] = None
     # what a backfill can use, for `platforms` ("none" until a timeline is implemented)
     backfill: ClassVar[str] = "none"
 

@@ -56,6 +56,7 @@ class Bluesky(Platform):
     hosts = ("bsky.social", "api.bsky.app", "public.api.bsky.app", "bsky.app")
     browser = "never"
     signin = "required"
+    login_variables = ("TAGARCHIVE_BLUESKY_HANDLE", "TAGARCHIVE_BLUESKY_APP_PASSWORD")
     backfill = ("searchPosts tag= sort=latest with since/until and a cursor, asked again from "
                 "the oldest post when a query's cursor runs out: chronological, complete")
     timeline_source = "api"

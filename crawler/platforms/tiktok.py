@@ -51,6 +51,7 @@ class TikTok(Platform):
 
     name = "tiktok"
     title = "TikTok"
+    color = "#0e7490"  # the report's line colour, brand-like
     default_base_url = "https://www.tiktok.com"
     hosts = ("www.tiktok.com", "tiktok.com", "m.tiktok.com")
     browser = "fallback"

@@ -57,6 +57,7 @@ class Xiaohongshu(Platform):
 
     name = "xiaohongshu"
     title = "Xiaohongshu (RedNote)"
+    color = "#e11d48"  # the report's line colour, brand-like
     default_base_url = "https://www.xiaohongshu.com"
     # the web host and the signed-API host share one base: their paths do not collide
     hosts = ("www.xiaohongshu.com", "xiaohongshu.com", "edith.xiaohongshu.com")

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from crawler.platforms import REGISTRY
 from storage.analysis import MILESTONES, Quality, fold_tag
 from storage.schemas import COUNTERS
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from storage.analysis import Archive
 
 WIDTH, WIDE, HEIGHT = 640, 1280, 300
-PLATFORM_COLORS = {"tiktok": "#0e7490", "xiaohongshu": "#e11d48"}
-# For platforms added later: distinct from the two above and from each other, readable on white.
+# For platforms without their own colour (Platform.color): distinct from the adapters' colours
+# and from each other, readable on white.
 _PALETTE = ("#7c3aed", "#ca8a04", "#15803d", "#c2410c", "#1d4ed8", "#be185d")
 COUNTER_WORDS = {"views": "views", "posts": "posts", "discussions": "discussions",
                  "participants": "participants"}
@@ -187,17 +188,21 @@ def format_duration(span: timedelta) -> str:
 
 def platform_title(name: str) -> str:
     """The platform's own name ('Xiaohongshu (RedNote)'), or its slug for unknown ones."""
-    from crawler.platforms import REGISTRY
-
     cls = REGISTRY.get(name)
     return cls.title if cls is not None else name
 
 
+def _own_color(name: str) -> str | None:
+    cls = REGISTRY.get(name)
+    return cls.color if cls is not None else None
+
+
 def platform_color(name: str, order: Sequence[str]) -> str:
-    """A stable colour per platform: brand-like for the built-ins, a palette for the rest."""
-    if name in PLATFORM_COLORS:
-        return PLATFORM_COLORS[name]
-    others = [p for p in order if p not in PLATFORM_COLORS]
+    """A stable colour per platform: the adapter's own if it has one, a palette for the rest."""
+    own = _own_color(name)
+    if own is not None:
+        return own
+    others = [p for p in order if _own_color(p) is None]
     return _PALETTE[others.index(name) % len(_PALETTE)] if name in others else _PALETTE[0]
 
 
