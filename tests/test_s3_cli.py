@@ -193,7 +193,7 @@ def test_status_and_the_schedulers_record_lookup_read_s3(s3_server: S3Bucket, tm
                                                         ) -> None:
     from datetime import UTC, datetime
 
-    from crawler.services.scheduler import find_record
+    from crawler.services.fires import find_record
     from crawler.services.watchconfig import load_config
 
     now = datetime.now(UTC).replace(microsecond=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.cli.main import main
-from crawler.services.scheduler import crontab_lines, every_as_cron
+from crawler.services.crontab import crontab_lines, every_as_cron
 from crawler.services.watchconfig import load_config
 
 

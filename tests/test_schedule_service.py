@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawler.cli.main import main
-from crawler.services.scheduler import ScheduleService, job_store_path, stored_next_runs
+from crawler.services.jobstore import job_store_path, stored_next_runs
+from crawler.services.scheduler import ScheduleService
 from crawler.services.watchconfig import Config, load_config
 from storage import open_dataset, table_from_rows
 from tests.conftest import ROOT

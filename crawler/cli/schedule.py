@@ -51,13 +51,10 @@ def _add_logging(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_schedule_run(args: argparse.Namespace) -> int:
-    from crawler.services.scheduler import (
-        LockBusy,
-        ScheduleService,
-        lock_holder,
-        service_lock_path,
-        setup_logging,
-    )
+    from crawler.services.jobstore import service_lock_path
+    from crawler.services.locks import LockBusy, lock_holder
+    from crawler.services.scheduler import ScheduleService
+    from crawler.services.servicelog import setup_logging
 
     config = _config(args)
 
@@ -81,7 +78,7 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
-    from crawler.services.scheduler import stored_next_runs
+    from crawler.services.jobstore import stored_next_runs
     from crawler.services.watchconfig import format_duration
 
     config = _config(args)
@@ -115,7 +112,9 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_run_now(args: argparse.Namespace) -> int:
-    from crawler.services.scheduler import RUN_NOW, CrawlRunner, setup_logging
+    from crawler.services.fires import RUN_NOW
+    from crawler.services.runner import CrawlRunner
+    from crawler.services.servicelog import setup_logging
 
     config = _config(args)
     try:
@@ -149,7 +148,7 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
 
 
 def cmd_crontab(args: argparse.Namespace) -> int:
-    from crawler.services.scheduler import crontab_lines
+    from crawler.services.crontab import crontab_lines
 
     lines, warnings = crontab_lines(_config(args))
     print("\n".join(lines))

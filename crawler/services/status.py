@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crawler.extensions.health import newest_snapshots, runs_table
-from crawler.services.scheduler import lock_holder, service_lock_path, stored_next_runs
+from crawler.services.jobstore import service_lock_path, stored_next_runs
+from crawler.services.locks import lock_holder
 from crawler.services.watchconfig import Config, Watch, format_duration
 
 FRESH, LATE, STALE, NEVER = "fresh", "late", "stale", "never"
