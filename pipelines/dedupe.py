@@ -1,5 +1,4 @@
-"""Dedupe within a run: one snapshot per (platform, tag), post per (platform, tag, post), and
-activity row per (platform, tag, day)."""
+"""Dedupe within a run, by the key of crawler/rules/dedupe.py."""
 
 from __future__ import annotations
 
@@ -7,8 +6,10 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.items import ActivityItem, PageItems, PostItem, SnapshotItem
+from crawler.items import PageItems, SnapshotItem
 from crawler.platforms.base import Outcome
+from crawler.rules.dedupe import dedupe_key
+from crawler.signals import run_started
 from pipelines import RunPipeline
 
 
@@ -19,16 +20,22 @@ class DedupePipeline(RunPipeline):
         super().__init__(crawler)
         self.seen: set[tuple[str, ...]] = set()
 
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DedupePipeline:
+        pipeline = cls(crawler)
+        # a worker runs one batch after another in one process: each batch is a new run
+        crawler.signals.connect(pipeline.forget, signal=run_started)
+        return pipeline
+
+    def forget(self) -> None:
+        """Let go of every key seen: the next item starts a new run's dedupe."""
+        self.seen.clear()
+
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
             return self.each(item, self.process_item)
-        if isinstance(item, SnapshotItem):
-            key: tuple[str, ...] = ("snapshot", item.platform, item.tag)
-        elif isinstance(item, PostItem):
-            key = ("post", item.platform, item.tag, item.post_id)
-        elif isinstance(item, ActivityItem):
-            key = ("activity", item.platform, item.tag, str(item.day))
-        else:
+        key = dedupe_key(item)
+        if key is None:
             return item
         if key in self.seen:
             self.stats.inc_value(f"tagarchive/duplicates/{key[0]}")

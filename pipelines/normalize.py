@@ -4,102 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.items import (
-    ACTIVITY_COUNTERS,
-    COUNTERS,
-    POST_COUNTERS,
-    ActivityItem,
-    PageItems,
-    PostItem,
-    SnapshotItem,
-)
-from crawler.text.counts import CountParseError, parse_count
-from crawler.text.tags import InvalidTagError, normalize_tag
+from crawler.items import PageItems
+from crawler.rules.normalize import TagMemo, normalize_item
 from pipelines import RunPipeline
-
-Normalized = tuple[Any, str | None, bool | None, str | None]
-# counter -> its display-text and semantics columns
-_COLUMNS = {name: (f"{name}_text", f"{name}_approx")
-            for name in (*COUNTERS, *POST_COUNTERS, *ACTIVITY_COUNTERS)}
-
-
-def normalize_counter(value: Any, text: str | None) -> Normalized:
-    """(value, display text, approximate, problem) for one counter.
-
-    An exact integer (int, or a digit string such as TikTok's statsV2) always wins over display
-    text; text is parsed only when no exact value exists.
-    """
-    if isinstance(value, bool):
-        return value, text, None, f"counter is a boolean ({value!r})"
-    if isinstance(value, int):
-        return value, text, False, None
-    if isinstance(value, str):
-        text, value = value, None
-    if value is not None:
-        return value, text, None, f"counter is not an integer ({value!r})"
-    if text is None:
-        return None, None, None, None
-    try:
-        parsed = parse_count(text)
-    except CountParseError as exc:
-        return None, text, None, str(exc)
-    if not parsed.approximate:
-        return parsed.value, None, False, None
-    return parsed.value, text, True, None
-
-
-def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) -> None:
-    """Normalize each named counter of an item in place, with its semantics in `<name>_approx`.
-
-    Every stored counter carries how it was read: false for an exact integer, true for a value
-    parsed from rounded display text, null only when there is no value. Snapshots also keep the
-    display text (`<name>_text`); posts and activity rows have no text column.
-    """
-    for name in names:
-        text_name, approx_name = _COLUMNS[name]
-        text = getattr(item, text_name) if with_text else None
-        value, text, approx, problem = normalize_counter(getattr(item, name), text)
-        setattr(item, name, value)
-        if with_text:
-            setattr(item, text_name, text)
-        # an adapter may know an integer is rounded (Bluesky's hitsTotal): keep its word
-        if getattr(item, approx_name) is not True or value is None:
-            setattr(item, approx_name, approx)
-        if problem:
-            item.problems.append(f"{name}: {problem}")
 
 
 class NormalizePipeline(RunPipeline):
-    """First pipeline: puts every item into its canonical form, noting what cannot be."""
+    """First pipeline: puts every item into its canonical form (crawler/rules/normalize.py)."""
 
-    # Tags already normalized, raw -> canonical. Every post of a page carries the page's tag,
-    # and normalize_tag (NFKC, regexes, a scan per character) is a pure function of the string.
-    _TAG_MEMO_LIMIT = 4096
-
-    def _normalize_tag(self, raw: Any) -> str:
-        if type(raw) is not str:  # a wrong type still raises normalize_tag's own error
-            return normalize_tag(raw)
-        memo: dict[str, str] = self.__dict__.setdefault("_tag_memo", {})
-        known = memo.get(raw)
-        if known is None:
-            known = normalize_tag(raw)  # an invalid tag raises every time: never memoized
-            if len(memo) >= self._TAG_MEMO_LIMIT:
-                memo.clear()
-            memo[raw] = known
-        return known
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        self.tags = TagMemo()
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
             return self.each(item, self.process_item)
-        if isinstance(item, SnapshotItem):
-            normalize_counters(item, COUNTERS, with_text=True)
-        elif isinstance(item, PostItem):
-            normalize_counters(item, POST_COUNTERS, with_text=False)
-        elif isinstance(item, ActivityItem):
-            normalize_counters(item, ACTIVITY_COUNTERS, with_text=False)
-        if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:
-            try:
-                item.tag = self._normalize_tag(item.tag)
-            except InvalidTagError as exc:
-                item.problems.append(f"tag: {exc}")
-        return item
+        return normalize_item(item, self.tags)

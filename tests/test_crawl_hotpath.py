@@ -19,9 +19,9 @@ from crawler.extensions.runrecord import TagJob
 from crawler.items import PostItem
 from crawler.platforms.base import Fetch
 from crawler.platforms.tiktok import _universal_script_text
+from crawler.rules.normalize import TagMemo, normalize_item
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import TagRef, normalize_tag
-from pipelines.normalize import NormalizePipeline
 from replica.server import ReplicaServer
 from storage.archive import COMPRESS_LEVEL, ArchiveWriter
 
@@ -129,7 +129,7 @@ def test_warc_records_are_gzip_members_at_the_chosen_level(tmp_path: Path) -> No
 
 
 def test_tag_memo_gives_what_normalize_tag_gives_and_never_hides_a_bad_tag() -> None:
-    pipeline = NormalizePipeline.__new__(NormalizePipeline)
+    memo = TagMemo()
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
     def post(tag: object) -> PostItem:
@@ -137,11 +137,11 @@ def test_tag_memo_gives_what_normalize_tag_gives_and_never_hides_a_bad_tag() -> 
                         source="embedded_json")
 
     for raw in [" #TikTok难民# ", "Cats", "cats", " #TikTok难民# "] * 2:
-        assert pipeline.process_item(post(raw)).tag == normalize_tag(raw)
+        assert normalize_item(post(raw), memo).tag == normalize_tag(raw)
     for bad in ["#", "a\x00b", 7, "#"]:
-        item = pipeline.process_item(post(bad))
+        item = normalize_item(post(bad), memo)
         assert [p for p in item.problems if p.startswith("tag: ")], bad
-    assert set(pipeline._tag_memo) == {" #TikTok难民# ", "Cats", "cats"}
+    assert set(memo.known) == {" #TikTok难民# ", "Cats", "cats"}
 
 
 def test_one_item_worker_per_callback_because_each_page_yields_one_object() -> None:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crawler.items import PostItem, SnapshotItem
-from pipelines.normalize import normalize_counter
-from pipelines.validate import item_problems, raw_json
+from crawler.rules import item_problems, normalize_counter, normalize_item, raw_json
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
@@ -89,12 +88,9 @@ def test_raw_json_keeps_the_item_without_bookkeeping() -> None:
 
 
 def test_adapter_marked_approximate_integer_stays_approximate() -> None:
-    from pipelines.normalize import NormalizePipeline
-
     item = SnapshotItem(platform="bluesky", tag="x", posts=10_000, posts_approx=True,
                         views=5, observed_at=NOW, source="api")
-    pipeline = NormalizePipeline.__new__(NormalizePipeline)
-    pipeline.process_item(item)
+    normalize_item(item)
     assert item.posts == 10_000 and item.posts_approx is True
     assert item.views_approx is False
 
@@ -106,11 +102,9 @@ def test_adapter_marked_approximate_integer_stays_approximate() -> None:
 )
 def test_post_counters_keep_their_semantics(likes: object, value: int | None,
                                             approx: bool | None) -> None:
-    from pipelines.normalize import NormalizePipeline
-
     post = PostItem(platform="tiktok", post_id="1", tag="x", observed_at=NOW, source="api",
                     likes=likes, plays=7, comments=5, comments_approx=True)
-    NormalizePipeline.__new__(NormalizePipeline).process_item(post)
+    normalize_item(post)
     assert (post.likes, post.likes_approx) == (value, approx)
     assert (post.plays, post.plays_approx) == (7, False)
     assert (post.comments, post.comments_approx) == (5, True)  # the adapter's word is kept

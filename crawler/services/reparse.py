@@ -263,79 +263,33 @@ class ReparseReport:
         return EXIT_TAG_FAILED if self.not_reparsed else EXIT_OK
 
 
-class _OfflineCrawler:
-    """Just what the pipelines read from a crawler: settings, stats and the run (on `spider`)."""
-
-    def __init__(self, run: Any) -> None:
-        from types import SimpleNamespace
-
-        from scrapy.settings import Settings
-        from scrapy.statscollectors import MemoryStatsCollector
-
-        self.settings = Settings({"STATS_DUMP": False})
-        self.stats = MemoryStatsCollector(self)  # type: ignore[arg-type]
-        self.spider = SimpleNamespace(run=run)
-
-
-class _RunDedupe:
-    """One dedupe pipeline per original run: a reparse repeats each crawl's own dedupe.
-
-    A live crawl drops repeats within its run (a topic asked for by name and by id, a post shown
-    twice); each run is its own observation. A single pipeline over the whole archive would keep
-    only the first run's observation of each tag and post. A run's files sit together in its
-    (platform, day) partition and in the next one when it ran over midnight, so a run not seen
-    for a whole partition is finished and its keys are let go (memory stays one partition's).
-    """
-
-    def __init__(self, crawler: Any) -> None:
-        from pipelines.dedupe import DedupePipeline
-
-        self._make = lambda: DedupePipeline(crawler)
-        self._runs: dict[str, tuple[Any, int]] = {}  # run -> (pipeline, partition last seen)
-        self._partition: str | None = None
-        self._index = 0
-
-    def for_page(self, archived: ArchivedPage) -> Any:
-        partition = PurePosixPath(archived.ref.file).parent.as_posix()
-        if partition != self._partition:
-            self._partition, self._index = partition, self._index + 1
-            self._runs = {k: v for k, v in self._runs.items() if v[1] >= self._index - 1}
-        run = archived.run_id or archived.ref.file  # an archive without run ids: one per file
-        pipeline = self._runs[run][0] if run in self._runs else self._make()
-        self._runs[run] = (pipeline, self._index)
-        return pipeline
-
-
 def reparse(root: str | Path, *, since: date | None = None, until: date | None = None,
             platforms: set[str] | None = None, compact_after: bool = True,
             adapters: dict[str, Any] | None = None) -> ReparseReport:
     """Run today's adapters over the archive, without the network, and supersede the old rows.
 
     Every archived observation is parsed again: the new rows keep each page's observation time
-    and archive pointer and go through the same normalize/validate/dedupe/store pipelines, with
-    each original run deduplicated on its own. Compaction (key: platform, tag, observed_at; the
-    later file wins) then drops the rows they supersede, so each observation is stored once.
+    and archive pointer and go through the crawl's normalize/validate/dedupe/store rules
+    (crawler/rules/, applied by offline.py), with each original run deduplicated on its own.
+    Compaction (key: platform, tag, observed_at; the later file wins) then drops the rows they
+    supersede, so each observation is stored once.
 
     Whatever the adapter raises or answers for one page (hostile JSON, a step unknown today)
     skips that page only: it is logged, counted in `failures` and named in `skipped` and in the
     run's `runs.outcomes`. A storage failure is raised (StorageError).
     """
     from crawler.extensions.runrecord import RunState
-    from crawler.items import PageItems, items_from_result
+    from crawler.items import items_from_result
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.platforms.base import Fetch, PlatformError, TagResult
     from crawler.platforms.timeline import TimelinePage
-    from pipelines.normalize import NormalizePipeline
-    from pipelines.store import StorePipeline
-    from pipelines.validate import ValidatePipeline
     from storage import StorageError
 
     root = root if is_remote(root) else Path(root)
     run = RunState(out=str(root), jobs=[], command="reparse", archive_enabled=False)
-    crawler = _OfflineCrawler(run)
-    normalize, validate, store = (NormalizePipeline(crawler), ValidatePipeline(crawler),
-                                  StorePipeline(crawler))
-    dedupe = _RunDedupe(crawler)
+    from crawler.services.offline import OfflineRules
+
+    rules = OfflineRules(run)
     report = ReparseReport(run_id=run.run_id, failures={})
     failures: dict[str, int] = report.failures  # type: ignore[assignment]
     cache: dict[str, Any] = dict(adapters or {})
@@ -399,18 +353,16 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
         except Exception as exc:  # noqa: BLE001
             skip(archived, str(Outcome.LAYOUT_CHANGED), _one_line(exc))
             continue
-        batch = PageItems(items)
         try:
-            for stage in (normalize, validate, dedupe.for_page(archived)):
-                batch = stage.process_item(batch)
+            items = rules.judge(items, archived)
         except StorageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a value no pipeline expected: this page only
+        except Exception as exc:  # noqa: BLE001 - a value no rule expected: this page only
             skip(archived, str(Outcome.ERROR), _one_line(exc))
             continue
-        store.process_item(batch)
+        rules.store(items)
     name_unreadable()
-    stats = crawler.stats.get_stats()
+    stats = rules.stats
     report.snapshots = int(stats.get("tagarchive/stored/snapshots", 0))
     report.posts = int(stats.get("tagarchive/stored/posts", 0))
     report.activity = int(stats.get("tagarchive/stored/activity", 0))

@@ -32,6 +32,7 @@ from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.platforms import UnknownPlatformError, platform_class
 from crawler.platforms.base import Platform, PlatformError
 from crawler.services.jobqueue import BadJob, JobQueue, RedisLost, parse_entry
+from crawler.signals import run_started
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import InvalidTagError, parse_tag_arg
 
@@ -205,12 +206,7 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
 
     def _reset_dedupe(self) -> None:
         """The dedupe pipeline drops repeats within a run; each batch is a new run."""
-        from pipelines.dedupe import DedupePipeline
-
-        itemproc = getattr(self.crawler.engine.scraper, "itemproc", None)
-        for pipeline in getattr(itemproc, "middlewares", ()):
-            if isinstance(pipeline, DedupePipeline):
-                pipeline.seen.clear()
+        self.crawler.signals.send_catch_log(run_started)
 
     def make_request_from_data(self, data: bytes) -> list[scrapy.Request]:
         """A job entry -> the first request of that tag (scrapy-redis calls this per entry)."""
