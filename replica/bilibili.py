@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from replica.base import Query, Response, gate, json_response, method_not_allowed, not_found
+from replica.truth import ChineseTruth, int_of
 from replica.world import (
     LIST_CAP,
     PostTruth,
@@ -76,10 +77,29 @@ class _Asked:
     topic: TopicTruth
 
 
+class BilibiliTruth(ChineseTruth):
+    """Bilibili's ground truth: topic 8995 frozen as sampled, 讨论 counting replies too."""
+
+    catalog = ("寒假不咕咕", "TikTok难民", "原神", "美食")
+    views_per_post = (2000.0, 15000.0)  # the sample has about 12,700 views per 动态 [INF]
+    # "讨论" counts replies as well as posts (动态): 7 to 427 per post in the samples of
+    # PLATFORMS §5.2 and bilibili-API-collect, 16.7 for topic 8995; this range is [INF].
+    discussions_per_post = (5.0, 40.0)
+    # Topic 8995 "寒假不咕咕" is a finished 2022 topic whose real details/top response is the
+    # sample in PLATFORMS §5.2, so its counters never move.
+    frozen = {"寒假不咕咕": {"views": 488_338_287, "posts": 38_483, "discussions": 642_172}}
+    fixed_ids = {"寒假不咕咕": "8995"}
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
+        # new-style topic ids were near 1.3 million in 2025 (bilibili-API-collect samples)
+        return str(1_000_000 + int_of(seed, platform, key) % 400_000), None
+
+
 class BilibiliApp:
     """Replica of app.bilibili.com's topic JSON for one World."""
 
     platform = PLATFORM
+    truth = BilibiliTruth()  # what replica.world knows about Bilibili
 
     def __init__(self, world: World, prefix: str = "/bilibili") -> None:
         self.world = world

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from replica.base import Query, Response, gate, json_response, method_not_allowed
+from replica.truth import B32, B32_SORT, PlatformTruth, en_names, encode
 from replica.world import PostTruth, TagNotFound, World, normalize_tag
 
 PLATFORM = "bluesky"
@@ -102,10 +103,29 @@ def iso_ms(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+class BlueskyTruth(PlatformTruth):
+    """Bluesky's ground truth: did:plc authors, .bsky.social handles, TID record keys."""
+
+    # no views shown; the steep ratio keeps post counts at the scale of search results [INF]
+    views_per_post = (500.0, 5000.0)
+
+    def author(self, d: bytes, author_key: int) -> tuple[str, str, str]:
+        adj, noun = en_names(d)
+        did = "did:plc:" + encode(int.from_bytes(d[8:24], "big"), B32, 24)
+        handle = f"{adj}-{noun}{author_key % 1000}.bsky.social"
+        return did, handle, f"{adj.title()} {noun.title()}"
+
+    def post_id(self, created: int, entropy: int) -> str:
+        # the record key is a TID: microseconds since the epoch, then a 10-bit clock id
+        micros = created * 1_000_000 + entropy % 1_000_000
+        return encode((micros << 10) | (entropy >> 54), B32_SORT, 13)
+
+
 class BlueskyApp:
     """Replica of the Bluesky entryway (sign-in) and AppView search for one World."""
 
     platform = PLATFORM
+    truth = BlueskyTruth()  # what replica.world knows about Bluesky
 
     def __init__(self, world: World, prefix: str = "/bluesky") -> None:
         self.world = world

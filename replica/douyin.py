@@ -37,6 +37,7 @@ from replica.base import (
     respond,
     static_file,
 )
+from replica.truth import ChineseTruth, int_of
 from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World
 
 PLATFORM = "douyin"
@@ -63,10 +64,23 @@ def signed(query: Query) -> bool:
     return hmac.compare_digest(given, a_bogus(canonical))
 
 
+class DouyinTruth(ChineseTruth):
+    """Douyin's ground truth: decimal cids, 11-digit user ids, many views per video."""
+
+    catalog = ("TikTok难民", "美食", "旅行", "健身")
+    views_per_post = (200.0, 3000.0)  # a Douyin video gathers views like a TikTok one [INF]
+    uid_digits = 11  # [INF]
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
+        # cids are decimal: 11 digits for old topics, 16 for those made since ~2019 [INF]
+        return str(1_600_000_000_000_000 + int_of(seed, platform, key) % 10**14), None
+
+
 class DouyinApp:
     """Replica of www.douyin.com hashtag pages and /aweme/v1/web/challenge/* for one World."""
 
     platform = PLATFORM
+    truth = DouyinTruth()  # what replica.world knows about Douyin
 
     def __init__(self, world: World, prefix: str = "/douyin") -> None:
         self.world = world

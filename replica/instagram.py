@@ -25,7 +25,8 @@ from replica.base import (
     not_found,
     respond,
 )
-from replica.world import PostTruth, TagNotFound, TopicTruth, World, instagram_code
+from replica.truth import B64URL, PlatformTruth, born, en_names, int_of
+from replica.world import PostTruth, TagNotFound, TopicTruth, World
 
 PLATFORM = "instagram"
 APP_IDS = {"936619743392459", "124024574287414"}  # web client, iPhone app
@@ -52,10 +53,40 @@ def cookies(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+# Instagram media pks: milliseconds since this epoch in the bits above 23 [INF, widely reported]
+_EPOCH_MS = 1_314_220_021_721
+
+
+def instagram_code(pk: int) -> str:
+    """Instagram's shortcode (the /p/<code>/ part): the media pk in URL-safe base64 digits."""
+    code = ""
+    while pk:
+        pk, r = divmod(pk, 64)
+        code = B64URL[r] + code
+    return code or "A"
+
+
+class InstagramTruth(PlatformTruth):
+    """Instagram's ground truth: graph-style hashtag ids, numeric pks, time-ordered media ids."""
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
+        # hashtag ids are 17-digit Facebook-graph ids ("17843826142012701")
+        return str(17_841_000_000_000_000 + int_of(seed, platform, key) % 10**12), None
+
+    def author(self, d: bytes, author_key: int) -> tuple[str, str, str]:
+        adj, noun = en_names(d)
+        pk = str(int(born(d) * 6e10) + 1_000_000)
+        return pk, f"{adj}.{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+
+    def post_id(self, created: int, entropy: int) -> str:
+        return str(((created * 1000 - _EPOCH_MS) << 23) | (entropy & 0x7FFFFF))
+
+
 class InstagramApp:
     """Replica of www.instagram.com's tags/web_info API for one World."""
 
     platform = PLATFORM
+    truth = InstagramTruth()  # what replica.world knows about Instagram
 
     def __init__(self, world: World, prefix: str = "/instagram") -> None:
         self.world = world

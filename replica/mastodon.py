@@ -29,6 +29,7 @@ from replica.base import (
     method_not_allowed,
     not_found,
 )
+from replica.truth import ANCHOR_AT, Anchor, PlatformTruth, born, en_names, int_of
 from replica.world import PostTruth, TagNotFound, World, normalize_tag
 
 PLATFORM = "mastodon"
@@ -47,10 +48,45 @@ def iso_z(dt: datetime, digits: int = 3) -> str:
     return text[: len(text) - 6 + digits] + "Z"
 
 
+class MastodonTruth(PlatformTruth):
+    """One Mastodon instance's ground truth: row-number tag ids, snowflake ids, no views."""
+
+    anchors = {
+        # one instance's share of the TikTok-refugee wave, as Mastodon's Tag history would
+        # count it [INF]; Mastodon shows no views, so they stay zero
+        "tiktokrefugee": Anchor(
+            name="TikTokRefugee",
+            at=ANCHOR_AT,
+            views=0,
+            posts=3_120,
+            participants=1_870,
+            t0=datetime(2025, 1, 14, 6, tzinfo=UTC),
+            width_hours=30.0,
+            tail=0.05,
+        ),
+    }
+    # no views shown; the steep ratio keeps post counts at the scale of one instance [INF]
+    views_per_post = (2_000.0, 20_000.0)
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
+        # one instance's own row number for the tag [INF: size of a mid-sized instance]
+        return str(1 + int_of(seed, platform, key) % 2_000_000), None
+
+    def author(self, d: bytes, author_key: int) -> tuple[str, str, str]:
+        adj, noun = en_names(d)
+        joined = int(1_500_000_000 + born(d) * 2e8)
+        account_id = str((joined * 1000) << 16 | int.from_bytes(d[16:18], "big"))
+        return account_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+
+    def post_id(self, created: int, entropy: int) -> str:
+        return str(((created * 1000) << 16) | (entropy & 0xFFFF))  # Mastodon's snowflake ids
+
+
 class MastodonApp:
     """Replica of one Mastodon instance's tag API for one World."""
 
     platform = PLATFORM
+    truth = MastodonTruth()  # what replica.world knows about Mastodon
 
     def __init__(self, world: World, prefix: str = "/mastodon") -> None:
         self.world = world

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from replica.base import (
     script_json,
     static_file,
 )
+from replica.truth import ANCHOR_AT, Anchor, PlatformTruth, pick, snowflake
 from replica.world import (
     LIST_CAP,
     PostTruth,
@@ -62,10 +63,45 @@ def _timestamp(dt: datetime) -> int:
     return int(dt.timestamp())
 
 
+_TOPIC_DESCS = (
+    "",
+    "Share your moments with this hashtag.",
+    "Watch the latest videos about this topic.",
+)
+
+
+class TikTokTruth(PlatformTruth):
+    """TikTok's ground truth: snowflake ids, a description line, many views per video."""
+
+    anchors = {
+        # The exact figures are invented [INF] to match "hundreds of millions of views".
+        "tiktokrefugee": Anchor(
+            name="tiktokrefugee",
+            at=ANCHOR_AT,
+            views=468_200_000,
+            posts=1_143_000,
+            participants=802_400,
+            t0=datetime(2025, 1, 14, 2, tzinfo=UTC),
+            width_hours=22.0,
+            tail=0.1,
+        ),
+    }
+    # registered up front so item_list?challengeID= resolves before anyone searched
+    catalog = ("tiktokrefugee", "fyp", "xiaohongshu", "booktok", "python", "cooking")
+    views_per_post = (150.0, 2500.0)  # TikTok videos gather many views each [INF]
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
+        return snowflake(birth, seed, platform, key, "topic_id"), None
+
+    def desc(self, seed: int, platform: str, key: str) -> str:
+        return pick(_TOPIC_DESCS, seed, platform, key, "desc")
+
+
 class TikTokApp:
     """Replica of www.tiktok.com tag pages and /api/challenge/* for one World."""
 
     platform = PLATFORM
+    truth = TikTokTruth()  # what replica.world knows about TikTok
 
     def __init__(self, world: World, prefix: str = "/tiktok") -> None:
         self.world = world

@@ -29,6 +29,7 @@ from replica.base import (
     not_found,
     respond,
 )
+from replica.truth import ChineseTruth
 from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World, display_count
 
 PLATFORM = "weibo"
@@ -62,10 +63,25 @@ def created_text(post: PostTruth) -> str:
     return post.created_at.astimezone(CHINA).strftime("%a %b %d %H:%M:%S +0800 %Y")
 
 
+class WeiboTruth(ChineseTruth):
+    """Weibo's ground truth: mids that grow with time, "#topic#" texts, reads as views."""
+
+    views_per_post = (500.0, 6000.0)  # Weibo "阅读" counts every read of every post [INF]
+
+    def post_id(self, created: int, entropy: int) -> str:
+        # Weibo mids grow with time (about 4.9e15 in 2025) [INF]
+        return str(4_000_000_000_000_000 + (created - 1_262_304_000) * 2_000_000
+                   + entropy % 2_000_000)
+
+    def text(self, name: str, title: str) -> str:
+        return f"#{name}# {title}"
+
+
 class WeiboApp:
     """Replica of m.weibo.cn topic containers for one World."""
 
     platform = PLATFORM
+    truth = WeiboTruth()  # what replica.world knows about Weibo
 
     def __init__(self, world: World, prefix: str = "/weibo") -> None:
         self.world = world

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from replica.clock import ReplicaClock
+from replica.truth import GENERIC, PlatformTruth
+from replica.truth import digest as _digest
+from replica.truth import int_of as _int
+from replica.truth import unit as _unit
 
 __all__ = [
     "LIST_CAP",
@@ -105,28 +109,6 @@ def display_count(n: int, locale: str = "zh") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# hashing: everything random is derived from sha256 so runs are identical across processes
-
-
-def _digest(*parts: object) -> bytes:
-    text = "\x1f".join(str(p) for p in parts)
-    return hashlib.sha256(text.encode("utf-8")).digest()
-
-
-def _unit(*parts: object) -> float:
-    """Uniform float in [0, 1) derived from parts."""
-    return int.from_bytes(_digest(*parts)[:8], "big") / 2.0**64
-
-
-def _int(*parts: object) -> int:
-    return int.from_bytes(_digest(*parts), "big")
-
-
-def _pick(seq: tuple[str, ...], *parts: object) -> str:
-    return seq[_int(*parts) % len(seq)]
-
-
-# ---------------------------------------------------------------------------------------------
 # curves
 
 
@@ -160,106 +142,24 @@ class _Shape:
         return _sigmoid(x) + self.tail * _softplus(x)
 
 
-@dataclass(frozen=True)
-class _Anchor:
-    name: str
-    at: datetime
-    views: int
-    posts: int
-    participants: int
-    t0: datetime
-    width_hours: float
-    tail: float
-
-
-# Records with a known public value. The XHS one is the January 2025 "TikTok refugees" topic
-# shown as "1.2亿浏览 · 281.2万讨论"; the exact integers behind the display, the curve shape and
-# the TikTok figures are invented [INF] to match "hundreds of millions of views".
-_ANCHOR_AT = datetime(2025, 1, 15, tzinfo=UTC)
-_ANCHORS: dict[tuple[str, str], _Anchor] = {
-    ("xiaohongshu", "tiktok难民"): _Anchor(
-        name="TikTok难民",
-        at=_ANCHOR_AT,
-        views=122_480_000,
-        posts=2_812_480,
-        participants=1_906_300,
-        t0=datetime(2025, 1, 14, 8, tzinfo=UTC),
-        width_hours=20.0,
-        tail=0.08,
-    ),
-    ("tiktok", "tiktokrefugee"): _Anchor(
-        name="tiktokrefugee",
-        at=_ANCHOR_AT,
-        views=468_200_000,
-        posts=1_143_000,
-        participants=802_400,
-        t0=datetime(2025, 1, 14, 2, tzinfo=UTC),
-        width_hours=22.0,
-        tail=0.1,
-    ),
-    # one instance's share of the same wave, as Mastodon's Tag history would count it [INF];
-    # Mastodon shows no views, so they stay zero
-    ("mastodon", "tiktokrefugee"): _Anchor(
-        name="TikTokRefugee",
-        at=_ANCHOR_AT,
-        views=0,
-        posts=3_120,
-        participants=1_870,
-        t0=datetime(2025, 1, 14, 6, tzinfo=UTC),
-        width_hours=30.0,
-        tail=0.05,
-    ),
-}
-
-# Tags whose ids are registered up front so /page/topics/{page_id} and item_list?challengeID=
-# resolve even before anyone searched for them (e.g. after a replica restart with the same seed).
-_CATALOG: dict[str, tuple[str, ...]] = {
-    "xiaohongshu": ("TikTok难民", "健身", "Python", "帅哥", "旅行", "美食", "穿搭", "读书"),
-    "tiktok": ("tiktokrefugee", "fyp", "xiaohongshu", "booktok", "python", "cooking"),
-    "douyin": ("TikTok难民", "美食", "旅行", "健身"),
-    "bilibili": ("寒假不咕咕", "TikTok难民", "原神", "美食"),
-}
-
-# views / posts ratio ranges per platform [INF]: TikTok videos gather many views each, an XHS note
-# far fewer (the anchor gives about 44).
-_VIEWS_PER_POST = {"tiktok": (150.0, 2500.0), "xiaohongshu": (20.0, 150.0)}
-# Platforms that show no views still get a views curve; a steep ratio keeps their post counts at
-# the scale of one Mastodon instance or of Bluesky search [INF].
-_VIEWS_PER_POST.update({"mastodon": (2_000.0, 20_000.0), "bluesky": (500.0, 5000.0)})
-_DEFAULT_VIEWS_PER_POST = (50.0, 800.0)
-# Douyin, Weibo and Bilibili [INF ratios]: a Douyin video gathers views like a TikTok one, Weibo
-# "阅读" counts every read of every post, the Bilibili sample has about 12,700 views per 动态.
-_VIEWS_PER_POST.update(
-    {"douyin": (200.0, 3000.0), "weibo": (500.0, 6000.0), "bilibili": (2000.0, 15000.0)}
-)
-# Bilibili's "讨论" counts replies as well as posts (动态): 7 to 427 per post in the samples of
-# PLATFORMS §5.2 and bilibili-API-collect, 16.7 for topic 8995; this range is [INF].
-_DISCUSSIONS_PER_POST = {"bilibili": (5.0, 40.0)}
-# Records served frozen: Bilibili topic 8995 "寒假不咕咕" is a finished 2022 topic whose real
-# details/top response is the sample in PLATFORMS §5.2, so its counters never move.
-_FROZEN: dict[tuple[str, str], dict[str, int]] = {
-    ("bilibili", "寒假不咕咕"): {"views": 488_338_287, "posts": 38_483, "discussions": 642_172},
-}
-_FIXED_IDS: dict[tuple[str, str], str] = {("bilibili", "寒假不咕咕"): "8995"}
-_CN_PLATFORMS = frozenset({"douyin", "weibo", "bilibili"})
-
-
 def _platform_values(seed: int, platform: str, key: str, values: dict[str, int]) -> dict[str, int]:
     """The generic counters with the platform-specific ones (Bilibili 讨论, frozen records)."""
     out = dict(values)
-    ratio = _DISCUSSIONS_PER_POST.get(platform)
+    truth = truth_of(platform)
+    ratio = truth.discussions_per_post
     if ratio is not None:
         lo, hi = ratio
         per_post = lo * (hi / lo) ** _unit(seed, platform, key, "discussions")
         out["discussions"] = math.floor(out["posts"] * per_post)  # monotonic, as posts is
-    out.update(_FROZEN.get((platform, key), {}))
+    out.update(truth.frozen.get(key, {}))
     out["participants"] = min(out["posts"], out["participants"])
     return out
 
 
 @lru_cache(maxsize=4096)
 def _shape(seed: int, platform: str, key: str) -> _Shape:
-    anchor = _ANCHORS.get((platform, key))
+    truth = truth_of(platform)
+    anchor = truth.anchors.get(key)
     ref = T_REF.timestamp()
     if anchor is not None:
         # Anchors pin the value at a given instant, independent of the seed.
@@ -283,7 +183,7 @@ def _shape(seed: int, platform: str, key: str) -> _Shape:
     t0 = ref - 365.0 * _DAY * u("t0") + width * u("t0_late")
     tail = 0.02 + 0.28 * u("tail")
     views_ref = 10.0 ** (4.0 + 5.7 * u("views"))  # 1e4 .. 5e9 views at T_REF
-    lo, hi = _VIEWS_PER_POST.get(platform, _DEFAULT_VIEWS_PER_POST)
+    lo, hi = truth.views_per_post
     views_per_post = lo * (hi / lo) ** u("ratio")
     participant_share = 0.55 + 0.37 * u("participants")
     probe = _Shape(t0, width, tail, 1.0, 1.0, 1.0, 0.0)
@@ -318,136 +218,36 @@ def _ordinal_ts(seed: int, platform: str, key: str, ordinal: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# ids and names
+# per-platform knowledge
 
 
-def _snowflake(ts: float, *parts: object) -> str:
-    # TikTok ids carry the creation second in their top 32 bits, which is why 2025 ids start
-    # with "74…" and have 19 digits.
-    return str((int(ts) << 32) | (_int(*parts) & 0xFFFFFFFF))
+@cache
+def _registry() -> Mapping[str, PlatformTruth]:
+    # The platform modules serve this world, so they import it: the registry is imported on
+    # first use rather than at load time, which would be circular.
+    from replica.platforms import TRUTHS
+
+    return TRUTHS
 
 
-def _object_id(ts: float, *parts: object) -> str:
-    # XHS ids are MongoDB ObjectIds: 4 bytes of creation time then 8 bytes of entropy.
-    return f"{int(ts) & 0xFFFFFFFF:08x}" + _digest(*parts).hex()[:16]
+def truth_of(platform: str) -> PlatformTruth:
+    """The platform's part of the ground truth (replica/<platform>.py), GENERIC for others."""
+    return _registry().get(platform, GENERIC)
 
 
-_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_B32_SORT = "234567abcdefghijklmnopqrstuvwxyz"  # atproto TIDs: base32, sortable alphabet
-_B32 = "abcdefghijklmnopqrstuvwxyz234567"  # did:plc identifiers
-# Instagram media pks: milliseconds since this epoch in the bits above 23 [INF, widely reported]
-_IG_EPOCH_MS = 1_314_220_021_721
-
-
-def _encode(n: int, alphabet: str, length: int) -> str:
-    """`n` in `alphabet`, most significant digit first, padded to `length`."""
-    base = len(alphabet)
-    out = []
-    for _ in range(length):
-        n, r = divmod(n, base)
-        out.append(alphabet[r])
-    return "".join(reversed(out))
-
-
-def instagram_code(pk: int) -> str:
-    """Instagram's shortcode (the /p/<code>/ part): the media pk in URL-safe base64 digits."""
-    code = ""
-    while pk:
-        pk, r = divmod(pk, 64)
-        code = _B64URL[r] + code
-    return code or "A"
-
-
-_EN_ADJ = ("sunny", "lazy", "cosmic", "quiet", "wild", "tiny", "golden", "urban", "mellow", "retro")
-_EN_NOUN = ("panda", "fox", "otter", "comet", "noodle", "pixel", "koala", "river", "maple", "robot")
-_ZH_FOOD = ("火锅", "奶茶", "草莓", "芒果", "饺子", "可颂", "抹茶", "烤鸭")
-_ZH_ANIMAL = ("猫咪", "小熊", "兔子", "柴犬", "企鹅", "海豚", "松鼠", "考拉")
-_EN_PHRASES = (
-    "day in my life",
-    "trying this for the first time",
-    "no way this worked",
-    "pov: you finally found it",
-    "storytime",
-    "honest review",
-    "part 2 as promised",
-    "tutorial you asked for",
-)
-_EN_EXTRA = ("fyp", "foryou", "viral", "trending", "learnontiktok")
-_ZH_TITLES = (
-    "新人报到，请多关照",
-    "今天的小确幸",
-    "第一次发笔记",
-    "真心推荐给大家",
-    "周末打卡",
-    "踩坑记录分享",
-    "保姆级教程来了",
-    "一周穿搭合集",
-)
-_TT_DESCS = (
-    "",
-    "Share your moments with this hashtag.",
-    "Watch the latest videos about this topic.",
-)
-_XHS_RELATED = ("日常", "分享", "攻略", "推荐")
+# suffixes of the related topics a topic search lists after the exact match [INF]
+_RELATED = ("日常", "分享", "攻略", "推荐")
 
 
 @lru_cache(maxsize=50_000)
 def _author(seed: int, platform: str, author_key: int) -> tuple[str, str, str]:
     """(id, unique id, nickname) of one of a platform's 20k simulated authors."""
-    d = _digest(seed, platform, "author", author_key)
-    born = int.from_bytes(d[:4], "big") / 2.0**32
-    pick = lambda seq, i: seq[d[i] % len(seq)]  # noqa: E731
-    if platform in _CN_PLATFORMS:
-        # numeric user ids: 10 digits for Weibo uids and Bilibili mids, 11 for Douyin [INF]
-        digits = 11 if platform == "douyin" else 10
-        uid = str(10 ** (digits - 1) + int.from_bytes(d[8:16], "big") % (9 * 10 ** (digits - 1)))
-        food, animal = pick(_ZH_FOOD, 5), pick(_ZH_ANIMAL, 6)
-        nickname = f"用户{uid[-7:]}" if d[4] < 96 else f"爱吃{food}的{animal}"
-        return uid, uid, nickname
-    if platform == "xiaohongshu":
-        author_id = f"{int(1_600_000_000 + born * 1e8):08x}{d[8:16].hex()}"
-        if d[4] < 128:
-            nickname = f"小红薯{author_id[-6:].upper()}"
-        else:
-            nickname = f"爱吃{pick(_ZH_FOOD, 5)}的{pick(_ZH_ANIMAL, 6)}"
-        return author_id, author_id, nickname
-    author_id = str((int(1_500_000_000 + born * 2e8) << 32) | int.from_bytes(d[16:20], "big"))
-    adj, noun = pick(_EN_ADJ, 5), pick(_EN_NOUN, 6)
-    joined = int(1_500_000_000 + born * 2e8)
-    if platform == "youtube":
-        channel = "UC" + _encode(int.from_bytes(d[8:24], "big"), _B64URL, 22)
-        return channel, f"@{adj}{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
-    if platform == "instagram":
-        pk = str(int(born * 6e10) + 1_000_000)
-        return pk, f"{adj}.{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
-    if platform == "mastodon":
-        account_id = str((joined * 1000) << 16 | int.from_bytes(d[16:18], "big"))
-        return account_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
-    if platform == "bluesky":
-        did = "did:plc:" + _encode(int.from_bytes(d[8:24], "big"), _B32, 24)
-        handle = f"{adj}-{noun}{author_key % 1000}.bsky.social"
-        return did, handle, f"{adj.title()} {noun.title()}"
-    return author_id, f"{adj}_{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+    return truth_of(platform).author(_digest(seed, platform, "author", author_key), author_key)
 
 
 def _id_key(post_id: str) -> tuple[int, int | str]:
     """Sort key of a post id: numeric ids by value, others (Bluesky TIDs) as sortable text."""
     return (0, int(post_id)) if post_id.isdigit() else (1, post_id)
-
-
-def _post_id(platform: str, created: int, entropy: int) -> str:
-    """A post id in the platform's own format, from its creation second and 64 random bits."""
-    if platform == "youtube":
-        return _encode(entropy, _B64URL, 11)  # video ids: 11 URL-safe base64 digits
-    if platform == "instagram":
-        return str(((created * 1000 - _IG_EPOCH_MS) << 23) | (entropy & 0x7FFFFF))
-    if platform == "mastodon":
-        return str(((created * 1000) << 16) | (entropy & 0xFFFF))  # Mastodon's snowflake ids
-    if platform == "bluesky":
-        # the record key is a TID: microseconds since the epoch, then a 10-bit clock id
-        micros = created * 1_000_000 + entropy % 1_000_000
-        return _encode((micros << 10) | (entropy >> 54), _B32_SORT, 13)
-    return str((created << 32) | (entropy & 0xFFFFFFFF))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,8 +325,8 @@ class World:
         # Pages are re-requested many times per simulated hour; the lists are pure functions of
         # their arguments, so memoising them is safe.
         self._posts_cached = lru_cache(maxsize=1024)(self._posts)
-        for platform, names in _CATALOG.items():
-            for name in names:
+        for platform, truth in _registry().items():
+            for name in truth.catalog:
                 self.register(platform, name)
 
     # -- time ---------------------------------------------------------------------------------
@@ -547,10 +347,11 @@ class World:
     def display_name(self, platform: str, tag: str) -> str:
         platform = platform.lower()
         key = normalize_tag(tag)
-        anchor = _ANCHORS.get((platform, key))
+        truth = truth_of(platform)
+        anchor = truth.anchors.get(key)
         if anchor is not None:
             return anchor.name
-        for name in _CATALOG.get(platform, ()):
+        for name in truth.catalog:
             if normalize_tag(name) == key:
                 return name
         return unicodedata.normalize("NFKC", tag).strip().lstrip("#").strip()
@@ -559,30 +360,11 @@ class World:
         """(topic_id, page_id) of a tag; time-independent. page_id is None except on XHS."""
         platform = platform.lower()
         key = normalize_tag(tag)
-        shape = _shape(self.seed, platform, key)
-        if platform == "tiktok":
-            return _snowflake(shape.birth, self.seed, platform, key, "topic_id"), None
-        if platform == "xiaohongshu":
-            # The topic id and the page id of its H5 page are different objects (PLATFORMS §1.1).
-            topic_id = _object_id(shape.birth, self.seed, platform, key, "topic_id")
-            page_id = _object_id(shape.birth + 3600, self.seed, platform, key, "page_id")
-            return topic_id, page_id
-        if platform == "instagram":
-            # hashtag ids are 17-digit Facebook-graph ids ("17843826142012701")
-            return str(17_841_000_000_000_000 + _int(self.seed, platform, key) % 10**12), None
-        if platform == "mastodon":
-            # one instance's own row number for the tag [INF: size of a mid-sized instance]
-            return str(1 + _int(self.seed, platform, key) % 2_000_000), None
-        if (platform, key) in _FIXED_IDS:
-            return _FIXED_IDS[(platform, key)], None
-        if platform == "douyin":
-            # cids are decimal: 11 digits for old topics, 16 for those made since ~2019 [INF]
-            return str(1_600_000_000_000_000 + _int(self.seed, platform, key) % 10**14), None
-        if platform == "bilibili":
-            # new-style topic ids were near 1.3 million in 2025 (bilibili-API-collect samples)
-            return str(1_000_000 + _int(self.seed, platform, key) % 400_000), None
-        # Generic platforms get ObjectId-style ids until their module needs something else.
-        return _object_id(shape.birth, self.seed, platform, key, "topic_id"), None
+        truth = truth_of(platform)
+        fixed = truth.fixed_ids.get(key)
+        if fixed is not None:
+            return fixed, None
+        return truth.topic_ids(self.seed, platform, key, _shape(self.seed, platform, key).birth)
 
     def register(self, platform: str, tag: str) -> None:
         """Remember a tag's ids so that URLs built from them can be resolved back to the tag."""
@@ -703,7 +485,7 @@ class World:
         values.update(self.variants(platform, tag).get("override", {}))
         topic_id, page_id = self.ids(platform, tag)
         self.register(platform, tag)
-        desc = _pick(_TT_DESCS, self.seed, platform, key, "desc") if platform == "tiktok" else ""
+        desc = truth_of(platform).desc(self.seed, platform, key)
         return TopicTruth(
             platform=platform,
             tag=tag,
@@ -748,8 +530,8 @@ class World:
         name = self.display_name(platform, tag)
         key = normalize_tag(tag)
         n = 1 + _int(self.seed, platform.lower(), key, "related") % 3
-        start = _int(self.seed, platform.lower(), key, "related-start") % len(_XHS_RELATED)
-        return [name + _XHS_RELATED[(start + i) % len(_XHS_RELATED)] for i in range(n)]
+        start = _int(self.seed, platform.lower(), key, "related-start") % len(_RELATED)
+        return [name + _RELATED[(start + i) % len(_RELATED)] for i in range(n)]
 
     def posts_for(
         self,
@@ -902,26 +684,7 @@ class World:
         u = [int.from_bytes(d[i : i + 4], "big") / 2.0**32 for i in range(0, 32, 4)]
         author_id, unique_id, nickname = _author(seed, platform, int(u[0] * 20_000))
         entropy = int.from_bytes(d[24:32], "big")
-        if platform == "xiaohongshu":
-            post_id = f"{created & 0xFFFFFFFF:08x}{entropy:016x}"
-            title = _ZH_TITLES[int(u[1] * len(_ZH_TITLES))]
-            text = f"{title} #{name}[话题]#"
-        elif platform in _CN_PLATFORMS:
-            title = _ZH_TITLES[int(u[1] * len(_ZH_TITLES))]
-            # Weibo mids grow with time (about 4.9e15 in 2025) [INF]; Douyin aweme ids and
-            # Bilibili dynamic ids carry the creation second in their top bits, like TikTok's
-            post_id = (
-                str(4_000_000_000_000_000 + (created - 1_262_304_000) * 2_000_000
-                    + entropy % 2_000_000)
-                if platform == "weibo"
-                else str((created << 32) | (entropy & 0xFFFFFFFF))
-            )
-            text = f"#{name}# {title}" if platform == "weibo" else f"{title} #{name}"
-        else:
-            post_id = _post_id(platform, created, entropy)
-            title = _EN_PHRASES[int(u[1] * len(_EN_PHRASES))]
-            extra = _EN_EXTRA[int(u[2] * len(_EN_EXTRA))]
-            text = f"{title} #{name} #{extra}"
+        post_id, title, text = truth_of(platform).post(created, entropy, name, u)
         return PostTruth(
             id=post_id,
             ordinal=ordinal,

@@ -13,7 +13,8 @@ import re
 import struct
 import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from replica.base import (
@@ -30,6 +31,17 @@ from replica.base import (
     not_found,
     respond,
     static_file,
+)
+from replica.truth import (
+    ANCHOR_AT,
+    ZH_ANIMAL,
+    ZH_FOOD,
+    ZH_TITLES,
+    Anchor,
+    PlatformTruth,
+    born,
+    byte_pick,
+    object_id,
 )
 from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World
 
@@ -157,10 +169,52 @@ def _undefined_state(state: dict[str, Any]) -> str:
     return text.replace('"__undefined__"', "undefined")
 
 
+class XiaohongshuTruth(PlatformTruth):
+    """Xiaohongshu's ground truth: ObjectId ids, a page id apart from the topic id."""
+
+    anchors = {
+        # The January 2025 "TikTok refugees" topic shown as "1.2亿浏览 · 281.2万讨论"; the
+        # exact integers behind the display and the curve shape are invented [INF].
+        "tiktok难民": Anchor(
+            name="TikTok难民",
+            at=ANCHOR_AT,
+            views=122_480_000,
+            posts=2_812_480,
+            participants=1_906_300,
+            t0=datetime(2025, 1, 14, 8, tzinfo=UTC),
+            width_hours=20.0,
+            tail=0.08,
+        ),
+    }
+    # registered up front so /page/topics/{page_id} resolves before anyone searched
+    catalog = ("TikTok难民", "健身", "Python", "帅哥", "旅行", "美食", "穿搭", "读书")
+    views_per_post = (20.0, 150.0)  # an XHS note gathers few views (the anchor gives about 44)
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, str]:
+        # The topic id and the page id of its H5 page are different objects (PLATFORMS §1.1).
+        topic_id = object_id(birth, seed, platform, key, "topic_id")
+        page_id = object_id(birth + 3600, seed, platform, key, "page_id")
+        return topic_id, page_id
+
+    def author(self, d: bytes, author_key: int) -> tuple[str, str, str]:
+        author_id = f"{int(1_600_000_000 + born(d) * 1e8):08x}{d[8:16].hex()}"
+        if d[4] < 128:
+            nickname = f"小红薯{author_id[-6:].upper()}"
+        else:
+            nickname = f"爱吃{byte_pick(ZH_FOOD, d, 5)}的{byte_pick(ZH_ANIMAL, d, 6)}"
+        return author_id, author_id, nickname
+
+    def post(self, created: int, entropy: int, name: str,
+             u: Sequence[float]) -> tuple[str, str, str]:
+        title = ZH_TITLES[int(u[1] * len(ZH_TITLES))]
+        return f"{created & 0xFFFFFFFF:08x}{entropy:016x}", title, f"{title} #{name}[话题]#"
+
+
 class XiaohongshuApp:
     """Replica of www.xiaohongshu.com topic pages and the edith topic APIs for one World."""
 
     platform = PLATFORM
+    truth = XiaohongshuTruth()  # what replica.world knows about Xiaohongshu
 
     def __init__(self, world: World, prefix: str = "/xiaohongshu") -> None:
         self.world = world

@@ -29,6 +29,7 @@ from replica.base import (
     respond,
     script_json,
 )
+from replica.truth import B64URL, PlatformTruth, en_names, encode
 from replica.world import PostTruth, TagNotFound, TopicTruth, World, normalize_tag
 
 PLATFORM = "youtube"
@@ -68,10 +69,23 @@ def views_text(n: int) -> str:
     return "No views" if n == 0 else f"{n:,} view" + ("" if n == 1 else "s")
 
 
+class YouTubeTruth(PlatformTruth):
+    """YouTube's ground truth: UC… channel ids, @handles, 11-character video ids."""
+
+    def author(self, d: bytes, author_key: int) -> tuple[str, str, str]:
+        adj, noun = en_names(d)
+        channel = "UC" + encode(int.from_bytes(d[8:24], "big"), B64URL, 22)
+        return channel, f"@{adj}{noun}{author_key % 1000}", f"{adj.title()} {noun.title()}"
+
+    def post_id(self, created: int, entropy: int) -> str:
+        return encode(entropy, B64URL, 11)  # video ids: 11 URL-safe base64 digits
+
+
 class YouTubeApp:
     """Replica of www.youtube.com hashtag pages for one World."""
 
     platform = PLATFORM
+    truth = YouTubeTruth()  # what replica.world knows about YouTube
 
     def __init__(self, world: World, prefix: str = "/youtube") -> None:
         self.world = world
