@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         bucket = S3Bucket(server, "benchmark-bucket")
         os.environ.update(bucket.env)
-        import storage.s3compact as s3compact
+        import storage.markers as markers
         from storage import DatasetWriter
         from storage.compact import compact
         from tests.compact_helpers import snapshot
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         result = compact(bucket.url, ["snapshots"]).datasets["snapshots"]
         print(f"compact: {result.compacted} partitions, {result.files_before} -> "
               f"{result.files_after} files in {time.perf_counter() - started:.2f} s")
-        s3compact._MARKERS.clear()
+        markers._MARKERS.clear()
         after, seconds = _count(bucket.url)
         print(f"open + count after compaction, markers not yet read: {after} rows in "
               f"{seconds:.2f} s")

@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 
 from storage.errors import StorageError, UnsafePathError
 from storage.fs import S3Root, as_s3_root, is_remote, s3_error
+from storage.markers import listing
 from storage.paths import partition_values
 from storage.schemas import DATASETS, get_spec
 
@@ -193,7 +194,7 @@ def open_dataset(root: str | Path, name: str) -> ds.Dataset:
     """Open one dataset under ``root`` with its explicit schema; an absent dataset reads empty.
 
     ``root`` may be ``s3://bucket/prefix``: the files are listed through pyarrow's S3
-    filesystem and S3 compaction's commit markers are honoured (storage/s3compact.py).
+    filesystem and S3 compaction's commit markers are honoured (storage/markers.py).
     Unreadable files are left out and named in a warning (see the module docstring).
     """
     schema = dataset_schema(name)
@@ -228,8 +229,6 @@ def s3_footer_problem(exc: BaseException, path: str) -> str:
 
 
 def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
-    from storage.s3compact import listing
-
     parts, misplaced = listing(root, name)
     skipped = [(f"s3://{path}", misplaced_reason(name)) for path, _size in misplaced]
     # Fragments made from the listing, sizes included: reading a file then costs its GETs only,

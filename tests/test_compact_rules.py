@@ -303,3 +303,26 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert main(["compact", "--root", str(tmp_path), "--dataset", "snapshots"]) == 3
     assert capsys.readouterr().err == (
         f"tagarchive: error: another compaction of snapshots is running in {tmp_path}\n")
+
+
+def test_a_compacted_file_says_so_with_its_rules_version() -> None:
+    # local and S3 compaction stamp their outputs through this one function
+    from storage.compact.common import compacted_metadata
+
+    spec = get_spec("snapshots")
+    metadata = compacted_metadata(spec, "platform=tiktok/date=2026-01-10", 3)
+    assert metadata[COMPACTED_KEY] == RULES_VERSION.encode()
+    assert metadata[b"tagarchive.partition"] == b"platform=tiktok/date=2026-01-10"
+    assert metadata[b"tagarchive.compacted_files"] == b"3"
+    assert all(metadata[k] == v for k, v in (spec.schema.metadata or {}).items())
+
+
+def test_the_readers_load_without_compaction() -> None:
+    # the readers share the commit markers with S3 compaction, never compaction itself
+    import subprocess
+    import sys
+
+    code = ("import sys, storage.reading, storage.markers, storage.analysis; "
+            "print([m for m in sys.modules if m.startswith('storage.compact')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

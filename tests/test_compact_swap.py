@@ -16,7 +16,8 @@ import duckdb
 import pyarrow.compute as pc
 import pytest
 
-import storage.compact as compaction
+import storage.compact.local as compaction
+import storage.compact.swap as swap
 from storage import DatasetWriter, duckdb_connect, open_dataset
 from storage.compact import compact
 from storage.locks import swapping
@@ -59,8 +60,8 @@ def test_readers_never_see_a_partial_double_or_empty_partition(
 ) -> None:
     # Had the two-rename fallback been used, its window is widened so a reader would catch it.
     for step in ("_retire", "_install"):
-        slow = getattr(compaction, step)
-        monkeypatch.setattr(compaction, step, lambda *a, _s=slow: (time.sleep(0.02), _s(*a)))
+        slow = getattr(swap, step)
+        monkeypatch.setattr(swap, step, lambda *a, _s=slow: (time.sleep(0.02), _s(*a)))
     publish(tmp_path, 1, "snapshots", batch(1, 10, 5))
     publish(tmp_path, 2, "snapshots", batch(2, 10, 5))
     compact(tmp_path, now=NOW)
@@ -221,13 +222,14 @@ def test_writers_wait_while_a_swap_holds_the_lock(tmp_path: Path) -> None:
     assert done.is_set() and len(data_files(tmp_path)) == 2
 
 
-def crash_in(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Make storage.compact.<name> die like a killed process (no cleanup after it)."""
+def crash_in(monkeypatch: pytest.MonkeyPatch, name: str, module: Any = compaction) -> None:
+    """Make <module>.<name> (storage.compact.local by default) die like a killed process (no
+    cleanup after it)."""
 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise SimulatedCrash(name)
 
-    monkeypatch.setattr(compaction, name, crash)
+    monkeypatch.setattr(module, name, crash)
 
 
 def build(root: Path) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
@@ -238,16 +240,16 @@ def build(root: Path) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]
     return per_partition(everything), unique_count(everything)
 
 
-@pytest.mark.parametrize("step", ["_write_job", "_swap_in", "_discard", "fallback"])
+@pytest.mark.parametrize("step", ["write_job", "swap_in", "discard", "fallback"])
 def test_a_crash_at_any_step_leaves_old_or_new_and_the_next_run_repairs_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     raw, unique = build(tmp_path)
     with monkeypatch.context() as patch:
         if step == "fallback":  # killed between the two renames of the fallback swap
-            patch.setattr(compaction, "_renameat2", None)
-            crash_in(patch, "_install")
-            patch.setattr(compaction, "_restore", lambda *a: None)
+            patch.setattr(swap, "_renameat2", None)
+            crash_in(patch, "_install", swap)
+            patch.setattr(swap, "_restore", lambda *a: None)
         else:
             crash_in(patch, step)
         with pytest.raises(SimulatedCrash):
@@ -276,9 +278,9 @@ def test_a_crawl_recreating_a_partition_after_a_fallback_crash_is_merged(
 ) -> None:
     _, unique = build(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(compaction, "_renameat2", None)
-        crash_in(patch, "_install")
-        patch.setattr(compaction, "_restore", lambda *a: None)
+        patch.setattr(swap, "_renameat2", None)
+        crash_in(patch, "_install", swap)
+        patch.setattr(swap, "_restore", lambda *a: None)
         with pytest.raises(SimulatedCrash):
             compact(tmp_path, ["snapshots"], now=NOW)
     publish(tmp_path, 9, "snapshots", batch(9, 5, 0))  # recreates the missing directory
@@ -295,7 +297,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
     # Children fork from a server that has imported pyarrow once, so a run starts in
     # milliseconds and the kills land inside compaction rather than inside imports.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["storage.compact"])
+    context.set_forkserver_preload(["storage.compact.local"])
     platforms = ("tiktok", "xiaohongshu")
     rng = random.Random(5)
     run = 0

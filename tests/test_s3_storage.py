@@ -12,7 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import storage.s3compact as s3compact
+import storage.compact.s3 as s3compact
+import storage.markers as markers
 from storage import DatasetWriter, StorageError, duckdb_connect, open_archive, open_dataset
 from storage.archive import ArchiveWriter
 from storage.compact import compact
@@ -182,18 +183,18 @@ def test_inputs_left_behind_by_a_crash_after_the_marker_are_not_read(s3_server: 
 
 
 def test_racing_compactions_never_count_twice() -> None:
-    a = s3compact.Marker("20260201T120000Z-aaaa-00001", "part-x-compact.parquet", ("p1", "p2"))
-    b = s3compact.Marker("20260201T120001Z-bbbb-00001", "part-y-compact.parquet", ("p1", "p2"))
-    visible, honoured, ignored = s3compact.resolve(
+    a = markers.Marker("20260201T120000Z-aaaa-00001", "part-x-compact.parquet", ("p1", "p2"))
+    b = markers.Marker("20260201T120001Z-bbbb-00001", "part-y-compact.parquet", ("p1", "p2"))
+    visible, honoured, ignored = markers.resolve(
         ["p1", "p2", "p3", a.output, b.output, "part-z-compact.parquet"], [b, a])
     assert visible == ["p3", a.output]
     assert honoured == [a] and ignored == [b]
     # a marker whose output vanished (and was not replaced) hides nothing
-    visible, honoured, ignored = s3compact.resolve(["p1", "p2"], [a])
+    visible, honoured, ignored = markers.resolve(["p1", "p2"], [a])
     assert visible == ["p1", "p2"] and ignored == [a]
     # ... but one whose output a later compaction replaced still hides its inputs
-    c = s3compact.Marker("20260201T130000Z-cccc-00001", "part-c-compact.parquet", (a.output,))
-    visible, honoured, ignored = s3compact.resolve(["p1", c.output], [a, c])
+    c = markers.Marker("20260201T130000Z-cccc-00001", "part-c-compact.parquet", (a.output,))
+    visible, honoured, ignored = markers.resolve(["p1", c.output], [a, c])
     assert visible == [c.output] and honoured == [a, c]
 
 
