@@ -8,7 +8,6 @@ test_storage_paths.py; pages cut anywhere are in test_fuzz_pages.py.)
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
@@ -64,7 +63,10 @@ def test_an_edited_config_loads_or_names_its_problem(tmp_path_factory: Any,
     try:
         load_config(path)
     except ConfigError as exc:
-        assert "\n" not in str(exc).strip() or "TOML" in str(exc)  # one line, but TOML's own
+        message = str(exc).strip()
+        assert message.startswith(f"{path}: ")
+        if "TOML" not in message:  # TOML's own parse errors may quote the line below theirs
+            assert "\n" not in message
 
 
 @FAST
@@ -73,10 +75,17 @@ def test_any_bytes_as_a_config_load_or_name_their_problem(tmp_path_factory: Any,
                                                           data: bytes) -> None:
     path = tmp_path_factory.mktemp("cfg") / "tagarchive.toml"
     path.write_bytes(data)
-    with contextlib.suppress(ConfigError):
+    try:
         load_config(path)
-    with contextlib.suppress(SourceConfigError):  # what `--config` on crawl and platforms reads
-        load_sources(path, set())
+    except ConfigError as exc:  # refused by naming the file and what is wrong in it
+        assert str(exc).startswith(f"{path}: ")
+        assert str(exc).strip() != f"{path}:"
+    try:  # what `--config` on crawl and platforms reads
+        sources = load_sources(path, set())
+    except SourceConfigError as exc:
+        assert str(exc).startswith(f"{path}: ")
+    else:
+        assert isinstance(sources, list)
 
 
 # --- source rules -----------------------------------------------------------------------------
