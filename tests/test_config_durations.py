@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 
 from crawler.cli.main import main
-from crawler.services.watchconfig import (
-    MAX_DURATION,
-    MAX_LOOKBACK_DAYS,
-    ConfigError,
-    format_duration,
-    load_config,
-    parse_duration,
-)
+from crawler.services.watchconfig import MAX_DURATION, MAX_LOOKBACK_DAYS, load_config
+from crawler.services.watchvalues import ConfigError, format_duration, parse_duration
 from tests.conftest import run_cli
 
 TAGS = 'platforms = ["tiktok"]\ntags = ["a"]\n'

@@ -9,14 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crawler.cli.main import main
-from crawler.services.watchconfig import (
-    ConfigError,
-    cron_trigger,
-    cron_weekdays,
-    find_config,
-    load_config,
-    parse_duration,
-)
+from crawler.services.watchconfig import find_config, load_config
+from crawler.services.watchvalues import ConfigError, cron_trigger, cron_weekdays, parse_duration
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tagarchive.example.toml"
 WATCH = '[watches.w]\nplatforms = ["tiktok"]\ntags = ["a"]\nevery = "1h"\n'

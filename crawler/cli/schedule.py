@@ -79,7 +79,7 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
     from crawler.services.jobstore import stored_next_runs
-    from crawler.services.watchconfig import format_duration
+    from crawler.services.watchvalues import format_duration
 
     config = _config(args)
     next_runs = stored_next_runs(config)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from crawler.services.fires import CRON
 from crawler.services.runner import default_command
-from crawler.services.watchconfig import Config, format_duration
+from crawler.services.watchmodel import Config
+from crawler.services.watchvalues import format_duration
 
 
 def every_as_cron(seconds: float) -> str | None:

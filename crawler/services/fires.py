@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.services.watchconfig import Config, Watch
+from crawler.services.watchmodel import Config, Watch
 from storage import DatasetWriter, StorageError, new_run_id, utc_day
 
 logger = logging.getLogger("tagarchive.schedule")

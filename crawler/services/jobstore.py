@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crawler.services.watchconfig import Config
+from crawler.services.watchmodel import Config
 
 
 def job_store_path(config: Config) -> Path:

@@ -23,7 +23,8 @@ from typing import IO
 
 from crawler.services.fires import FireResult, find_record, join_notes, log_result, record_fire
 from crawler.services.locks import LockBusy, file_lock, name_holder
-from crawler.services.watchconfig import Config, ConfigError, Watch, format_duration
+from crawler.services.watchmodel import Config, Watch
+from crawler.services.watchvalues import ConfigError, format_duration
 from storage import new_run_id
 
 logger = logging.getLogger("tagarchive.schedule")

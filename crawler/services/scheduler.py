@@ -20,7 +20,8 @@ from crawler.services.fires import CATCH_UP, SCHEDULE, join_notes
 from crawler.services.jobstore import job_store_path, service_lock_path
 from crawler.services.locks import file_lock
 from crawler.services.runner import CrawlRunner
-from crawler.services.watchconfig import Config, ConfigError, Watch, cron_trigger, format_duration
+from crawler.services.watchmodel import Config, Watch
+from crawler.services.watchvalues import ConfigError, cron_trigger, format_duration
 
 logger = logging.getLogger("tagarchive.schedule")
 

@@ -13,7 +13,8 @@ from typing import Any
 from crawler.extensions.health import newest_snapshots, runs_table
 from crawler.services.jobstore import service_lock_path, stored_next_runs
 from crawler.services.locks import lock_holder
-from crawler.services.watchconfig import Config, Watch, format_duration
+from crawler.services.watchmodel import Config, Watch
+from crawler.services.watchvalues import format_duration
 
 FRESH, LATE, STALE, NEVER = "fresh", "late", "stale", "never"
 _RUN_COLUMNS = ["run_id", "started_at", "finished_at", "watch", "trigger", "verdict", "health",

@@ -1,5 +1,7 @@
-"""The TOML config of scheduled crawls: output root, watches, sign-in, politeness, health.
+"""Loading the TOML config of scheduled crawls: output root, watches, sign-in, politeness, health.
 
+The config as data is in crawler/services/watchmodel.py, the syntax of durations, zones and cron
+expressions in crawler/services/watchvalues.py; this module reads the file and checks each key.
 Everything is checked when the file is loaded, and an error is one line naming the file, the key
 and the problem (`tagarchive.toml: watches.refugees.every: '90x' is not a duration ...`), so a
 typo fails `tagarchive config check` instead of a crawl at three in the morning. The `[[source]]`
@@ -13,14 +15,30 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import fields, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfoNotFoundError
 
 from crawler.extensions.health import HealthThresholds
+from crawler.services.watchmodel import (
+    Cadence,
+    Config,
+    Distributed,
+    Politeness,
+    ServiceSettings,
+    SignIn,
+    Watch,
+)
+from crawler.services.watchvalues import (
+    ConfigError,
+    cron_trigger,
+    format_duration,
+    parse_duration,
+    resolve_timezone,
+)
 
 DEFAULT_FILE = "tagarchive.toml"
 CONFIG_ENV = "TAGARCHIVE_CONFIG"
@@ -31,8 +49,6 @@ SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "COOKIE", "KEY", "AUTH", "SESSION
 # set by the scheduler itself for every fire
 RESERVED_SETTINGS = ("TAGARCHIVE_RUN_ID", "TAGARCHIVE_WATCH", "TAGARCHIVE_TRIGGER",
                      "CLOSESPIDER_TIMEOUT")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # The longest duration a key takes (every, jitter, timeout, the [service] graces): a year. A
 # longer one is a typo, and `now + every` would pass year 9999 in the scheduler and in `status`.
 MAX_DURATION = 366 * 86400.0
@@ -40,318 +56,6 @@ MAX_DELAY = 86400.0  # politeness.delay, seconds between two requests to one dom
 # health.lookback_days: a century reaches the start of any archive, and `now - lookback` stays a
 # date; the lookback a watch's cadence asks for is capped here too
 MAX_LOOKBACK_DAYS = 36_600
-CRON_MACROS = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-# cron's numbering: 0 and 7 are Sunday. APScheduler 3 numbers from Monday = 0, and its
-# CronTrigger.from_crontab passes the field through unchanged (ENGINEERING-NOTES 6), so numeric
-# weekdays are translated to names here and from_crontab is never used.
-CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_CRON_FIELD = re.compile(r"[0-9*,/-]+")
-_CRON_MONTH = re.compile(r"[0-9A-Za-z*,/-]+")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the file, the key and the problem."""
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 90, 1.5, "90s", "15m", "1h30m", "1d", "1w"; ValueError for anything else."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an integer past float's range
-            raise ValueError(f"{value!r} is not a duration") from None
-    elif isinstance(value, str):
-        text = value.replace(" ", "").lower()
-        pos, seconds = 0, 0.0
-        while pos < len(text):
-            match = _DURATION_PART.match(text, pos)
-            if match is None:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if not text or pos != len(text):
-            raise ValueError(f"{value!r} is not a duration (examples: 30s, 15m, 1h, 1h30m, 1d)")
-    else:
-        raise ValueError(f"{value!r} is not a duration")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{value!r} is not a duration")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """90 -> '1m30s', 3600 -> '1h'; the inverse of parse_duration for display."""
-    if seconds < 1:
-        return f"{seconds:g}s"
-    rest = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts) or "0s"
-
-
-def resolve_timezone(name: str) -> tzinfo:
-    """'local' (the machine's zone, as cron uses), 'UTC' or an IANA name."""
-    if name == "local":
-        from tzlocal import get_localzone  # APScheduler 3 requires it, for the same purpose
-
-        return get_localzone()
-    return ZoneInfo(name)
-
-
-def _cron_day(token: str) -> int:
-    token = token.strip().lower()
-    if token.isdigit() and 0 <= int(token) <= 7:
-        return int(token)
-    if token[:3] in CRON_DAYS and len(token) == 3:
-        return CRON_DAYS.index(token)
-    raise ValueError(f"{token!r} is not a weekday (0-7, 0 and 7 = Sunday, or sun..sat)")
-
-
-def cron_weekdays(field_text: str) -> str:
-    """A cron day-of-week field as APScheduler day names: '0' -> 'sun', '1-5' -> 'mon,...,fri'."""
-    if field_text == "*":
-        return "*"
-    days: set[int] = set()
-    for part in field_text.split(","):
-        span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if step < 1:
-            raise ValueError(f"step {step_text!r} must be at least 1")
-        if span == "*":
-            low, high = 0, 6
-        elif "-" in span:
-            first, last = span.split("-", 1)
-            low, high = _cron_day(first), _cron_day(last)
-        else:
-            low = _cron_day(span)
-            high = 6 if step_text else low  # '1/2' means from Monday on, every second day
-        if low > high:
-            raise ValueError(f"range {span!r} runs backwards")
-        days.update(d % 7 for d in range(low, high + 1, step))
-    return ",".join(CRON_DAYS[d] for d in sorted(days))
-
-
-def cron_trigger(expr: str, timezone: tzinfo, jitter: float = 0) -> Any:
-    """An APScheduler trigger that fires when cron would for this 5-field expression."""
-    from apscheduler.triggers.combining import OrTrigger
-    from apscheduler.triggers.cron import CronTrigger
-
-    text = CRON_MACROS.get(expr.strip().lower(), expr)
-    parts = text.split()
-    if len(parts) != 5:
-        raise ValueError(f"{expr!r} needs 5 fields: minute hour day-of-month month day-of-week")
-    minute, hour, day, month, weekday = parts
-    for name, value, pattern in (("minute", minute, _CRON_FIELD), ("hour", hour, _CRON_FIELD),
-                                 ("day-of-month", day, _CRON_FIELD),
-                                 ("month", month, _CRON_MONTH)):
-        if not pattern.fullmatch(value):
-            raise ValueError(f"{name} field {value!r} is not cron syntax")
-    names = cron_weekdays(weekday)
-    common = {"minute": minute, "hour": hour, "month": month, "timezone": timezone}
-    jitter_arg = jitter or None
-    if not day.startswith("*") and not weekday.startswith("*"):
-        # cron fires when either day field matches if both are restricted; APScheduler would
-        # require both, so this is two triggers
-        return OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=names, **common)],
-                         jitter=jitter_arg)
-    return CronTrigger(day=day, day_of_week=names, jitter=jitter_arg, **common)
-
-
-@dataclass(frozen=True)
-class Cadence:
-    """When a watch fires: every N seconds, or a cron expression in a time zone; plus jitter."""
-
-    every: float | None = None
-    cron: str | None = None
-    timezone: str = "local"
-    jitter: float = 0.0
-
-    def trigger(self, jitter: bool = True) -> Any:
-        """A fresh APScheduler trigger (interval triggers start counting now)."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        spread = self.jitter if jitter else 0
-        if self.every is not None:
-            return IntervalTrigger(seconds=self.every, jitter=spread or None, timezone=UTC)
-        assert self.cron is not None
-        return cron_trigger(self.cron, resolve_timezone(self.timezone), spread)
-
-    def describe(self) -> str:
-        if self.every is not None:
-            text = f"every {format_duration(self.every)}"
-        else:
-            text = f"cron {self.cron}" + ("" if self.timezone == "local" else f" {self.timezone}")
-        return text + (f" (+ up to {format_duration(self.jitter)})" if self.jitter else "")
-
-    @property
-    def fingerprint(self) -> str:
-        """Kept with the stored job, so a restart can tell that the cadence changed."""
-        return f"every={self.every!r} cron={self.cron!r} tz={self.timezone} jitter={self.jitter!r}"
-
-    def interval(self, now: datetime | None = None) -> float:
-        """Seconds between fires: the interval, or the longest gap among a cron's next fires."""
-        if self.every is not None:
-            return self.every
-        trigger = self.trigger(jitter=False)
-        now = now or datetime.now(UTC)
-        gaps, previous = [], trigger.get_next_fire_time(None, now)
-        for _ in range(8):
-            if previous is None:
-                break
-            following = trigger.get_next_fire_time(previous, previous + timedelta(seconds=1))
-            if following is None:
-                break
-            gaps.append((following - previous).total_seconds())
-            previous = following
-        return max(gaps, default=86400.0)
-
-
-@dataclass(frozen=True)
-class Politeness:
-    """How gently a crawl asks: passed to `tagarchive crawl` as options and -s settings."""
-
-    delay: float | None = None
-    concurrency: int | None = None
-    ignore_robots: bool = False
-    browser: bool = True
-    settings: tuple[tuple[str, str], ...] = ()
-
-    def crawl_options(self) -> list[str]:
-        args: list[str] = []
-        if self.delay is not None:
-            args += ["--delay", f"{self.delay:g}"]
-        if self.concurrency is not None:
-            args += ["--concurrency", str(self.concurrency)]
-        if self.ignore_robots:
-            args.append("--ignore-robots")
-        if not self.browser:
-            args.append("--no-browser")
-        for name, value in self.settings:
-            args += ["-s", f"{name}={value}"]
-        return args
-
-
-@dataclass(frozen=True)
-class Watch:
-    """Tags on platforms, read on a cadence."""
-
-    name: str
-    platforms: tuple[str, ...]
-    tags: tuple[str, ...]
-    cadence: Cadence
-    timeout: float
-    politeness: Politeness
-    health: HealthThresholds
-    enabled: bool = True
-
-    @property
-    def tag_keys(self) -> list[str]:
-        """The tags as runs.outcomes and snapshots name them (normalized, or id:<id>)."""
-        from crawler.text.tags import parse_tag_arg
-
-        keys = []
-        for raw in self.tags:
-            ref = parse_tag_arg(raw)
-            key = f"id:{ref.id}" if ref.id is not None else ref.normalized
-            if key not in keys:
-                keys.append(key)
-        return keys
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """How `tagarchive schedule run` behaves: late fires, stopping, parallel crawls."""
-
-    misfire_grace: float = 600.0  # a fire later than this (after downtime) is recorded missed
-    stop_grace: float = 60.0  # on SIGTERM, how long running crawls may take to finish
-    kill_grace: float = 10.0  # after asking a crawl to stop, how long before it is killed
-    max_parallel: int = 2  # crawls at once across watches (each may run a browser)
-    crawl_command: tuple[str, ...] = ()  # default: this Python, -m crawler.cli
-    compact: str = ""  # cron expression (UTC) for a daily `compact` of the output root; "" = off
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """`[distributed]`: fires queue jobs in Redis for `tagarchive worker`s (docs/distributed.md)."""
-
-    redis: str  # redis://[:password@]host:6379/0
-    queue: str = "tagarchive"  # prefix of the Redis keys
-
-
-@dataclass(frozen=True)
-class SignIn:
-    """References to sign-in, never the secrets: session files, and names of variables."""
-
-    session_files: tuple[tuple[str, str], ...] = ()  # (platform, path)
-    # (platform, variable the crawl reads, variable of the scheduler's environment to copy)
-    variables: tuple[tuple[str, str, str], ...] = ()
-
-    def environment(self, platforms: tuple[str, ...], environ: dict[str, str]) -> dict[str, str]:
-        """Variables to add to a crawl's environment; ConfigError if a named one is unset."""
-        env = {f"TAGARCHIVE_SESSION_{p.upper()}": path for p, path in self.session_files
-               if p in platforms}
-        for platform, target, source in self.variables:
-            if platform not in platforms:
-                continue
-            if not environ.get(source):
-                raise ConfigError(f"sign-in for {platform} names ${source}, which is not set "
-                                  "in the scheduler's environment")
-            env[target] = environ[source]
-        return env
-
-
-@dataclass(frozen=True)
-class Config:
-    """A loaded, validated config file."""
-
-    path: Path
-    out: Path
-    state_dir: Path
-    replica: str | None = None
-    base_urls: tuple[tuple[str, str], ...] = ()
-    signin: SignIn = field(default_factory=SignIn)
-    service: ServiceSettings = field(default_factory=ServiceSettings)
-    watches: dict[str, Watch] = field(default_factory=dict)
-    distributed: Distributed | None = None
-
-    def watch(self, name: str) -> Watch:
-        try:
-            return self.watches[name]
-        except KeyError:
-            known = ", ".join(self.watches) or "none"
-            raise ConfigError(f"{self.path}: no watch named {name!r} (known: {known})") from None
-
-    def crawl_args(self, watch: Watch, settings: dict[str, str] | None = None) -> list[str]:
-        """`tagarchive crawl` arguments for one watch, plus extra -s settings (run id, trigger)."""
-        args = ["crawl", "--out", str(self.out), "--config", str(self.path), "--quiet"]
-        if self.replica:
-            args += ["--replica", self.replica]
-        for platform, url in self.base_urls:
-            args += ["--base-url", f"{platform}={url}"]
-        args += watch.politeness.crawl_options()
-        args += ["-s", f"TAGARCHIVE_WATCH={watch.name}"]
-        if watch.timeout:
-            # the crawl stops itself a little before the scheduler would end it, so it can
-            # still write what it has and its own run record
-            soft = max(1.0, watch.timeout - min(60.0, watch.timeout / 4))
-            args += ["-s", f"CLOSESPIDER_TIMEOUT={soft:g}"]
-        defaults = HealthThresholds().as_settings()
-        extra = {k: v for k, v in watch.health.as_settings().items() if defaults[k] != v}
-        extra.update(settings or {})
-        args += [arg for name, value in extra.items() for arg in ("-s", f"{name}={value}")]
-        # options first and `--` before the positionals: a tag may start with '-'
-        return [*args, "--", ",".join(watch.platforms), *watch.tags]
-
-
-# --- loading ------------------------------------------------------------------------------------
 
 
 def find_config(path: str | None, environ: dict[str, str] | None = None) -> Path:
