@@ -13,14 +13,9 @@ import duckdb
 import pytest
 
 from crawler.platforms.base import Captured, Outcome, Page, TagResult
-from crawler.platforms.configured import (
-    AmbiguousRule,
-    RuleTimeout,
-    SourceConfigError,
-    build_platform,
-    check_source,
-    parse_json_path,
-)
+from crawler.platforms.configured import SourceConfigError, build_platform, check_source
+from crawler.platforms.configured_helper import RuleTimeout
+from crawler.platforms.configured_rules import AmbiguousRule, parse_json_path
 from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from tests.conftest import crawl, run_cli

@@ -29,7 +29,8 @@ A counter rule must find one value: a css/xpath rule matching several elements i
 `layout_changed`, naming the rule, unless the rule says `pick = "first"` or `"last"` (matches
 are never joined into one number). `tag_display` joins its matches with a space by default.
 
-Rules are bounded in time: css and xpath run in a helper process (`serve_rules`) that is killed
+Rules are bounded in time (crawler/platforms/configured_rules.py reads them): css and xpath run
+in a helper process (`serve_rules`, crawler/platforms/configured_helper.py) that is killed
 when one rule takes longer than the source's `rule_timeout` on a page (the tag's outcome is
 `error`, detail `rule_timeout: …` naming the rule); `from_capture` patterns run with the
 `regex` package's timeout. Capture patterns that nest one repetition in another are refused
@@ -38,18 +39,8 @@ when the config is loaded.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
-import os
 import re
-import select
-import subprocess
-import sys
-import threading
-import time
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from re import _parser as _re_parser  # the stdlib's own regex parser (3.11+), to inspect capture
 from typing import Any
@@ -66,11 +57,17 @@ from crawler.platforms.base import (
     NotFound,
     Page,
     Platform,
-    PlatformError,
     RenderSpec,
     TagResult,
     Unsupported,
     check_status,
+)
+from crawler.platforms.configured_rules import (
+    Rule,
+    SourceConfigError,
+    extract,
+    parse_json_path,
+    select_all,
 )
 from crawler.text.tags import InvalidTagError, TagRef, display_tag
 
@@ -83,71 +80,6 @@ DISPLAY_PICKS = (*COUNTER_PICKS, "join")
 # Seconds one rule may take on one page (`rule_timeout` changes it per source).
 RULE_TIMEOUT_S = 5.0
 MAX_RULE_TIMEOUT_S = 300.0
-_SEGMENT = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^."\[\]]+))\s*((?:\[\d+\])*)\s*')
-
-
-class SourceConfigError(ValueError):
-    """A `[[source]]` that cannot work; the message names the file and key."""
-
-
-class AmbiguousRule(LayoutChanged):
-    """A counter rule matched several elements and says nothing about which one to take."""
-
-
-class RuleFailed(PlatformError):
-    """A rule could not be evaluated on this page (outcome `error`, detail naming the rule)."""
-
-
-class RuleTimeout(RuleFailed):
-    """A rule ran past its time budget on this page and was stopped."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How to read one counter (or the tag's display name) from a page or a captured response."""
-
-    kind: str
-    expr: str
-    script: str | None = None
-    from_capture: str | None = None
-    # the rule's name in messages at crawl time: "<source>.counters.views"
-    where: str = ""
-    # css/xpath only: which match to take when several do (see COUNTER_PICKS, DISPLAY_PICKS)
-    pick: str = "one"
-
-    def describe(self) -> str:
-        return f"{self.where} ({self.kind} {self.expr!r})"
-
-
-def parse_json_path(path: str, where: str) -> list[str | int]:
-    """'a."b.c"[0].d' -> ['a', 'b.c', 0, 'd']."""
-    steps: list[str | int] = []
-    pos = 0
-    while pos < len(path):
-        match = _SEGMENT.match(path, pos)
-        if match is None or match.end() == pos:
-            raise SourceConfigError(f"{where}: cannot read JSON path {path!r} at {pos}")
-        steps.append(match.group(1) if match.group(1) is not None else match.group(2))
-        steps.extend(int(i) for i in re.findall(r"\[(\d+)\]", match.group(3)))
-        pos = match.end()
-        if pos < len(path):
-            if path[pos] != ".":
-                raise SourceConfigError(f"{where}: expected '.' at {pos} in {path!r}")
-            pos += 1
-    if not steps:
-        raise SourceConfigError(f"{where}: empty JSON path")
-    return steps
-
-
-def walk(data: Any, steps: list[str | int]) -> Any:
-    for step in steps:
-        if isinstance(step, int):
-            if not isinstance(data, list) or step >= len(data):
-                return None
-        elif not isinstance(data, dict):
-            return None
-        data = data[step] if isinstance(step, int) else data.get(step)
-    return data
 
 
 def _nested_repeat(pattern: str) -> bool:
@@ -361,254 +293,6 @@ class ConfiguredPlatform(Platform):
         except InvalidTagError:
             snapshot["tag_display"] = tag.name
         return TagResult(snapshot=snapshot)
-
-
-# A css/xpath evaluation: (kind, expression, the rule's description for messages).
-Query = tuple[str, str, str]
-
-
-def _queries(rule: Rule) -> list[Query]:
-    if rule.kind in ("css", "xpath"):
-        return [(rule.kind, rule.expr, rule.describe())]
-    if rule.script and rule.from_capture is None:
-        return [("css", rule.script + "::text", f"{rule.where}.script ({rule.script!r})")]
-    return []
-
-
-def select_all(rules: list[Rule], page: Page, budget: float) -> dict[tuple[str, str], list[str]]:
-    """The stripped, non-blank texts every css/xpath of these rules selects on the page, each
-    rule within `budget` seconds (RuleTimeout names the one that overran)."""
-    queries = list({(kind, expr): (kind, expr, what)
-                    for rule in rules for kind, expr, what in _queries(rule)}.values())
-    if not queries:
-        return {}
-    answers = HELPER.evaluate(page.text, queries, budget)
-    return {(kind, expr): texts for (kind, expr, _), texts in zip(queries, answers, strict=True)}
-
-
-def choose(rule: Rule, texts: list[str]) -> str | None:
-    """The one value of a css/xpath rule from what it matched, as its `pick` says."""
-    if not texts:
-        return None
-    if len(texts) == 1 or rule.pick == "first":
-        return texts[0]
-    if rule.pick == "last":
-        return texts[-1]
-    if rule.pick == "join":
-        return " ".join(texts)
-    shown = ", ".join(repr(t[:20]) for t in texts[:3]) + (", …" if len(texts) > 3 else "")
-    what = "a counter" if ".counters." in rule.where else "this rule"
-    raise AmbiguousRule(f"{rule.describe()} matched {len(texts)} elements ({shown}); {what} "
-                        f"takes one: narrow the rule, or set pick = \"first\" or \"last\"")
-
-
-def extract(rule: Rule, page: Page, selected: dict[tuple[str, str], list[str]],
-            budget: float) -> tuple[Any, str | None]:
-    """(value, source) for one rule; value None when the rule matched nothing.
-
-    `selected` holds what select_all() found for the page's css/xpath queries. Pages are parsed
-    as HTML whatever they hold: parsel would take a JSON body for JSON and refuse css/xpath on
-    it, where a changed page must read as "no rule matched"."""
-    if rule.kind in ("css", "xpath"):
-        value = choose(rule, selected[(rule.kind, rule.expr)])
-        return value, ("rendered_dom" if page.rendered else None)
-    steps = parse_json_path(rule.expr, "json")
-    if rule.from_capture is not None:
-        for cap in reversed(_captured(rule, page, budget)):
-            value = walk(cap.json(), steps)
-            if value is not None:
-                return value, "captured_xhr"
-        return None, None
-    raw: str | None = page.text
-    if rule.script:
-        # the first element the script selector matches, as documented
-        texts = selected[("css", rule.script + "::text")]
-        raw = texts[0] if texts else None
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        return None, None
-    return walk(data, steps), ("embedded_json" if rule.script else "api")
-
-
-_PATTERNS: dict[str, Any] = {}
-
-
-def _captured(rule: Rule, page: Page, budget: float) -> list[Any]:
-    """The page's captured responses whose URL matches `from_capture`, within the budget."""
-    pattern = _PATTERNS.get(rule.from_capture or "")
-    if pattern is None:
-        pattern = _PATTERNS.setdefault(rule.from_capture or "", regex.compile(rule.from_capture))
-    deadline = time.monotonic() + budget
-    kept = []
-    for cap in page.captured:
-        try:
-            if pattern.search(cap.url, timeout=max(deadline - time.monotonic(), 0.001)):
-                kept.append(cap)
-        except TimeoutError:
-            raise RuleTimeout(f"rule_timeout: {rule.where}.from_capture ({rule.from_capture!r}) "
-                              f"took longer than {budget:g} s on this page's captured URLs "
-                              f"and was stopped") from None
-    return kept
-
-
-# --- css/xpath in a helper process --------------------------------------------------------
-#
-# lxml evaluates an XPath in C with no way to interrupt it: `//*[count(preceding::*)]` on a
-# large page runs for minutes, and neither a thread nor a signal handler can stop it. So the
-# expressions run in one long-lived helper process per crawl process, which is killed (and
-# started again for the next page) when a rule overruns. A round trip costs about a millisecond
-# plus copying the page; the helper also arms SIGALRM, whose default action ends it, in case
-# the crawl itself is gone.
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-HELPER_START_S = 60.0
-_HELPER_MAIN = "from crawler.platforms.configured import serve_rules; serve_rules()"
-
-
-class _RuleHelper:
-    """The parent's side of the helper process: evaluate(), and kill on overrun."""
-
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._owner = 0
-        self._pending = bytearray()
-        self._lock = threading.Lock()
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _HELPER_MAIN], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
-        self._owner = os.getpid()
-        self._pending = bytearray()
-        # wait for its imports here, so that no rule's budget pays for them
-        ready = self._reply(self._proc, time.monotonic() + HELPER_START_S)
-        if not ready or "ready" not in ready:
-            self.stop()
-            detail = (ready or {}).get("error") or f"no answer within {HELPER_START_S:g} s"
-            raise RuleFailed(f"the css/xpath rule helper did not start: {detail}")
-        return self._proc
-
-    def stop(self) -> None:
-        """End the helper (at exit, and when a rule overran)."""
-        proc, self._proc = self._proc, None
-        if proc is None or self._owner != os.getpid():
-            return  # a forked child leaves its parent's helper alone
-        for stream in (proc.stdin, proc.stdout):
-            with contextlib.suppress(OSError):
-                stream.close()  # type: ignore[union-attr]
-        proc.kill()
-        proc.wait()
-
-    def _send(self, job: bytes) -> subprocess.Popen[bytes]:
-        for attempt in (1, 2):
-            proc = self._proc
-            if proc is None or self._owner != os.getpid() or proc.poll() is not None:
-                if proc is not None and self._owner == os.getpid():
-                    self.stop()
-                proc = self._start()
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(job)
-                proc.stdin.flush()
-                return proc
-            except (BrokenPipeError, OSError):
-                self.stop()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _reply(self, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any] | None:
-        """The helper's next answer, or None when the deadline passed first."""
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        while b"\n" not in self._pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                return None
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return {"error": f"the rule helper exited (code {proc.wait()})"}
-            self._pending += chunk
-        line, _, rest = bytes(self._pending).partition(b"\n")
-        self._pending = bytearray(rest)
-        return json.loads(line)
-
-    def evaluate(self, text: str, queries: list[Query], budget: float) -> list[list[str]]:
-        """Each query's stripped, non-blank matches on the page; parsing the page and each
-        query get `budget` seconds each."""
-        if os.name != "posix":  # no select() on pipes: evaluated here, without a time bound
-            return [_select(Selector(text=text, type="html"), kind, expr)
-                    for kind, expr, _ in queries]
-        job = json.dumps({"text": text, "queries": [[k, e] for k, e, _ in queries],
-                          "alarm": budget + 10}).encode() + b"\n"
-        steps = [f"parsing the page for {queries[0][2]}", *(q[2] for q in queries)]
-        with self._lock:
-            try:
-                proc = self._send(job)
-                answers = [self._answer(proc, step, budget) for step in steps]
-            except BaseException:
-                self.stop()  # never leave answers to this page for the next one to read
-                raise
-        return answers[1:]
-
-    def _answer(self, proc: subprocess.Popen[bytes], step: str, budget: float) -> list[str]:
-        reply = self._reply(proc, time.monotonic() + budget)
-        if reply is None:
-            raise RuleTimeout(f"rule_timeout: {step} took longer than {budget:g} s on this "
-                              f"page and was stopped")
-        if "error" in reply:
-            raise RuleFailed(f"{step}: {reply['error']}")
-        return reply.get("texts") or []
-
-
-HELPER = _RuleHelper()
-atexit.register(HELPER.stop)
-
-
-def _select(selector: Selector, kind: str, expr: str) -> list[str]:
-    found = selector.css(expr) if kind == "css" else selector.xpath(expr)
-    return [t.strip() for t in found.getall() if t.strip()]
-
-
-def serve_rules() -> None:
-    """The helper process: a JSON job per line on stdin ({"text", "queries", "alarm"}); answers
-    {"parsed": true}, then {"texts": [...]} or {"error": "..."} per query, one per line."""
-    import signal
-
-    alarm = getattr(signal, "setitimer", None)
-    out = sys.stdout.buffer
-
-    def answer(reply: dict[str, Any]) -> None:
-        out.write(json.dumps(reply).encode() + b"\n")
-        out.flush()
-
-    answer({"ready": True})
-    for line in sys.stdin.buffer:
-        job = json.loads(line)
-        if alarm is not None:  # SIGALRM's default action ends the process, even inside lxml
-            alarm(signal.ITIMER_REAL, job["alarm"])
-        try:
-            selector = Selector(text=job["text"], type="html")
-        except Exception as exc:
-            answer({"error": f"cannot parse the page ({type(exc).__name__}: {exc})"})
-            continue
-        answer({"parsed": True})
-        for kind, expr in job["queries"]:
-            if alarm is not None:
-                alarm(signal.ITIMER_REAL, job["alarm"])
-            try:
-                answer({"texts": _select(selector, kind, expr)})
-            except Exception as exc:
-                answer({"error": f"{type(exc).__name__}: {exc}"})
-                break
-        if alarm is not None:
-            alarm(signal.ITIMER_REAL, 0)
 
 
 def build_platform(spec: dict[str, Any]) -> type[ConfiguredPlatform]:
