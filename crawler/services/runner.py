@@ -142,25 +142,38 @@ class CrawlRunner:
         with contextlib.suppress(OSError):  # only the pid a skipped fire names; never fatal
             name_holder(held, proc.pid)  # the crawl, which may outlive this scheduler
         crawl = _Crawl(watch.name, run_id, proc)
+        code = self._follow(crawl, watch.timeout)
+        duration = time.monotonic() - begun
+        return self._result(crawl, code, watch, trigger, note, argv, started_at, duration)
+
+    def _follow(self, crawl: _Crawl, timeout: float) -> int:
+        """Relay a crawl's output until it exits or its time limit ends it; its exit code."""
+        proc = crawl.proc
         relay = threading.Thread(target=self._relay, args=(crawl,), daemon=True)
         relay.start()
         with self._cond:
-            self._active[run_id] = crawl
-        logger.debug("started run %s of %s (pid %d)", run_id, watch.name, proc.pid,
-                     extra={"fields": {"run_id": run_id, "watch": watch.name, "pid": proc.pid}})
+            self._active[crawl.run_id] = crawl
+        logger.debug("started run %s of %s (pid %d)", crawl.run_id, crawl.watch, proc.pid,
+                     extra={"fields": {"run_id": crawl.run_id, "watch": crawl.watch,
+                                       "pid": proc.pid}})
         try:
             try:
-                code = proc.wait(timeout=watch.timeout)
+                code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.end(crawl, "timeout")
                 code = proc.wait()
             relay.join(timeout=5)
         finally:
             with self._cond:
-                self._active.pop(run_id, None)
+                self._active.pop(crawl.run_id, None)
             if proc.stdout is not None:
                 proc.stdout.close()
-        duration = time.monotonic() - begun
+        return code
+
+    def _result(self, crawl: _Crawl, code: int, watch: Watch, trigger: str, note: str | None,
+                argv: list[str], started_at: datetime, duration: float) -> FireResult:
+        """How an ended crawl's fire went: from the row it wrote, or a row written for it."""
+        run_id = crawl.run_id
         try:
             record = find_record(self.config.out, run_id)
         except (OSError, ValueError) as exc:  # a damaged file: say so, and keep our own row
@@ -171,15 +184,15 @@ class CrawlRunner:
                 run_id=run_id, watch=watch.name, trigger=trigger, verdict=record["verdict"],
                 exit_code=code, health=record.get("health"),
                 reason=join_notes(note, record.get("reason"),
-                             f"ended at the {_limit(watch)} time limit"
-                             if crawl.ended_by == "timeout" else None),
+                                  f"ended at the {_limit(watch)} time limit"
+                                  if crawl.ended_by == "timeout" else None),
                 duration_s=duration,
                 snapshots=record.get("snapshots"), rejects=record.get("rejects"),
                 findings=len(record.get("findings") or ()))
         verdict, reason = self._explain(crawl, code, watch)
         return self.record_event(watch, trigger, verdict, join_notes(note, reason), argv=argv,
                                  run_id=run_id, started_at=started_at, exit_code=code,
-                                 pid=proc.pid, duration_s=duration)
+                                 pid=crawl.proc.pid, duration_s=duration)
 
     @staticmethod
     def _explain(crawl: _Crawl, code: int, watch: Watch) -> tuple[str, str]:

@@ -366,51 +366,11 @@ class _Loader:
         for key in ("platforms", "tags"):
             if key not in raw:
                 raise self.error(f"{where}.{key}", "missing")
-        platforms_raw = raw["platforms"]
-        if isinstance(platforms_raw, str):
-            platforms_raw = [p for p in platforms_raw.split(",") if p.strip()]
-        if not isinstance(platforms_raw, list) or not platforms_raw:
-            raise self.error(f"{where}.platforms", "expected a non-empty list of platforms")
-        platforms: list[str] = []
-        for i, value in enumerate(platforms_raw):
-            platform = self.platform(value, f"{where}.platforms[{i}]")
-            if platform not in platforms:
-                platforms.append(platform)
-        tags = raw["tags"]
-        if not isinstance(tags, list) or not tags:
-            raise self.error(f"{where}.tags", "expected a non-empty list of tags")
-        from crawler.text.tags import InvalidTagError, parse_tag_arg
-
-        for i, tag in enumerate(tags):
-            try:
-                parse_tag_arg(tag)
-            except InvalidTagError as exc:
-                raise self.error(f"{where}.tags[{i}]", str(exc)) from None
-        if ("every" in raw) == ("cron" in raw):
-            raise self.error(where, "give exactly one of every (e.g. \"1h\") or cron "
-                                    "(e.g. \"0 * * * *\")")
-        zone = self.timezone(raw["timezone"], f"{where}.timezone") if "timezone" in raw \
-            else timezone
-        jitter = self.duration(raw.get("jitter", 0), f"{where}.jitter")
-        if "every" in raw:
-            every = self.duration(raw["every"], f"{where}.every", minimum=1)
-            if jitter >= every:
-                raise self.error(f"{where}.jitter", "must be shorter than the interval")
-            cadence = Cadence(every=every, timezone=zone, jitter=jitter)
-        else:
-            expr = self.string(raw["cron"], f"{where}.cron")
-            cadence = Cadence(cron=expr, timezone=zone, jitter=jitter)
-            try:
-                cadence.trigger()
-            except ValueError as exc:
-                raise self.error(f"{where}.cron", str(exc)) from None
+        platforms = self.watch_platforms(raw["platforms"], f"{where}.platforms")
+        tags = self.watch_tags(raw["tags"], f"{where}.tags")
+        cadence = self.cadence(raw, where, timezone)
         timeout = self.duration(raw.get("timeout", "30m"), f"{where}.timeout", minimum=1)
-        watch_health = self.health(raw.get("health", {}), f"{where}.health", health)
-        if "lookback_days" not in self.table(raw.get("health"), f"{where}.health"):
-            # the stale check needs stale_intervals runs of history, whatever the cadence
-            needed = math.ceil(2 * watch_health.stale_intervals * cadence.interval() / 86400)
-            watch_health = replace(watch_health, lookback_days=max(
-                watch_health.lookback_days, min(needed, MAX_LOOKBACK_DAYS)))
+        watch_health = self.watch_health(raw, where, health, cadence)
         return Watch(
             name=name,
             platforms=tuple(platforms),
@@ -422,6 +382,64 @@ class _Loader:
             health=watch_health,
             enabled=self.boolean(raw.get("enabled", True), f"{where}.enabled"),
         )
+
+    def watch_platforms(self, platforms_raw: Any, where: str) -> list[str]:
+        """A watch's platforms (a list, or one comma-separated string), each once, in order."""
+        if isinstance(platforms_raw, str):
+            platforms_raw = [p for p in platforms_raw.split(",") if p.strip()]
+        if not isinstance(platforms_raw, list) or not platforms_raw:
+            raise self.error(where, "expected a non-empty list of platforms")
+        platforms: list[str] = []
+        for i, value in enumerate(platforms_raw):
+            platform = self.platform(value, f"{where}[{i}]")
+            if platform not in platforms:
+                platforms.append(platform)
+        return platforms
+
+    def watch_tags(self, tags: Any, where: str) -> list[Any]:
+        """A watch's tags, each one a tag `tagarchive crawl` accepts."""
+        if not isinstance(tags, list) or not tags:
+            raise self.error(where, "expected a non-empty list of tags")
+        from crawler.text.tags import InvalidTagError, parse_tag_arg
+
+        for i, tag in enumerate(tags):
+            try:
+                parse_tag_arg(tag)
+            except InvalidTagError as exc:
+                raise self.error(f"{where}[{i}]", str(exc)) from None
+        return tags
+
+    def cadence(self, raw: dict[str, Any], where: str, timezone: str) -> Cadence:
+        """A watch's `every` or `cron`, its time zone and its jitter."""
+        if ("every" in raw) == ("cron" in raw):
+            raise self.error(where, "give exactly one of every (e.g. \"1h\") or cron "
+                                    "(e.g. \"0 * * * *\")")
+        zone = self.timezone(raw["timezone"], f"{where}.timezone") if "timezone" in raw \
+            else timezone
+        jitter = self.duration(raw.get("jitter", 0), f"{where}.jitter")
+        if "every" in raw:
+            every = self.duration(raw["every"], f"{where}.every", minimum=1)
+            if jitter >= every:
+                raise self.error(f"{where}.jitter", "must be shorter than the interval")
+            return Cadence(every=every, timezone=zone, jitter=jitter)
+        expr = self.string(raw["cron"], f"{where}.cron")
+        cadence = Cadence(cron=expr, timezone=zone, jitter=jitter)
+        try:
+            cadence.trigger()
+        except ValueError as exc:
+            raise self.error(f"{where}.cron", str(exc)) from None
+        return cadence
+
+    def watch_health(self, raw: dict[str, Any], where: str, health: HealthThresholds,
+                     cadence: Cadence) -> HealthThresholds:
+        """A watch's health thresholds, its lookback long enough for its cadence."""
+        watch_health = self.health(raw.get("health", {}), f"{where}.health", health)
+        if "lookback_days" not in self.table(raw.get("health"), f"{where}.health"):
+            # the stale check needs stale_intervals runs of history, whatever the cadence
+            needed = math.ceil(2 * watch_health.stale_intervals * cadence.interval() / 86400)
+            watch_health = replace(watch_health, lookback_days=max(
+                watch_health.lookback_days, min(needed, MAX_LOOKBACK_DAYS)))
+        return watch_health
 
 
 def _kind(value: Any) -> str:
