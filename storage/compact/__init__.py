@@ -5,16 +5,18 @@ in one rename (local.py, swap.py); an ``s3://`` root, where nothing can be renam
 output and then a commit marker (s3.py; the markers themselves: storage/markers.py, which the
 readers share). What both share: common.py. docs/compaction.md and docs/s3.md say more.
 
-Imports run one way: this package imports storage.reading and storage.markers, never the reverse
-(an import-linter contract in pyproject.toml).
+Imports run one way: this package imports the readers' modules (storage.parquetfiles,
+storage.markers, storage.backends), never the reverse (an import-linter contract in pyproject.toml).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable
 from datetime import date, datetime
 
+from storage.backends import backend_for
 from storage.compact.common import (
     COMPACTED_KEY,
     DEDUP_RULES,
@@ -35,7 +37,6 @@ from storage.compact.common import (
     fit_schema,
     parse_parquet,
 )
-from storage.fs import is_remote
 
 
 def compact(
@@ -53,14 +54,15 @@ def compact(
     LockBusyError when another compaction of a dataset runs; a partition that fails is left as it
     was and named in the report's errors.
     """
-    if is_remote(root):  # no rename on S3: output, then a commit marker (storage/compact/s3.py)
-        from storage.compact.s3 import compact_s3
+    # Loaded on first use: a local compaction never needs the S3 code, nor S3 the swap.
+    implementation = importlib.import_module(_BY_BACKEND[backend_for(root).name])
+    return implementation.compact(root, datasets, before, now, include_today=include_today,
+                                  lock_timeout=lock_timeout)
 
-        return compact_s3(root, datasets, before, now, include_today=include_today)
-    from storage.compact.local import compact_local
 
-    return compact_local(root, datasets, before, now, include_today=include_today,
-                         lock_timeout=lock_timeout)
+# Each back-end's compaction (storage/backends.SCHEMES names the back-ends): a local root swaps
+# directories, S3, where nothing can be renamed, writes an output and then a commit marker.
+_BY_BACKEND = {"local": "storage.compact.local", "s3": "storage.compact.s3"}
 
 
 __all__ = [

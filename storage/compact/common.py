@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.errors import StorageError
+from storage.parquetfiles import parquet_error_text
 from storage.paths import STATE_DIR
-from storage.reading import parquet_error_text
 from storage.schemas import SCHEMA_VERSION, DatasetSpec, get_spec
 
 SCRATCH = Path(STATE_DIR, "compact")

@@ -91,6 +91,7 @@ from storage.compact.common import (
 from storage.compact.swap import discard, fsync_dir, fsync_file, recover, swap_in, write_job
 from storage.errors import StorageError, UnsafePathError
 from storage.locks import exclusive, swapping
+from storage.parquetfiles import misplaced_reason, parquet_problem
 from storage.paths import (
     check_partition_value,
     ensure_inside_root,
@@ -98,7 +99,6 @@ from storage.paths import (
     new_run_id,
     partition_values,
 )
-from storage.reading import misplaced_reason, parquet_problem
 from storage.schemas import DATASETS, DatasetSpec, get_spec
 
 logger = logging.getLogger(__name__)
@@ -346,7 +346,7 @@ def _is_partition_prefix(spec: DatasetSpec, relative: Path) -> bool:
     return True
 
 
-def compact_local(
+def compact(
     root: str | os.PathLike[str],
     datasets: Iterable[str] | None = None,
     before: date | None = None,

@@ -22,6 +22,7 @@ from storage.compact.common import (
     QUARANTINE,
     ROW_GROUP_ROWS,
     RULES_VERSION,
+    SWAP_WAIT_S,
     ArchiveMissingError,
     CompactionError,
     CompactionReport,
@@ -57,8 +58,8 @@ from storage.markers import (
     is_output,
     listing,
 )
+from storage.parquetfiles import misplaced_reason
 from storage.paths import new_run_id
-from storage.reading import misplaced_reason
 from storage.schemas import DATASETS, DatasetSpec, get_spec
 
 logger = logging.getLogger(__name__)
@@ -188,9 +189,12 @@ def _compact_partition(root: S3Root, spec: DatasetSpec, part: Partition, cid: st
     return _Done(True, len(names), size, new_size, rows_before, kept.num_rows)
 
 
-def compact_s3(root: Any, datasets: Iterable[str] | None = None, before: date | None = None,
-               now: datetime | None = None, *, include_today: bool = False) -> CompactionReport:
-    """compact() for an s3:// root: same selection, rules and report as the local one."""
+def compact(root: Any, datasets: Iterable[str] | None = None, before: date | None = None,
+            now: datetime | None = None, *, include_today: bool = False,
+            lock_timeout: float = SWAP_WAIT_S) -> CompactionReport:
+    """compact() for an s3:// root: same selection, rules and report as the local one.
+
+    ``lock_timeout`` is the local swap's: S3 has no lock (markers settle races instead)."""
     s3 = as_s3_root(root)
     check_root(s3)
     names = list(DATASETS) if datasets is None else [get_spec(n).name for n in datasets]

@@ -1,0 +1,162 @@
+"""The S3 back-end: an archive root at ``s3://bucket/prefix`` (S3 or MinIO; storage/fs.py).
+
+Nothing on S3 can be renamed, locked or appended to: each file is uploaded once under its final,
+unique key (storage/writer.py), and compaction publishes an output, then a commit marker
+(storage/compact/s3.py). Reading lists the objects and honours the markers (storage/markers.py).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from storage.backends.base import Backend
+from storage.fs import S3Root, as_s3_root, check_root, exists, list_files, s3_error
+from storage.markers import listing
+from storage.parquetfiles import (
+    MIN_SIZE,
+    PARTITION_DUCKDB_TYPES,
+    dataset_schema,
+    empty_view_sql,
+    misplaced_reason,
+    parquet_error_text,
+    partition_schema,
+    warn_skipped,
+)
+from storage.schemas import DATASETS, get_spec
+
+if TYPE_CHECKING:
+    import duckdb
+
+_CHECK_THREADS = 8
+
+
+class S3Backend(Backend):
+    """An archive root on S3: ``s3://bucket/prefix``."""
+
+    name = "s3"
+    remote = True
+
+    def location(self, root: Any) -> S3Root:
+        return as_s3_root(root)
+
+    def url(self, root: Any) -> str:
+        return self.location(root).url
+
+    def check(self, root: Any) -> None:
+        check_root(self.location(root))
+
+    def exists(self, root: Any, *parts: str) -> bool:
+        s3 = self.location(root)
+        return exists(s3, s3.path(*parts))
+
+    def list_files(self, root: Any, *parts: str) -> list[tuple[str, int]]:
+        return list_files(self.location(root), *parts)
+
+    def open_dataset(self, root: Any, name: str) -> ds.Dataset:
+        return _open_s3_dataset(self.location(root), name, dataset_schema(name))
+
+    def duckdb_views(self, root: Any, con: duckdb.DuckDBPyConnection
+                     ) -> duckdb.DuckDBPyConnection:
+        return _duckdb_s3_views(self.location(root), con)
+
+
+# kept, so a scan does not fetch it again) is good for the whole process. Value: the fragment,
+# or why the object is unreadable.
+_S3_FRAGMENTS: dict[tuple[int, str, int], ds.Fragment | str] = {}
+
+
+def s3_footer_problem(exc: BaseException, path: str) -> str:
+    """Why a Parquet object's footer could not be read, if the bytes are to blame; otherwise
+    (the network, permissions) the S3Error to raise."""
+    if isinstance(exc, pa.ArrowInvalid) or "deserialize thrift" in str(exc):
+        return "not a whole Parquet file: " + parquet_error_text(exc)
+    raise s3_error(exc, "download", path) from None
+
+
+def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
+    parts, misplaced = listing(root, name)
+    skipped = [(f"s3://{path}", misplaced_reason(name)) for path, _size in misplaced]
+    # Fragments made from the listing, sizes included: reading a file then costs its GETs only,
+    # not a HEAD first. Partition values come from the key, typed by the explicit schema.
+    parquet = ds.ParquetFileFormat()
+    partitioning = ds.partitioning(partition_schema(name), flavor="hive")
+    base = root.path(get_spec(name).name) + "/"
+    fragments: list[ds.Fragment] = []
+    unchecked: list[tuple[tuple[int, str, int], ds.Fragment]] = []
+    for part in parts:
+        # Outputs of a committed compaction were written by a compaction that read every input:
+        # only the other files (a day or two of crawl files, usually) have their footer checked.
+        committed = {marker.output for marker in part.honoured}
+        for file in part.visible:
+            path, size = part.path(file), part.files[file]
+            key = (id(root.fs), path, size)
+            known = _S3_FRAGMENTS.get(key)
+            if isinstance(known, str):
+                skipped.append((f"s3://{path}", known))
+                continue
+            if known is not None:
+                fragments.append(known)
+                continue
+            if size < MIN_SIZE:
+                skipped.append((f"s3://{path}", f"{size} bytes, too small to be Parquet"))
+                continue
+            fragment = parquet.make_fragment(
+                path,
+                filesystem=root.fs,
+                # the trailing '/' makes the last k=v a directory (parse drops a file name)
+                partition_expression=partitioning.parse(path[len(base):].rsplit("/", 1)[0] + "/"),
+                file_size=size,
+            )
+            fragments.append(fragment)
+            if file not in committed:
+                unchecked.append((key, fragment))
+    if unchecked:
+        def check(item: tuple[tuple[int, str, int], ds.Fragment]) -> str | None:
+            try:
+                item[1].ensure_complete_metadata()  # kept in the fragment for the scan
+            except (OSError, pa.ArrowException) as exc:
+                return s3_footer_problem(exc, item[0][1])
+            return None
+
+        with ThreadPoolExecutor(min(_CHECK_THREADS, len(unchecked))) as pool:
+            problems = list(pool.map(check, unchecked))
+        bad = set()
+        for (key, fragment), problem in zip(unchecked, problems, strict=True):
+            _S3_FRAGMENTS[key] = fragment if problem is None else problem
+            if problem is not None:
+                bad.add(id(fragment))
+                skipped.append((f"s3://{key[1]}", problem))
+        fragments = [f for f in fragments if id(f) not in bad]
+    warn_skipped(skipped)
+    if not fragments:
+        return ds.dataset(schema.empty_table())
+    return ds.FileSystemDataset(fragments, schema=schema, format=parquet, filesystem=root.fs)
+
+
+
+def _duckdb_s3_views(root: S3Root, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Views over registered pyarrow datasets: DuckDB's own S3 reader (httpfs) is an extension
+    downloaded at run time, which fails offline, and it would not honour commit markers."""
+    for name, spec in DATASETS.items():
+        dataset = _open_s3_dataset(root, name, dataset_schema(name))
+        if not isinstance(dataset, ds.FileSystemDataset):  # no files yet
+            source = empty_view_sql(con, name)
+        else:
+            registered = f"__tagarchive_{name}"
+            con.register(registered, dataset)
+            # open_dataset keeps partition values as text; the local views type them as DuckDB
+            # does for hive paths (date -> DATE), so queries behave the same on both roots.
+            casts = ", ".join(
+                f'CAST("{key}" AS {PARTITION_DUCKDB_TYPES[key]}) AS "{key}"'
+                for key in spec.partition_by
+                if PARTITION_DUCKDB_TYPES[key] != "VARCHAR"
+            )
+            replace = f" REPLACE ({casts})" if casts else ""
+            source = f'SELECT *{replace} FROM "{registered}"'
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {source}')
+    return con
+

@@ -1,0 +1,51 @@
+"""The back-end map: a root's URI scheme picks its back-end (storage/backends/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage import DatasetWriter, open_dataset
+from storage.backends import SCHEMES, LocalBackend, S3Backend, backend_for, scheme_of
+from storage.fs import BadRootError, S3Root
+from tests.compact_helpers import DAY, snapshot
+
+
+@pytest.mark.parametrize(("root", "scheme", "kind"), [
+    ("data", "", LocalBackend),
+    (Path("/srv/data"), "", LocalBackend),
+    ("file:///srv/data", "file", LocalBackend),
+    ("s3://bucket/prefix", "s3", S3Backend),
+    ("S3://bucket", "s3", S3Backend),
+    (S3Root("bucket", "p"), "s3", S3Backend),
+    ("gs://bucket", "", LocalBackend),  # unknown schemes stay local paths, as they always were
+    ("C:\\data", "", LocalBackend),
+])
+def test_the_scheme_picks_the_backend(root: object, scheme: str, kind: type) -> None:
+    assert scheme_of(root) == scheme
+    assert isinstance(backend_for(root), kind)
+    assert backend_for(root) is SCHEMES[scheme]
+
+
+def test_only_s3_is_remote() -> None:
+    assert [name for name, b in SCHEMES.items() if b.remote] == ["s3"]
+
+
+def test_a_file_url_is_the_directory_it_names(tmp_path: Path) -> None:
+    local = backend_for(tmp_path.as_uri())
+    assert local.location(tmp_path.as_uri()) == tmp_path
+    with DatasetWriter(tmp_path, "20260110T000000Z-aaaaaaaa") as writer:
+        writer.add_many("snapshots", [snapshot("a", DAY)])
+    assert open_dataset(tmp_path.as_uri(), "snapshots").count_rows() == 1
+    assert local.exists(tmp_path.as_uri(), "snapshots")
+    assert not local.exists(tmp_path, "posts")
+    (path, size), = local.list_files(tmp_path, "snapshots")
+    assert path.endswith(".parquet") and path.startswith(str(tmp_path / "snapshots"))
+    assert size == Path(path).stat().st_size
+
+
+def test_a_bad_s3_root_is_refused_by_its_backend() -> None:
+    with pytest.raises(BadRootError):
+        backend_for("s3://Bad_Bucket").location("s3://Bad_Bucket")
+    assert backend_for("s3://bucket/p").url("s3://bucket/p/") == "s3://bucket/p"
