@@ -60,3 +60,16 @@ def test_a_held_lock_names_its_holder(tmp_path: Path) -> None:
 
 def test_no_job_store_means_no_stored_runs(tmp_path: Path) -> None:
     assert stored_next_runs(_config(tmp_path)) == {}
+
+
+def test_job_functions_keep_the_names_existing_job_stores_hold() -> None:
+    # a job store written before the scheduler was split names these; a moved function would
+    # make APScheduler drop the stored job, and with it the watch's next run time
+    from apscheduler.util import obj_to_ref, ref_to_obj
+
+    from crawler.services import scheduler
+
+    for name in ("fire", "compact_now"):
+        ref = f"crawler.services.scheduler:{name}"
+        assert obj_to_ref(getattr(scheduler, name)) == ref
+        assert ref_to_obj(ref) is getattr(scheduler, name)

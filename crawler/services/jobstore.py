@@ -13,10 +13,12 @@ from crawler.services.watchmodel import Config
 
 
 def job_store_path(config: Config) -> Path:
+    """APScheduler's SQLite job store: each watch's job, its cadence and its next run."""
     return config.state_dir / "jobs.sqlite"
 
 
 def service_lock_path(config: Config) -> Path:
+    """The lock one `schedule run` per state directory holds while it runs."""
     return config.state_dir / "service.lock"
 
 

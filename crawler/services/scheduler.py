@@ -207,9 +207,11 @@ class ScheduleService:
     # --- fires and the events of fires that did not happen ---
 
     def note_submitted(self, job_id: str, run_time: datetime) -> None:
+        """Remember the run time a job is being submitted for (on_fire reads it)."""
         self._scheduled[job_id] = run_time
 
     def on_fire(self, job_id: str) -> None:
+        """A job came due: fire its watch, or record it skipped while the service stops."""
         scheduled_at = self._scheduled.pop(job_id, None)
         note = self._catch_up.pop(job_id, None)
         trigger = CATCH_UP if note else SCHEDULE
