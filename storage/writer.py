@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -15,18 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from storage.errors import SchemaError, StorageError, wrap_os_error
-from storage.fs import S3Error, as_s3_root, delete, exists, is_remote, put_bytes
-from storage.locks import publishing
-from storage.paths import check_partition_value, ensure_inside_root, partition_path, utc_day
+from storage.backends import backend_for
+from storage.errors import SchemaError, StorageError
+from storage.paths import check_partition_value, utc_day
 from storage.schemas import DATASETS, DatasetSpec, get_spec, table_from_rows
 
 logger = logging.getLogger(__name__)
@@ -44,28 +40,6 @@ class WrittenFile:
     path: PurePath  # a Path for a local root; ``bucket/prefix/...`` for an s3:// root
     rows: int
     bytes: int
-
-
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY if directory else os.O_RDWR
-    if directory:
-        if os.name == "nt":  # directories cannot be opened for fsync on Windows
-            return
-        flags |= getattr(os, "O_DIRECTORY", 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:  # the original error matters more than a leftover hidden temp file
-        logger.warning("could not remove temporary file %s: %s", path, exc)
 
 
 def _raw_json(row: Row) -> str:
@@ -98,11 +72,10 @@ class DatasetWriter:
             raise ValueError(f"flush_rows must be at least 1, got {flush_rows}")
         if not flush_seconds > 0:
             raise ValueError(f"flush_seconds must be positive, got {flush_seconds}")
-        # A local directory, or an s3:// root whose files are uploaded once under their final
-        # key instead of renamed into place (storage/fs.py, docs/s3.md).
-        self._s3 = as_s3_root(root) if is_remote(root) else None
-        self.root: Any = self._s3.url if self._s3 else Path(os.path.abspath(root))
-        self._uncertain: list[str] = []  # S3 keys whose upload failed: maybe stored after all
+        # The root's back-end publishes each file whole: a local directory renames a temp file
+        # into place, an s3:// root uploads once under the final key (storage/backends/).
+        self._store = backend_for(root).publisher(root)
+        self.root: Any = self._store.root
         # The run id is part of every file name, so it must be as safe as a partition value.
         self.run_id = check_partition_value("run_id", run_id)
         self.flush_rows = flush_rows
@@ -288,9 +261,9 @@ class DatasetWriter:
         with self._lock:
             self._seq += 1
             seq = self._seq
-        directory = self._partition_dir(dataset, partitions)
+        directory = self._store.partition_dir(dataset, partitions)
         final = directory / f"part-{self.run_id}-{seq:04d}.parquet"
-        size = self._publish(table, final)
+        size = self._store.publish(table, final, self.compression)
         logger.debug("wrote %s rows to %s", table.num_rows, final)
         if diverted:  # only now: had the write failed, these rows would be retried as they are
             self._divert(spec, partitions, diverted)
@@ -392,91 +365,6 @@ class DatasetWriter:
             if self._oldest["rejects"] is None:
                 self._oldest["rejects"] = self._clock()
             self._pending["rejects"] += len(rejects)
-
-    def _partition_dir(self, dataset: str, partitions: dict[str, str]) -> PurePath:
-        if self._s3 is None:
-            return partition_path(self.root, dataset, partitions)
-        # The values were validated when buffered; S3 keys have no symlinks to resolve.
-        parts = [f"{k}={v}" for k, v in partitions.items()]
-        return PurePosixPath(self._s3.path(get_spec(dataset).name, *parts))
-
-    def _publish_s3(self, table: pa.Table, final: PurePath) -> int:
-        """Serialize in memory, then one upload under the final key: never a partial object."""
-        assert self._s3 is not None
-        try:
-            buffer = pa.BufferOutputStream()
-            pq.write_table(table, buffer, compression=self.compression)
-            data = buffer.getvalue()
-        except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"could not write {final}: {type(exc).__name__}: {exc}") from exc
-        self._settle_uncertain()
-        key = final.as_posix()
-        try:
-            # Refuses an existing key; S3Error (one line naming S3) when the upload fails.
-            return put_bytes(self._s3, key, memoryview(data))
-        except S3Error:
-            # The rows go back to the buffer and will be written under a new key; if this upload
-            # did land (its answer lost), the object must go first or the rows would count twice.
-            self._uncertain.append(key)
-            raise
-
-    def _settle_uncertain(self) -> None:
-        """Delete objects of failed uploads that landed anyway (before their rows are rewritten)."""
-        assert self._s3 is not None
-        while self._uncertain:
-            key = self._uncertain[0]
-            if exists(self._s3, key):
-                logger.warning("removing s3://%s: its upload reported failure, rows rewritten", key)
-                delete(self._s3, key)
-            self._uncertain.pop(0)
-
-    def _publish(self, table: pa.Table, final: Path) -> int:
-        """Write to a hidden temp sibling, fsync, rename into place; returns the file size."""
-        if self._s3 is not None:
-            return self._publish_s3(table, final)
-        temp = final.with_name(f".{final.name}.tmp")
-        started = False  # before the write there is no temp file to clean up
-        try:
-            self._make_dirs(final.parent)
-            ensure_inside_root(self.root, final.parent)
-            # Shared with other writers; compaction takes it exclusively to swap a partition's
-            # directory, so the temp file and its rename land in the same directory (compact.py).
-            with publishing(self.root):
-                if os.path.lexists(final):  # names are unique per run; a clash: reused run id
-                    raise StorageError(f"refusing to overwrite existing file {final}")
-                started = True
-                pq.write_table(table, temp, compression=self.compression)
-                _fsync_path(temp)
-                size = os.stat(temp).st_size
-                os.replace(temp, final)
-        except BaseException as exc:
-            if started:
-                _remove_quietly(temp)
-            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
-                raise
-            if isinstance(exc, OSError):
-                raise wrap_os_error(exc, final) from exc
-            raise StorageError(f"could not write {final}: {type(exc).__name__}: {exc}") from exc
-        try:
-            _fsync_path(final.parent, directory=True)  # make the rename itself durable
-        except OSError as exc:
-            # The file is already in place: reporting failure would make the caller write the
-            # rows a second time.
-            logger.warning("could not fsync directory %s: %s", final.parent, exc)
-        return size
-
-    def _make_dirs(self, directory: Path) -> None:
-        if directory.is_dir():
-            return
-        missing = []
-        current = directory
-        while not current.exists():
-            missing.append(current)
-            current = current.parent
-        for path in reversed(missing):
-            with contextlib.suppress(FileExistsError):  # another writer made it first
-                path.mkdir()
-            _fsync_path(path.parent, directory=True)
 
     # --- closing ----------------------------------------------------------------------------
 

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
     import pyarrow.dataset as ds
+
+
+class Publisher(ABC):
+    """Where one DatasetWriter publishes: each file once, whole, under its final name."""
+
+    root: Any  # the root as the writer reports it: an absolute Path, or the s3:// URL
+
+    @abstractmethod
+    def partition_dir(self, dataset: str, partitions: dict[str, str]) -> PurePath:
+        """The directory (or key prefix) of one partition; the values are already checked."""
+
+    @abstractmethod
+    def publish(self, table: pa.Table, final: Any, compression: str) -> int:
+        """Write ``table`` at ``final`` so that readers see all of it or nothing; its size.
+        StorageError (the rows stay with the writer) when it cannot."""
 
 
 class Backend(ABC):
@@ -47,3 +64,7 @@ class Backend(ABC):
     def duckdb_views(self, root: Any, con: duckdb.DuckDBPyConnection
                      ) -> duckdb.DuckDBPyConnection:
         """One DuckDB view per dataset over the root (storage.reading.duckdb_connect)."""
+
+    @abstractmethod
+    def publisher(self, root: Any) -> Publisher:
+        """A new Publisher for one DatasetWriter over ``root``."""

@@ -7,13 +7,19 @@ Files are written to a hidden temp name, fsynced and renamed into place under th
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
-from storage.backends.base import Backend
+from storage.backends.base import Backend, Publisher
+from storage.errors import StorageError, wrap_os_error
+from storage.locks import publishing
 from storage.parquetfiles import (
     PARTITION_DUCKDB_TYPES,
     UnreadableDatasetError,
@@ -27,13 +33,15 @@ from storage.parquetfiles import (
     sql_string,
     warn_skipped,
 )
-from storage.paths import partition_values
+from storage.paths import ensure_inside_root, partition_path, partition_values
 from storage.schemas import DATASETS, DatasetSpec, get_spec
 
 if TYPE_CHECKING:
     import duckdb
 
 _FILE_SCHEME = "file://"
+# The publishers' warnings keep the writer's logger: they are about its files.
+writer_log = logging.getLogger("storage.writer")
 
 
 class LocalBackend(Backend):
@@ -62,6 +70,9 @@ class LocalBackend(Backend):
                 path = os.path.join(current, name)
                 found.append((path, os.lstat(path).st_size))
         return sorted(found)
+
+    def publisher(self, root: Any) -> LocalPublisher:
+        return LocalPublisher(root)
 
     def open_dataset(self, root: Any, name: str) -> ds.Dataset:
         root = self.location(root)
@@ -130,3 +141,83 @@ def _view(con: duckdb.DuckDBPyConnection, root: Path, spec: DatasetSpec, pattern
     except duckdb.Error as exc:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnreadableDatasetError(f"cannot read {name} under {shown}: {text}") from None
+
+
+class LocalPublisher(Publisher):
+    """Temp file, fsync, rename into place under the archive lock (shared with other writers)."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = Path(os.path.abspath(LocalBackend().location(root)))
+
+    def partition_dir(self, dataset: str, partitions: dict[str, str]) -> PurePath:
+        return partition_path(self.root, dataset, partitions)
+
+    def publish(self, table: pa.Table, final: Any, compression: str) -> int:
+        """Write to a hidden temp sibling, fsync, rename into place; returns the file size."""
+        temp = final.with_name(f".{final.name}.tmp")
+        started = False  # before the write there is no temp file to clean up
+        try:
+            _make_dirs(final.parent)
+            ensure_inside_root(self.root, final.parent)
+            # Shared with other writers; compaction takes it exclusively to swap a partition's
+            # directory, so the temp file and its rename land in the same directory.
+            with publishing(self.root):
+                if os.path.lexists(final):  # names are unique per run; a clash: reused run id
+                    raise StorageError(f"refusing to overwrite existing file {final}")
+                started = True
+                pq.write_table(table, temp, compression=compression)
+                _fsync_path(temp)
+                size = os.stat(temp).st_size
+                os.replace(temp, final)
+        except BaseException as exc:
+            if started:
+                _remove_quietly(temp)
+            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, OSError):
+                raise wrap_os_error(exc, final) from exc
+            raise StorageError(f"could not write {final}: {type(exc).__name__}: {exc}") from exc
+        try:
+            _fsync_path(final.parent, directory=True)  # make the rename itself durable
+        except OSError as exc:
+            # The file is already in place: reporting failure would make the caller write the
+            # rows a second time.
+            writer_log.warning("could not fsync directory %s: %s", final.parent, exc)
+        return size
+
+
+def _make_dirs(directory: Path) -> None:
+    if directory.is_dir():
+        return
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another writer made it first
+            path.mkdir()
+        _fsync_path(path.parent, directory=True)
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY if directory else os.O_RDWR
+    if directory:
+        if os.name == "nt":  # directories cannot be opened for fsync on Windows
+            return
+        flags |= getattr(os, "O_DIRECTORY", 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # the original error matters more than a leftover hidden temp file
+        writer_log.warning("could not remove temporary file %s: %s", path, exc)
+

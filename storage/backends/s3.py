@@ -7,14 +7,28 @@ unique key (storage/writer.py), and compaction publishes an output, then a commi
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
-from storage.backends.base import Backend
-from storage.fs import S3Root, as_s3_root, check_root, exists, list_files, s3_error
+from storage.backends.base import Backend, Publisher
+from storage.errors import StorageError
+from storage.fs import (
+    S3Error,
+    S3Root,
+    as_s3_root,
+    check_root,
+    delete,
+    exists,
+    list_files,
+    put_bytes,
+    s3_error,
+)
 from storage.markers import listing
 from storage.parquetfiles import (
     MIN_SIZE,
@@ -32,6 +46,8 @@ if TYPE_CHECKING:
     import duckdb
 
 _CHECK_THREADS = 8
+# The publisher's warnings keep the writer's logger: they are about its files.
+writer_log = logging.getLogger("storage.writer")
 
 
 class S3Backend(Backend):
@@ -55,6 +71,9 @@ class S3Backend(Backend):
 
     def list_files(self, root: Any, *parts: str) -> list[tuple[str, int]]:
         return list_files(self.location(root), *parts)
+
+    def publisher(self, root: Any) -> S3Publisher:
+        return S3Publisher(root)
 
     def open_dataset(self, root: Any, name: str) -> ds.Dataset:
         return _open_s3_dataset(self.location(root), name, dataset_schema(name))
@@ -160,3 +179,44 @@ def _duckdb_s3_views(root: S3Root, con: duckdb.DuckDBPyConnection) -> duckdb.Duc
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {source}')
     return con
 
+
+class S3Publisher(Publisher):
+    """Serialize in memory, then one upload under the final key: never a partial object."""
+
+    def __init__(self, root: Any) -> None:
+        self._s3 = as_s3_root(root)
+        self.root = self._s3.url
+        self._uncertain: list[str] = []  # keys whose upload failed: maybe stored after all
+
+    def partition_dir(self, dataset: str, partitions: dict[str, str]) -> PurePath:
+        # The values were validated when buffered; S3 keys have no symlinks to resolve.
+        parts = [f"{k}={v}" for k, v in partitions.items()]
+        return PurePosixPath(self._s3.path(get_spec(dataset).name, *parts))
+
+    def publish(self, table: pa.Table, final: Any, compression: str) -> int:
+        try:
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer, compression=compression)
+            data = buffer.getvalue()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"could not write {final}: {type(exc).__name__}: {exc}") from exc
+        self._settle_uncertain()
+        key = final.as_posix()
+        try:
+            # Refuses an existing key; S3Error (one line naming S3) when the upload fails.
+            return put_bytes(self._s3, key, memoryview(data))
+        except S3Error:
+            # The rows go back to the buffer and will be written under a new key; if this upload
+            # did land (its answer lost), the object must go first or the rows would count twice.
+            self._uncertain.append(key)
+            raise
+
+    def _settle_uncertain(self) -> None:
+        """Delete objects of failed uploads that landed anyway (before their rows are rewritten)."""
+        while self._uncertain:
+            key = self._uncertain[0]
+            if exists(self._s3, key):
+                writer_log.warning("removing s3://%s: its upload reported failure, rows rewritten",
+                                   key)
+                delete(self._s3, key)
+            self._uncertain.pop(0)
