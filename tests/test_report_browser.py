@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from crawler.downloader.chromium import find_chromium, launch_options
-from crawler.report.page import ReportRequest, build_report, write_report
+from crawler.report import ReportRequest, build_report, write_report
 from storage import open_archive, open_dataset
 from tests.test_analysis_api import XSS_TAG, write_archive
 from tests.test_analysis_demo import demo_workdir

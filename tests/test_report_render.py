@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crawler.cli.main import main
-from crawler.report.page import (
+from crawler.report import (
     ReportRequest,
     build_report,
     format_cjk,
@@ -143,7 +143,7 @@ def test_window_and_platforms_narrow_the_report(root: Path, tmp_path: Path,
 
 def test_platform_colours_come_from_the_adapters() -> None:
     from crawler.platforms import REGISTRY
-    from crawler.report.page import _PALETTE, platform_color, platform_title
+    from crawler.report.labels import _PALETTE, platform_color, platform_title
 
     order = ["tiktok", "mastodon", "xiaohongshu", "bluesky"]
     assert platform_color("tiktok", order) == REGISTRY["tiktok"].color == "#0e7490"
@@ -153,3 +153,14 @@ def test_platform_colours_come_from_the_adapters() -> None:
     assert platform_color("bluesky", order) == _PALETTE[1]
     assert platform_title("xiaohongshu") == REGISTRY["xiaohongshu"].title
     assert platform_title("unknown-slug") == "unknown-slug"
+
+
+def test_the_report_package_exports_its_public_names() -> None:
+    import crawler.report
+    from crawler.report.charts import as_datetime, esc, iso
+
+    for name in crawler.report.__all__:
+        assert getattr(crawler.report, name).__module__.startswith("crawler.report."), name
+    assert esc('<a href="x">&\'') == "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"
+    assert iso(date(2025, 1, 14)) == "2025-01-14"
+    assert as_datetime(date(2025, 1, 14)).isoformat() == "2025-01-14T00:00:00+00:00"

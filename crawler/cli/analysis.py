@@ -329,7 +329,7 @@ def _dot_command(archive: Archive, command: str, show: Callable[[pa.Table], None
 # --- report --------------------------------------------------------------------------------
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from crawler.report.page import (
+    from crawler.report import (
         MissingPlotting,
         NothingToReport,
         ReportRequest,
