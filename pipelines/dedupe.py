@@ -9,7 +9,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import PageItems, SnapshotItem
 from crawler.platforms.base import Outcome
 from crawler.rules.dedupe import dedupe_key
-from crawler.signals import run_started
+from crawler.signals import run_started, send_outcome
 from pipelines import RunPipeline
 
 
@@ -42,8 +42,8 @@ class DedupePipeline(RunPipeline):
             if isinstance(item, SnapshotItem) and item.job_key:
                 # the same topic asked for twice (by name and by id): its data is stored once,
                 # and the second request is answered by that
-                self.run.set_outcome(item.platform, item.job_key, Outcome.STORED,
-                                     "same topic as another requested tag")
+                send_outcome(self.crawler.signals, item.platform, item.job_key, Outcome.STORED,
+                             "same topic as another requested tag")
             raise DropItem(f"duplicate {key[0]} {key[1:]}")
         self.seen.add(key)
         return item

@@ -7,6 +7,7 @@ from typing import Any
 from crawler.items import PageItems, SnapshotItem
 from crawler.platforms.base import Outcome
 from crawler.rules.rows import DATASET_OF, Rows
+from crawler.signals import send_outcome
 from pipelines import RunPipeline
 
 
@@ -42,4 +43,5 @@ class StorePipeline(RunPipeline):
 
     def _stored(self, item: Any) -> None:
         if isinstance(item, SnapshotItem):
-            self.run.set_outcome(item.platform, item.job_key or item.tag, Outcome.STORED)
+            send_outcome(self.crawler.signals, item.platform, item.job_key or item.tag,
+                         Outcome.STORED)

@@ -11,6 +11,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import PageItems
 from crawler.platforms.base import Outcome
 from crawler.rules.validate import item_kind, item_problems, reject_row
+from crawler.signals import send_outcome
 from pipelines import RunPipeline
 
 
@@ -39,6 +40,6 @@ class ValidatePipeline(RunPipeline):
         self.stats.inc_value("tagarchive/rejected")
         self.stats.inc_value(f"tagarchive/rejected/{kind}")
         if kind == "snapshot" and item.platform:
-            self.run.set_outcome(item.platform, item.job_key or item.tag or "", Outcome.REJECTED,
-                                 "; ".join(reasons))
+            send_outcome(self.crawler.signals, item.platform, item.job_key or item.tag or "",
+                         Outcome.REJECTED, "; ".join(reasons))
         raise DropItem(f"rejected {kind}: {'; '.join(reasons)}")

@@ -12,15 +12,12 @@ import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scrapy.exceptions import DropItem
-from scrapy.settings import Settings
-from scrapy.statscollectors import MemoryStatsCollector
 
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, items_from_result
@@ -34,6 +31,7 @@ from pipelines.validate import ValidatePipeline
 from storage import duckdb_connect, open_dataset, table_from_rows
 from storage.compact import compact
 from storage.schemas import ACTIVITY_COUNTERS, DATASETS, POST_COUNTERS
+from tests.pipeline_helpers import offline_crawler
 from tests.test_platform_fixtures import FIXTURES, load_case
 
 NOW = datetime.now(UTC)
@@ -48,9 +46,7 @@ TIKTOK_KEYS = {"likes": "diggCount", "comments": "commentCount", "shares": "shar
 def chain(tmp_path: Path):  # noqa: ANN201 - a callable
     """normalize -> validate -> dedupe -> store, with a real writer under tmp_path."""
     run = RunState(out=str(tmp_path), jobs=[TagJob("tiktok", TagRef("tiktokrefugee", None))])
-    crawler = SimpleNamespace(settings=Settings({"STATS_DUMP": False}), spider=None)
-    crawler.stats = MemoryStatsCollector(crawler)
-    crawler.spider = SimpleNamespace(run=run)
+    crawler = offline_crawler(run)
     stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
                                        StorePipeline)]
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from scrapy.exceptions import DropItem
-from scrapy.settings import Settings
 from scrapy.statscollectors import MemoryStatsCollector
 
 from crawler.extensions.runrecord import RunState, TagJob
@@ -19,6 +17,7 @@ from pipelines.normalize import NormalizePipeline
 from pipelines.store import StorePipeline
 from pipelines.validate import ValidatePipeline
 from storage import duckdb_connect
+from tests.pipeline_helpers import offline_crawler
 
 NOW = datetime.now(UTC)
 
@@ -45,9 +44,7 @@ def _page() -> list[Any]:
 
 def _chain(out: Path) -> tuple[list[Any], RunState, MemoryStatsCollector]:
     run = RunState(out=str(out), jobs=[TagJob("mastodon", TagRef("TikTokRefugee", None))])
-    crawler = SimpleNamespace(settings=Settings({"STATS_DUMP": False}), spider=None)
-    crawler.stats = MemoryStatsCollector(crawler)
-    crawler.spider = SimpleNamespace(run=run)
+    crawler = offline_crawler(run)
     stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
                                        StorePipeline)]
     return stages, run, crawler.stats

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from scrapy.exceptions import DropItem
-from scrapy.settings import Settings
-from scrapy.statscollectors import MemoryStatsCollector
 
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PostItem, SnapshotItem
@@ -19,6 +16,7 @@ from pipelines.normalize import NormalizePipeline
 from pipelines.store import StorePipeline
 from pipelines.validate import ValidatePipeline
 from storage import duckdb_connect
+from tests.pipeline_helpers import offline_crawler
 
 NOW = datetime.now(UTC)
 
@@ -26,9 +24,7 @@ NOW = datetime.now(UTC)
 @pytest.fixture
 def chain(tmp_path: Path):  # noqa: ANN201 - a callable
     run = RunState(out=str(tmp_path), jobs=[TagJob("mastodon", TagRef("TikTokRefugee", None))])
-    crawler = SimpleNamespace(settings=Settings({"STATS_DUMP": False}), spider=None)
-    crawler.stats = MemoryStatsCollector(crawler)
-    crawler.spider = SimpleNamespace(run=run)
+    crawler = offline_crawler(run)
     stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
                                        StorePipeline)]
 

@@ -33,6 +33,7 @@ from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem
 from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
 from crawler.platforms.timeline import TimelinePage
+from crawler.signals import send_outcome, tag_outcome
 from crawler.spiders.walks import Walk, WalkStore
 from storage import StorageError
 from storage.archive import RecordRef
@@ -115,7 +116,12 @@ class BackfillSpider(scrapy.Spider):
         crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
         crawler.signals.connect(spider._on_item_scraped, scrapy.signals.item_scraped)
         crawler.signals.connect(spider._on_item_error, scrapy.signals.item_error)
+        crawler.signals.connect(spider.record_outcome, signal=tag_outcome)
         return spider
+
+    def record_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
+        """The receiver of `tag_outcome`: the run this spider holds keeps the outcome."""
+        self.run.set_outcome(platform, key, outcome, detail)
 
     @property
     def adapter(self) -> Platform:
@@ -204,7 +210,7 @@ class BackfillSpider(scrapy.Spider):
 
     def _fail(self, outcome: str, detail: str) -> None:
         self.crawler.stats.inc_value(f"tagarchive/outcome/{outcome}")
-        self.run.set_outcome(self.job.platform, self.job.key, outcome, detail)
+        send_outcome(self.crawler.signals, self.job.platform, self.job.key, outcome, detail)
 
     def on_page(self, response: Response) -> Iterator[Any]:
         info = response.meta["tagarchive_job"]
@@ -250,7 +256,7 @@ class BackfillSpider(scrapy.Spider):
             item.tag = self._tag()
             item.job_key = self.job.key
             yield item
-        self.run.set_outcome(self.job.platform, self.job.key, Outcome.STORED)
+        send_outcome(self.crawler.signals, self.job.platform, self.job.key, Outcome.STORED)
 
     def _archive(self, page: Page, info: dict[str, Any], body: bytes) -> RecordRef | None:
         """Keep what was received as WARC, exactly as the snapshot spider does."""

@@ -34,6 +34,7 @@ from crawler.platforms.base import (
     UnknownStep,
     guarded_handle,
 )
+from crawler.signals import send_outcome, tag_outcome
 from crawler.text.tags import TagRef
 from storage import StorageError
 from storage.archive import RecordRef
@@ -81,7 +82,12 @@ class SnapshotSpider(scrapy.Spider):
                 spider.adapters[job.platform] = platform_class(job.platform)(
                     base_urls.get(job.platform))
         crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
+        crawler.signals.connect(spider.record_outcome, signal=tag_outcome)
         return spider
+
+    def record_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
+        """The receiver of `tag_outcome`: the run this spider holds keeps the outcome."""
+        self.run.set_outcome(platform, key, outcome, detail)
 
     def _on_opened(self) -> None:
         interval = self.run.flush_seconds if self.run else 0
@@ -96,7 +102,7 @@ class SnapshotSpider(scrapy.Spider):
             try:
                 fetch = adapter.first_fetch(job.ref)
             except PlatformError as exc:
-                self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
+                send_outcome(self.crawler.signals, job.platform, job.key, exc.outcome, exc.detail)
                 continue
             request = self._request(fetch, job)
             if request is not None:
@@ -104,8 +110,8 @@ class SnapshotSpider(scrapy.Spider):
 
     def _request(self, fetch: Fetch, job: TagJob) -> scrapy.Request | None:
         if fetch.render is not None and not self.browser_enabled:
-            self.run.set_outcome(job.platform, job.key, Outcome.UNSUPPORTED,
-                                 "this page needs the browser, which is disabled (--no-browser)")
+            send_outcome(self.crawler.signals, job.platform, job.key, Outcome.UNSUPPORTED,
+                         "this page needs the browser, which is disabled (--no-browser)")
             return None
         meta: dict[str, Any] = {
             "tagarchive_job": {"platform": job.platform, "name": job.ref.name, "id": job.ref.id,
@@ -143,11 +149,11 @@ class SnapshotSpider(scrapy.Spider):
                                info["step"], exc.where or "?", exc.detail)
                 self.crawler.stats.inc_value("tagarchive/adapter_failed")
             self.crawler.stats.inc_value(f"tagarchive/outcome/{exc.outcome}")
-            self.run.set_outcome(job.platform, job.key, exc.outcome, exc.detail)
+            send_outcome(self.crawler.signals, job.platform, job.key, exc.outcome, exc.detail)
             return
         except UnknownStep as exc:  # a request from another version (JOBDIR): not the page's
             self.crawler.stats.inc_value(f"tagarchive/outcome/{Outcome.ERROR}")
-            self.run.set_outcome(job.platform, job.key, Outcome.ERROR, str(exc))
+            send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ERROR, str(exc))
             return
         if isinstance(result, Fetch):
             request = self._request(result, job)
@@ -187,10 +193,11 @@ class SnapshotSpider(scrapy.Spider):
         job = self._job(failure.request.meta)
         error = failure.value
         if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
-            self.run.set_outcome(job.platform, job.key, Outcome.ROBOTS_DISALLOWED,
-                                 f"{failure.request.url} is disallowed by robots.txt")
+            send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ROBOTS_DISALLOWED,
+                         f"{failure.request.url} is disallowed by robots.txt")
             return
-        self.run.set_outcome(job.platform, job.key, Outcome.ERROR, error_detail(error))
+        send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ERROR,
+                     error_detail(error))
 
     def _check_health(self, reason: str) -> None:
         """Compare this run with the stored history; findings go into its record and exit code."""

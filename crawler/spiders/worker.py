@@ -32,7 +32,7 @@ from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.platforms import UnknownPlatformError, platform_class
 from crawler.platforms.base import Platform, PlatformError
 from crawler.services.jobqueue import BadJob, JobQueue, RedisLost, parse_entry
-from crawler.signals import run_started
+from crawler.signals import run_started, send_outcome
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import InvalidTagError, parse_tag_arg
 
@@ -232,7 +232,7 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
         try:
             fetch = self.adapters[platform].first_fetch(ref)
         except PlatformError as exc:
-            run.set_outcome(platform, job.key, exc.outcome, exc.detail)
+            send_outcome(self.crawler.signals, platform, job.key, exc.outcome, exc.detail)
             return []
         request = self._request(fetch, job)
         return [request] if request is not None else []

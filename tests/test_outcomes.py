@@ -1,0 +1,49 @@
+"""Outcomes through one door: every component reports a tag's outcome with `tag_outcome`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scrapy.exceptions import DropItem
+from scrapy.utils.test import get_crawler
+
+from crawler.extensions.runrecord import RunState, TagJob
+from crawler.platforms.base import Outcome
+from crawler.signals import send_outcome, tag_outcome
+from crawler.spiders.snapshot import SnapshotSpider
+from crawler.text.tags import TagRef
+
+
+def test_the_spider_that_holds_the_run_receives_every_outcome() -> None:
+    run = RunState(out="unused", jobs=[TagJob("tiktok", TagRef("cats", None))],
+                   archive_enabled=False)
+    crawler = get_crawler(SnapshotSpider)
+    spider = SnapshotSpider.from_crawler(crawler, run=run)
+    assert run.outcomes[("tiktok", "cats")] == ("pending", "")
+    send_outcome(crawler.signals, "tiktok", "cats", Outcome.BLOCKED, "a captcha")
+    assert run.outcomes[("tiktok", "cats")] == ("blocked", "a captcha")
+    send_outcome(crawler.signals, "tiktok", "cats", Outcome.STORED)
+    send_outcome(crawler.signals, "tiktok", "cats", Outcome.ERROR, "too late")  # stored is final
+    assert spider.run.outcomes[("tiktok", "cats")] == ("stored", "")
+
+
+def test_a_pipeline_reports_a_rejected_snapshot_through_the_signal(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from crawler.items import SnapshotItem
+    from pipelines.validate import ValidatePipeline
+    from tests.pipeline_helpers import offline_crawler
+
+    run = RunState(out=str(tmp_path), jobs=[TagJob("tiktok", TagRef("cats", None))])
+    received: list[dict[str, object]] = []
+    crawler = offline_crawler(run)
+    crawler.signals.connect(lambda **kw: received.append(kw), signal=tag_outcome, weak=False)
+    item = SnapshotItem(platform="tiktok", tag="cats", views=-1, job_key="cats",
+                        observed_at=datetime.now(UTC), source="api")
+    with pytest.raises(DropItem):
+        ValidatePipeline(crawler).process_item(item)
+    run.writer.close()
+    assert [(r["platform"], r["key"], r["outcome"]) for r in received] == [
+        ("tiktok", "cats", Outcome.REJECTED)]
+    assert run.outcomes[("tiktok", "cats")][0] == "rejected"
