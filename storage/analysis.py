@@ -15,17 +15,17 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
+from storage.backends import backend_for, scheme_of
+from storage.errors import ArchiveNotFoundError as ArchiveNotFoundError  # raised by the back-ends
 from storage.errors import StorageError
-from storage.fs import check_root, exists, is_remote, parse_s3_url
 from storage.reading import duckdb_connect, open_dataset
-from storage.schemas import COUNTERS, DATASETS, get_spec
+from storage.schemas import COUNTERS, get_spec
 
 if TYPE_CHECKING:  # pandas and polars are optional: imported only by the methods that need them
     import pandas as pd
@@ -40,10 +40,6 @@ GAP_FACTOR = 3.0
 GAP_MIN_INTERVALS = 3
 
 
-class ArchiveNotFoundError(StorageError, FileNotFoundError):
-    """The root does not exist, or holds none of the tagarchive datasets."""
-
-
 class UnsupportedRootError(StorageError, ValueError):
     """The root names a location this version cannot read (a URL scheme, for now)."""
 
@@ -56,25 +52,10 @@ def resolve_root(root: str | os.PathLike[str]) -> str:
     S3 URL raises BadRootError, an unreachable bucket S3Error (docs/s3.md).
     """
     text = os.fspath(root)
-    if is_remote(text):
-        s3 = parse_s3_url(text)
-        check_root(s3)
-        if not any(exists(s3, s3.path(name)) for name in DATASETS):
-            raise ArchiveNotFoundError(
-                f"no archive at {s3.url}: none of {', '.join(d + '/' for d in DATASETS)} is there"
-            )
-        return s3.url
-    if "://" in text:
+    if "://" in text and not scheme_of(text):  # a scheme no back-end serves (storage/backends/)
         scheme = text.split("://", 1)[0]
         raise UnsupportedRootError(f"cannot read {scheme}:// roots yet: {text}")
-    path = Path(text).expanduser()
-    if not path.is_dir():
-        raise ArchiveNotFoundError(f"no archive at {text}: not a directory")
-    if not any((path / name).is_dir() for name in DATASETS):
-        raise ArchiveNotFoundError(
-            f"no archive at {text}: none of {', '.join(d + '/' for d in DATASETS)} is there"
-        )
-    return str(path)
+    return backend_for(text).resolve(text)
 
 
 def fold_tag(tag: str) -> str:

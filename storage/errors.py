@@ -33,6 +33,10 @@ class SchemaError(StorageError, ValueError):
     """Rows do not fit a dataset's Arrow schema, or a dataset or partition key is unknown."""
 
 
+class ArchiveNotFoundError(StorageError, FileNotFoundError):
+    """The root does not exist, or holds none of the tagarchive datasets."""
+
+
 class OutputNotWritableError(StorageError, OSError):
     """The output location refused a write: permissions, a full disk or a read-only filesystem."""
 

@@ -49,3 +49,28 @@ def test_a_bad_s3_root_is_refused_by_its_backend() -> None:
     with pytest.raises(BadRootError):
         backend_for("s3://Bad_Bucket").location("s3://Bad_Bucket")
     assert backend_for("s3://bucket/p").url("s3://bucket/p/") == "s3://bucket/p"
+
+
+def test_walk_state_of_an_s3_root_lives_in_a_local_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAGARCHIVE_STATE_DIR", str(tmp_path))
+    assert backend_for("s3://bucket/a/b").state_root("s3://bucket/a/b") == \
+        str(tmp_path / "s3" / "bucket" / "a" / "b")
+    assert backend_for("data/").state_root("data/") == "data/"  # a local root holds its own
+
+
+def test_a_local_root_is_prepared_and_resolved(tmp_path: Path) -> None:
+    from storage.analysis import resolve_root
+    from storage.errors import ArchiveNotFoundError, StorageError
+
+    local = backend_for(tmp_path)
+    out = tmp_path / "new" / "root"
+    assert local.prepare(str(out)) == str(out) and out.is_dir()
+    (tmp_path / "a-file").touch()
+    with pytest.raises(StorageError, match="cannot create output root"):
+        local.prepare(str(tmp_path / "a-file" / "below"))
+    with pytest.raises(ArchiveNotFoundError, match="none of"):
+        local.resolve(str(out))
+    (out / "snapshots").mkdir()
+    assert local.is_dir(out, "snapshots") and not local.is_dir(out, "posts")
+    assert resolve_root(out.as_uri()) == str(out)  # file:// is a local root

@@ -47,18 +47,18 @@ def register(sub: Any) -> None:
 def cmd_prune(args: argparse.Namespace) -> int:
     from crawler.cli.errors import EnvironmentProblem, UsageError
     from storage.archive import prune
+    from storage.backends import backend_for
     from storage.errors import StorageError
-    from storage.fs import BadRootError, S3Error, check_root, is_remote, parse_s3_url
+    from storage.fs import BadRootError, S3Error
 
     if args.max_age is None and args.max_size is None:
         raise UsageError("archive prune needs --max-age, --max-size or both")
-    if is_remote(args.root):
-        try:
-            check_root(parse_s3_url(args.root))
-        except BadRootError as exc:
-            raise UsageError(str(exc)) from None
-        except S3Error as exc:
-            raise EnvironmentProblem(str(exc)) from None
+    try:
+        backend_for(args.root).check(args.root)  # S3: the bucket answers; local: nothing
+    except BadRootError as exc:
+        raise UsageError(str(exc)) from None
+    except S3Error as exc:
+        raise EnvironmentProblem(str(exc)) from None
     try:
         report = prune(args.root, max_age_days=parse_age(args.max_age) if args.max_age else None,
                        max_bytes=parse_size(args.max_size) if args.max_size else None,

@@ -130,13 +130,9 @@ def walk_state_root(out: str) -> str:
     """Where a walk's state and journal live: under the output root, or for an s3:// root (no
     flock, no append, no fsync there) in a local directory named after the bucket and prefix:
     $TAGARCHIVE_STATE_DIR/s3/<bucket>/<prefix>, default ~/.local/state/tagarchive/s3/..."""
-    from storage.fs import is_remote, parse_s3_url
+    from storage.backends import backend_for
 
-    if not is_remote(out):
-        return out
-    base = os.environ.get("TAGARCHIVE_STATE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".local", "state", "tagarchive")
-    return os.path.join(base, "s3", *parse_s3_url(out).base.split("/"))
+    return backend_for(out).state_root(out)
 
 
 def _resumed(store: Any, label: str) -> Any:

@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,25 +97,16 @@ def prepare_out(out: str) -> str:
     An ``s3://bucket/prefix`` root is checked instead (docs/s3.md): a malformed URL is a usage
     error, a bucket that is missing or does not answer an environment problem.
     """
-    from storage.fs import BadRootError, S3Error, check_root, is_remote, parse_s3_url
+    from storage.backends import backend_for
+    from storage.errors import StorageError
+    from storage.fs import BadRootError
 
-    if is_remote(out):
-        try:
-            root = parse_s3_url(out)
-            check_root(root)
-        except BadRootError as exc:
-            raise UsageError(str(exc)) from None
-        except S3Error as exc:
-            raise EnvironmentProblem(str(exc)) from None
-        return root.url
-    path = Path(out)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EnvironmentProblem(f"cannot create output root {out}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise EnvironmentProblem(f"output root {out} is not writable")
-    return str(path)
+        return backend_for(out).prepare(out)  # a directory made, or a bucket checked
+    except BadRootError as exc:
+        raise UsageError(str(exc)) from None
+    except StorageError as exc:
+        raise EnvironmentProblem(str(exc)) from None
 
 
 def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
@@ -367,9 +357,9 @@ def cmd_replica(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from crawler.services.demo import run_demo
     from storage import StorageError
-    from storage.fs import is_remote
+    from storage.backends import backend_for
 
-    if is_remote(args.out):
+    if backend_for(args.out).remote:
         raise UsageError("demo writes a local directory only: give --out a path (docs/s3.md)")
     try:
         return run_demo(out=args.out, ticks=args.ticks, seed=args.seed)

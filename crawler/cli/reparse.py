@@ -25,28 +25,26 @@ def _day(text: str) -> date:
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from crawler.cli.errors import EnvironmentProblem, UsageError
     from crawler.platforms import UnknownPlatformError, platform_class
     from crawler.services.reparse import reparse
     from storage import StorageError
-    from storage.fs import BadRootError, S3Error, check_root, exists, is_remote, parse_s3_url
+    from storage.backends import backend_for
+    from storage.fs import BadRootError, S3Error
 
-    if is_remote(args.root):  # the WARC files are read from S3, the new rows written there
-        try:
-            s3 = parse_s3_url(args.root)
-            check_root(s3)
-            found = exists(s3, s3.path("archive"))
-        except BadRootError as exc:
-            raise UsageError(str(exc)) from None
-        except S3Error as exc:
-            raise EnvironmentProblem(str(exc)) from None
-        if not found:
-            raise EnvironmentProblem(f"no archive under {s3.url} (crawls write archive/ there)")
-        args.root = s3.url
-    elif not (Path(args.root) / "archive").is_dir():
-        raise EnvironmentProblem(f"no archive under {args.root} (crawls write archive/ there)")
+    backend = backend_for(args.root)  # on S3 the WARC files are read there, the rows written
+    try:
+        backend.check(args.root)
+        found = backend.is_dir(args.root, "archive")
+        root = backend.url(args.root)
+    except BadRootError as exc:
+        raise UsageError(str(exc)) from None
+    except S3Error as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    if not found:
+        raise EnvironmentProblem(f"no archive under {root} (crawls write archive/ there)")
+    args.root = root
     try:
         platforms = {platform_class(p).name for p in args.platform} or None
     except UnknownPlatformError as exc:

@@ -68,3 +68,22 @@ class Backend(ABC):
     @abstractmethod
     def publisher(self, root: Any) -> Publisher:
         """A new Publisher for one DatasetWriter over ``root``."""
+
+    @abstractmethod
+    def is_dir(self, root: Any, *parts: str) -> bool:
+        """Whether ``root/parts`` is a directory (on S3: a prefix that holds objects)."""
+
+    @abstractmethod
+    def resolve(self, root: Any) -> str:
+        """Check an archive root for reading and return it as the readers take it;
+        ArchiveNotFoundError when it holds no dataset (storage.analysis.resolve_root)."""
+
+    @abstractmethod
+    def prepare(self, root: Any) -> str:
+        """Make the root ready to be written and return it as stored; StorageError (one line)
+        when it cannot be (an unwritable directory, a missing bucket)."""
+
+    @abstractmethod
+    def state_root(self, root: Any) -> str:
+        """A local directory for state that needs a real filesystem (flock, append, fsync):
+        the root itself where it is one."""

@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from storage.backends.base import Backend, Publisher
-from storage.errors import StorageError, wrap_os_error
+from storage.errors import ArchiveNotFoundError, StorageError, wrap_os_error
 from storage.locks import publishing
 from storage.parquetfiles import (
     PARTITION_DUCKDB_TYPES,
@@ -57,7 +57,37 @@ class LocalBackend(Backend):
         return Path(text)
 
     def url(self, root: Any) -> str:
-        return str(self.location(root))
+        text = os.fspath(root)
+        return str(self.location(text)) if text[:len(_FILE_SCHEME)].lower() == _FILE_SCHEME \
+            else text  # a plain path is shown as it was given
+
+    def is_dir(self, root: Any, *parts: str) -> bool:
+        return self.location(root).joinpath(*parts).is_dir()
+
+    def resolve(self, root: Any) -> str:
+        text = self.url(root)
+        path = self.location(root).expanduser()
+        if not path.is_dir():
+            raise ArchiveNotFoundError(f"no archive at {text}: not a directory")
+        if not any((path / name).is_dir() for name in DATASETS):
+            raise ArchiveNotFoundError(
+                f"no archive at {text}: none of {', '.join(d + '/' for d in DATASETS)} is there"
+            )
+        return str(path)
+
+    def prepare(self, root: Any) -> str:
+        text = self.url(root)
+        path = self.location(root)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create output root {text}: {exc.strerror}") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise StorageError(f"output root {text} is not writable")
+        return str(path)
+
+    def state_root(self, root: Any) -> str:
+        return self.url(root)
 
     def exists(self, root: Any, *parts: str) -> bool:
         return self.location(root).joinpath(*parts).exists()

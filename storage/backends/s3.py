@@ -8,6 +8,7 @@ unique key (storage/writer.py), and compaction publishes an output, then a commi
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from storage.backends.base import Backend, Publisher
-from storage.errors import StorageError
+from storage.errors import ArchiveNotFoundError, StorageError
 from storage.fs import (
     S3Error,
     S3Root,
@@ -71,6 +72,30 @@ class S3Backend(Backend):
 
     def list_files(self, root: Any, *parts: str) -> list[tuple[str, int]]:
         return list_files(self.location(root), *parts)
+
+    def is_dir(self, root: Any, *parts: str) -> bool:
+        return self.exists(root, *parts)  # S3 has no directories: a prefix with objects
+
+    def resolve(self, root: Any) -> str:
+        s3 = self.location(root)
+        check_root(s3)
+        if not any(exists(s3, s3.path(name)) for name in DATASETS):
+            raise ArchiveNotFoundError(
+                f"no archive at {s3.url}: none of {', '.join(d + '/' for d in DATASETS)} is there"
+            )
+        return s3.url
+
+    def prepare(self, root: Any) -> str:
+        s3 = self.location(root)  # nothing to create: tagarchive never creates buckets
+        check_root(s3)
+        return s3.url
+
+    def state_root(self, root: Any) -> str:
+        """$TAGARCHIVE_STATE_DIR/s3/<bucket>/<prefix>, default ~/.local/state/tagarchive/s3/...:
+        no flock, no append and no fsync on S3."""
+        base = os.environ.get("TAGARCHIVE_STATE_DIR") or os.path.join(
+            os.path.expanduser("~"), ".local", "state", "tagarchive")
+        return os.path.join(base, "s3", *self.location(root).base.split("/"))
 
     def publisher(self, root: Any) -> S3Publisher:
         return S3Publisher(root)
