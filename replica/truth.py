@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from types import MappingProxyType
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "int_of",
     "object_id",
     "pick",
+    "registry",
     "snowflake",
+    "truth_of",
     "unit",
 ]
 
@@ -228,3 +231,17 @@ class ChineseTruth(PlatformTruth):
 
 
 GENERIC = PlatformTruth()
+
+
+@cache
+def registry() -> Mapping[str, PlatformTruth]:
+    # The platform modules serve this world, so they import it: the registry is imported on
+    # first use rather than at load time, which would be circular.
+    from replica.platforms import TRUTHS
+
+    return TRUTHS
+
+
+def truth_of(platform: str) -> PlatformTruth:
+    """The platform's part of the ground truth (replica/<platform>.py), GENERIC for others."""
+    return registry().get(platform, GENERIC)

@@ -5,17 +5,25 @@ from __future__ import annotations
 import math
 import threading
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from replica.clock import ReplicaClock
-from replica.truth import GENERIC, PlatformTruth
+from replica.curves import DAY as _DAY
+from replica.curves import HOUR as _HOUR
+from replica.curves import count as _count
+from replica.curves import ordinal_ts as _ordinal_ts
+from replica.curves import platform_values as _platform_values
+from replica.curves import shape_of as _shape
+from replica.display import display_count, display_parts
 from replica.truth import digest as _digest
 from replica.truth import int_of as _int
+from replica.truth import registry as _registry
+from replica.truth import truth_of
 from replica.truth import unit as _unit
+from replica.variants import VARIANTS, Failure, Key, Variants
 
 __all__ = [
     "LIST_CAP",
@@ -31,42 +39,12 @@ __all__ = [
     "normalize_tag",
 ]
 
-# Reference instant the generic curves are calibrated at (the default clock start).
-T_REF = datetime(2025, 1, 13, tzinfo=UTC)
-_HOUR = 3600.0
-_DAY = 86400.0
-
 # How many posts any listing API will page through [INF]: the real feeds are capped (XHS keyword
 # search near 220), the exact TikTok/XHS topic caps are unknown.
 LIST_CAP = 300
 # Tags with at most this many posts are listed newest-first only; the hot/new mix needs a pool.
 _SMALL_POOL = 120
 _RECENT_GAP = 600.0  # seconds between the "recent" picks of the mixed feed
-
-VARIANTS = frozenset(
-    {
-        "normal",
-        "not_found",
-        "login_wall",
-        "captcha",
-        "layout_changed",
-        "rate_limited",
-        "server_error",
-        "csr",
-        "ssr",
-        "override",
-        "ip_block",
-        # YouTube: the EU consent interstitial, and which of the two hashtag header forms to serve
-        "consent",
-        "hashtag_header",
-        "page_header",
-    }
-)
-_OVERRIDABLE = ("views", "posts", "discussions", "participants")
-_DEFAULT_PARAMS: dict[str, dict[str, int]] = {
-    "rate_limited": {"times": 1, "retry_after": 1},
-    "server_error": {"times": 2, "status": 503},
-}
 
 
 class TagNotFound(LookupError):
@@ -78,161 +56,11 @@ def normalize_tag(tag: str) -> str:
     return unicodedata.normalize("NFKC", tag).strip().lstrip("#").strip().casefold()
 
 
-# ---------------------------------------------------------------------------------------------
-# display helpers
-
-
-def display_parts(n: int, locale: str = "zh") -> tuple[str, str]:
-    """Split a count into (number, unit) the way the platforms abbreviate it ("1.2", "亿")."""
-    n = int(n)
-    if n < 0:
-        raise ValueError("counts are non-negative")
-    if locale.lower().startswith("zh"):
-        units = ((10**8, "亿"), (10**4, "万"))
-    elif locale.lower().startswith("en"):
-        units = ((10**9, "B"), (10**6, "M"), (10**3, "K"))
-    else:
-        raise ValueError(f"unknown locale {locale!r}")
-    for size, unit in units:
-        if n >= size:
-            # Integer tenths: truncation (never rounding) is what keeps 120_999_999 at 1.2亿.
-            tenths = n * 10 // size
-            whole, frac = divmod(tenths, 10)
-            return (f"{whole}.{frac}" if frac else str(whole)), unit
-    return str(n), ""
-
-
-def display_count(n: int, locale: str = "zh") -> str:
-    """Abbreviated count: "1.2亿", "281.2万", "9999" (zh) or "1.1M", "140.2K", "5.4B" (en)."""
-    number, unit = display_parts(n, locale)
-    return number + unit
-
-
-# ---------------------------------------------------------------------------------------------
-# curves
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-def _softplus(x: float) -> float:
-    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """Growth curve g(t) = sigmoid(x) + tail * softplus(x), x = (t - t0) / width, plus scales."""
-
-    t0: float
-    width: float
-    tail: float
-    views_k: float
-    posts_k: float
-    participants_k: float
-    birth: float  # creation instant used for snowflake/ObjectId style ids
-
-    def g(self, ts: float) -> float:
-        x = (ts - self.t0) / self.width
-        # Both terms increase with x, so every floor(k * g) counter is monotonic non-decreasing;
-        # the softplus tail keeps counts growing after the logistic burst saturates.
-        return _sigmoid(x) + self.tail * _softplus(x)
-
-
-def _platform_values(seed: int, platform: str, key: str, values: dict[str, int]) -> dict[str, int]:
-    """The generic counters with the platform-specific ones (Bilibili 讨论, frozen records)."""
-    out = dict(values)
-    truth = truth_of(platform)
-    ratio = truth.discussions_per_post
-    if ratio is not None:
-        lo, hi = ratio
-        per_post = lo * (hi / lo) ** _unit(seed, platform, key, "discussions")
-        out["discussions"] = math.floor(out["posts"] * per_post)  # monotonic, as posts is
-    out.update(truth.frozen.get(key, {}))
-    out["participants"] = min(out["posts"], out["participants"])
-    return out
-
-
-@lru_cache(maxsize=4096)
-def _shape(seed: int, platform: str, key: str) -> _Shape:
-    truth = truth_of(platform)
-    anchor = truth.anchors.get(key)
-    ref = T_REF.timestamp()
-    if anchor is not None:
-        # Anchors pin the value at a given instant, independent of the seed.
-        t0 = anchor.t0.timestamp()
-        width = anchor.width_hours * _HOUR
-        base = _Shape(t0, width, anchor.tail, 1.0, 1.0, 1.0, t0 - 2 * _DAY)
-        at = base.g(anchor.at.timestamp())
-        return _Shape(
-            t0,
-            width,
-            anchor.tail,
-            anchor.views / at,
-            anchor.posts / at,
-            anchor.participants / at,
-            base.birth,
-        )
-    u = lambda name: _unit(seed, platform, key, "shape", name)  # noqa: E731
-    width = (7.0 + 113.0 * u("width")) * _DAY
-    # The midpoint lies at most one width after T_REF so g(T_REF) >= sigmoid(-1) and the scale
-    # below cannot explode later on.
-    t0 = ref - 365.0 * _DAY * u("t0") + width * u("t0_late")
-    tail = 0.02 + 0.28 * u("tail")
-    views_ref = 10.0 ** (4.0 + 5.7 * u("views"))  # 1e4 .. 5e9 views at T_REF
-    lo, hi = truth.views_per_post
-    views_per_post = lo * (hi / lo) ** u("ratio")
-    participant_share = 0.55 + 0.37 * u("participants")
-    probe = _Shape(t0, width, tail, 1.0, 1.0, 1.0, 0.0)
-    views_k = views_ref / probe.g(ref)
-    posts_k = views_k / views_per_post
-    birth = t0 - (4.0 + 4.0 * u("birth")) * width
-    return _Shape(t0, width, tail, views_k, posts_k, posts_k * participant_share, birth)
-
-
-def _count(k: float, shape: _Shape, ts: float) -> int:
-    return max(0, math.floor(k * shape.g(ts)))
-
-
-@lru_cache(maxsize=200_000)
-def _ordinal_ts(seed: int, platform: str, key: str, ordinal: int) -> int:
-    """First whole second at which the tag had more than `ordinal` posts (post creation time).
-
-    Independent of "now", so a post keeps its id and timestamp across snapshots.
-    """
-    shape = _shape(seed, platform, key)
-    lo = math.floor(shape.t0 - 80.0 * shape.width)
-    hi = math.ceil(shape.t0 + shape.width)
-    while _count(shape.posts_k, shape, hi) <= ordinal:
-        hi += math.ceil(hi - lo)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _count(shape.posts_k, shape, mid) > ordinal:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
+def _key(platform: str, tag: str) -> Key:
+    return platform.lower(), normalize_tag(tag)
 
 # ---------------------------------------------------------------------------------------------
 # per-platform knowledge
-
-
-@cache
-def _registry() -> Mapping[str, PlatformTruth]:
-    # The platform modules serve this world, so they import it: the registry is imported on
-    # first use rather than at load time, which would be circular.
-    from replica.platforms import TRUTHS
-
-    return TRUTHS
-
-
-def truth_of(platform: str) -> PlatformTruth:
-    """The platform's part of the ground truth (replica/<platform>.py), GENERIC for others."""
-    return _registry().get(platform, GENERIC)
 
 
 # suffixes of the related topics a topic search lists after the exact match [INF]
@@ -304,15 +132,6 @@ class DayTruth:
     participants: int
 
 
-@dataclass(frozen=True)
-class Failure:
-    """A transient failure a variant wants served instead of the real response."""
-
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    kind: str = ""
-
-
 class World:
     """Deterministic ground truth plus per-tag test variants, driven by a ReplicaClock."""
 
@@ -320,7 +139,7 @@ class World:
         self.seed = int(seed)
         self.clock = clock if clock is not None else ReplicaClock()
         self._lock = threading.Lock()
-        self._variants: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._variants = Variants()
         self._by_id: dict[tuple[str, str], str] = {}
         # Pages are re-requested many times per simulated hour; the lists are pure functions of
         # their arguments, so memoising them is safe.
@@ -385,77 +204,27 @@ class World:
 
     def set_variant(self, platform: str, tag: str, name: str, **params: Any) -> None:
         """Switch a test variant on for (platform, tag); "normal" removes all of that tag's."""
-        if name not in VARIANTS:
-            raise ValueError(f"unknown variant {name!r}; known: {sorted(VARIANTS)}")
-        clean: dict[str, Any] = dict(_DEFAULT_PARAMS.get(name, {}))
-        if name == "override":
-            unknown = set(params) - set(_OVERRIDABLE)
-            if unknown:
-                raise ValueError(f"override accepts {_OVERRIDABLE}, not {sorted(unknown)}")
-        elif params and not set(params) <= set(clean):
-            raise ValueError(f"variant {name!r} accepts {sorted(clean)}, got {sorted(params)}")
-        for k, v in params.items():
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"variant parameter {k}={v!r} must be a non-negative int")
-            clean[k] = v
-        if name == "server_error" and not 500 <= clean["status"] <= 599:
-            raise ValueError("server_error status must be 5xx")
-        if name in ("rate_limited", "server_error"):
-            clean["remaining"] = clean["times"]
-        key = (platform.lower(), normalize_tag(tag))
-        with self._lock:
-            if name == "normal":
-                self._variants.pop(key, None)
-                return
-            current = self._variants.setdefault(key, {})
-            # csr and ssr contradict each other; the later call wins.
-            if name in ("csr", "ssr"):
-                current.pop("ssr" if name == "csr" else "csr", None)
-            if name in ("hashtag_header", "page_header"):
-                current.pop("page_header" if name == "hashtag_header" else "hashtag_header", None)
-            current[name] = clean
+        self._variants.switch(_key(platform, tag), name, **params)
 
     def clear_variants(self) -> None:
-        with self._lock:
-            self._variants.clear()
+        self._variants.clear()
 
     def variants(self, platform: str, tag: str) -> dict[str, dict[str, Any]]:
         """Copy of the variants active for (platform, tag), name -> params."""
-        key = (platform.lower(), normalize_tag(tag))
-        with self._lock:
-            return {k: dict(v) for k, v in self._variants.get(key, {}).items()}
+        return self._variants.of(_key(platform, tag))
 
     def has_variant(self, platform: str, tag: str, name: str) -> bool:
-        key = (platform.lower(), normalize_tag(tag))
-        with self._lock:
-            return name in self._variants.get(key, {})
+        return self._variants.has(_key(platform, tag), name)
 
     def all_variants(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                {"platform": p, "tag": t, "name": n, "params": dict(params)}
-                for (p, t), names in sorted(self._variants.items())
-                for n, params in names.items()
-            ]
+        return self._variants.active()
 
     def take_failure(self, platform: str, tag: str) -> Failure | None:
         """Consume one scheduled 429/5xx for a request about this tag, if any remain.
 
         rate_limited fires before server_error when both are set, as an edge limiter would.
         """
-        key = (platform.lower(), normalize_tag(tag))
-        with self._lock:
-            names = self._variants.get(key, {})
-            limited = names.get("rate_limited")
-            if limited and limited["remaining"] > 0:
-                limited["remaining"] -= 1
-                headers = {"Retry-After": str(limited["retry_after"])}
-                return Failure(429, headers, "rate_limited")
-            broken = names.get("server_error")
-            if broken and broken["remaining"] > 0:
-                broken["remaining"] -= 1
-                return Failure(broken["status"], {}, "server_error")
-        return None
+        return self._variants.take_failure(_key(platform, tag))
 
     # -- truth --------------------------------------------------------------------------------
 

@@ -183,20 +183,21 @@ def test_posts_for() -> None:
 def test_each_platform_declares_its_truth_in_its_own_module() -> None:
     import inspect
 
+    import replica.curves
     import replica.world
     from replica.platforms import APPS, TRUTHS
-    from replica.truth import GENERIC, PlatformTruth
-    from replica.world import truth_of
+    from replica.truth import GENERIC, PlatformTruth, truth_of
 
     for name, app in APPS.items():
         assert isinstance(app.truth, PlatformTruth)
         assert type(app.truth).__module__ == app.__module__ == f"replica.{name}"
         assert truth_of(name) is TRUTHS[name] is app.truth
     assert truth_of("someother") is GENERIC
-    # world.py branches on no platform name: what it needs comes from the registry
-    source = inspect.getsource(replica.world).lower()
-    for name in APPS:
-        assert f'"{name}"' not in source, name
+    # the world and its curves branch on no platform name: what they need is in the registry
+    for module in (replica.world, replica.curves):
+        source = inspect.getsource(module).lower()
+        for name in APPS:
+            assert f'"{name}"' not in source, (module.__name__, name)
 
 
 def test_generic_truth_serves_a_platform_without_a_module() -> None:
@@ -211,3 +212,32 @@ def test_generic_truth_serves_a_platform_without_a_module() -> None:
     assert post.text.startswith(post.title) and "#cats #" in post.text
     assert GENERIC.post_id(7, 2**40 + 5) == str((7 << 32) | 5)
     assert world.lookup("someother", topic_id) == "cats"
+
+
+def test_variants_are_kept_per_normalized_key_on_their_own() -> None:
+    from replica.variants import Failure, Variants
+
+    variants = Variants()
+    key = ("tiktok", "cats")
+    variants.switch(key, "rate_limited", times=1, retry_after=3)
+    variants.switch(key, "csr")
+    variants.switch(key, "ssr")  # contradicts csr: the later one wins
+    assert sorted(variants.of(key)) == ["rate_limited", "ssr"] and variants.has(key, "ssr")
+    assert variants.take_failure(key) == Failure(429, {"Retry-After": "3"}, "rate_limited")
+    assert variants.take_failure(key) is None
+    assert [v["name"] for v in variants.active()] == ["rate_limited", "ssr"]
+    with pytest.raises(ValueError, match="unknown variant"):
+        variants.switch(key, "nosuch")
+    variants.switch(key, "normal")
+    assert variants.of(key) == {}
+
+
+def test_curves_are_monotonic_and_posts_are_created_when_counted() -> None:
+    from replica.curves import count, ordinal_ts, shape_of
+
+    shape = shape_of(2025, "tiktok", "cats")
+    times = [shape.t0 + k * shape.width / 4 for k in range(-8, 9)]
+    posts = [count(shape.posts_k, shape, t) for t in times]
+    assert posts == sorted(posts) and posts[-1] > posts[0]
+    created = ordinal_ts(2025, "tiktok", "cats", 10)
+    assert count(shape.posts_k, shape, created) > 10 >= count(shape.posts_k, shape, created - 1)
