@@ -2,7 +2,7 @@
 
     cli/         the command line: `main` builds the parser, one module per command group
     services/    outside Scrapy: watch config, scheduler, status, job queue, reparse, demo
-    report/      a tag's growth as one self-contained HTML page
+    report/      a tag's growth as one HTML page: model, build, charts, page, png
     spiders/     snapshot, backfill (and its walk state), the Redis-fed worker
     settings.py  every Scrapy setting the project relies on
     extensions/  the run record (RunState: writers, outcomes, exit code), health checks, logs
