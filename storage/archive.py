@@ -25,8 +25,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -35,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from storage.errors import OutputNotWritableError, StorageError
-from storage.fs import as_s3_root, delete, is_remote, list_files, put_file
+from storage.backends import backend_for
+from storage.errors import OutputNotWritableError
+from storage.fs import delete, list_files
 from storage.locks import claim_file, file_in_use
 from storage.paths import check_partition_value, ensure_inside_root, utc_day
 
@@ -97,14 +96,10 @@ class ArchiveWriter:
     def __init__(self, root: str | Path, run_id: str,
                  redact: Callable[[str], str] | None = None,
                  compresslevel: int = COMPRESS_LEVEL) -> None:
-        # On S3 the open files are written in a local scratch directory with the same layout and
-        # uploaded under their final key when rotated (an object cannot be appended to).
-        self._s3 = as_s3_root(root) if is_remote(root) else None
-        self._uploads: list[_OpenFile] = []  # closed locally, not yet uploaded
-        if self._s3 is not None:
-            self.root = Path(tempfile.mkdtemp(prefix="tagarchive-warc-"))
-        else:
-            self.root = Path(os.path.abspath(root))
+        # The files grow in a local directory: the root itself, or for an s3:// root a scratch
+        # directory with the same layout whose files are uploaded once closed (storage/backends/).
+        self._shipper = backend_for(root).shipper(root)
+        self.root = self._shipper.scratch
         self.run_id = check_partition_value("run_id", run_id)
         self.redact = redact
         self.compresslevel = compresslevel
@@ -226,65 +221,28 @@ class ArchiveWriter:
         """Close and publish every open file (the next record starts a new one)."""
         with self._lock:
             opened, self._open = list(self._open.values()), {}
-        published = []
+        closed: list[tuple[Path, Path]] = []
         for item in opened:
             try:
                 try:
                     item.handle.flush()
                     os.fsync(item.handle.fileno())
-                    if self._s3 is None:
-                        # renamed while still open, so its lock never lapses under the temp name
-                        os.replace(item.tmp, item.final)
+                    self._shipper.seal(item.tmp, item.final)
                 finally:
                     item.handle.close()
             except OSError as exc:
+                self._shipper.hold(closed)  # those closed before it go with the next rotate
                 raise OutputNotWritableError(exc.errno, f"archive not writable: {item.final}",
                                              exc.strerror) from exc
-            if self._s3 is None:
-                published.append(item.final)
-            else:
-                self._uploads.append(item)
-        if self._s3 is not None:
-            published += self._upload()
+            closed.append((item.tmp, item.final))
+        published = self._shipper.ship(closed, self.published)
         self.published.extend(published)
         return published
 
-    def _upload(self) -> list[Path]:
-        """Upload every closed file (oldest first); a failure keeps it, and the rest, for later."""
-        assert self._s3 is not None
-        done: list[Path] = []
-        while self._uploads:
-            item = self._uploads[0]
-            key = self._s3.path(item.final.relative_to(self.root).as_posix())
-            size = item.tmp.stat().st_size
-            try:
-                put_file(self._s3, item.tmp, key)
-            except StorageError:
-                # Unique key: an object of our size there is this file, stored by an attempt
-                # whose answer was lost.
-                if not _same_size(self._s3, key, size):
-                    self.published.extend(done)
-                    raise
-            item.tmp.unlink()
-            self._uploads.pop(0)
-            done.append(PurePosixPath(key))  # type: ignore[arg-type]
-        return done
-
     def close(self) -> list[Path]:
         published = self.rotate()
-        if self._s3 is not None and not self._uploads:
-            shutil.rmtree(self.root, ignore_errors=True)  # the local scratch copy
+        self._shipper.close()
         return published
-
-
-def _same_size(root: Any, key: str, size: int) -> bool:
-    import pyarrow.fs as pafs
-
-    try:
-        info = root.fs.get_file_info(key)
-    except OSError:
-        return False
-    return info.type == pafs.FileType.File and info.size == size
 
 
 def _meta_headers(meta: dict[str, Any]) -> dict[str, str]:
@@ -349,7 +307,7 @@ def clean_stale_temps(root: str | Path, *, min_age: timedelta = STALE_TEMP_AGE,
     and locking it, and writers of older versions, which take no lock. Returns what went (or,
     with ``dry_run``, what would). S3 roots have none: files are written locally, then uploaded.
     """
-    if is_remote(root):
+    if backend_for(root).remote:  # its files are written in a scratch directory, then uploaded
         return []
     moment = (now or datetime.now(UTC)).timestamp()
     cutoff = moment - min_age.total_seconds()
@@ -388,7 +346,8 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
     """
     if max_age_days is None and max_bytes is None:
         raise ValueError("give a maximum age, a maximum size, or both")
-    s3 = as_s3_root(root) if is_remote(root) else None
+    backend = backend_for(root)
+    s3 = backend.location(root) if backend.remote else None
     files: list[tuple[str, Path, int]] = []
     if s3 is not None:  # the same selection over the listed objects; each deleted on its own
         for key, size in list_files(s3, ARCHIVE_DIR):

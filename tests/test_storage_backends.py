@@ -74,3 +74,27 @@ def test_a_local_root_is_prepared_and_resolved(tmp_path: Path) -> None:
     (out / "snapshots").mkdir()
     assert local.is_dir(out, "snapshots") and not local.is_dir(out, "posts")
     assert resolve_root(out.as_uri()) == str(out)  # file:// is a local root
+
+
+def test_a_local_shipper_publishes_in_place(tmp_path: Path) -> None:
+    shipper = backend_for(tmp_path).shipper(tmp_path)
+    assert shipper.scratch == tmp_path
+    tmp, final = tmp_path / ".f.warc.gz.tmp", tmp_path / "f.warc.gz"
+    tmp.write_bytes(b"x")
+    shipper.seal(tmp, final)  # renamed while open
+    assert final.read_bytes() == b"x" and not tmp.exists()
+    assert shipper.ship([(tmp, final)], []) == [final]
+
+
+def test_an_s3_shipper_keeps_its_scratch_while_files_wait(tmp_path: Path) -> None:
+    shipper = backend_for("s3://bucket/p").shipper("s3://bucket/p")
+    try:
+        assert shipper.scratch.is_dir() and shipper.scratch != tmp_path
+        waiting = shipper.scratch / "archive" / "f.warc.gz"
+        shipper.hold([(waiting, waiting)])  # a later file failed to close: uploaded next time
+        shipper.close()
+        assert shipper.scratch.is_dir()
+    finally:
+        import shutil
+
+        shutil.rmtree(shipper.scratch)

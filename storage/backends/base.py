@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -25,6 +25,28 @@ class Publisher(ABC):
     def publish(self, table: pa.Table, final: Any, compression: str) -> int:
         """Write ``table`` at ``final`` so that readers see all of it or nothing; its size.
         StorageError (the rows stay with the writer) when it cannot."""
+
+
+class Shipper(ABC):
+    """Where a writer of growing files (the WARC archive) writes them, and how each is published
+    once whole: the files are always written in a local directory with the root's layout."""
+
+    scratch: Path  # that directory: the root itself, or a temporary one
+
+    def seal(self, tmp: Path, final: Path) -> None:  # noqa: B027 (nothing to do for uploads)
+        """Called while the file is still open and locked (a local rename keeps its lock)."""
+
+    def hold(self, closed: list[tuple[Path, Path]]) -> None:  # noqa: B027
+        """Keep closed files for the next ship() (a later file failed to close); a local
+        root's files are already in place."""
+
+    @abstractmethod
+    def ship(self, closed: list[tuple[Path, Path]], published: list[Path]) -> list[Path]:
+        """Publish closed (tmp, final) files; returns them as published. A failure raises after
+        adding those already published to ``published``; the rest are kept for the next call."""
+
+    def close(self) -> None:  # noqa: B027 (nothing to remove for a local root)
+        """Remove what is left of the scratch directory once every file is published."""
 
 
 class Backend(ABC):
@@ -87,3 +109,7 @@ class Backend(ABC):
     def state_root(self, root: Any) -> str:
         """A local directory for state that needs a real filesystem (flock, append, fsync):
         the root itself where it is one."""
+
+    @abstractmethod
+    def shipper(self, root: Any) -> Shipper:
+        """A new Shipper for one ArchiveWriter over ``root``."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from storage.backends.base import Backend, Publisher
+from storage.backends.base import Backend, Publisher, Shipper
 from storage.errors import ArchiveNotFoundError, StorageError, wrap_os_error
 from storage.locks import publishing
 from storage.parquetfiles import (
@@ -103,6 +103,9 @@ class LocalBackend(Backend):
 
     def publisher(self, root: Any) -> LocalPublisher:
         return LocalPublisher(root)
+
+    def shipper(self, root: Any) -> LocalShipper:
+        return LocalShipper(root)
 
     def open_dataset(self, root: Any, name: str) -> ds.Dataset:
         root = self.location(root)
@@ -251,3 +254,15 @@ def _remove_quietly(path: Path) -> None:
     except OSError as exc:  # the original error matters more than a leftover hidden temp file
         writer_log.warning("could not remove temporary file %s: %s", path, exc)
 
+
+class LocalShipper(Shipper):
+    """Files grow in place under a hidden name and are renamed to their final one."""
+
+    def __init__(self, root: Any) -> None:
+        self.scratch = Path(os.path.abspath(LocalBackend().location(root)))
+
+    def seal(self, tmp: Path, final: Path) -> None:
+        os.replace(tmp, final)  # while still open, so its lock never lapses under the temp name
+
+    def ship(self, closed: list[tuple[Path, Path]], published: list[Path]) -> list[Path]:
+        return [final for _tmp, final in closed]

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import PurePath, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from storage.backends.base import Backend, Publisher
+from storage.backends.base import Backend, Publisher, Shipper
 from storage.errors import ArchiveNotFoundError, StorageError
 from storage.fs import (
     S3Error,
@@ -28,6 +30,7 @@ from storage.fs import (
     exists,
     list_files,
     put_bytes,
+    put_file,
     s3_error,
 )
 from storage.markers import listing
@@ -99,6 +102,9 @@ class S3Backend(Backend):
 
     def publisher(self, root: Any) -> S3Publisher:
         return S3Publisher(root)
+
+    def shipper(self, root: Any) -> S3Shipper:
+        return S3Shipper(root)
 
     def open_dataset(self, root: Any, name: str) -> ds.Dataset:
         return _open_s3_dataset(self.location(root), name, dataset_schema(name))
@@ -245,3 +251,51 @@ class S3Publisher(Publisher):
                                    key)
                 delete(self._s3, key)
             self._uncertain.pop(0)
+
+
+class S3Shipper(Shipper):
+    """Files grow in a local scratch directory with the same layout and are uploaded under
+    their final key once closed (an object cannot be appended to)."""
+
+    def __init__(self, root: Any) -> None:
+        self._s3 = as_s3_root(root)
+        self.scratch = Path(tempfile.mkdtemp(prefix="tagarchive-warc-"))
+        self._pending: list[tuple[Path, Path]] = []  # closed locally, not yet uploaded
+
+    def hold(self, closed: list[tuple[Path, Path]]) -> None:
+        self._pending += closed
+
+    def ship(self, closed: list[tuple[Path, Path]], published: list[Path]) -> list[Path]:
+        """Upload every closed file (oldest first); a failure keeps it, and the rest, for later."""
+        self._pending += closed
+        done: list[Path] = []
+        while self._pending:
+            tmp, final = self._pending[0]
+            key = self._s3.path(final.relative_to(self.scratch).as_posix())
+            size = tmp.stat().st_size
+            try:
+                put_file(self._s3, tmp, key)
+            except StorageError:
+                # Unique key: an object of our size there is this file, stored by an attempt
+                # whose answer was lost.
+                if not _same_size(self._s3, key, size):
+                    published.extend(done)
+                    raise
+            tmp.unlink()
+            self._pending.pop(0)
+            done.append(PurePosixPath(key))  # type: ignore[arg-type]
+        return done
+
+    def close(self) -> None:
+        if not self._pending:
+            shutil.rmtree(self.scratch, ignore_errors=True)  # the local scratch copy
+
+
+def _same_size(root: S3Root, key: str, size: int) -> bool:
+    import pyarrow.fs as pafs
+
+    try:
+        info = root.fs.get_file_info(key)
+    except OSError:
+        return False
+    return info.type == pafs.FileType.File and info.size == size
