@@ -284,6 +284,7 @@ class PruneReport:
 def _day_dirs(root: str | Path) -> Iterator[Path]:
     """Every ``archive/platform=*/date=*`` folder of a local root, checked to be inside it
     (a symlinked one leading elsewhere raises UnsafePathError: nothing there is ours)."""
+    root = backend_for(root).location(root)  # a file:// root is the directory it names
     base = Path(os.path.abspath(root)) / ARCHIVE_DIR
     if not os.path.lexists(base):
         return

@@ -98,3 +98,20 @@ def test_an_s3_shipper_keeps_its_scratch_while_files_wait(tmp_path: Path) -> Non
         import shutil
 
         shutil.rmtree(shipper.scratch)
+
+
+def test_compaction_and_pruning_take_a_file_url(tmp_path: Path) -> None:
+    from storage.archive import prune
+    from storage.compact import compact
+    from tests.compact_helpers import NOW
+
+    for run in (1, 2):
+        with DatasetWriter(tmp_path, f"20260110T00000{run}Z-aaaaaaaa") as writer:
+            writer.add_many("snapshots", [snapshot(f"t{run}", DAY)])
+    report = compact(tmp_path.as_uri(), ["snapshots"], now=NOW)
+    assert report.errors == [] and report.datasets["snapshots"].compacted == 1
+    assert open_dataset(tmp_path, "snapshots").count_rows() == 2
+    warc = tmp_path / "archive" / "platform=tiktok" / "date=2026-01-10" / "r-0001.warc.gz"
+    warc.parent.mkdir(parents=True)
+    warc.write_bytes(b"x")
+    assert prune(tmp_path.as_uri(), max_bytes=0, dry_run=True).removed == [warc]

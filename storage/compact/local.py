@@ -67,6 +67,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage.backends.local import LocalBackend
 from storage.compact.common import (
     COMPACTED_KEY,
     QUARANTINE,
@@ -356,7 +357,7 @@ def compact(
     lock_timeout: float = SWAP_WAIT_S,
 ) -> CompactionReport:
     """compact() for a local root (storage.compact.compact documents the arguments)."""
-    base = Path(os.path.abspath(root))
+    base = Path(os.path.abspath(LocalBackend().location(root)))  # file:// names a directory
     if not base.is_dir():
         raise ArchiveMissingError(f"no archive at {root}")
     names = list(dict.fromkeys(
