@@ -115,3 +115,9 @@ def test_compaction_and_pruning_take_a_file_url(tmp_path: Path) -> None:
     warc.parent.mkdir(parents=True)
     warc.write_bytes(b"x")
     assert prune(tmp_path.as_uri(), max_bytes=0, dry_run=True).removed == [warc]
+
+
+def test_every_backend_has_its_compaction() -> None:
+    import storage.compact as compaction
+
+    assert {b.name for b in SCHEMES.values()} == set(compaction._BY_BACKEND)

@@ -11,12 +11,12 @@ storage.markers, storage.backends), never the reverse (an import-linter contract
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterable
 from datetime import date, datetime
 
 from storage.backends import backend_for
+from storage.compact import local, s3
 from storage.compact.common import (
     COMPACTED_KEY,
     DEDUP_RULES,
@@ -54,15 +54,14 @@ def compact(
     LockBusyError when another compaction of a dataset runs; a partition that fails is left as it
     was and named in the report's errors.
     """
-    # Loaded on first use: a local compaction never needs the S3 code, nor S3 the swap.
-    implementation = importlib.import_module(_BY_BACKEND[backend_for(root).name])
-    return implementation.compact(root, datasets, before, now, include_today=include_today,
-                                  lock_timeout=lock_timeout)
+    implementation = _BY_BACKEND[backend_for(root).name]
+    return implementation(root, datasets, before, now, include_today=include_today,
+                          lock_timeout=lock_timeout)
 
 
-# Each back-end's compaction (storage/backends.SCHEMES names the back-ends): a local root swaps
+# Each back-end's compaction (storage.backends.SCHEMES names the back-ends): a local root swaps
 # directories, S3, where nothing can be renamed, writes an output and then a commit marker.
-_BY_BACKEND = {"local": "storage.compact.local", "s3": "storage.compact.s3"}
+_BY_BACKEND = {"local": local.compact, "s3": s3.compact}
 
 
 __all__ = [
