@@ -8,8 +8,10 @@
     extensions/  the run record (RunState: writers, outcomes, exit code), health checks, logs
     downloader/  middlewares (retry, session, render), Chromium and capture, sign-in, pages
     platforms/   one pure adapter per platform: URLs, steps, parsers from a Page to items
+    rules/       the item rules as plain functions: normalize, problems, dedupe key, storage row
     items.py     the items the spiders yield (fields = storage columns)
     text/        tags, displayed counters, timestamps, mojibake: pure functions
+    signals.py   the project's signals: run_started (the run, to whoever writes for it), tag_outcome
 
 pipelines/ (normalize -> validate -> dedupe -> store) is loaded by name from settings; storage/
 imports neither. `make lint` checks the layers (pyproject.toml [tool.importlinter]); the path of

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# A new run begins in this process (a worker's next batch): state kept per run starts over.
-# Sent with no arguments; the dedupe pipeline forgets the keys it has seen.
+# A run begins in this process: sent with `run` (its RunState) when the spider opens, and again
+# for each batch of a worker, which is a new run. Components that write for the run (the
+# pipelines, the requested-tags extension) take it from here, never from `crawler.spider`; state
+# kept per run starts over (the dedupe pipeline forgets the keys it has seen).
 run_started = object()
 
 # A tag reached an outcome (crawler/platforms/base.py Outcome: stored, rejected, blocked, ...):

@@ -10,24 +10,34 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
 from crawler.items import PageItems
+from crawler.signals import run_started
 
 logger = logging.getLogger(__name__)
 
 
 class RunPipeline:
-    """Base: gives a pipeline the crawl's `RunState` (held by the spider)."""
+    """Base: gives a pipeline the run it writes for, as the `run_started` signal announces it."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
+        self._run: Any = None
+        crawler.signals.connect(self.start_run, signal=run_started)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Any:
         return cls(crawler)
 
+    def start_run(self, run: Any) -> None:
+        """The receiver of `run_started`: from now on, write for this run."""
+        self._run = run
+
     @property
     def run(self) -> Any:
-        return self.crawler.spider.run
+        """The current run's RunState (its writer and run id)."""
+        if self._run is None:
+            raise RuntimeError("no run started: the spider sends run_started when it opens")
+        return self._run
 
     def each(self, batch: PageItems, process: Callable[[Any], Any]) -> PageItems:
         """Apply a single-item rule to every item of a page; keep those it does not drop.

@@ -9,7 +9,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import PageItems, SnapshotItem
 from crawler.platforms.base import Outcome
 from crawler.rules.dedupe import dedupe_key
-from crawler.signals import run_started, send_outcome
+from crawler.signals import send_outcome
 from pipelines import RunPipeline
 
 
@@ -20,15 +20,9 @@ class DedupePipeline(RunPipeline):
         super().__init__(crawler)
         self.seen: set[tuple[str, ...]] = set()
 
-    @classmethod
-    def from_crawler(cls, crawler: Any) -> DedupePipeline:
-        pipeline = cls(crawler)
-        # a worker runs one batch after another in one process: each batch is a new run
-        crawler.signals.connect(pipeline.forget, signal=run_started)
-        return pipeline
-
-    def forget(self) -> None:
-        """Let go of every key seen: the next item starts a new run's dedupe."""
+    def start_run(self, run: Any) -> None:
+        """A new run (a worker's next batch) dedupes on its own: every key seen is let go."""
+        super().start_run(run)
         self.seen.clear()
 
     def process_item(self, item: Any) -> Any:

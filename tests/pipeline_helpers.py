@@ -9,14 +9,34 @@ from scrapy.settings import Settings
 from scrapy.signalmanager import SignalManager
 from scrapy.statscollectors import MemoryStatsCollector
 
-from crawler.signals import tag_outcome
+from crawler.signals import run_started, tag_outcome
 
 
 def offline_crawler(run: Any, settings: dict[str, Any] | None = None) -> Any:
-    """What the pipelines read from a crawler: settings, stats, signals and the run (on
-    `spider`), with the run receiving every `tag_outcome` as a spider connects it."""
+    """What the pipelines read from a crawler: settings, stats and signals, with the run
+    receiving every `tag_outcome` as the spider that holds it connects it. No `spider`: no
+    component may reach the run through it."""
     crawler = SimpleNamespace(settings=Settings({"STATS_DUMP": False, **(settings or {})}),
-                              signals=SignalManager(), spider=SimpleNamespace(run=run))
+                              signals=SignalManager(), spider=None, run=run)
     crawler.stats = MemoryStatsCollector(crawler)  # type: ignore[arg-type]
     crawler.signals.connect(run.set_outcome, signal=tag_outcome)
     return crawler
+
+
+def pipeline_chain(crawler: Any) -> list[Any]:
+    """normalize -> validate -> dedupe -> store on `crawler`, its run started as a spider
+    starts it when it opens (`run_started`)."""
+    from pipelines.dedupe import DedupePipeline
+    from pipelines.normalize import NormalizePipeline
+    from pipelines.store import StorePipeline
+    from pipelines.validate import ValidatePipeline
+
+    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
+                                       StorePipeline)]
+    start_run(crawler)
+    return stages
+
+
+def start_run(crawler: Any) -> None:
+    """Announce the stand-in's run to the components connected so far."""
+    crawler.signals.send_catch_log(run_started, run=crawler.run)

@@ -24,14 +24,10 @@ from crawler.items import ActivityItem, items_from_result
 from crawler.platforms import platform_class
 from crawler.text.counts import parse_count
 from crawler.text.tags import TagRef
-from pipelines.dedupe import DedupePipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.store import StorePipeline
-from pipelines.validate import ValidatePipeline
 from storage import duckdb_connect, open_dataset, table_from_rows
 from storage.compact import compact
 from storage.schemas import ACTIVITY_COUNTERS, DATASETS, POST_COUNTERS
-from tests.pipeline_helpers import offline_crawler
+from tests.pipeline_helpers import offline_crawler, pipeline_chain
 from tests.test_platform_fixtures import FIXTURES, load_case
 
 NOW = datetime.now(UTC)
@@ -47,8 +43,7 @@ def chain(tmp_path: Path):  # noqa: ANN201 - a callable
     """normalize -> validate -> dedupe -> store, with a real writer under tmp_path."""
     run = RunState(out=str(tmp_path), jobs=[TagJob("tiktok", TagRef("tiktokrefugee", None))])
     crawler = offline_crawler(run)
-    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
-                                       StorePipeline)]
+    stages = pipeline_chain(crawler)
 
     def push(item: object) -> bool:
         try:

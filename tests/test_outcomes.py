@@ -33,7 +33,7 @@ def test_a_pipeline_reports_a_rejected_snapshot_through_the_signal(tmp_path: Pat
 
     from crawler.items import SnapshotItem
     from pipelines.validate import ValidatePipeline
-    from tests.pipeline_helpers import offline_crawler
+    from tests.pipeline_helpers import offline_crawler, start_run
 
     run = RunState(out=str(tmp_path), jobs=[TagJob("tiktok", TagRef("cats", None))])
     received: list[dict[str, object]] = []
@@ -42,7 +42,9 @@ def test_a_pipeline_reports_a_rejected_snapshot_through_the_signal(tmp_path: Pat
     item = SnapshotItem(platform="tiktok", tag="cats", views=-1, job_key="cats",
                         observed_at=datetime.now(UTC), source="api")
     with pytest.raises(DropItem):
-        ValidatePipeline(crawler).process_item(item)
+        pipeline = ValidatePipeline(crawler)
+        start_run(crawler)
+        pipeline.process_item(item)
     run.writer.close()
     assert [(r["platform"], r["key"], r["outcome"]) for r in received] == [
         ("tiktok", "cats", Outcome.REJECTED)]

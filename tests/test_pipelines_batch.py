@@ -12,12 +12,8 @@ from scrapy.statscollectors import MemoryStatsCollector
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem, SnapshotItem
 from crawler.text.tags import TagRef
-from pipelines.dedupe import DedupePipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.store import StorePipeline
-from pipelines.validate import ValidatePipeline
 from storage import duckdb_connect
-from tests.pipeline_helpers import offline_crawler
+from tests.pipeline_helpers import offline_crawler, pipeline_chain
 
 NOW = datetime.now(UTC)
 
@@ -45,8 +41,7 @@ def _page() -> list[Any]:
 def _chain(out: Path) -> tuple[list[Any], RunState, MemoryStatsCollector]:
     run = RunState(out=str(out), jobs=[TagJob("mastodon", TagRef("TikTokRefugee", None))])
     crawler = offline_crawler(run)
-    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
-                                       StorePipeline)]
+    stages = pipeline_chain(crawler)
     return stages, run, crawler.stats
 
 

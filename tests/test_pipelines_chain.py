@@ -11,12 +11,8 @@ from scrapy.exceptions import DropItem
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PostItem, SnapshotItem
 from crawler.text.tags import TagRef
-from pipelines.dedupe import DedupePipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.store import StorePipeline
-from pipelines.validate import ValidatePipeline
 from storage import duckdb_connect
-from tests.pipeline_helpers import offline_crawler
+from tests.pipeline_helpers import offline_crawler, pipeline_chain
 
 NOW = datetime.now(UTC)
 
@@ -25,8 +21,7 @@ NOW = datetime.now(UTC)
 def chain(tmp_path: Path):  # noqa: ANN201 - a callable
     run = RunState(out=str(tmp_path), jobs=[TagJob("mastodon", TagRef("TikTokRefugee", None))])
     crawler = offline_crawler(run)
-    stages = [cls(crawler) for cls in (NormalizePipeline, ValidatePipeline, DedupePipeline,
-                                       StorePipeline)]
+    stages = pipeline_chain(crawler)
 
     def push(item: object) -> bool:
         try:

@@ -100,8 +100,9 @@ def test_the_dedupe_pipeline_forgets_its_keys_when_a_run_starts() -> None:
     crawler = SimpleNamespace(settings=Settings(), signals=signals, spider=None)
     crawler.stats = MemoryStatsCollector(crawler)  # type: ignore[arg-type]
     pipeline = DedupePipeline.from_crawler(crawler)
+    signals.send_catch_log(run_started, run=object())  # the spider opens
     pipeline.process_item(post())
     assert pipeline.seen == {("post", "tiktok", "cats", "1")}
-    signals.send_catch_log(run_started)
+    signals.send_catch_log(run_started, run=object())  # a worker's next batch
     assert pipeline.seen == set()
     assert pipeline.process_item(post()) is not None  # the same post, a new run: kept

@@ -19,6 +19,7 @@ from scrapy_playwright.page import PageMethod
 
 from crawler.downloader.chromium import collect_captures, park, stirred
 from crawler.downloader.signin import register_secrets
+from crawler.signals import run_started
 from crawler.text.counts import digit_string_value
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ class RenderMiddleware:
         self.open: dict[str, int] = {}  # pages opened per context and not closed by us yet
         self.max_pages = max_pages
         self.page_returned = asyncio.Condition()
+        self.run: Any = None  # the current run (its sign-in sessions), from run_started
+
+    def start_run(self, run: Any) -> None:
+        """The receiver of `run_started`: render with this run's sessions from now on."""
+        self.run = run
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RenderMiddleware:
@@ -66,7 +72,9 @@ class RenderMiddleware:
         settings = crawler.settings
         max_pages = (settings.getint("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT")
                      or settings.getint("CONCURRENT_REQUESTS"))
-        return cls(crawler, settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100), max_pages)
+        middleware = cls(crawler, settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100), max_pages)
+        crawler.signals.connect(middleware.start_run, signal=run_started)
+        return middleware
 
     def _context_name(self, platform: str | None) -> str:
         if self.served and self.served % self.pages_per_context == 0:
@@ -85,7 +93,7 @@ class RenderMiddleware:
         if not spec:
             return None
         platform = (request.meta.get("tagarchive_job") or {}).get("platform")
-        state = _session_state(self.crawler, platform)
+        state = _session_state(self.crawler, self.run, platform)
         name = self._context_name(platform if state else None)
         self.inflight[name] = self.inflight.get(name, 0) + 1
         if state:
@@ -205,14 +213,12 @@ class RenderMiddleware:
         return None
 
 
-def _session_state(crawler: Crawler, platform: str | None) -> dict[str, Any] | None:
+def _session_state(crawler: Crawler, run: Any, platform: str | None) -> dict[str, Any] | None:
     """A Playwright storage_state holding the platform's session cookies, or None."""
-    spider = crawler.spider
-    run = getattr(spider, "run", None)
     session = run.sessions.get(platform) if run is not None and platform else None
     if session is None or not session.cookies:
         return None
-    adapter = spider.adapters[platform]
+    adapter = crawler.spider.adapters[platform]
     origin = urlsplit(adapter.base_url)
     url = f"{origin.scheme}://{origin.netloc}"
     cookies = [{"name": c.name, "value": c.value, "url": url}
@@ -234,16 +240,23 @@ class SessionMiddleware:
         self.crawler = crawler
         self.tokens: dict[str, dict[str, str]] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self.run: Any = None  # the current run (its sign-in sessions), from run_started
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SessionMiddleware:
-        return cls(crawler)
+        middleware = cls(crawler)
+        crawler.signals.connect(middleware.start_run, signal=run_started)
+        return middleware
+
+    def start_run(self, run: Any) -> None:
+        """The receiver of `run_started`: sign requests in with this run's sessions."""
+        self.run = run
 
     async def process_request(self, request: Request) -> None:
         if request.meta.get("tagarchive_login") or request.meta.get("tagarchive_render"):
             return None
         platform = (request.meta.get("tagarchive_job") or {}).get("platform")
-        run = getattr(self.crawler.spider, "run", None)
+        run = self.run
         session = run.sessions.get(platform) if run is not None and platform else None
         if session is None:
             return None

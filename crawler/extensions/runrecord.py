@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from crawler.downloader.signin import REDACTED, Session, redact
 from crawler.extensions.health import NOT_ATTEMPTED
 from crawler.platforms.base import Outcome
+from crawler.signals import run_started
 from crawler.text.tags import TagRef
 from storage import DatasetWriter, StorageError, check_partition_value, new_run_id
 from storage.archive import ArchiveWriter
@@ -253,8 +254,9 @@ class RunState:
 
 
 class RequestedTags:
-    """A Scrapy extension (EXTENSIONS in crawler/settings.py): marks in the spider's RunState
-    each tag a request has gone out for, so `finish()` tells `not_attempted` from no answer.
+    """A Scrapy extension (EXTENSIONS in crawler/settings.py): marks in the current run's
+    RunState (announced by `run_started`) each tag a request has gone out for, so `finish()`
+    tells `not_attempted` from no answer.
 
     `request_reached_downloader` comes after every downloader middleware (robots.txt, sign-in)
     let the request through; on a graceful stop Scrapy still completes those requests.
@@ -263,16 +265,21 @@ class RequestedTags:
     def __init__(self, crawler: Any) -> None:
         from scrapy import signals
 
-        self.crawler = crawler
+        self.run: RunState | None = None
+        crawler.signals.connect(self.start_run, signal=run_started)
         crawler.signals.connect(self.reached, signal=signals.request_reached_downloader)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> RequestedTags:
         return cls(crawler)
 
+    def start_run(self, run: Any) -> None:
+        """The receiver of `run_started`: mark requests in this run from now on."""
+        self.run = run
+
     def reached(self, request: Any) -> None:
         job = request.meta.get("tagarchive_job")
-        run = getattr(self.crawler.spider, "run", None)
+        run = self.run
         if job is not None and isinstance(run, RunState):  # robots.txt and sign-in carry none
             tag = TagJob(job["platform"], TagRef(name=job["name"], id=job["id"]))
             run.requested.add((tag.platform, tag.key))

@@ -33,7 +33,7 @@ from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem
 from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
 from crawler.platforms.timeline import TimelinePage
-from crawler.signals import send_outcome, tag_outcome
+from crawler.signals import run_started, send_outcome, tag_outcome
 from crawler.spiders.walks import Walk, WalkStore
 from storage import StorageError
 from storage.archive import RecordRef
@@ -128,6 +128,7 @@ class BackfillSpider(scrapy.Spider):
         return self.adapters[self.walk.platform]
 
     def _on_opened(self) -> None:
+        self.crawler.signals.send_catch_log(run_started, run=self.run)
         if self.run.flush_seconds > 0:
             # bounds what a crash costs to one interval of pages fetched again
             self._flusher = task.LoopingCall(self._tick)

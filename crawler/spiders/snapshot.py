@@ -34,7 +34,7 @@ from crawler.platforms.base import (
     UnknownStep,
     guarded_handle,
 )
-from crawler.signals import send_outcome, tag_outcome
+from crawler.signals import run_started, send_outcome, tag_outcome
 from crawler.text.tags import TagRef
 from storage import StorageError
 from storage.archive import RecordRef
@@ -90,6 +90,7 @@ class SnapshotSpider(scrapy.Spider):
         self.run.set_outcome(platform, key, outcome, detail)
 
     def _on_opened(self) -> None:
+        self.crawler.signals.send_catch_log(run_started, run=self.run)
         interval = self.run.flush_seconds if self.run else 0
         if interval > 0:
             # bounds what a crash loses to one interval, even when no item arrives

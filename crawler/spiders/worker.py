@@ -201,12 +201,8 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
             self.run = self.new_run([])
             if isinstance(self.run, BatchRunState):
                 self.run.baseline = dict(self.crawler.stats.get_stats())
-            self._reset_dedupe()
+            self.crawler.signals.send_catch_log(run_started, run=self.run)
         return entries
-
-    def _reset_dedupe(self) -> None:
-        """The dedupe pipeline drops repeats within a run; each batch is a new run."""
-        self.crawler.signals.send_catch_log(run_started)
 
     def make_request_from_data(self, data: bytes) -> list[scrapy.Request]:
         """A job entry -> the first request of that tag (scrapy-redis calls this per entry)."""
