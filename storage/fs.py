@@ -2,7 +2,8 @@
 
 A local root keeps the local protocol (temp file, fsync, rename, flock). An S3 root goes through
 ``pyarrow.fs.S3FileSystem``: an object appears only when its upload completes, so each file is
-written once under its final, unique key and never overwritten. See docs/s3.md.
+written once under its final, unique key and never overwritten. See docs/s3.md. This module is
+S3's configuration, roots and requests; which back-end serves a root is storage/backends/.
 
 Configuration comes from the environment only, never from the URL (so no secret is ever part of
 a root that is logged or stored in the `runs` table):
