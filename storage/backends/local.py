@@ -14,7 +14,6 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from storage.backends.base import Backend, Publisher, Shipper
@@ -38,6 +37,7 @@ from storage.schemas import DATASETS, DatasetSpec, get_spec
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow.dataset as ds
 
 _FILE_SCHEME = "file://"
 # The publishers' warnings keep the writer's logger: they are about its files.
@@ -108,6 +108,8 @@ class LocalBackend(Backend):
         return LocalShipper(root)
 
     def open_dataset(self, root: Any, name: str) -> ds.Dataset:
+        import pyarrow.dataset as ds  # here: a crawl only writes, and this costs it ~0.2 s
+
         root = self.location(root)
         schema = dataset_schema(name)
         files, skipped = dataset_files(root, name)

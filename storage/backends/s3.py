@@ -16,7 +16,6 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from storage.backends.base import Backend, Publisher, Shipper
@@ -48,6 +47,7 @@ from storage.schemas import DATASETS, get_spec
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow.dataset as ds
 
 _CHECK_THREADS = 8
 # The publisher's warnings keep the writer's logger: they are about its files.
@@ -128,6 +128,8 @@ def s3_footer_problem(exc: BaseException, path: str) -> str:
 
 
 def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
+    import pyarrow.dataset as ds  # here: a crawl only writes, and this costs it ~0.2 s
+
     parts, misplaced = listing(root, name)
     skipped = [(f"s3://{path}", misplaced_reason(name)) for path, _size in misplaced]
     # Fragments made from the listing, sizes included: reading a file then costs its GETs only,
@@ -191,6 +193,8 @@ def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
 def _duckdb_s3_views(root: S3Root, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Views over registered pyarrow datasets: DuckDB's own S3 reader (httpfs) is an extension
     downloaded at run time, which fails offline, and it would not honour commit markers."""
+    import pyarrow.dataset as ds
+
     for name, spec in DATASETS.items():
         dataset = _open_s3_dataset(root, name, dataset_schema(name))
         if not isinstance(dataset, ds.FileSystemDataset):  # no files yet
