@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli.errors import EnvironmentProblem
 from crawler.cli.main import main
-from storage.errors import UnsafePathError
+from storage.errors import StorageError, UnsafePathError
 from tests.compact_helpers import data_files, hours, publish, rows, snapshot, tree
 
 
@@ -250,7 +249,7 @@ def test_the_demo_cookie_jar_stays_in_the_root(tmp_path: Path) -> None:
     root.mkdir()
     outside.mkdir()
     (root / ".tagarchive").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(EnvironmentProblem, match="symbolic link"):
+    with pytest.raises(StorageError, match="symbolic link"):
         _cookie_jar(str(root))
     assert list(outside.iterdir()) == []
 
@@ -259,13 +258,28 @@ def test_the_demo_cookie_jar_stays_in_the_root(tmp_path: Path) -> None:
     target = outside / "precious.txt"
     target.write_text("keep me")
     (root / ".tagarchive/demo-cookies.txt").symlink_to(target)
-    with pytest.raises(EnvironmentProblem, match="symbolic link"):
+    with pytest.raises(StorageError, match="symbolic link"):
         _cookie_jar(str(root))
     assert target.read_text() == "keep me"
 
     (root / ".tagarchive/demo-cookies.txt").unlink()
     jar = _cookie_jar(str(root))
-    assert jar == root / ".tagarchive/demo-cookies.txt" and jar.read_text() == DEMO_COOKIES
+    assert jar == root / ".tagarchive/demo-cookies.txt"
+    assert jar.read_text() == DEMO_COOKIES
+
+
+def test_the_demo_refusing_its_root_is_exit_3_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import crawler.services.demo as demo
+
+    def refused(**_kwargs: object) -> int:
+        raise StorageError(f"{tmp_path}/.tagarchive is a symbolic link")
+
+    monkeypatch.setattr(demo, "run_demo", refused)
+    assert main(["demo", "--out", str(tmp_path)]) == 3
+    message = f"{tmp_path}/.tagarchive is a symbolic link"
+    assert capsys.readouterr().err == f"tagarchive: error: {message}\n"
 
 
 def test_archive_prune_refuses_a_symlinked_archive_folder(
