@@ -112,6 +112,7 @@ class WorkerSpider(RedisMixin, SnapshotSpider):
     def _on_opened(self) -> None:
         # no timed flush: a batch's rows are written once, when the batch ends, and only then
         # are its jobs acknowledged (a flush in between would only widen the duplicate window)
+        self.crawler.signals.send_catch_log(run_started, run=self.run)  # each batch: _take
         self._beat()  # registered before the first job is taken
         # the heartbeat has its own thread: writing a batch blocks the reactor for a while
         # (Parquet, fsync), and a heartbeat that lapsed then would have the worker's jobs
