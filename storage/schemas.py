@@ -35,7 +35,7 @@ PARTITION_COLUMNS = ("platform", "date")
 SOURCES = ("embedded_json", "api", "captured_xhr", "rendered_dom")
 COVERAGES = ("complete", "lower_bound", "platform_reported")
 # skipped, missed, timeout and crashed are written by the scheduler for fires where no crawl wrote
-# its own record (crawler/services/scheduler.py); a crawl stopped by its own time limit says
+# its own record (crawler/services/fires.py); a crawl stopped by its own time limit says
 # timeout too.
 VERDICTS = ("ok", "failed", "error", "interrupted", "skipped", "missed", "timeout", "crashed")
 HEALTH = ("healthy", "unhealthy")
