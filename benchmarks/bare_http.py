@@ -18,7 +18,7 @@ import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 
-from benchmarks.probe import EXTENSIONS_SETTING
+from benchmarks.probe import PROBE_EXTENSIONS
 
 SCRIPT_CSS = "script#__UNIVERSAL_DATA_FOR_REHYDRATION__::text"
 SCOPE = "webapp.challenge-detail"
@@ -61,7 +61,7 @@ def settings(concurrency: int) -> dict[str, Any]:
         "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "WARNING",
-        "EXTENSIONS": json.loads(EXTENSIONS_SETTING),
+        "EXTENSIONS": PROBE_EXTENSIONS,
     }
 
 

@@ -28,11 +28,16 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from crawler.settings import EXTENSIONS as PROJECT_EXTENSIONS
+
 ENV = "TAGARCHIVE_BENCH_PROBE"
 MEMORY_ENV = "TAGARCHIVE_BENCH_MEMORY_AT"
 MEMORY_EVERY = 10
 MEMORY_WINDOW = 0.1
-EXTENSIONS_SETTING = json.dumps({"benchmarks.probe.CrawlClock": 900})
+PROBE_EXTENSIONS = {"benchmarks.probe.CrawlClock": 900}
+# for tagarchive's own crawls: `-s EXTENSIONS=` replaces the project's dict, so the project's
+# extensions are named again beside the probe, or a benchmark would measure a crawl without them
+EXTENSIONS_SETTING = json.dumps({**PROJECT_EXTENSIONS, **PROBE_EXTENSIONS})
 
 _STATS = {
     "requests": "downloader/request_count",
