@@ -18,7 +18,7 @@ from crawler.downloader.signin import (
 )
 from replica.server import ReplicaServer
 from storage import duckdb_connect
-from tests.conftest import crawl
+from tests.crawl_helpers import crawl
 
 SECRET_XHS = "web_session_3f8a9c1e77b2d4e6"
 SECRET_TT = "msToken_Zq81Yv0pX2LmN4"
@@ -130,3 +130,22 @@ def test_login_variables_are_read_from_the_adapter() -> None:
     assert login_variables("tiktok") is None
     assert login_variables("no-such-platform") is None
     assert {"bluesky": login_variables("bluesky")} == LOGIN_VARIABLES
+
+
+def test_a_number_over_the_int_digit_limit_is_a_usage_error_naming_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from crawler.cli.main import main
+
+    state = tmp_path / "state.json"
+    digits = "1" * 5000  # over Python's 4,300-digit limit for int() of a string
+    state.write_text('{"cookies": [{"name": "sessionid", "value": "v", '
+                     f'"domain": ".tiktok.com", "expires": {digits}}}], "origins": []}}')
+    with pytest.raises(SessionError, match="state.json: a number in it has too many digits"):
+        parse_storage_state(state.read_text(), str(state))
+    code = main(["crawl", "tiktok", "cats", "--out", str(tmp_path / "out"), "--no-browser",
+                 "--session", f"tiktok={state}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        line for line in err.splitlines() if str(state) in line]

@@ -95,8 +95,11 @@ def parse_storage_state(text: str, origin: str) -> list[Cookie]:
     """Playwright's `context.storage_state()` JSON: {"cookies": [...], "origins": [...]}."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise SessionError(f"{origin}: not valid JSON (line {exc.lineno})") from None
+    except ValueError:
+        # int()'s refusal of a number over 4,300 digits reaches us as a bare ValueError
+        raise SessionError(f"{origin}: a number in it has too many digits") from None
     if not isinstance(data, dict) or not isinstance(data.get("cookies"), list):
         raise SessionError(f"{origin}: a storage_state needs a top-level 'cookies' list")
     cookies = []
