@@ -16,7 +16,7 @@ from typing import Any
 from replica.server import ReplicaServer
 from replica.world import LIST_CAP
 from storage import open_dataset
-from tests.conftest import ROOT, CrawlResult, run_cli
+from tests.crawl_helpers import ROOT, CrawlResult, run_cli
 
 # three weeks ending the day before the replica's default clock (2025-01-13 00:00 UTC)
 SINCE, UNTIL = date(2024, 12, 23), date(2025, 1, 12)

@@ -17,7 +17,7 @@ import pytest
 
 from replica.server import ReplicaServer
 from storage.reading import open_dataset
-from tests.conftest import ROOT, CrawlResult, run_cli
+from tests.crawl_helpers import ROOT, CrawlResult, run_cli
 from tests.redis_helpers import RedisServer
 
 QUEUE = "tq"

@@ -23,27 +23,12 @@ import pytest
 
 from crawler.cli.main import main
 from storage import open_dataset
-from tests.conftest import ROOT, run_cli
+from tests.analysis_helpers import DEMO_COMMAND, demo_workdir
+from tests.crawl_helpers import ROOT
 
 DOC = ROOT / "docs" / "analysis.md"
-DEMO_COMMAND = "tagarchive demo --out data --ticks 3"
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
 _QUESTION = re.compile(r"<!-- question: (\w+) -->")
-_DEMO: list[Path] = []
-
-
-def demo_workdir(factory: pytest.TempPathFactory) -> Path:
-    """A directory whose data/ holds the output of the documented demo, made once a session."""
-    if not _DEMO:
-        workdir = factory.mktemp("demo")
-        args = DEMO_COMMAND.split()[1:]
-        args[args.index("data")] = str(workdir / "data")
-        result = run_cli(*args, timeout=900)
-        assert result.code == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        _DEMO.append(workdir)
-    return _DEMO[0]
-
-
 def blocks(text: str | None = None) -> list[tuple[str, str, int]]:
     """(language, code, offset) of every fenced block of the doc."""
     text = DOC.read_text(encoding="utf-8") if text is None else text

@@ -12,7 +12,7 @@ from crawler.platforms import platform_class
 from crawler.platforms.base import TagResult
 from crawler.services.reparse import archived_pages
 from replica.server import ReplicaServer
-from tests.conftest import crawl
+from tests.crawl_helpers import crawl
 
 
 def test_every_stored_number_traces_to_a_valid_warc_record(replica: ReplicaServer,

@@ -36,7 +36,7 @@ from tests.backfill_helpers import (
     wait_until,
     walk_dir,
 )
-from tests.conftest import ROOT, run_cli
+from tests.crawl_helpers import ROOT, run_cli
 
 TAG = "rust"  # about 550 posts over the three weeks: 14 pages of 40
 

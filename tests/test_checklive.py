@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from replica.server import ReplicaServer
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 
 
 def test_matching_shape_passes(replica: ReplicaServer) -> None:

@@ -12,7 +12,7 @@ import pytest
 from crawler.cli.errors import UsageError
 from crawler.cli.main import main, resolve_base_urls
 from replica.server import ReplicaServer
-from tests.conftest import ROOT, run_cli
+from tests.crawl_helpers import ROOT, run_cli
 
 
 @pytest.mark.parametrize(

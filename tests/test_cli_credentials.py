@@ -13,7 +13,7 @@ from crawler.extensions.runrecord import RunState, TagJob, redact_url_credential
 from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from storage import open_dataset
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 
 SECRET = "hunter2-s3cret"
 AT = f"http://user:{SECRET}@127.0.0.1:9"

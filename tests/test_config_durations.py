@@ -16,7 +16,7 @@ import pytest
 from crawler.cli.main import main
 from crawler.services.watchconfig import MAX_DURATION, MAX_LOOKBACK_DAYS, load_config
 from crawler.services.watchvalues import ConfigError, format_duration, parse_duration
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 
 TAGS = 'platforms = ["tiktok"]\ntags = ["a"]\n'
 

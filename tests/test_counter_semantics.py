@@ -27,8 +27,8 @@ from crawler.text.tags import TagRef
 from storage import duckdb_connect, open_dataset, table_from_rows
 from storage.compact import compact
 from storage.schemas import ACTIVITY_COUNTERS, DATASETS, POST_COUNTERS
+from tests.fixture_helpers import FIXTURES, load_case
 from tests.pipeline_helpers import offline_crawler, pipeline_chain
-from tests.test_platform_fixtures import FIXTURES, load_case
 
 NOW = datetime.now(UTC)
 SCRIPT = re.compile(r'(<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__"[^>]*>)(.*?)(</script>)',

@@ -28,7 +28,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from replica.server import ReplicaServer
 from storage.compact import compact
-from tests.conftest import ROOT
+from tests.crawl_helpers import ROOT
 from tests.wait_helpers import reap
 
 KILLS = int(os.environ.get("TAGARCHIVE_CRASH_KILLS", "20"))

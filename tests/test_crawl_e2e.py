@@ -7,35 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import polars as pl
 
 from replica.server import ReplicaServer
 from storage import duckdb_connect, open_dataset
-from tests.conftest import ROOT, crawl
+from tests.crawl_helpers import ROOT, crawl, outcomes, run_record, snapshots
 
 SNAPSHOT_COLUMNS = {"tag", "tag_display", "tag_id", "url", "observed_at", "views", "posts",
                     "discussions", "participants", "source", "run_id", "platform", "date"}
-
-
-def snapshots(out: Path) -> list[dict]:
-    rel = duckdb.sql(f"select * from read_parquet('{out}/snapshots/**/*.parquet', "
-                     "hive_partitioning=true) order by platform, tag")
-    cols = rel.columns
-    return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
-
-
-def run_record(out: Path) -> dict:
-    rel = duckdb.sql(f"select * from read_parquet('{out}/runs/**/*.parquet', "
-                     "hive_partitioning=true)")
-    rows = rel.fetchall()
-    assert len(rows) == 1
-    return dict(zip(rel.columns, rows[0], strict=True))
-
-
-def outcomes(out: Path) -> dict[tuple[str, str], str]:
-    return {(o["platform"], o["tag"]): o["status"] for o in run_record(out)["outcomes"]}
 
 
 def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_path: Path) -> None:

@@ -15,8 +15,7 @@ from crawler.extensions.runrecord import NO_ANSWER, RunState, TagJob
 from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from replica.world import display_count
-from tests.conftest import ROOT
-from tests.test_crawl_e2e import run_record, snapshots
+from tests.crawl_helpers import ROOT, run_record, snapshots
 
 TAGS = [f"halt{i:03d}" for i in range(300)]
 TAG_PAGE = ("weibo", "get_index")  # one request per Weibo tag, no browser

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from crawler.platforms import REGISTRY
 from storage import duckdb_connect
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 
 
 def test_demo_stores_growth_on_every_platform(tmp_path: Path) -> None:

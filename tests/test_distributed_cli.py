@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from replica.server import ReplicaServer
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixture
     QUEUE,
     no_worker_left,

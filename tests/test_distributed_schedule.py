@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixture
     QUEUE,
     no_worker_left,

@@ -16,7 +16,7 @@ import pytest
 
 from replica.server import ReplicaServer
 from storage.reading import duckdb_connect
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixture
     QUEUE,
     enqueue,

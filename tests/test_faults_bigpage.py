@@ -16,8 +16,7 @@ from pathlib import Path
 import psutil
 
 from replica.server import ReplicaServer
-from tests.conftest import ROOT
-from tests.test_crawl_e2e import outcomes, snapshots
+from tests.crawl_helpers import ROOT, outcomes, snapshots
 from tests.wait_helpers import reap
 
 MIB = 1024 * 1024

@@ -17,9 +17,7 @@ from pathlib import Path
 import psutil
 
 from replica.server import ReplicaServer
-from tests.conftest import ROOT
-from tests.test_crawl_e2e import outcomes, run_record, snapshots
-from tests.test_faults_http import assert_whole_files
+from tests.crawl_helpers import ROOT, assert_whole_files, outcomes, run_record, snapshots
 
 TAGS = ("browserkill1", "browserkill2", "browserkill3")
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from replica.server import ReplicaServer
-from tests.conftest import crawl
-from tests.test_crawl_e2e import outcomes, run_record, snapshots
+from tests.crawl_helpers import assert_whole_files, crawl, outcomes, run_record, snapshots
 
 # fast retries and a short download timeout, so a stalled server costs seconds, not minutes
 FAST = ("-s", "TAGARCHIVE_BACKOFF_BASE=0.1", "-s", "DOWNLOAD_TIMEOUT=2")
@@ -28,15 +27,6 @@ def assert_exact(replica: ReplicaServer, rows: list[dict]) -> None:
         for counter in ("views", "posts", "discussions"):
             if row[counter] is not None and not row.get(f"{counter}_approx"):
                 assert row[counter] == getattr(truth, counter), (row["tag"], counter)
-
-
-def assert_whole_files(out: Path) -> None:
-    """Only published files: every Parquet footer reads, no temp file is left behind."""
-    files = [p for p in out.rglob("*") if p.is_file() and ".tagarchive" not in p.parts]
-    for path in files:
-        assert path.name.endswith((".parquet", ".warc.gz")), path
-        if path.suffix == ".parquet":
-            pq.read_metadata(path)
 
 
 def test_resets_stalls_and_5xx_bursts_are_retried_and_stored_exactly(

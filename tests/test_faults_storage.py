@@ -26,8 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from replica.server import ReplicaServer
-from tests.conftest import ROOT, CrawlResult, crawl
-from tests.test_crawl_e2e import snapshots
+from tests.crawl_helpers import ROOT, CrawlResult, crawl, snapshots
 from tests.wait_helpers import reap, wait_until
 
 pytestmark = pytest.mark.filterwarnings("error")

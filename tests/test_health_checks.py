@@ -22,7 +22,7 @@ from crawler.platforms.base import Outcome
 from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from storage import DatasetWriter, open_dataset, utc_day
-from tests.conftest import crawl
+from tests.crawl_helpers import crawl
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SINCE = "2026-11-01"

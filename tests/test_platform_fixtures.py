@@ -8,31 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from crawler.platforms import REGISTRY, platform_class
-from crawler.platforms.base import Captured, LayoutChanged, Page
+from crawler.platforms.base import LayoutChanged
 from crawler.platforms.xiaohongshu import header_counts, initial_state
-from crawler.text.tags import TagRef
+from tests.fixture_helpers import CASES, FIXTURES, load_case
 from tests.fixtures.regenerate import CANONICAL, describe, run_step
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-CASES = sorted(p for p in FIXTURES.glob("*/*") if (p / "expected.json").is_file())
-
-
-def load_case(folder: Path) -> tuple[str, TagRef, str, dict, Page]:
-    meta = json.loads((folder / "page.json").read_text())
-    captured = ()
-    if (folder / "captured.json").is_file():
-        captured = tuple(Captured(**c) for c in json.loads((folder / "captured.json").read_text()))
-    page = Page(url=meta["url"], status=meta["status"], headers=meta["headers"],
-                text=(folder / "body.html").read_text(),
-                observed_at=datetime.fromisoformat(meta["observed_at"]),
-                rendered=meta["rendered"], captured=captured)
-    return folder.parent.name, TagRef(**meta["tag"]), meta["step"], meta["state"], page
 
 
 def adapter_for(platform: str):  # noqa: ANN201 - any adapter

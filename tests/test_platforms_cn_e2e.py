@@ -13,8 +13,7 @@ import duckdb
 from crawler.text.counts import parse_count
 from replica.server import ReplicaServer
 from replica.world import display_count
-from tests.conftest import crawl
-from tests.test_crawl_e2e import outcomes, run_record, snapshots
+from tests.crawl_helpers import crawl, outcomes, run_record, snapshots
 
 
 def _rows(out: Path) -> dict[str, dict]:

@@ -36,8 +36,7 @@ from crawler.text.counts import digit_string_value, parse_count
 from crawler.text.tags import TagRef
 from crawler.text.timestamps import TimestampError, from_epoch_millis, from_epoch_seconds
 from replica.server import ReplicaServer
-from tests.conftest import crawl
-from tests.test_crawl_e2e import outcomes, run_record, snapshots
+from tests.crawl_helpers import crawl, outcomes, run_record, snapshots
 
 DEEP = 100_000
 DEEP_ARRAY = "[" * DEEP + "]" * DEEP

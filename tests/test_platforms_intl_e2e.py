@@ -17,9 +17,9 @@ from crawler.text.counts import parse_count
 from crawler.text.tags import TagRef
 from replica.server import ReplicaServer
 from storage import duckdb_connect
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
+from tests.fixture_helpers import FIXTURES, load_case
 from tests.fixtures.regenerate import CANONICAL, describe, run_step
-from tests.test_platform_fixtures import FIXTURES, load_case
 
 PLATFORMS = "youtube,instagram,mastodon,bluesky"
 SESSIONID = "ig-sessionid-5f2c81d0a9e4b7"

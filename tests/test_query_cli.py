@@ -17,8 +17,8 @@ import pytest
 from crawler.cli.analysis import repl
 from crawler.cli.main import main
 from storage import open_archive
-from tests.conftest import ROOT
-from tests.test_analysis_api import write_archive
+from tests.analysis_helpers import write_archive
+from tests.crawl_helpers import ROOT
 
 SQL = ("select platform, tag, observed_at, views, views_approx, views_text, discussions, date "
        "from snapshots order by platform, tag, observed_at")

@@ -24,7 +24,7 @@ import pytest
 from replica.server import ReplicaServer
 from replica.world import World
 from replica.xiaohongshu import COVER_BYTES, FONT_BYTES, FONT_PATH, asset
-from tests.conftest import ROOT, crawl
+from tests.crawl_helpers import ROOT, crawl
 from tests.wait_helpers import wait_until
 
 TAGS = ("assetsone", "assetstwo")

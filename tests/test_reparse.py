@@ -16,7 +16,7 @@ from replica.world import World
 from storage import duckdb_connect
 from storage.archive import ArchiveWriter
 from storage.compact import compact
-from tests.conftest import crawl, run_cli
+from tests.crawl_helpers import crawl, run_cli
 
 
 class FixedTikTok(TikTok):

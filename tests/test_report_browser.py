@@ -20,8 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from crawler.downloader.chromium import find_chromium, launch_options
 from crawler.report import ReportRequest, build_report, write_report
 from storage import open_archive, open_dataset
-from tests.test_analysis_api import XSS_TAG, write_archive
-from tests.test_analysis_demo import demo_workdir
+from tests.analysis_helpers import XSS_TAG, demo_workdir, write_archive
 
 CHARTS_JS = """() => [...document.querySelectorAll('figure[data-chart]')].map(f => ({
     chart: f.dataset.chart, tag: f.dataset.tag, source: f.dataset.source, unit: f.dataset.unit,

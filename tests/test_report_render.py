@@ -17,7 +17,7 @@ from crawler.report import (
     render_html,
 )
 from storage import DatasetWriter, open_archive
-from tests.test_analysis_api import T0, XSS_TAG, write_archive
+from tests.analysis_helpers import T0, XSS_TAG, write_archive
 
 
 @pytest.mark.parametrize(

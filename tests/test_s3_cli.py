@@ -16,7 +16,7 @@ from replica.server import ReplicaServer
 from storage import DatasetWriter, open_archive, open_dataset
 from tests.backfill_helpers import UNTIL, stored_days, truth
 from tests.compact_helpers import DAY, run_id, snapshot
-from tests.conftest import CrawlResult, run_cli
+from tests.crawl_helpers import CrawlResult, run_cli
 from tests.s3_helpers import FAIL_WRITES, PASS, S3Bucket, free_port
 
 TAGS = ("cats", "dogs", "rust")

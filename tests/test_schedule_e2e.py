@@ -14,7 +14,7 @@ from crawler.cli.main import main
 from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
 from storage import open_dataset
-from tests.conftest import ROOT
+from tests.crawl_helpers import ROOT
 from tests.wait_helpers import StreamLines, reap, wait_until
 
 

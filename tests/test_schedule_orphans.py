@@ -21,7 +21,7 @@ from typing import Any
 from crawler.services.watchconfig import Config, load_config
 from replica.server import ReplicaServer
 from storage import open_dataset
-from tests.conftest import ROOT
+from tests.crawl_helpers import ROOT
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

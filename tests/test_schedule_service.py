@@ -28,7 +28,7 @@ from crawler.services.jobstore import job_store_path, stored_next_runs
 from crawler.services.scheduler import ScheduleService
 from crawler.services.watchconfig import Config, load_config
 from storage import open_dataset, table_from_rows
-from tests.conftest import ROOT
+from tests.crawl_helpers import ROOT
 from tests.wait_helpers import StreamLines, reap, wait_until
 
 FAKE_CRAWL = r'''

@@ -18,7 +18,7 @@ from crawler.platforms.configured_helper import RuleTimeout
 from crawler.platforms.configured_rules import AmbiguousRule, parse_json_path
 from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
-from tests.conftest import crawl, run_cli
+from tests.crawl_helpers import crawl, run_cli
 
 CONFIG = '''
 [[source]]

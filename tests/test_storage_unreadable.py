@@ -35,7 +35,7 @@ from tests.compact_helpers import (
     snapshot,
     tree,
 )
-from tests.conftest import run_cli
+from tests.crawl_helpers import run_cli
 from tests.s3_helpers import S3Bucket
 
 PARTITION = "snapshots/platform=tiktok/date=2026-01-10"
