@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -228,10 +229,16 @@ class Platform:
     def handle(self, step: str, page: Page, tag: TagRef,
                state: dict[str, Any]) -> Fetch | TagResult:
         """Dispatch a fetched page to the adapter method named by the step."""
-        method = getattr(self, f"on_{step}", None)
+        method: Callable[[Page, TagRef, dict[str, Any]], Fetch | TagResult] | None = getattr(
+            self, f"on_{step}", None)
         if method is None:
             raise UnknownStep(f"{self.name}: no step {step!r}")
         return method(page, tag, state)
+
+
+def mapping(value: object) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: reads an optional nested object."""
+    return value if isinstance(value, dict) else {}
 
 
 def load_json(text: str) -> Any:

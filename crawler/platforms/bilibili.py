@@ -33,6 +33,7 @@ from crawler.platforms.base import (
     TagResult,
     check_status,
     load_json,
+    mapping,
     shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
@@ -159,8 +160,8 @@ class Bilibili(Platform):
 
     def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
         data = api_data(page)
-        feed = data.get("topic_card_list") if isinstance(data, dict) else None
-        items = feed.get("items") if isinstance(feed, dict) else None
+        feed = mapping(mapping(data).get("topic_card_list"))
+        items = feed.get("items")
         if not isinstance(items, list):
             raise LayoutChanged("details/cards JSON has no data.topic_card_list.items")
         topic_id = state["topic_id"]
@@ -177,9 +178,8 @@ def parse_dynamic(card: dict[str, Any], topic_id: str, tag: TagRef,
                   page: Page) -> dict[str, Any]:
     """One post from a card's `dynamic_card_item` (`pub_ts` is Unix seconds)."""
     item = card["dynamic_card_item"]
-    modules = item.get("modules") if isinstance(item.get("modules"), dict) else {}
-    author = modules.get("module_author") if isinstance(modules.get("module_author"),
-                                                        dict) else {}
+    modules = mapping(item.get("modules"))
+    author = mapping(modules.get("module_author"))
     dynamic_id = item.get("id_str")
     if not isinstance(dynamic_id, str) or digit_string_value(dynamic_id) is None:
         raise LayoutChanged(f"a dynamic card has no numeric id_str: {shown(dynamic_id)}")
@@ -187,7 +187,7 @@ def parse_dynamic(card: dict[str, Any], topic_id: str, tag: TagRef,
         created = from_epoch_seconds(author.get("pub_ts"))
     except TimestampError as exc:
         raise LayoutChanged(f"dynamic {dynamic_id}: module_author.pub_ts: {exc}") from exc
-    stat = modules.get("module_stat") if isinstance(modules.get("module_stat"), dict) else {}
+    stat = mapping(modules.get("module_stat"))
     desc = (modules.get("module_dynamic") or {}).get("desc") or {}
     return {
         "platform": "bilibili",

@@ -176,9 +176,10 @@ def _json(text: str) -> Any:
 def parse_search(data: dict[str, Any], name: str, page: Page) -> TagResult:
     """Snapshot and posts from one searchPosts answer."""
     views = [p for p in data["posts"] if isinstance(p, dict) and p.get("uri")]
-    hits = data.get("hitsTotal", data.get("hits_total"))  # hits_total: the early lexicon
-    has_hits = isinstance(hits, int) and not isinstance(hits, bool)
-    if not views and not (has_hits and hits > 0):
+    given = data.get("hitsTotal", data.get("hits_total"))  # hits_total: the early lexicon
+    # a JSON true is an int to isinstance, and no count
+    hits = given if isinstance(given, int) and not isinstance(given, bool) else None
+    if not views and not (hits is not None and hits > 0):
         raise NotFound(f"no Bluesky post carries #{name} (empty search)")
     display = _display_name(views, name)
     authors = {(v.get("author") or {}).get("did") for v in views}
@@ -188,14 +189,14 @@ def parse_search(data: dict[str, Any], name: str, page: Page) -> TagResult:
         "tag_id": None,
         "url": f"https://bsky.app/hashtag/{quote(display, safe='')}",
         "observed_at": page.observed_at,
-        "posts": hits if has_hits else len(views),
+        "posts": hits if hits is not None else len(views),
         "participants": len(authors - {None}),
         "source": "api",
     }
     # hitsTotal "may be rounded/truncated" (lexicon), and a page that came back full only says
     # "at least this many": neither is an exact count of the tag's posts
     capped = len(views) >= SEARCH_LIMIT and data.get("cursor")
-    if has_hits or capped:
+    if hits is not None or capped:
         snapshot["posts_approx"] = True
     if capped:
         snapshot["participants_approx"] = True

@@ -39,6 +39,7 @@ from crawler.platforms.base import (
     TagResult,
     check_status,
     load_json,
+    mapping,
     shown,
 )
 from crawler.text.counts import CountParseError, digit_string_value, parse_labelled
@@ -176,8 +177,8 @@ def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page) -> dict[s
     """One public post from an `aweme_list` entry."""
     if not isinstance(aweme, dict) or not aweme.get("aweme_id"):
         return None
-    author = aweme.get("author") if isinstance(aweme.get("author"), dict) else {}
-    stats = aweme.get("statistics") if isinstance(aweme.get("statistics"), dict) else {}
+    author = mapping(aweme.get("author"))
+    stats = mapping(aweme.get("statistics"))
     created = aweme.get("create_time")
     return {
         "platform": "douyin",

@@ -128,9 +128,9 @@ class Mastodon(Platform):
             raise LayoutChanged("timelines/tag listed a status without a created_at time")
         max_id = next_max_id(page.headers.get("link", ""))
         # an empty page (or one without a next link) is the end of what the instance has
-        more = bool(posts) and max_id is not None
-        return TimelinePage(posts=posts, oldest_seen=oldest(posts),
-                            next_fetch=self._timeline_page(name, max_id) if more else None)
+        following = (self._timeline_page(name, max_id) if posts and max_id is not None
+                     else None)
+        return TimelinePage(posts=posts, oldest_seen=oldest(posts), next_fetch=following)
 
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')

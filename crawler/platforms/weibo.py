@@ -39,6 +39,7 @@ from crawler.platforms.base import (
     Unsupported,
     check_status,
     load_json,
+    mapping,
     shown,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
@@ -96,9 +97,8 @@ class Weibo(Platform):
 
     def on_topic(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
         body = api_body(page)
-        data = body.get("data")
-        info = data.get("cardlistInfo") if isinstance(data, dict) else None
-        heads = info.get("cardlist_head_cards") if isinstance(info, dict) else None
+        data = mapping(body.get("data"))
+        heads = mapping(data.get("cardlistInfo")).get("cardlist_head_cards")
         head = heads[0].get("head_data") if heads and isinstance(heads[0], dict) else None
         if not isinstance(head, dict):
             raise LayoutChanged("no cardlistInfo.cardlist_head_cards[0].head_data")
@@ -386,7 +386,7 @@ def parse_mblog(mblog: dict[str, Any], tag_display: str, page: Page) -> dict[str
     mid = mblog.get("mid") or mblog.get("idstr") or mblog.get("id")
     if not mid:
         return None
-    user = mblog.get("user") if isinstance(mblog.get("user"), dict) else {}
+    user = mapping(mblog.get("user"))
     return {
         "platform": "weibo",
         "post_id": str(mid),

@@ -235,7 +235,7 @@ def topic_infos(cap: Captured) -> list[dict[str, Any]]:
     return [t for t in dtos if isinstance(t, dict)]
 
 
-def notes_feed(cap: Captured) -> dict[str, Any] | None:
+def notes_feed(cap: Captured) -> dict[str, Any]:
     """`data` of a captured topic notes feed answer."""
     data = cap.json()
     error = _api_error(cap, data)

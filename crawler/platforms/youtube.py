@@ -143,10 +143,10 @@ def _text(value: Any) -> str:
         return value
     if not isinstance(value, dict):
         return ""
-    if isinstance(value.get("simpleText"), str):
-        return value["simpleText"]
-    if isinstance(value.get("content"), str):
-        return value["content"]
+    if isinstance(simple := value.get("simpleText"), str):
+        return simple
+    if isinstance(content := value.get("content"), str):
+        return content
     runs = value.get("runs")
     if isinstance(runs, list):
         return "".join(r.get("text", "") for r in runs if isinstance(r, dict))
