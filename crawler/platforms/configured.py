@@ -42,8 +42,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from re import _parser as _re_parser  # the stdlib's own regex parser (3.11+), to inspect capture
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import regex
@@ -70,6 +69,12 @@ from crawler.platforms.configured_rules import (
     select_all,
 )
 from crawler.text.tags import InvalidTagError, TagRef, display_tag
+
+if TYPE_CHECKING:
+    # typeshed types the stdlib's regex parser under its pre-3.11 name; 3.11 re-exports it there
+    import sre_parse as _re_parser
+else:
+    from re import _parser as _re_parser  # the stdlib's own regex parser, to inspect capture
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 RULE_KINDS = ("css", "xpath", "json")

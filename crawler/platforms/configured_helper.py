@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from parsel import Selector
 
@@ -115,7 +115,8 @@ class _RuleHelper:
             self._pending += chunk
         line, _, rest = bytes(self._pending).partition(b"\n")
         self._pending = bytearray(rest)
-        return json.loads(line)
+        # serve_rules (below) answers one JSON object per line
+        return cast(dict[str, Any], json.loads(line))
 
     def evaluate(self, text: str, queries: list[Query], budget: float) -> list[list[str]]:
         """Each query's stripped, non-blank matches on the page; parsing the page and each
