@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -110,21 +110,31 @@ ACTIVITY_COUNTERS = ("posts", "participants")
 POST_COUNTERS = ("likes", "comments", "shares", "plays")
 
 
-def items_from_result(result: Any, tag: str | None, job_key: str | None = None,
+class ParsedTag(Protocol):
+    """What `items_from_result` reads: crawler.platforms.base.TagResult (a layer above)."""
+
+    snapshot: dict[str, Any]
+    posts: list[dict[str, Any]]
+    activity: list[dict[str, Any]]
+
+
+def items_from_result(result: ParsedTag, tag: str | None, job_key: str | None = None,
                       archive: tuple[str, str] | None = None) -> list[Any]:
     """The items of one adapter `TagResult`: snapshot, posts, activity, tagged alike.
 
     `tag` is the requested tag normalized (None for an `id:` request: the platform's display
     name is used); `archive` is the (file, record id) the values were read from.
     """
-    provenance = ({"archive_file": archive[0], "archive_record": archive[1]}
-                  if archive else {})
-    snapshot = SnapshotItem(**result.snapshot, **provenance)
+    snapshot = SnapshotItem(**result.snapshot)
+    if archive:
+        snapshot.archive_file, snapshot.archive_record = archive
     snapshot.tag = tag or snapshot.tag_display
     snapshot.job_key = job_key
     items: list[Any] = [snapshot]
     for post in result.posts:
-        item = PostItem(**post, **provenance)
+        item = PostItem(**post)
+        if archive:
+            item.archive_file, item.archive_record = archive
         item.tag = snapshot.tag
         items.append(item)
     for day in result.activity:
