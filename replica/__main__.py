@@ -6,10 +6,16 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from types import FrameType
 from typing import TextIO
 
 from replica.server import ReplicaServer
 from replica.world import World
+
+# What signal.signal() returns and takes back: a function, SIG_DFL/SIG_IGN, or None for a handler
+# not set from Python.
+_SignalHandler = Callable[[int, FrameType | None], object] | int | None
 
 
 def serve_forever(
@@ -22,7 +28,7 @@ def serve_forever(
 ) -> None:
     """Serve until Ctrl-C, SIGTERM or `stop` is set, printing the URLs first."""
     stop = stop if stop is not None else threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, _SignalHandler] = {}
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (how a supervisor ends us) and Ctrl-C are a clean stop, not a crash; handling
         # SIGINT here too leaves no moment where it would surface as a KeyboardInterrupt
@@ -44,7 +50,7 @@ def serve_forever(
                 pass
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -190,14 +190,14 @@ class BlueskyApp:
         if name:
             failure = gate(self.world, PLATFORM, name, as_json=True)
             if failure is not None:
-                status, out, payload = failure
+                status, out, body = failure
                 if status == 429:
                     reset = int(datetime.now(UTC).timestamp()) + int(out.get("Retry-After", "60"))
                     out.update({"RateLimit-Limit": "3000", "RateLimit-Remaining": "0",
                                 "RateLimit-Reset": str(reset), "RateLimit-Policy": "3000;w=300"})
-                    payload = json.dumps({"error": "RateLimitExceeded",
-                                          "message": "Rate Limit Exceeded"}).encode()
-                return status, out, payload
+                    body = json.dumps({"error": "RateLimitExceeded",
+                                       "message": "Rate Limit Exceeded"}).encode()
+                return status, out, body
         if not auth.startswith("Bearer "):
             return json_response(403, AUTH_MISSING)
         token = auth[len("Bearer "):]

@@ -85,7 +85,10 @@ def shape_of(seed: int, platform: str, key: str) -> Shape:
             anchor.participants / at,
             base.birth,
         )
-    u = lambda name: unit(seed, platform, key, "shape", name)  # noqa: E731
+
+    def u(name: str) -> float:
+        return unit(seed, platform, key, "shape", name)
+
     width = (7.0 + 113.0 * u("width")) * DAY
     # The midpoint lies at most one width after T_REF so g(T_REF) >= sigmoid(-1) and the scale
     # below cannot explode later on.

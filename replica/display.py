@@ -10,6 +10,7 @@ def display_parts(n: int, locale: str = "zh") -> tuple[str, str]:
     n = int(n)
     if n < 0:
         raise ValueError("counts are non-negative")
+    units: tuple[tuple[int, str], ...]
     if locale.lower().startswith("zh"):
         units = ((10**8, "亿"), (10**4, "万"))
     elif locale.lower().startswith("en"):

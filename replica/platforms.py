@@ -7,7 +7,7 @@ needs no edit for a new platform either.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from replica.base import App
 from replica.bilibili import BilibiliApp
@@ -26,7 +26,9 @@ from replica.youtube import YouTubeApp
 class AppClass(Protocol):
     """A platform app's class: built per world, and declaring its part of the ground truth."""
 
-    truth: ClassVar[PlatformTruth]
+    # Read-only, so an app may declare a subclass of PlatformTruth (a settable member is invariant).
+    @property
+    def truth(self) -> PlatformTruth: ...
 
     def __call__(self, world: World, prefix: str) -> App: ...
 

@@ -350,7 +350,9 @@ class ReplicaServer:
             if method != "POST":
                 return method_not_allowed("POST")
             if action == "tick":
-                now = self.world.clock.tick(int(query.get("n", data.get("n", 1))))
+                # the query string wins over the JSON body
+                raw_n = query.get("n")
+                now = self.world.clock.tick(int(raw_n if raw_n is not None else data.get("n", 1)))
                 return json_response(200, {"now": _iso(now)})
             if action == "time":
                 now = self.world.clock.set(datetime.fromisoformat(str(data["now"])))

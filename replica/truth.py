@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
+from typing import Never
 
 __all__ = [
     "ANCHOR_AT",
@@ -160,7 +161,8 @@ class Anchor:
     tail: float
 
 
-_EMPTY: Mapping = MappingProxyType({})
+# Empty, so its value type is whatever a field needs: Never fits every Mapping[str, V].
+_EMPTY: Mapping[str, Never] = MappingProxyType({})
 
 
 class PlatformTruth:

@@ -205,7 +205,7 @@ class WeiboApp:
             "isLongText": False,
         }
 
-    def _cards(self, posts: list[PostTruth], topic: TopicTruth, page: int) -> list[dict]:
+    def _cards(self, posts: list[PostTruth], topic: TopicTruth, page: int) -> list[dict[str, Any]]:
         cards: list[dict[str, Any]] = []
         if page == 1:
             # [INF] the first page opens with a "热门" group and an intro card that is no post
@@ -362,7 +362,8 @@ _B62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 def _bid(mid: str) -> str:
     """The base-62 "bid" of a post's URL (GFHQlFsjb), from its mid, 7 digits at a time."""
-    out, text = [], mid
+    out: list[str] = []
+    text = mid
     while text:
         chunk, text = int(text[-7:]), text[:-7]
         digits = ""

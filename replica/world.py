@@ -440,7 +440,9 @@ class World:
     def _virality(self, platform: str, key: str, ordinal: int) -> float:
         u = _unit(self.seed, platform, key, "post", ordinal, "viral")
         # Pareto-ish tail: most posts get a few likes, a handful get hundreds of thousands.
-        return min(8.0 * (1.0 / (1.0 - u)) ** 1.25, 2_000_000.0)
+        # float ** float is typed Any (a negative base would give a complex); here the base is > 1.
+        tail: float = (1.0 / (1.0 - u)) ** 1.25
+        return min(8.0 * tail, 2_000_000.0)
 
     def _post(self, platform: str, key: str, name: str, ordinal: int, when: datetime) -> PostTruth:
         seed = self.seed

@@ -374,7 +374,8 @@ class XiaohongshuApp:
             return blocked
         if keyword is None or not isinstance(request, dict):
             return json_response(200, BAD_REQUEST_BODY)
-        page = request.get("page") if isinstance(request.get("page"), dict) else {}
+        raw_page = request.get("page")
+        page: dict[str, Any] = raw_page if isinstance(raw_page, dict) else {}
         dtos: list[dict[str, Any]] = []
         topic = self._topic(keyword) if keyword.strip() else None
         if topic is not None and page.get("page", 1) == 1:
