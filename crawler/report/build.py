@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from crawler.report.labels import format_compact, format_time, platform_title
 from crawler.report.model import (
@@ -22,6 +23,9 @@ from storage.analysis import MILESTONES, fold_tag
 from storage.schemas import COUNTERS
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    from duckdb import DuckDBPyRelation
+
     from storage.analysis import Archive
 
 def build_report(archive: Archive, request: ReportRequest) -> Report:
@@ -37,13 +41,22 @@ def build_report(archive: Archive, request: ReportRequest) -> Report:
     return Report(request=request, root=archive.root, generated_at=datetime.now(UTC), tags=tags)
 
 
-def _rows(relation: Any) -> list[dict[str, Any]]:
-    return relation.to_arrow_table().to_pylist()
+class _Window(TypedDict):
+    """The request's filter, as keyword arguments of every Archive query."""
+
+    platforms: Sequence[str] | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _rows(relation: DuckDBPyRelation) -> list[dict[str, Any]]:
+    table: pa.Table = relation.to_arrow_table()  # duckdb types it Any
+    return table.to_pylist()
 
 
 def build_tag(archive: Archive, tag: str, request: ReportRequest) -> TagReport:
     """The numbers, charts and notes of one tag."""
-    window = {"platforms": request.platforms, "since": request.since, "until": request.until}
+    window = _Window(platforms=request.platforms, since=request.since, until=request.until)
     rows = _rows(archive.series(tag, **window))
     if not rows:
         sample = [r[0] for r in archive.con.execute(
@@ -102,7 +115,7 @@ def _counter_charts(rows: list[dict[str, Any]], platforms: list[str], counters: 
 
 
 def _growth_charts(archive: Archive, tag: str, headline: str, platforms: list[str],
-                   window: dict[str, Any]) -> list[Chart]:
+                   window: _Window) -> list[Chart]:
     """New headline counts per hour and per day."""
     charts: list[Chart] = []
     for every, width in (("hour", timedelta(hours=1)), ("day", timedelta(days=1))):
@@ -120,7 +133,7 @@ def _growth_charts(archive: Archive, tag: str, headline: str, platforms: list[st
 
 
 def _posts_charts(archive: Archive, tag: str, request: ReportRequest, platforms: list[str],
-                  window: dict[str, Any]) -> list[Chart]:
+                  window: _Window) -> list[Chart]:
     """Posts per day: the platforms' own history, or what our samples saw."""
     # Daily posts from the platforms' own history (activity) where a platform has it; for the
     # others, the posts the crawls happened to see, by day published: a lower bound only.

@@ -84,7 +84,7 @@ def _month_ticks(start: datetime, end: datetime) -> list[datetime]:
     months = (end.year - start.year) * 12 + end.month - start.month + 1
     every = next(n for n in (1, 2, 3, 6, 12, 24, 60) if months / n <= _MAX_TICKS)
     year, month = start.year, start.month
-    out = []
+    out: list[datetime] = []
     while True:
         moment = datetime(year, month, 1, tzinfo=UTC)
         if moment > end:
@@ -137,7 +137,8 @@ class _ValueScale:
 def _nice_step(raw: float) -> float:
     if raw <= 0:
         return 1.0
-    magnitude = 10 ** math.floor(math.log10(raw))
+    # int ** int is typed Any (a negative exponent gives a float): a power of ten either way
+    magnitude: float = 10 ** math.floor(math.log10(raw))
     return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
 
 
