@@ -50,16 +50,19 @@ def test_frames_keep_the_archive_types(archive_root: Path) -> None:
     with open_archive(archive_root) as archive:
         frame = archive.pandas("snapshots")
         # posts is null everywhere and views_text mostly: nullable dtypes, never float64/object
-        assert str(frame["views"].dtype) == "Int64" and str(frame["posts"].dtype) == "Int64"
+        assert str(frame["views"].dtype) == "Int64"
+        assert str(frame["posts"].dtype) == "Int64"
         assert str(frame["views_approx"].dtype) == "boolean"
         assert str(frame["observed_at"].dtype) == "datetime64[us, UTC]"
         total = sum(v for _h, v in TIKTOK_WALL) + sum(v for _h, v, _t in XHS_WALL) + 42 + 4_200
-        assert frame["posts"].isna().all() and frame["views"].sum() == total
+        assert frame["posts"].isna().all()
+        assert frame["views"].sum() == total
         polars_frame = archive.polars("snapshots")
         assert polars_frame.schema["views"] == pl.Int64
         assert polars_frame.schema["date"] == pl.Date
         lazy = archive.scan("snapshots").filter(pl.col("platform") == "xiaohongshu").collect()
-        assert lazy.schema["date"] == pl.Date and lazy["views"].to_list() == [
+        assert lazy.schema["date"] == pl.Date
+        assert lazy["views"].to_list() == [
             120_000_000, 130_000_002]
         relation = archive.series("wall", platforms=["tiktok"])
         assert isinstance(archive.pandas(relation), pd.DataFrame)
@@ -94,7 +97,8 @@ def test_milestones_bracket_each_crossing(archive_root: Path) -> None:
     assert found[("tiktok", 100_000_000)]["crossed_at"] == T0 + 13 * HOUR
     for threshold in (1_000_000, 10_000_000, 100_000_000):
         first = found[("xiaohongshu", threshold)]
-        assert first["before_first"] and first["previous_at"] is None
+        assert first["before_first"]
+        assert first["previous_at"] is None
         assert first["crossed_at"] == T0 + 0.5 * HOUR
     assert len(rows) == 6
 
@@ -135,7 +139,10 @@ def test_quality_names_gaps_failures_rejects_and_runs(archive_root: Path) -> Non
     assert [(f["run_id"], f["status"]) for f in quality.failed] == [(RUN_FAILED, "not_found")]
     assert [r["run_id"] for r in quality.unhealthy_runs] == [RUN_FAILED]
     assert [r["reasons"] for r in quality.rejects] == [["views: negative (-5)"]]
-    assert not (clean.gaps or clean.failed or clean.unhealthy_runs or clean.rejects)
+    assert not (clean.gaps)
+    assert not (clean.failed)
+    assert not (clean.unhealthy_runs)
+    assert not (clean.rejects)
 
 
 def test_gaps_need_a_schedule_to_compare_with() -> None:

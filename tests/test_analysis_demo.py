@@ -231,7 +231,8 @@ def test_question_health(workdir: Path, monkeypatch: pytest.MonkeyPatch,
              "not_stored": [f"{o['platform']} {o['tag']}: {o['status']}"
                             for o in r["outcomes"] if o["status"] != "stored"]}
             for r in ordered(table(workdir, "runs"), "started_at")]
-    assert got == want and len(got) == 3
+    assert got == want
+    assert len(got) == 3
 
 
 def test_spark_recipe(workdir: Path, spark_job: subprocess.Popen[str]) -> None:

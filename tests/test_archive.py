@@ -29,7 +29,8 @@ def test_every_stored_number_traces_to_a_valid_warc_record(replica: ReplicaServe
     assert check.returncode == 0, check.stdout + check.stderr
     index = subprocess.run([sys.executable, "-m", "warcio.cli", "index", str(files[0])],
                            capture_output=True, text=True)
-    assert index.returncode == 0 and '"warc-type"' in index.stdout
+    assert index.returncode == 0
+    assert '"warc-type"' in index.stdout
 
     pages = {p.ref.record_id: p for p in archived_pages(tmp_path)}
     rows = duckdb.sql(
@@ -52,7 +53,8 @@ def test_every_stored_number_traces_to_a_valid_warc_record(replica: ReplicaServe
                 assert int(got[name]) == stored, (platform, tag, name)
     # rendered pages keep the JSON they fetched, linked from the DOM record
     rendered = [p for p in pages.values() if p.page.rendered]
-    assert rendered and all(p.page.captured for p in rendered)
+    assert rendered
+    assert all(p.page.captured for p in rendered)
 
 
 def test_no_archive_option(replica: ReplicaServer, tmp_path: Path) -> None:

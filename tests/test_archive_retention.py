@@ -31,15 +31,19 @@ def test_prune_by_age_removes_only_older_days(tmp_path: Path) -> None:
     assert sorted(p.name for p in report.removed) == ["r-2026-08-01.warc.gz"] * 2
     assert not files["tiktok/2026-08-01"].exists()
     assert not files["tiktok/2026-08-01"].parent.exists()  # empty day directory removed
-    assert files["tiktok/2026-11-01"].exists() and files["mastodon/2026-11-22"].exists()
-    assert report.kept_files == 4 and report.removed_bytes == 2000
+    assert files["tiktok/2026-11-01"].exists()
+    assert files["mastodon/2026-11-22"].exists()
+    assert report.kept_files == 4
+    assert report.removed_bytes == 2000
 
 
 def test_prune_by_size_keeps_the_newest(tmp_path: Path) -> None:
     files = make_archive(tmp_path)
     report = prune(tmp_path, max_bytes=2500, today=TODAY)
-    assert report.kept_bytes <= 2500 and report.kept_files == 2
-    assert files["tiktok/2026-11-22"].exists() and files["mastodon/2026-11-22"].exists()
+    assert report.kept_bytes <= 2500
+    assert report.kept_files == 2
+    assert files["tiktok/2026-11-22"].exists()
+    assert files["mastodon/2026-11-22"].exists()
 
 
 def test_dry_run_deletes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

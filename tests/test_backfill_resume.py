@@ -76,7 +76,8 @@ def test_running_the_window_again_replaces_its_activity_rows(replica: ReplicaSer
     result = backfill(replica, out, "mastodon", TAG)
     assert result.code == 0, result.stderr
     after = stored_days(out)  # asserts one row per (platform, tag, day)
-    assert after == before and len(after) == 21
+    assert after == before
+    assert len(after) == 21
 
 
 def _state(out: Path) -> dict:
@@ -104,7 +105,8 @@ def test_ctrl_c_then_resume_loses_and_repeats_nothing(replica: ReplicaServer,
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr
     stopped = _state(out)
-    assert 4 <= stopped["pages"] < 14 and not stopped["done"]
+    assert 4 <= stopped["pages"] < 14
+    assert not stopped["done"]
     assert stored_days(out) == {}  # no activity until the walk is complete
 
     again = run_cli(*args[:-2], "--delay", "0", "--resume")
@@ -117,7 +119,8 @@ def test_ctrl_c_then_resume_loses_and_repeats_nothing(replica: ReplicaServer,
     assert stored_days(out) == stored_days(uninterrupted)
 
     nothing = run_cli(*args[:-2], "--resume")
-    assert nothing.code == 2 and "already finished" in nothing.stderr
+    assert nothing.code == 2
+    assert "already finished" in nothing.stderr
 
 
 # The state is committed twice a second (a page comes every ~0.1 s), so a kill can land with
@@ -157,7 +160,8 @@ def test_kill_9_mid_walk_and_at_the_final_write_then_resume_stores_everything_on
     third = backfill(replica, out, "mastodon", TAG, "--resume")
     assert third.code == 0, third.stderr
     assert "21/21 days complete" in third.stdout
-    assert _state(out)["done"] and _state(out)["pages"] == last
+    assert _state(out)["done"]
+    assert _state(out)["pages"] == last
     compacted = run_cli("compact", "--out", str(out))
     assert compacted.code == 0, compacted.stderr
     _assert_stored_exactly_once(replica, out)
@@ -186,7 +190,8 @@ def test_resume_from_a_state_older_than_the_stored_rows_stores_nothing_twice(
 
     again = backfill(replica, out, "mastodon", TAG, "--resume")
     assert again.code == 0, again.stderr
-    assert _state(out)["done"] and _state(out)["pages"] == last
+    assert _state(out)["done"]
+    assert _state(out)["pages"] == last
     _assert_stored_exactly_once(replica, out)
 
 
@@ -200,7 +205,8 @@ def test_platform_without_a_usable_timeline_is_refused_by_name(
                  "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{platform} cannot be backfilled" in err and reason in err
+    assert f"{platform} cannot be backfilled" in err
+    assert reason in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -246,7 +252,10 @@ def test_the_state_vouches_only_for_flushed_pages_and_names_the_run_whose_rows_f
     again.adopt(resumed, second_run, stored)  # post 2 is on disk: counted now, from its row
     assert resumed.by_day == {date(2025, 1, 2): {"0", "1", "2"}}
     fresh, _ = resumed.accept(TimelinePage(posts=shown[2:]))  # page 2 fetched again
-    assert fresh == [] and resumed.posts == 3 and resumed.done  # not stored a second time
+    assert fresh == []
+    assert resumed.posts == 3
+    assert resumed.done
 
     third = WalkStore(tmp_path, "mastodon", "t", window)  # the second run killed at once
-    assert third.resume().seen == {"0", "1", "2"} and third.previous_run == second_run
+    assert third.resume().seen == {"0", "1", "2"}
+    assert third.previous_run == second_run

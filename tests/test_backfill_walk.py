@@ -45,13 +45,15 @@ def test_walk_counts_each_post_once_per_day_and_stops_past_the_window() -> None:
         posts=[post("9", at(4)), post("3", at(3), "a"), post("2", at(3), "b")],
         next_fetch=more, oldest_seen=at(3)))
     assert [p["post_id"] for p in fresh] == ["3", "2"]  # the 4th is after the window
-    assert walk.next_fetch is more and not walk.done
+    assert walk.next_fetch is more
+    assert not walk.done
     fresh, entries = walk.accept(TimelinePage(
         posts=[post("2", at(3), "b"), post("1", at(1), "b"), post("0", BEFORE)],
         next_fetch=more, oldest_seen=BEFORE))
     assert [p["post_id"] for p in fresh] == ["1"]  # "2" was counted already, "0" is before
     assert entries == [["1", "2025-01-01", "b"]]
-    assert walk.done and walk.next_fetch is None  # a post older than --since was shown
+    assert walk.done
+    assert walk.next_fetch is None
     rows = walk.activity(SEEN, "api")
     assert [(r["day"], r["posts"], r["participants"], r["coverage"]) for r in rows] == [
         (date(2025, 1, 1), 1, 1, "complete"), (date(2025, 1, 2), 0, 0, "complete"),
@@ -88,10 +90,12 @@ def test_store_resumes_from_the_last_state_and_drops_an_unacknowledged_page(
     with open(store.journal_path, "a") as handle:
         handle.write(json.dumps({"page": 2, "posts": [["2", "2025-01-02", "a"]]}) + "\n")
     again = store.resume()
-    assert again.seen == {"1"} and again.pages == 1
+    assert again.seen == {"1"}
+    assert again.pages == 1
     assert again.next_fetch == Fetch(url="http://x/2", step="backfill")
     assert store.journal_path.read_text().count("\n") == 1
-    assert not list(tmp_path.glob("posts")) and store.directory.is_relative_to(tmp_path /
+    assert not list(tmp_path.glob("posts"))
+    assert store.directory.is_relative_to(tmp_path /
                                                                                ".tagarchive")
 
 
@@ -105,9 +109,11 @@ def test_mastodon_max_id_from_a_timestamp_and_the_link_header() -> None:
     assert int(snowflake_before(end)) >> 16 == 1736726400000
     link = ('<https://m.s/api/v1/timelines/tag/a?limit=40&max_id=113>; rel="next", '
             '<https://m.s/api/v1/timelines/tag/a?min_id=120>; rel="prev"')
-    assert next_max_id(link) == "113" and next_max_id("") is None
+    assert next_max_id(link) == "113"
+    assert next_max_id("") is None
     last = Mastodon().on_backfill(page("[]", link=link), TagRef(name="a", id=None), {})
-    assert last.posts == [] and last.next_fetch is None
+    assert last.posts == []
+    assert last.next_fetch is None
 
 
 def _bluesky_page(n: int, start: datetime, cursor: str | None = None) -> Page:
@@ -129,13 +135,16 @@ def test_bluesky_asks_again_when_a_full_page_has_no_cursor() -> None:
                              first.state)
     assert "cursor=c1" in paged.next_fetch.url
     restart = bsky.on_backfill(_bluesky_page(100, at(3)), TagRef(name="t", id=None), first.state)
-    assert not restart.capped and "cursor" not in restart.next_fetch.url
+    assert not restart.capped
+    assert "cursor" not in restart.next_fetch.url
     assert restart.next_fetch.state["until"] == "2025-01-03T11:58:21.001Z"
     stuck = bsky.on_backfill(_bluesky_page(100, at(3)), TagRef(name="t", id=None),
                              restart.next_fetch.state | {"until": "2025-01-03T11:58:21.000Z"})
-    assert stuck.capped and stuck.next_fetch is None
+    assert stuck.capped
+    assert stuck.next_fetch is None
     done = bsky.on_backfill(_bluesky_page(3, at(3)), TagRef(name="t", id=None), first.state)
-    assert done.next_fetch is None and not done.capped
+    assert done.next_fetch is None
+    assert not done.capped
 
 
 def _weibo_html(cards: list[tuple[str, str]], pages: int, servertime: datetime) -> str:
@@ -159,17 +168,20 @@ def test_weibo_splits_a_full_day_into_hours_and_marks_a_full_hour_capped() -> No
     assert "timescope=custom:2025-01-03-8:2025-01-04-8" in first.url  # a UTC day, China hours
     full = weibo.on_backfill(page(_weibo_html([("1", "01月03日 20:00")], 50, SEEN)), tag,
                              first.state)
-    assert full.posts == [] and len(full.next_fetch.state["slices"]) == 24 + 2
+    assert full.posts == []
+    assert len(full.next_fetch.state["slices"]) == 24 + 2
     assert "custom:2025-01-04-7:2025-01-04-8" in full.next_fetch.url  # the newest hour first
     hour = full.next_fetch.state
     capped = weibo.on_backfill(page(_weibo_html([("1", "01月04日 07:30")], 50, SEEN)), tag,
                                hour)
-    assert capped.capped and capped.capped_span == (at(3, 23), at(4, 0))
+    assert capped.capped
+    assert capped.capped_span == (at(3, 23), at(4, 0))
     assert capped.next_fetch.state["page"] == 2
     [card] = capped.posts
     assert card["created_at"] == datetime(2025, 1, 3, 23, 30, tzinfo=UTC)
     assert (card["shares"], card["comments"], card["likes"]) == (3, 0, 7)
-    assert card["url"] == "https://weibo.com/123/Abc" and card["author_id"] == "123"
+    assert card["url"] == "https://weibo.com/123/Abc"
+    assert card["author_id"] == "123"
 
 
 def test_weibo_reads_relative_times_against_the_server_clock_and_names_failures() -> None:

@@ -80,7 +80,9 @@ def test_a_finished_page_is_stopped_and_reused_and_a_failed_one_closed() -> None
         assert "playwright_page" not in first.meta  # nothing idle yet: scrapy-playwright opens
         page = await _download(mw, first, None)
         # stopped in place, not navigated away: a navigation per render is what this saves
-        assert page.evaluated == ["window.stop()"] and page.visited == [] and not page.closed
+        assert page.evaluated == ["window.stop()"]
+        assert page.visited == []
+        assert not page.closed
         assert "playwright_page" not in first.meta  # never left in meta (not picklable)
 
         second = _request()
@@ -123,7 +125,8 @@ def test_a_parked_page_that_fetched_again_is_blanked_before_reuse() -> None:
         second = _request()
         await mw.process_request(second)
         assert second.meta["playwright_page"] is page
-        assert page.visited == ["about:blank"] and not page._tagarchive_stirred
+        assert page.visited == ["about:blank"]
+        assert not page._tagarchive_stirred
         assert mw.crawler.stats.get_value("tagarchive/browser_pages_blanked") == 1
 
     asyncio.run(scenario())
@@ -142,7 +145,8 @@ def test_a_parked_page_that_cannot_be_blanked_is_closed_and_replaced() -> None:
         page._tagarchive_stirred = True
         second = _request()
         await asyncio.wait_for(mw.process_request(second), 30)  # its slot is free again
-        assert page.closed and "playwright_page" not in second.meta
+        assert page.closed
+        assert "playwright_page" not in second.meta
         assert mw.open["tagarchive-0"] == 1
 
     asyncio.run(scenario())
@@ -238,9 +242,11 @@ def test_a_parked_document_is_stopped_and_its_late_answers_never_captured(site: 
         page.on("requestfailed", lambda r: failed.append(r.url))  # type: ignore[attr-defined]
         held_before = _Site.answered.count("/api/held")
         first = await _render(page, f"{site}/busy")
-        assert "busy-fast" in first and "held" not in first  # /api/held still in flight
+        assert "busy-fast" in first
+        assert "held" not in first
         await mw._park(page, "tagarchive-0", ok=True)
-        assert mw.idle["tagarchive-0"] == [page] and not stirred(page)
+        assert mw.idle["tagarchive-0"] == [page]
+        assert not stirred(page)
         assert page.url == f"{site}/busy"  # type: ignore[attr-defined]  # not navigated away
         await _until(lambda: failed, "the stopped page's requestfailed event")
         assert failed == [f"{site}/api/held"]  # the stop aborted what it still fetched
@@ -286,6 +292,7 @@ def test_a_parked_page_that_fetches_again_is_stirred_and_blanked_before_reuse(
         second = _request()
         await mw.process_request(second)
         assert second.meta["playwright_page"] is page
-        assert page.url == "about:blank" and not stirred(page)  # type: ignore[attr-defined]
+        assert page.url == "about:blank"
+        assert not stirred(page)
 
     _with_page(scenario)

@@ -11,7 +11,8 @@ def test_matching_shape_passes(replica: ReplicaServer) -> None:
     result = run_cli("check-live", "tiktok", "livecheck",
                      "--base-url", replica.base_url("tiktok"))
     assert result.code == 0, result.stdout + result.stderr
-    assert "views" in result.stdout and "MISSING" not in result.stdout
+    assert "views" in result.stdout
+    assert "MISSING" not in result.stdout
     assert f"{replica.world.topic('tiktok', 'livecheck').views:,}" in result.stdout
 
 

@@ -77,7 +77,8 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_platforms_lists_every_adapter(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["platforms"]) == 0
     out = capsys.readouterr().out
-    assert "tiktok" in out and "xiaohongshu" in out
+    assert "tiktok" in out
+    assert "xiaohongshu" in out
 
 
 def test_scrapy_crawl_works_for_scrapy_users(replica: ReplicaServer, tmp_path: Path) -> None:
@@ -102,7 +103,9 @@ def test_crawl_logs_one_json_line_per_run(replica: ReplicaServer, tmp_path: Path
                      replica.url, "--delay", "0", "--log-format", "json", "--log-level", "INFO")
     assert result.code == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    assert lines and len(lines) == len(result.stderr.strip().splitlines())  # only JSON
+    assert lines
+    assert len(lines) == len(result.stderr.strip().splitlines())
     [run_line] = [e for e in lines if "run_id" in e]
-    assert run_line["verdict"] == "ok" and run_line["snapshots"] == 1
+    assert run_line["verdict"] == "ok"
+    assert run_line["snapshots"] == 1
     assert run_line["level"] == "INFO"

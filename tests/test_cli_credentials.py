@@ -55,10 +55,13 @@ def test_the_config_base_urls_with_credentials_are_refused(tmp_path: Path) -> No
                       '[watches.w]\nplatforms = ["tiktok"]\ntags = ["a"]\nevery = "1h"\n')
     checked = run_cli("config", "check", "--config", str(config))
     assert checked.code == 2, checked.stderr
-    assert "base_urls.tiktok" in checked.stderr and "credentials" in checked.stderr
-    assert len(checked.stderr.splitlines()) == 1 and SECRET not in checked.stderr
+    assert "base_urls.tiktok" in checked.stderr
+    assert "credentials" in checked.stderr
+    assert len(checked.stderr.splitlines()) == 1
+    assert SECRET not in checked.stderr
     fired = run_cli("schedule", "run-now", "w", "--config", str(config))
-    assert fired.code == 2 and SECRET not in fired.stdout + fired.stderr
+    assert fired.code == 2
+    assert SECRET not in fired.stdout + fired.stderr
     assert files_holding(tmp_path, SECRET) == [config]  # no run record, no state file
 
 

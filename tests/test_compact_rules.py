@@ -63,7 +63,8 @@ def test_snapshots_exact_files_rows_and_checksum(tmp_path: Path) -> None:
     before_inodes = inodes(tmp_path)
     before = rows(tmp_path, "snapshots")
     keyed = {(r["platform"], r["tag"], r["observed_at"], r["run_id"]): r for r in before}
-    assert len(before) == 26 and len(keyed) == 22
+    assert len(before) == 26
+    assert len(keyed) == 22
 
     report = compact(tmp_path, now=NOW)
 
@@ -72,8 +73,10 @@ def test_snapshots_exact_files_rows_and_checksum(tmp_path: Path) -> None:
     assert result.out_of_range == 1
     assert (result.files_before, result.files_after) == (8, 3)
     assert (result.rows_before, result.rows_kept, result.rows_dropped) == (24, 20, 4)
-    assert result.bytes_after < result.bytes_before and not result.errors
-    assert report.errors == [] and report.exchange
+    assert result.bytes_after < result.bytes_before
+    assert not result.errors
+    assert report.errors == []
+    assert report.exchange
 
     untouched = {p for p in before_files if "date=2026-01-11" in p or "date=2026-02-01" in p}
     assert len(untouched) == 3
@@ -82,7 +85,8 @@ def test_snapshots_exact_files_rows_and_checksum(tmp_path: Path) -> None:
         "snapshots/platform=tiktok/date=2026-01-10",
         "snapshots/platform=xiaohongshu/date=2026-01-10",
     }
-    assert all(COMPACTED_NAME.fullmatch(Path(p).name) for p in new) and len(new) == 2
+    assert all(COMPACTED_NAME.fullmatch(Path(p).name) for p in new)
+    assert len(new) == 2
     assert tree(tmp_path) == untouched | new  # no scratch or temp file left anywhere
     assert {p: before_inodes[p] for p in untouched} == {
         p: i for p, i in inodes(tmp_path).items() if p in untouched
@@ -96,7 +100,8 @@ def test_snapshots_exact_files_rows_and_checksum(tmp_path: Path) -> None:
     path = compacted_file(tmp_path, "snapshots/platform=xiaohongshu/date=2026-01-10")
     table = pq.read_table(path)
     order = list(zip(table["tag"].to_pylist(), table["observed_at"].to_pylist(), strict=True))
-    assert order == sorted(order) and order[0][0] == "a"
+    assert order == sorted(order)
+    assert order[0][0] == "a"
     metadata = pq.read_schema(path).metadata
     assert metadata[COMPACTED_KEY] == RULES_VERSION.encode()
     assert metadata[b"tagarchive.partition"] == b"platform=xiaohongshu/date=2026-01-10"
@@ -240,7 +245,8 @@ def test_skips_single_files_today_and_after_before_then_is_idempotent(tmp_path: 
     assert len(os.listdir(tmp_path / "snapshots/platform=tiktok/date=2026-02-01")) == 2
 
     last = compact(tmp_path, ["snapshots"], now=NOW, include_today=True).datasets["snapshots"]
-    assert last.compacted == 1 and last.out_of_range == 0
+    assert last.compacted == 1
+    assert last.out_of_range == 0
     assert len(rows(tmp_path, "snapshots")) == 8
 
 

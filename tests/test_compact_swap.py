@@ -176,7 +176,8 @@ def test_a_writer_publishing_during_compactions_loses_nothing(tmp_path: Path) ->
     got = rows(tmp_path, "snapshots")
     assert len(got) == 40 + len(written)
     assert len({(r["platform"], r["observed_at"], r["run_id"]) for r in got}) == len(got)
-    assert compacted >= 5 and len(written) > 5
+    assert compacted >= 5
+    assert len(written) > 5
     assert len(data_files(tmp_path)) == 2
 
 
@@ -216,10 +217,12 @@ def test_writers_wait_while_a_swap_holds_the_lock(tmp_path: Path) -> None:
         thread = threading.Thread(target=crawl)
         thread.start()
         time.sleep(0.3)
-        assert not done.is_set() and len(data_files(tmp_path)) == 1
+        assert not done.is_set()
+        assert len(data_files(tmp_path)) == 1
         assert not any(".tmp" in p for p in tree(tmp_path))  # not even its temp file yet
     thread.join(timeout=60)  # a hang guard: it publishes as soon as the swap ends
-    assert done.is_set() and len(data_files(tmp_path)) == 2
+    assert done.is_set()
+    assert len(data_files(tmp_path)) == 2
 
 
 def crash_in(monkeypatch: pytest.MonkeyPatch, name: str, module: Any = compaction) -> None:
@@ -267,10 +270,12 @@ def test_a_crash_at_any_step_leaves_old_or_new_and_the_next_run_repairs_it(
 
     report = compact(tmp_path, ["snapshots"], now=NOW)
 
-    assert report.recovered_jobs == 1 and report.errors == []
+    assert report.recovered_jobs == 1
+    assert report.errors == []
     assert per_partition(rows(tmp_path, "snapshots")) == unique
     assert unique_count(rows(tmp_path, "snapshots")) == unique
-    assert tree(tmp_path) == data_files(tmp_path) and len(data_files(tmp_path)) == 2
+    assert tree(tmp_path) == data_files(tmp_path)
+    assert len(data_files(tmp_path)) == 2
 
 
 def test_a_crawl_recreating_a_partition_after_a_fallback_crash_is_merged(
@@ -288,9 +293,11 @@ def test_a_crawl_recreating_a_partition_after_a_fallback_crash_is_merged(
 
     report = compact(tmp_path, ["snapshots"], now=NOW)
 
-    assert report.recovered_jobs == 1 and report.errors == []
+    assert report.recovered_jobs == 1
+    assert report.errors == []
     assert per_partition(rows(tmp_path, "snapshots"))[PARTITION] == unique[PARTITION] + 5
-    assert tree(tmp_path) == data_files(tmp_path) and len(data_files(tmp_path)) == 2
+    assert tree(tmp_path) == data_files(tmp_path)
+    assert len(data_files(tmp_path)) == 2
 
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) -> None:

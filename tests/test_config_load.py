@@ -37,7 +37,8 @@ def test_the_example_config_loads_with_every_section() -> None:
     refugees = config.watches["refugees"]
     assert refugees.platforms == ("tiktok", "xiaohongshu")
     assert refugees.tag_keys == ["tiktokrefugee", "tiktok难民"]
-    assert refugees.cadence.every == 3600 and refugees.cadence.jitter == 120
+    assert refugees.cadence.every == 3600
+    assert refugees.cadence.jitter == 120
     assert config.watches["sundays"].cadence.cron == "30 6 * * 0"
     assert config.service.misfire_grace == 600
 

@@ -89,7 +89,8 @@ def test_tiktok_post_likes_as_display_text_are_stored_approximate(chain, tmp_pat
     assert len(rows) == len(result.posts) > 1
     by_id = {r[0]: r[1:] for r in rows}
     got = by_id[str(item["id"])]
-    assert got[0] == 1200 and got[1] is True  # likes: "1.2K", approximate
+    assert got[0] == 1200
+    assert got[1] is True
     # every counter of the edited post: the flag follows the input it was read from
     for i, name in enumerate(POST_COUNTERS):
         key = TIKTOK_KEYS[name]
@@ -162,7 +163,8 @@ def test_old_and_new_posts_files_read_and_compact_together(tmp_path: Path) -> No
     assert sql.fetchall() == [("1", 5, None), ("1", 1200, True), ("2", 9, None), ("3", 4, False)]
 
     report = compact(tmp_path, ["posts"], now=datetime(2026, 2, 1, tzinfo=UTC))
-    assert report.errors == [] and report.datasets["posts"].compacted == 1
+    assert report.errors == []
+    assert report.datasets["posts"].compacted == 1
     [merged] = list(partition.glob("*.parquet"))
     assert pq.read_schema(merged).names == DATASETS["posts"].schema.names
     # the latest observation per post (DEDUP_RULES), old rows kept with their null flag

@@ -51,7 +51,8 @@ def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_pat
     assert rows[("xiaohongshu", "tiktok难民")]["tag_display"] == "TikTok难民"
 
     record = run_record(tmp_path)
-    assert record["verdict"] == "ok" and record["exit_code"] == 0
+    assert record["verdict"] == "ok"
+    assert record["exit_code"] == 0
     assert record["snapshots"] == 4
     # 2 Xiaohongshu tags × (search + topic page) + the one client-rendered TikTok tag
     assert record["rendered_requests"] == 5
@@ -191,10 +192,12 @@ def test_hostile_tags_never_write_outside_out(replica: ReplicaServer, tmp_path: 
         # partition directories hold only safe, known values
         for part in path.relative_to(out).parts[1:-1]:
             key, _, value = part.partition("=")
-            assert key in ("platform", "date") and value.replace("-", "").isalnum(), part
+            assert key in ("platform", "date"), part
+            assert value.replace("-", "").isalnum(), part
     # the hostile text is data, kept verbatim in a column
     stored = {r["tag"] for r in snapshots(out)}
-    assert "../../x" in stored and "$(touch pwned)" in stored
+    assert "../../x" in stored
+    assert "$(touch pwned)" in stored
 
 
 def test_a_killed_crawl_keeps_what_the_timed_flush_wrote(replica: ReplicaServer,

@@ -31,7 +31,8 @@ def test_every_request_shares_one_callback_so_scrapys_source_check_is_cached() -
     job = TagJob("tiktok", TagRef(name="cats", id=None))
     first = spider._request(Fetch(url="https://www.tiktok.com/tag/cats", step="tag_page"), job)
     second = spider._request(Fetch(url="https://www.tiktok.com/tag/dogs", step="tag_page"), job)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first.callback is second.callback
     is_generator_with_return_value(first.callback)
     del first
@@ -86,7 +87,8 @@ def test_served_tag_page_is_read_without_building_the_tree(
     _status, _headers, body = replica.dispatch("GET", "/tiktok/tag/cats", {})
     html = body.decode("utf-8")
     expected = _parsed(html)
-    assert expected is not None and expected.startswith("{")
+    assert expected is not None
+    assert expected.startswith("{")
 
     def no_tree(*args: object, **kwargs: object) -> None:
         raise AssertionError("the HTML tree was built")
@@ -120,7 +122,8 @@ def test_warc_records_are_gzip_members_at_the_chosen_level(tmp_path: Path) -> No
             assert member == zlib.compress(plain, level, wbits=31)
             members.append(plain)
             rest = inflate.unused_data
-        assert len(members) == 3 and all(m.startswith(b"WARC/1.1\r\n") for m in members)
+        assert len(members) == 3
+        assert all(m.startswith(b"WARC/1.1\r\n") for m in members)
         plains[level] = members
     # the level check above can tell the two levels apart: they compress these records
     # differently (compared as bytes: with random record ids the lengths can tie)

@@ -39,7 +39,8 @@ def test_enqueue_takes_tags_from_a_file_and_refuses_bad_input(
     ):
         bad = run_cli("enqueue", *argv, "--redis", redis_server.url, "--queue", QUEUE)
         assert bad.code == 2, (argv, bad.stderr)
-        assert len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert message in bad.stderr, bad.stderr
     assert redis_server.client().llen(f"{QUEUE}:jobs") == 8  # nothing more was queued
 
 
@@ -81,6 +82,7 @@ def test_a_redis_password_never_reaches_output_logs_or_runs(
         for text in (queued.stdout + queued.stderr, worker.stderr(), status.stdout,
                      wrong.stderr, json.dumps(record, default=str)):
             assert secret not in text
-        assert wrong.code == 3 and "bad" not in wrong.stderr
+        assert wrong.code == 3
+        assert "bad" not in wrong.stderr
     finally:
         server.stop()

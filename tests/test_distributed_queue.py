@@ -131,7 +131,8 @@ def test_status_forgets_a_worker_a_day_after_its_last_beat(redis_server: RedisSe
     client.rpush("t:inflight:holding", job_entry("weibo", "x", "r1"))
     workers = {w.worker: w for w in queue.status().workers}
     assert set(workers) == {"recent", "holding"}  # one still holds a job: kept until reaped
-    assert workers["holding"].in_flight == 1 and workers["recent"].state == "gone"
+    assert workers["holding"].in_flight == 1
+    assert workers["recent"].state == "gone"
     assert client.hexists("t:workers", "old") == 0
 
 

@@ -53,7 +53,8 @@ def test_a_fire_in_distributed_mode_queues_jobs_that_a_worker_crawls(
 
     worker = start_worker(redis_server, replica, out, "w1", idle_exit=2)
     assert worker.wait(timeout=60) == 0, worker.stderr()[-2000:]
-    assert set(snapshot_counts(out).values()) == {1} and len(snapshot_counts(out)) == 4
+    assert set(snapshot_counts(out).values()) == {1}
+    assert len(snapshot_counts(out)) == 4
     status = run_cli("status", "--config", str(path), "--json")
     assert status.code == 0, status.stderr
     view = json.loads(status.stdout)
@@ -66,7 +67,8 @@ def test_a_fire_in_distributed_mode_queues_jobs_that_a_worker_crawls(
     text = run_cli("status", "--redis", redis_server.url, "--queue", QUEUE)
     assert text.code == 0, text.stderr
     assert f"queue {QUEUE}:jobs on {redis_server.url}: 0 waiting" in text.stdout
-    assert "w1" in text.stdout and "stopped" in text.stdout
+    assert "w1" in text.stdout
+    assert "stopped" in text.stdout
 
 
 def test_a_fire_with_redis_down_is_recorded_as_an_error(
@@ -77,19 +79,24 @@ def test_a_fire_with_redis_down_is_recorded_as_an_error(
     assert fired.code == 3
     assert "unreachable" in fired.stderr
     (fire,) = runs(tmp_path / "data")
-    assert fire["verdict"] == "error" and "unreachable" in fire["reason"]
+    assert fire["verdict"] == "error"
+    assert "unreachable" in fire["reason"]
     status = run_cli("status", "--config", str(path))
-    assert status.code == 3 and "unreachable" in status.stderr
+    assert status.code == 3
+    assert "unreachable" in status.stderr
 
 
 def test_the_distributed_table_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[distributed]\nredis = "http://host"\n', encoding="utf-8")
     checked = run_cli("config", "check", "--config", str(path))
-    assert checked.code == 2 and "distributed.redis" in checked.stderr
+    assert checked.code == 2
+    assert "distributed.redis" in checked.stderr
     path.write_text('[distributed]\nqueue = "q"\n', encoding="utf-8")
     checked = run_cli("config", "check", "--config", str(path))
-    assert checked.code == 2 and "distributed.redis: missing" in checked.stderr
+    assert checked.code == 2
+    assert "distributed.redis: missing" in checked.stderr
     path.write_text('[distributed]\nredis = "redis://:pw@h:6379/1"\n', encoding="utf-8")
     config = load_config(path)
-    assert config.distributed is not None and config.distributed.queue == "tagarchive"
+    assert config.distributed is not None
+    assert config.distributed.queue == "tagarchive"

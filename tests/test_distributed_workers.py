@@ -71,7 +71,8 @@ def test_three_workers_store_every_tag_of_a_round_exactly_once_in_s3(
     (rows, pairs, run_ids), = con.execute(
         "SELECT count(*), count(DISTINCT (platform, tag)), count(DISTINCT run_id) "
         "FROM snapshots").fetchall()
-    assert (rows, pairs) == (300, 300) and run_ids >= 3
+    assert (rows, pairs) == (300, 300)
+    assert run_ids >= 3
 
     client = redis_server.client()
     assert client.llen(f"{QUEUE}:jobs") == 0
@@ -129,7 +130,8 @@ def test_a_later_round_of_the_same_tags_is_crawled_again(
     assert enqueue(redis_server, "mastodon,weibo", tags, "r2").code == 0
     assert worker.wait(timeout=60) == 0, worker.stderr()[-2000:]
     counts = snapshot_counts(out)
-    assert len(counts) == 20 and set(counts.values()) == {2}
+    assert len(counts) == 20
+    assert set(counts.values()) == {2}
     assert len({r["run_id"] for r in runs(out)}) >= 2
 
 
@@ -153,7 +155,8 @@ def test_a_stop_signal_finishes_or_hands_back_the_batch(
     stored = set(snapshot_counts(out))
     back = {json.loads(e)["tag"] for e in client.lrange(f"{QUEUE}:jobs", 0, -1)}
     assert back, "nothing was handed back: the batch ended before the signal"
-    assert {t for _p, t in stored} | back == set(tags) and not {t for _p, t in stored} & back
+    assert {t for _p, t in stored} | back == set(tags)
+    assert not {t for _p, t in stored} & back
     (record,) = runs(out)
     assert record["verdict"] == "interrupted"
     assert {o["tag"] for o in record["outcomes"]} == {t for _p, t in stored}
@@ -170,10 +173,12 @@ def test_redis_unreachable_at_start_is_one_line_and_exit_3(
         f"tagarchive: error: Redis at {url} is unreachable: "
         + result.stderr.split("unreachable: ", 1)[1].strip()]
     bad = run_cli("enqueue", "weibo", "a", "--redis", "http://x", timeout=60)
-    assert bad.code == 2 and "not a Redis URL" in bad.stderr
+    assert bad.code == 2
+    assert "not a Redis URL" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "TAGARCHIVE_REDIS"}
     missing = run_cli("enqueue", "weibo", "a", env=env, timeout=60)
-    assert missing.code == 2 and "--redis" in missing.stderr
+    assert missing.code == 2
+    assert "--redis" in missing.stderr
 
 
 def test_redis_lost_mid_batch_keeps_the_rows_and_the_unacknowledged_jobs(
@@ -214,7 +219,8 @@ def test_a_worker_rides_out_a_short_redis_restart(
         server.stop()
         server.start()
         assert worker.wait(timeout=60) == 0, worker.stderr()[-2000:]
-        assert set(snapshot_counts(out).values()) == {1} and len(snapshot_counts(out)) == 5
+        assert set(snapshot_counts(out).values()) == {1}
+        assert len(snapshot_counts(out)) == 5
         assert server.client().llen(f"{QUEUE}:inflight:w") == 0
     finally:
         server.stop()

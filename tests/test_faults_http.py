@@ -75,7 +75,8 @@ def test_faults_that_do_not_clear_are_named_and_store_nothing(
     result = crawl(replica, tmp_path, "tiktok", *tags, extra=FAST)
     bili = crawl(replica, tmp_path / "bili", "bilibili", "cutjson", extra=FAST)
 
-    assert result.code == 1 and bili.code == 1
+    assert result.code == 1
+    assert bili.code == 1
     got = outcomes(tmp_path)
     assert got[("tiktok", "goodtag")] == "stored"
     assert got[("tiktok", "alwaysreset")] == "error"
@@ -133,7 +134,8 @@ def test_faults_are_scheduled_checked_and_cleared_through_the_admin_api(
         return status, json.loads(payload)
 
     status, answer = admin("fault", {"kind": "reset", "match": "/tiktok/tag/x", "times": 2})
-    assert status == 200 and answer["faults"][0]["remaining"] == 2
+    assert status == 200
+    assert answer["faults"][0]["remaining"] == 2
     for bad, why in (({"kind": "explode", "match": "/x"}, "unknown fault"),
                      ({"kind": "stall", "match": "/x", "seconds": 9999}, "seconds"),
                      ({"kind": "truncate", "match": "/x", "fraction": 2}, "fraction"),
@@ -141,7 +143,8 @@ def test_faults_are_scheduled_checked_and_cleared_through_the_admin_api(
                      ({"kind": "slow", "match": "/x", "delay": 1}, "unknown fault keys"),
                      ({"kind": "reset", "match": ""}, "non-empty match")):
         status, answer = admin("fault", bad)
-        assert status == 400 and why in answer["error"], (bad, answer)
+        assert status == 400, (bad, answer)
+        assert why in answer["error"], (bad, answer)
     # two uses, then the path is served clean; other paths never match
     assert replica.faults.take("/tiktok/tag/y") is None
     assert replica.faults.take("/tiktok/tag/x?lang=en") is not None

@@ -36,7 +36,9 @@ def test_normalize_counter_flags_non_integers(value: object) -> None:
 
 def test_normalize_counter_flags_unparseable_text() -> None:
     value, text, _approx, problem = normalize_counter(None, "lots")
-    assert value is None and text == "lots" and problem
+    assert value is None
+    assert text == "lots"
+    assert problem
 
 
 def snapshot(**kw: object) -> SnapshotItem:
@@ -84,14 +86,17 @@ def test_clock_skew_is_tolerated() -> None:
 
 def test_raw_json_keeps_the_item_without_bookkeeping() -> None:
     raw = raw_json(snapshot(problems=["x"], job_key="k"))
-    assert '"tiktokrefugee"' in raw and "problems" not in raw and "job_key" not in raw
+    assert '"tiktokrefugee"' in raw
+    assert "problems" not in raw
+    assert "job_key" not in raw
 
 
 def test_adapter_marked_approximate_integer_stays_approximate() -> None:
     item = SnapshotItem(platform="bluesky", tag="x", posts=10_000, posts_approx=True,
                         views=5, observed_at=NOW, source="api")
     normalize_item(item)
-    assert item.posts == 10_000 and item.posts_approx is True
+    assert item.posts == 10_000
+    assert item.posts_approx is True
     assert item.views_approx is False
 
 

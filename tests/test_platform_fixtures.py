@@ -69,8 +69,10 @@ def test_xiaohongshu_falls_back_to_the_rendered_header() -> None:
     result = adapter_for("xiaohongshu").handle(step, bare, tag, {"page_id": state["page_id"]})
     snap = result.snapshot
     assert snap["source"] == "rendered_dom"
-    assert snap["views_text"] == "1.2亿" and "views" not in snap
-    assert snap["discussions_text"] == "281.2万" and "discussions" not in snap
+    assert snap["views_text"] == "1.2亿"
+    assert "views" not in snap
+    assert snap["discussions_text"] == "281.2万"
+    assert "discussions" not in snap
     assert snap["tag_display"] == "TikTok难民"  # from window.__INITIAL_STATE__
 
 

@@ -58,7 +58,8 @@ def test_bilibili_real_details_top_gives_exact_counters() -> None:
     result = Bilibili().on_details(page(BILIBILI_8995), TagRef(None, "8995"), {})
     snap = result.snapshot
     assert (snap["views"], snap["discussions"], snap["posts"]) == (488338287, 642172, 38483)
-    assert snap["tag_id"] == "8995" and snap["tag_display"] == "寒假不咕咕"
+    assert snap["tag_id"] == "8995"
+    assert snap["tag_display"] == "寒假不咕咕"
     assert snap["url"] == "https://m.bilibili.com/topic-detail?topic_id=8995"
 
 
@@ -133,8 +134,10 @@ def test_weibo_midtext_gives_approximate_reads_and_discussions() -> None:
     result = Weibo().on_topic(page(weibo_body("阅读2.3亿 讨论4.5万")), TagRef("TikTok难民", None),
                               {})
     snap = result.snapshot
-    assert snap["views_text"] == "2.3亿" and snap["discussions_text"] == "4.5万"
-    assert "views" not in snap and snap["tag_display"] == "TikTok难民"
+    assert snap["views_text"] == "2.3亿"
+    assert snap["discussions_text"] == "4.5万"
+    assert "views" not in snap
+    assert snap["tag_display"] == "TikTok难民"
     assert topic_host(weibo_body("x")["data"]["cardlistInfo"]["cardlist_head_cards"][0]
                       ["head_data"]) == "新浪热点"
 
@@ -157,7 +160,8 @@ def test_weibo_posts_come_flat_and_from_card_groups() -> None:
     assert [p["post_id"] for p in posts] == ["4607741009594608", "2"]
     first = posts[0]
     assert first["created_at"] == datetime(2021, 2, 23, 4, 28, 47, tzinfo=UTC)
-    assert first["text"] == "@x 好 & 坏" and first["author_id"] == "1645372340"
+    assert first["text"] == "@x 好 & 坏"
+    assert first["author_id"] == "1645372340"
     assert (first["likes"], first["comments"], first["shares"]) == (3, 2, 1)
     assert posts[1]["created_at"] == AT - timedelta(minutes=3)
 
@@ -299,7 +303,8 @@ def test_douyin_falls_back_to_the_rendered_stats_line() -> None:
                                meta["state"]).snapshot
     world = World(seed=2025, clock=ReplicaClock(start=CLOCK_AT))
     truth = world.topic("douyin", "TikTok难民")
-    assert snap["source"] == "rendered_dom" and "views" not in snap
+    assert snap["source"] == "rendered_dom"
+    assert "views" not in snap
     assert snap["views_text"] == display_count(truth.views)
     assert snap["participants_text"] == display_count(truth.participants)
     assert snap["tag_display"] == "TikTok难民"

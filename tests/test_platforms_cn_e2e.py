@@ -60,11 +60,14 @@ def test_bilibili_by_id_and_name_and_every_failure(replica: ReplicaServer,
     rows = snapshots(tmp_path)
     # the done-when check: the real details/top sample, asked for as id:8995
     [record] = [r for r in rows if r["tag_id"] == "8995"]
-    assert record["views"] == 488_338_287 and record["discussions"] == 642_172
+    assert record["views"] == 488_338_287
+    assert record["discussions"] == 642_172
     assert record["posts"] == 38_483
-    assert record["tag"] == "寒假不咕咕" and record["source"] == "api"
+    assert record["tag"] == "寒假不咕咕"
+    assert record["source"] == "api"
     assert record["url"] == "https://m.bilibili.com/topic-detail?topic_id=8995"
-    assert record["views_approx"] is False and record["discussions_approx"] is False
+    assert record["views_approx"] is False
+    assert record["discussions_approx"] is False
     # by id and by name: exact integers equal to the ground truth
     for truth in (refugee, genshin):
         [row] = [r for r in rows if r["tag_id"] == truth.topic_id]
@@ -132,8 +135,10 @@ def test_weibo_topic_counts_posts_and_every_failure(replica: ReplicaServer,
         assert row["views_text"] == display_count(truth.views)
         assert row["views"] == parse_count(display_count(truth.views)).value
         assert row["discussions"] == parse_count(display_count(truth.discussions)).value
-        assert row["posts"] is None and row["participants"] is None
-        assert row["tag_id"] is None and row["source"] == "api"
+        assert row["posts"] is None
+        assert row["participants"] is None
+        assert row["tag_id"] is None
+        assert row["source"] == "api"
     assert rows["tiktok难民"]["tag_display"] == "TikTok难民"
 
     # posts: the first page's mblogs, flat and grouped, with parsed created_at
@@ -145,7 +150,8 @@ def test_weibo_topic_counts_posts_and_every_failure(replica: ReplicaServer,
         assert post["created_at"] == truth.created_at
         assert (post["likes"], post["comments"], post["shares"]) == (
             truth.likes, truth.comments, truth.shares)
-        assert post["text"] == truth.text and post["author_name"] == truth.author_nickname
+        assert post["text"] == truth.text
+        assert post["author_name"] == truth.author_nickname
 
 
 def test_douyin_rendered_and_signed_by_name_and_id(replica: ReplicaServer,
@@ -182,9 +188,12 @@ def test_douyin_rendered_and_signed_by_name_and_id(replica: ReplicaServer,
     for tag in rows:
         truth, row = world.topic("douyin", tag), rows[tag]
         assert (row["views"], row["participants"]) == (truth.views, truth.participants)
-        assert row["views_approx"] is False and row["participants_approx"] is False
-        assert row["tag_id"] == truth.topic_id and row["tag_display"] == truth.name
-        assert row["source"] == "captured_xhr" and row["posts"] is None
+        assert row["views_approx"] is False
+        assert row["participants_approx"] is False
+        assert row["tag_id"] == truth.topic_id
+        assert row["tag_display"] == truth.name
+        assert row["source"] == "captured_xhr"
+        assert row["posts"] is None
     assert rows["美食"]["views"] == 9_876_543_210
     record = run_record(tmp_path)
     # every request is rendered: two pages for a name found (search, hashtag), one for an id
@@ -196,7 +205,8 @@ def test_douyin_rendered_and_signed_by_name_and_id(replica: ReplicaServer,
     assert {p["post_id"] for p in posts} == set(truth_posts)
     for post in posts:
         truth = truth_posts[post["post_id"]]
-        assert post["created_at"] == truth.created_at and post["text"] == truth.text
+        assert post["created_at"] == truth.created_at
+        assert post["text"] == truth.text
         assert (post["likes"], post["comments"], post["shares"]) == (
             truth.likes, truth.comments, truth.shares)
         assert post["plays"] is None  # the web API's play_count is always 0: not stored

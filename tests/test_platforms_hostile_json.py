@@ -298,6 +298,7 @@ def test_the_spider_reports_an_adapter_crash_as_that_pages_layout_changed(
     assert status == "layout_changed"
     assert detail.startswith("the adapter could not read the page: ZeroDivisionError")
     records = [r for r in caplog.records if r.name == "crawler.spiders.snapshot"]
-    assert len(records) == 1 and records[0].exc_info is None
+    assert len(records) == 1
+    assert records[0].exc_info is None
     assert "breaks t: step 'divide' at " in records[0].getMessage()
     assert spider.crawler.stats.get_value("tagarchive/outcome/layout_changed") == 1

@@ -54,8 +54,10 @@ def test_mastodon_tag_entity_in_the_real_shape_gives_seven_activity_rows() -> No
         (date(2025, 10, 31), 2, 1, "platform_reported"),
     ]
     # the counters Mastodon's own hashtag header shows: sums over the history
-    assert result.snapshot["posts"] == 25 and result.snapshot["participants"] == 13
-    assert result.snapshot["tag_id"] == "3" and result.snapshot["tag_display"] == "heeho"
+    assert result.snapshot["posts"] == 25
+    assert result.snapshot["participants"] == 13
+    assert result.snapshot["tag_id"] == "3"
+    assert result.snapshot["tag_display"] == "heeho"
 
 
 def test_mastodon_history_that_is_not_midnight_strings_is_a_layout_change() -> None:
@@ -95,7 +97,8 @@ def test_mastodon_saved_tag_entity_becomes_the_stored_days() -> None:
     entity = json.loads(page.text)
     assert all(isinstance(h[k], str) for h in entity["history"] for k in h)
     days = [int(h["day"]) for h in entity["history"]]
-    assert days == sorted(days, reverse=True) and len(days) == 7
+    assert days == sorted(days, reverse=True)
+    assert len(days) == 7
     result = parse_tag(entity, page, tag)
     assert [r["day"] for r in result.activity] == [
         datetime.fromtimestamp(d, UTC).date() for d in days]
@@ -127,7 +130,8 @@ def test_bluesky_failed_sign_in_names_the_code_not_the_answer() -> None:
                 text='{"error":"AuthenticationRequired","message":"Invalid password k3v9"}')
     with pytest.raises(LoginWall) as info:
         Bluesky().login_headers(page)
-    assert "AuthenticationRequired" in info.value.detail and "k3v9" not in info.value.detail
+    assert "AuthenticationRequired" in info.value.detail
+    assert "k3v9" not in info.value.detail
 
 
 def test_youtube_relative_times_become_timestamps_only_when_fine_grained() -> None:
@@ -171,7 +175,8 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
     world.set_variant("youtube", "python", "page_header")
     world.set_variant("youtube", "python", "consent")  # passed by the SOCS cookie
     bluesky = replica.platforms["bluesky"]
-    assert not bluesky.gives_hits_total("tiktokrefugee") and bluesky.gives_hits_total("python")
+    assert not bluesky.gives_hits_total("tiktokrefugee")
+    assert bluesky.gives_hits_total("python")
     replica.cookies_seen.clear()
     bluesky.logins_seen.clear()
     bluesky.tokens_seen.clear()
@@ -195,7 +200,9 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
         for got, text, exact in ((row[2], row[9], truth.posts), (row[4], row[10],
                                                                 truth.participants)):
             assert got == parse_count(text).value <= exact < got + parse_count(text).step
-        assert row[3] is True and row[5] is True and row[8] == "embedded_json"
+        assert row[3] is True
+        assert row[5] is True
+        assert row[8] == "embedded_json"
         # Instagram: media_count, exact
         row = rows[("instagram", tag)]
         truth = world.topic("instagram", tag)
@@ -242,7 +249,8 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
            else path.read_bytes() for path in files}
     assert any(b"searchPosts" in data for path, data in raw.items() if path.suffix == ".gz")
     for secret in (SESSIONID, SOCS, APP_PASSWORD, token):
-        assert secret not in result.stdout and secret not in result.stderr
+        assert secret not in result.stdout
+        assert secret not in result.stderr
         assert secret not in cells
         for path, data in raw.items():
             assert secret.encode() not in data, path
@@ -292,7 +300,8 @@ def test_failure_shapes_are_named(replica: ReplicaServer, tmp_path: Path) -> Non
             if status != "stored":
                 assert f"tagarchive: {platform} {tag}: {status}:" in result.stderr
     detail = got[("mastodon", "busy")][1]
-    assert "X-RateLimit 0/300" in detail and "resets at" in detail
+    assert "X-RateLimit 0/300" in detail
+    assert "resets at" in detail
     assert "consent" in got[("youtube", "consented")][1]
     assert "unusual traffic" in got[("youtube", "verify")][1]
     assert "checkpoint" in got[("instagram", "verify")][1]

@@ -58,7 +58,8 @@ def test_csv_reads_back_to_the_same_values(root: Path, expected: list[dict[str, 
         assert got["date"] == want["date"].isoformat()
     # stdout gets the same bytes as the file
     code, printed, _ = query(capsys, SQL, "--root", str(root), "--format", "csv")
-    assert code == 0 and printed == out.read_text(encoding="utf-8")
+    assert code == 0
+    assert printed == out.read_text(encoding="utf-8")
 
 
 def test_json_reads_back_to_the_same_values(root: Path, expected: list[dict[str, Any]],
@@ -87,7 +88,9 @@ def test_parquet_keeps_every_type(root: Path, tmp_path: Path,
 def test_table_is_for_reading(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = query(capsys, "select 1 as one; " + SQL, "--root", str(root))
     assert code == 0
-    assert "150,000,000" in out and "NULL" in out and "1.2亿" in out
+    assert "150,000,000" in out
+    assert "NULL" in out
+    assert "1.2亿" in out
     assert "one" not in out.split("\n")[1]  # only the last statement's result is shown
     assert out.rstrip().endswith("9 rows")
     assert max(len(line) for line in out.splitlines()) > 120  # piped output is not wrapped
@@ -107,13 +110,16 @@ def test_statements_from_a_pipe_stop_at_the_first_error(root: Path) -> None:
 def test_errors_are_one_line_with_their_exit_code(root: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = query(capsys, "select nope from snapshots", "--root", str(root))
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "nope" in err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "nope" in err
     code, _, err = query(capsys, "select 1", "--root", str(tmp_path / "nowhere"))
     assert code == 3
     missing = tmp_path / "nowhere"
     assert err.strip() == f"tagarchive: error: no archive at {missing}: not a directory"
     code, _, err = query(capsys, "  ", "--root", str(root))
-    assert code == 2 and err.strip() == "tagarchive: error: empty SQL"
+    assert code == 2
+    assert err.strip() == "tagarchive: error: empty SQL"
 
 
 def test_unwritable_output_is_an_environment_error(root: Path, tmp_path: Path,
@@ -121,7 +127,8 @@ def test_unwritable_output_is_an_environment_error(root: Path, tmp_path: Path,
     target = tmp_path / "missing-dir" / "out.csv"
     code, _, err = query(capsys, "select 1", "--root", str(root), "--format", "csv", "--output",
                          str(target))
-    assert code == 3 and err.startswith(f"tagarchive: error: cannot write {target}")
+    assert code == 3
+    assert err.startswith(f"tagarchive: error: cannot write {target}")
 
 
 def test_interactive_session_survives_errors(root: Path,
@@ -145,19 +152,23 @@ def test_interactive_session_survives_errors(root: Path,
     assert shown[0] == [{"count_star()": 9}]
     assert {r["view"]: r["rows"] for r in shown[1]}["activity"] == 3
     assert "outcomes" in [r["column_name"] for r in shown[2]]
-    assert shown[3] == [{"x": "after"}] and len(shown) == 4
-    assert "error: Parser Error" in err and "unknown command '.bogus'" in err
+    assert shown[3] == [{"x": "after"}]
+    assert len(shown) == 4
+    assert "error: Parser Error" in err
+    assert "unknown command '.bogus'" in err
 
 
 def test_output_needs_sql_on_the_command_line(root: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = query(capsys, "--root", str(root), "--output", "x.csv")
-    assert code == 2 and "--output needs the SQL" in err
+    assert code == 2
+    assert "--output needs the SQL" in err
 
 
 def test_csv_of_nested_values(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = query(capsys, "select run_id, tags, outcomes[1].status as status from runs "
                          "order by started_at", "--root", str(root), "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and [r["status"] for r in rows] == ["stored", "not_found"]
+    assert code == 0
+    assert [r["status"] for r in rows] == ["stored", "not_found"]
     assert rows[0]["tags"] == "[wall]"

@@ -44,15 +44,19 @@ def _hits(server: ReplicaServer) -> dict[str, int]:
 
 def test_assets_have_realistic_sizes_and_cache_headers() -> None:
     status, headers, cover = asset("/assets/cover/6780a1b2c3d4e5f6.png")
-    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert status == 200
+    assert headers["Content-Type"] == "image/png"
     assert cover.startswith(b"\x89PNG\r\n\x1a\n")
     assert min(COVER_BYTES) * 0.9 <= len(cover) <= max(COVER_BYTES) * 1.1
     assert "max-age=" in headers["Cache-Control"]
     status, headers, avatar = asset("/assets/avatar/5f0a.png")
-    assert status == 200 and 1_000 <= len(avatar) <= 8_000
+    assert status == 200
+    assert 1_000 <= len(avatar) <= 8_000
     status, headers, font = asset("/assets/fonts/xhs-sans.woff2")
-    assert status == 200 and headers["Content-Type"] == "font/woff2"
-    assert len(font) == FONT_BYTES and "immutable" in headers["Cache-Control"]
+    assert status == 200
+    assert headers["Content-Type"] == "font/woff2"
+    assert len(font) == FONT_BYTES
+    assert "immutable" in headers["Cache-Control"]
     assert asset("/assets/cover/../x.png")[0] == 404
     assert asset("/assets/other/x.png")[0] == 404
 
@@ -63,7 +67,8 @@ def test_naive_baseline_loads_images_and_the_font(server: ReplicaServer) -> None
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"topics": len(TAGS)}
     hits = _hits(server)
-    assert hits.get("topic_page") == len(TAGS) and hits.get("notes", 0) >= len(TAGS)
+    assert hits.get("topic_page") == len(TAGS)
+    assert hits.get("notes", 0) >= len(TAGS)
     # four pages each show the logo; two topic pages show 20 note cards each (cover + avatar).
     # The naive spider closes a page once its header is there, so some cards' images are
     # cancelled before they are asked for; at least the logos and a card's worth must arrive.
@@ -77,7 +82,8 @@ def test_tagarchive_rendered_crawl_downloads_no_image_or_font(server: ReplicaSer
     assert result.code == 0, result.stderr[-3000:]
     hits = _hits(server)
     # the topic pages were rendered, with their notes feed, and stored
-    assert hits.get("topic_page") == len(TAGS) and hits.get("notes", 0) >= len(TAGS), hits
+    assert hits.get("topic_page") == len(TAGS), hits
+    assert hits.get("notes", 0) >= len(TAGS), hits
     assert f"{len(TAGS)}/{len(TAGS)} tags stored" in result.stdout
     assert hits.get("image", 0) == 0, hits
     assert hits.get("font", 0) == 0, hits
@@ -117,7 +123,8 @@ def test_topic_page_shows_a_cover_and_avatar_per_note_and_loads_a_font(
             timeout=20_000)
         widths = page.evaluate("[...document.querySelectorAll('img.cover')]"
                                ".map(i => i.naturalWidth)")
-        assert len(widths) == cards and min(widths) > 50
+        assert len(widths) == cards
+        assert min(widths) > 50
         assert kinds.count("image") == 2 * cards + 1  # covers, avatars, the logo
         assert kinds.count("font") == 1
 
@@ -139,8 +146,10 @@ def test_asset_latency_delays_only_assets_and_only_when_set() -> None:
         assert plain.asset_latency_ms == 0
         assert len(_get(plain.url + font)) == FONT_BYTES  # answered: not held (as below)
     with ReplicaServer(world=World(seed=2025), asset_latency_ms=400) as slow:
-        assert slow.is_asset(font) and slow.is_asset("/xiaohongshu/assets/cover/ab.png")
-        assert not slow.is_asset("/xiaohongshu/explore") and not slow.is_asset("/assets/x.png")
+        assert slow.is_asset(font)
+        assert slow.is_asset("/xiaohongshu/assets/cover/ab.png")
+        assert not slow.is_asset("/xiaohongshu/explore")
+        assert not slow.is_asset("/assets/x.png")
         assert _timed_get(slow.url + font) >= 0.4  # at least: a busy machine only adds to it
     # an asset held for ten minutes (until the server stops): what is asked for meanwhile is
     # answered, as the wait holds only that answer's thread; seen in order, not timed
@@ -159,5 +168,7 @@ def test_the_crawls_browser_never_asks_for_an_image(server: ReplicaServer) -> No
         assert page.locator(".note-item img.cover").count() == 20
         time.sleep(0.5)
         # 41 <img> on the page and not one request: nothing for the route to abort
-        assert "image" not in kinds and "document" in kinds and "fetch" in kinds, kinds
+        assert "image" not in kinds, kinds
+        assert "document" in kinds, kinds
+        assert "fetch" in kinds, kinds
     assert _hits(server).get("image", 0) == 0

@@ -46,14 +46,17 @@ def test_reparse_updates_numbers_without_network(replica: ReplicaServer, tmp_pat
     # a closed port: reparse must never reach for the network
     report = reparse(tmp_path, adapters={"tiktok": FixedTikTok("http://127.0.0.1:9")})
     assert replica.hits_snapshot() == {}
-    assert report.snapshots == 2 and report.rejects == 0
+    assert report.snapshots == 2
+    assert report.rejects == 0
 
     after = rows(tmp_path)
     assert len(after) == len(before) == 2  # superseded, not added
     for old, new in zip(before, after, strict=True):
-        assert old[:3] == new[:3] and old[5] == new[5]  # same observation, same record
+        assert old[:3] == new[:3]
+        assert old[5] == new[5]
         expected_views = old[3] + 1 if old[0] == "tiktok" else old[3]
-        assert new[3] == expected_views and new[4] == old[4]
+        assert new[3] == expected_views
+        assert new[4] == old[4]
     con = duckdb_connect(tmp_path)
     assert con.execute("select count(*) from posts").fetchall() == posts_before
     assert con.execute("select count(*) from runs where command = 'reparse'").fetchall() == [(1,)]
@@ -61,7 +64,8 @@ def test_reparse_updates_numbers_without_network(replica: ReplicaServer, tmp_pat
 
 def test_reparse_cli_without_archive_exits_3(tmp_path: Path) -> None:
     result = run_cli("reparse", "--root", str(tmp_path))
-    assert result.code == 3 and "no archive" in result.stderr
+    assert result.code == 3
+    assert "no archive" in result.stderr
 
 
 class FixedTikTokPosts(FixedTikTok):
@@ -115,11 +119,13 @@ def test_reparse_rederives_every_observation_of_several_runs(replica: ReplicaSer
 
     report = reparse(tmp_path, compact_after=False,
                      adapters={"tiktok": FixedTikTokPosts("http://127.0.0.1:9")})
-    assert report.failures == {} and report.rejects == 0
+    assert report.failures == {}
+    assert report.rejects == 0
     assert (report.snapshots, report.posts) == (len(snaps), len(posts))
     mine = f" where run_id = '{report.run_id}'"
     new_snaps, new_posts = keyed(tmp_path, snap_sql + mine), keyed(tmp_path, post_sql + mine)
-    assert new_snaps.keys() == snaps.keys() and new_posts.keys() == posts.keys()
+    assert new_snaps.keys() == snaps.keys()
+    assert new_posts.keys() == posts.keys()
     def fixed(platform: str, value: int | None) -> int | None:
         return value + 1 if platform == "tiktok" and value is not None else value
 
@@ -214,7 +220,8 @@ def test_a_hostile_archived_page_is_skipped_named_and_the_rest_reparsed(tmp_path
     assert len(named) == 3
     for tag in hostile:
         [line] = [line for line in named if records[tag] in line]
-        assert f"tiktok {tag}: layout_changed: " in line and "archive/platform=tiktok/" in line
+        assert f"tiktok {tag}: layout_changed: " in line
+        assert "archive/platform=tiktok/" in line
     assert "Traceback" not in result.stderr
 
     con = duckdb_connect(tmp_path)

@@ -154,12 +154,14 @@ def server() -> Iterator[ReplicaServer]:
 def test_tiktok_ssr_page_matches_world(server: ReplicaServer) -> None:
     server.world.set_variant("tiktok", "tiktokrefugee", "ssr")
     status, headers, html = fetch(server.base_url("tiktok") + "/tag/tiktokrefugee")
-    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
     truth = server.world.topic("tiktok", "tiktokrefugee")
     scope = universal(html)
     assert "webapp.app-context" in scope
     detail = scope["webapp.challenge-detail"]
-    assert detail["statusCode"] == 0 and detail["statusMsg"] == ""
+    assert detail["statusCode"] == 0
+    assert detail["statusMsg"] == ""
     info = detail["challengeInfo"]
     assert info["challenge"] == {
         "id": truth.topic_id,
@@ -209,10 +211,13 @@ def test_tiktok_csr_share_and_forced(server: ReplicaServer) -> None:
     server.world.set_variant("tiktok", "Cats", "csr")
     html = fetch(f"{base}/tag/cats")[2]
     assert "webapp.challenge-detail" not in universal(html)
-    assert b"challenge-vvcount" not in html and b'data-e2e="challenge-item"' not in html
+    assert b"challenge-vvcount" not in html
+    assert b'data-e2e="challenge-item"' not in html
     assert b"/tiktok/static/webapp.js" in html
     status, headers, js = fetch(f"{base}/static/webapp.js")
-    assert status == 200 and "javascript" in headers["content-type"] and b"frontierSign" in js
+    assert status == 200
+    assert "javascript" in headers["content-type"]
+    assert b"frontierSign" in js
 
 
 def test_tiktok_unicode_tag_and_override(server: ReplicaServer) -> None:
@@ -233,7 +238,8 @@ def test_tiktok_script_json_is_escaped(server: ReplicaServer) -> None:
     scope = universal(html)
     assert scope["webapp.challenge-detail"]["challengeInfo"]["challenge"]["title"] == tag
     text = script_json({"a": "</script><!--"})
-    assert "</" not in text and "<!--" not in text
+    assert "</" not in text
+    assert "<!--" not in text
     assert json.loads(text) == {"a": "</script><!--"}
 
 
@@ -242,7 +248,8 @@ def test_tiktok_rate_limited_then_ok(server: ReplicaServer) -> None:
     url = server.base_url("tiktok") + "/tag/tiktokrefugee"
     for _ in range(2):
         status, headers, _ = fetch(url)
-        assert status == 429 and headers["retry-after"] == "7"
+        assert status == 429
+        assert headers["retry-after"] == "7"
     assert fetch(url)[0] == 200
 
 
@@ -269,22 +276,27 @@ def test_tiktok_api_requires_signature(server: ReplicaServer) -> None:
     assert status == 200
     detail = json.loads(body)
     truth = server.world.topic("tiktok", "tiktokrefugee")
-    assert detail["statusCode"] == 0 and detail["status_code"] == 0
+    assert detail["statusCode"] == 0
+    assert detail["status_code"] == 0
     assert detail["challengeInfo"]["stats"] == {"videoCount": truth.posts, "viewCount": truth.views}
     assert set(detail["shareMeta"]) == {"title", "desc"}
 
     params = [("challengeID", truth.topic_id), ("count", "30"), ("cursor", "0")]
     page1 = json.loads(fetch(signed_tiktok(base, "/api/challenge/item_list/", params))[2])
-    assert page1["statusCode"] == 0 and page1["hasMore"] is True and page1["cursor"] == "30"
+    assert page1["statusCode"] == 0
+    assert page1["hasMore"] is True
+    assert page1["cursor"] == "30"
     params[2] = ("cursor", page1["cursor"])
     page2 = json.loads(fetch(signed_tiktok(base, "/api/challenge/item_list/", params))[2])
     ids1 = {i["id"] for i in page1["itemList"]}
     ids2 = {i["id"] for i in page2["itemList"]}
-    assert len(ids1) == len(ids2) == 30 and not ids1 & ids2
+    assert len(ids1) == len(ids2) == 30
+    assert not ids1 & ids2
 
     missing = signed_tiktok(base, "/api/challenge/detail/", [("challengeName", "nosuchtag")])
     gone = json.loads(fetch(missing)[2])
-    assert gone["statusCode"] == 10205 and gone["challengeInfo"] == {}
+    assert gone["statusCode"] == 10205
+    assert gone["challengeInfo"] == {}
     assert server.hits[("tiktok", "api_detail")] == 4
     assert server.hits[("tiktok", "api_item_list")] == 2
 
@@ -297,18 +309,21 @@ def test_tiktok_blocking_variants(server: ReplicaServer) -> None:
     assert status == 302
     assert headers["location"].startswith("/tiktok/login?redirect_url=")
     status, _, page = fetch(server.url + headers["location"])
-    assert status == 200 and b"Log in to TikTok" in page
+    assert status == 200
+    assert b"Log in to TikTok" in page
 
     world.set_variant("tiktok", "robotcheck", "captcha")
     html = fetch(f"{base}/tag/robotcheck")[2]
-    assert b'<div id="captcha-verify-container"' in html and b"Verify to continue" in html
+    assert b'<div id="captcha-verify-container"' in html
+    assert b"Verify to continue" in html
     assert b"__UNIVERSAL_DATA_FOR_REHYDRATION__" not in html
     api = signed_tiktok(base, "/api/challenge/detail/", [("challengeName", "robotcheck")])
     assert fetch(api)[2] == b""
 
     world.set_variant("tiktok", "redesign", "layout_changed")
     html = fetch(f"{base}/tag/redesign")[2]
-    assert b"__UNIVERSAL_DATA_FOR_REHYDRATION__" not in html and b"__NEXT_DATA__" in html
+    assert b"__UNIVERSAL_DATA_FOR_REHYDRATION__" not in html
+    assert b"__NEXT_DATA__" in html
     assert b"challenge-vvcount" not in html
     api = signed_tiktok(base, "/api/challenge/detail/", [("challengeName", "redesign")])
     assert "challengeInfo" not in json.loads(fetch(api)[2])
@@ -330,7 +345,9 @@ def test_xhs_unsigned_gets_461(server: ReplicaServer) -> None:
 def test_xhs_signed_search_and_notes(server: ReplicaServer) -> None:
     server.world.clock.set(ANCHOR_AT)
     status, _, body = xhs_search(server, "tiktok难民")
-    assert status == 200 and body["success"] is True and body["code"] == 0
+    assert status == 200
+    assert body["success"] is True
+    assert body["code"] == 0
     dtos = body["data"]["topic_info_dtos"]
     truth = server.world.topic("xiaohongshu", "TikTok难民")
     first = dtos[0]
@@ -342,16 +359,20 @@ def test_xhs_signed_search_and_notes(server: ReplicaServer) -> None:
         "view_num": truth.views,
         "type": "official",
     }
-    assert 2 <= len(dtos) <= 4 and all(d["name"].startswith("TikTok难民") for d in dtos)
+    assert 2 <= len(dtos) <= 4
+    assert all(d["name"].startswith("TikTok难民") for d in dtos)
     assert display_count(first["view_num"]) == "1.2亿"
 
     feed = xhs_notes(server, truth.page_id)
     data = feed["data"]
-    assert feed["success"] is True and feed["result"] == 0
+    assert feed["success"] is True
+    assert feed["result"] == 0
     assert data["total_note_count"] == truth.discussions
     assert display_count(data["total_note_count"]) == "281.2万"
     assert data["total_user_count"] == truth.participants
-    assert len(data["notes"]) == 20 and data["has_more"] is True and data["cursor"]
+    assert len(data["notes"]) == 20
+    assert data["has_more"] is True
+    assert data["cursor"]
     note = data["notes"][0]
     assert set(note) >= {"id", "type", "likes", "title", "desc", "user", "create_time", "cursor"}
     assert note["create_time"] <= ANCHOR_AT.timestamp() * 1000
@@ -372,12 +393,14 @@ def test_xhs_variants(server: ReplicaServer) -> None:
     assert xhs_search(server, "blocked")[2]["code"] == 300012
     world.set_variant("xiaohongshu", "redesign", "layout_changed")
     data = xhs_search(server, "redesign")[2]["data"]
-    assert "topic_info_dtos" not in data and data["topic_list"][0]["name"] == "redesign"
+    assert "topic_info_dtos" not in data
+    assert data["topic_list"][0]["name"] == "redesign"
     world.set_variant("xiaohongshu", "gone", "not_found")
     assert xhs_search(server, "gone")[2]["data"]["topic_info_dtos"] == []
     world.set_variant("xiaohongshu", "busy", "rate_limited")
     status, headers, _ = xhs_search(server, "busy")
-    assert status == 429 and headers["retry-after"] == "1"
+    assert status == 429
+    assert headers["retry-after"] == "1"
     assert xhs_search(server, "busy")[0] == 200
 
 
@@ -389,7 +412,8 @@ def test_xhs_topic_page_shell(server: ReplicaServer) -> None:
     text = html.decode()
     assert status == 200
     state = re.search(r"window\.__INITIAL_STATE__=(.*?)</script>", text)
-    assert state and '"x":undefined' in state.group(1)
+    assert state
+    assert '"x":undefined' in state.group(1)
     with pytest.raises(ValueError):
         json.loads(state.group(1))
     fixed = json.loads(state.group(1).replace("undefined", "null"))
@@ -420,7 +444,8 @@ def test_determinism_and_tick_growth(server: ReplicaServer) -> None:
 def test_admin_endpoints(server: ReplicaServer) -> None:
     admin = server.url + "/__replica__"
     state = json.loads(fetch(admin + "/state")[2])
-    assert state["now"] == "2025-01-13T00:00:00Z" and state["seed"] == 2025
+    assert state["now"] == "2025-01-13T00:00:00Z"
+    assert state["seed"] == 2025
     tick = json.loads(fetch(admin + "/tick?n=2", "POST", b"")[2])
     assert tick["now"] == "2025-01-13T02:00:00Z"
     assert server.world.now() == datetime(2025, 1, 13, 2, tzinfo=UTC)
@@ -458,10 +483,12 @@ def test_robots_head_keepalive_and_quiet(
         conn.request("GET", path)
         resp = conn.getresponse()
         body = resp.read()
-        assert resp.status == 200 and int(resp.headers["Content-Length"]) == len(body)
+        assert resp.status == 200
+        assert int(resp.headers["Content-Length"]) == len(body)
         conn.request("HEAD", path)  # same socket: keep-alive works
         resp = conn.getresponse()
-        assert resp.read() == b"" and int(resp.headers["Content-Length"]) == len(body)
+        assert resp.read() == b""
+        assert int(resp.headers["Content-Length"]) == len(body)
         conn.request("POST", "/xiaohongshu/web_api/sns/v1/search/topic", body=b"{}")
         assert conn.getresponse().status == 461
     finally:
@@ -481,7 +508,8 @@ def test_serve_forever_and_cli() -> None:
                 break
             stop.wait(0.01)
         url = re.search(r"http://127\.0\.0\.1:\d+", out.getvalue())
-        assert url and "/xiaohongshu" in out.getvalue()
+        assert url
+        assert "/xiaohongshu" in out.getvalue()
         assert json.loads(fetch(url.group(0) + "/__replica__/state")[2])["seed"] == 11
     finally:
         stop.set()
@@ -526,7 +554,8 @@ def test_chromium_renders_csr_pages(server: ReplicaServer) -> None:
             with page.expect_response(lambda r: "/api/challenge/item_list/" in r.url) as info:
                 page.goto(server.base_url("tiktok") + "/tag/tiktokrefugee")
             xhr = info.value
-            assert xhr.status == 200 and xhr.json()["statusCode"] == 0
+            assert xhr.status == 200
+            assert xhr.json()["statusCode"] == 0
             page.wait_for_selector("html[data-replica-state=ready]", timeout=10_000)
             truth = world.topic("tiktok", "tiktokrefugee")
             h2 = page.inner_text('h2[data-e2e="challenge-vvcount"]')
@@ -540,7 +569,8 @@ def test_chromium_renders_csr_pages(server: ReplicaServer) -> None:
             with page.expect_response(lambda r: "/notes?" in r.url) as info:
                 page.goto(f"{server.base_url('xiaohongshu')}/page/topics/{page_id}?naviHidden=yes")
             notes = info.value
-            assert notes.status == 200 and notes.json()["success"] is True
+            assert notes.status == 200
+            assert notes.json()["success"] is True
             page.wait_for_selector("html[data-replica-state=ready]", timeout=10_000)
             meta = page.inner_text(".summary .meta")
             assert meta == "1.2亿浏览 · 281.2万讨论"

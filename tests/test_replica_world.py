@@ -83,12 +83,15 @@ def test_anchor_record() -> None:
 def test_ids_are_platform_shaped() -> None:
     world = World()
     tt = world.topic("tiktok", "tiktokrefugee")
-    assert tt.topic_id.isdigit() and len(tt.topic_id) == 19 and tt.topic_id.startswith("74")
+    assert tt.topic_id.isdigit()
+    assert len(tt.topic_id) == 19
+    assert tt.topic_id.startswith("74")
     assert tt.page_id is None
     xhs = world.topic("xiaohongshu", "健身")
     assert xhs.page_id is not None
     for value in (xhs.topic_id, xhs.page_id):
-        assert len(value) == 24 and int(value, 16) >= 0
+        assert len(value) == 24
+        assert int(value, 16) >= 0
     assert xhs.topic_id != xhs.page_id
     assert world.lookup("xiaohongshu", xhs.page_id) == "健身"
 
@@ -153,8 +156,11 @@ def test_failures_are_consumed() -> None:
     world.set_variant("tiktok", "cats", "server_error", times=1)
     first = world.take_failure("tiktok", "CATS")
     second = world.take_failure("tiktok", "cats")
-    assert first is not None and first.status == 429 and first.headers == {"Retry-After": "5"}
-    assert second is not None and second.status == 503
+    assert first is not None
+    assert first.status == 429
+    assert first.headers == {"Retry-After": "5"}
+    assert second is not None
+    assert second.status == 503
     assert world.take_failure("tiktok", "cats") is None
 
 
@@ -207,9 +213,11 @@ def test_generic_truth_serves_a_platform_without_a_module() -> None:
     topic = world.topic("someother", "cats")
     topic_id, page_id = world.ids("someother", "cats")
     assert (topic.topic_id, page_id, topic.desc) == (topic_id, None, "")
-    assert len(topic_id) == 24 and int(topic_id, 16) >= 0  # ObjectId-style
+    assert len(topic_id) == 24
+    assert int(topic_id, 16) >= 0
     post = world.posts_for("someother", "cats", limit=1)[0]
-    assert post.text.startswith(post.title) and "#cats #" in post.text
+    assert post.text.startswith(post.title)
+    assert "#cats #" in post.text
     assert GENERIC.post_id(7, 2**40 + 5) == str((7 << 32) | 5)
     assert world.lookup("someother", topic_id) == "cats"
 
@@ -222,7 +230,8 @@ def test_variants_are_kept_per_normalized_key_on_their_own() -> None:
     variants.switch(key, "rate_limited", times=1, retry_after=3)
     variants.switch(key, "csr")
     variants.switch(key, "ssr")  # contradicts csr: the later one wins
-    assert sorted(variants.of(key)) == ["rate_limited", "ssr"] and variants.has(key, "ssr")
+    assert sorted(variants.of(key)) == ["rate_limited", "ssr"]
+    assert variants.has(key, "ssr")
     assert variants.take_failure(key) == Failure(429, {"Retry-After": "3"}, "rate_limited")
     assert variants.take_failure(key) is None
     assert [v["name"] for v in variants.active()] == ["rate_limited", "ssr"]
@@ -238,6 +247,7 @@ def test_curves_are_monotonic_and_posts_are_created_when_counted() -> None:
     shape = shape_of(2025, "tiktok", "cats")
     times = [shape.t0 + k * shape.width / 4 for k in range(-8, 9)]
     posts = [count(shape.posts_k, shape, t) for t in times]
-    assert posts == sorted(posts) and posts[-1] > posts[0]
+    assert posts == sorted(posts)
+    assert posts[-1] > posts[0]
     created = ordinal_ts(2025, "tiktok", "cats", 10)
     assert count(shape.posts_k, shape, created) > 10 >= count(shape.posts_k, shape, created - 1)

@@ -158,10 +158,13 @@ def test_demo_report_renders_offline_with_every_point(
         shot = opened.page.screenshot(full_page=True)
         (tmp_path / "report.png").write_bytes(shot)
         image = Image.open(io.BytesIO(shot)).convert("RGB")
-        assert image.width == 1200 and image.height > 3000
+        assert image.width == 1200
+        assert image.height > 3000
         colors = image.getcolors(maxcolors=1 << 20)
-        assert colors is not None and len(colors) > 200  # text, lines, fills: not a blank page
-        assert opened.attempted == [] and opened.problems == []
+        assert colors is not None
+        assert len(colors) > 200
+        assert opened.attempted == []
+        assert opened.problems == []
     finally:
         opened.close()
 
@@ -174,7 +177,9 @@ def test_page_text_stays_text_and_activity_is_charted(
     try:
         check_charts(opened, root, tags)
         assert opened.page.locator("h2").all_inner_texts() == ["#wall", f"#{XSS_TAG}"]
-        assert opened.dialogs == [] and opened.attempted == [] and opened.problems == []
+        assert opened.dialogs == []
+        assert opened.attempted == []
+        assert opened.problems == []
         assert opened.page.locator("figure[data-source='activity'] rect.bar").count() == 2
         assert opened.page.title() == f"How #wall, #{XSS_TAG} grew · tagarchive"
     finally:

@@ -73,7 +73,8 @@ def test_reject_row_carries_reasons_raw_json_and_run() -> None:
     row = reject_row(item, kind, reasons, NOW, "r1")  # type: ignore[arg-type]
     assert (kind, row["date"], row["item_type"], row["run_id"]) == (
         "snapshot", "2026-11-23", "snapshot", "r1")
-    assert row["reasons"] == ["views: negative (-1)"] and row["raw"] == raw_json(item)
+    assert row["reasons"] == ["views: negative (-1)"]
+    assert row["raw"] == raw_json(item)
     partitions = {"date", "platform"}  # Hive partition columns, not in the file's schema
     assert set(row) - partitions <= set(DATASETS["rejects"].schema.names)
     assert item_kind(object()) is None

@@ -41,7 +41,8 @@ def test_requested_tags_are_marked_in_the_run_last_started(tmp_path: Path) -> No
     signals.send_catch_log(run_started, run=second)  # a worker's next batch
     _reached(signals, "b")
     assert extension.run is second
-    assert first.requested == {("tiktok", "a")} and second.requested == {("tiktok", "b")}
+    assert first.requested == {("tiktok", "a")}
+    assert second.requested == {("tiktok", "b")}
 
 
 def test_a_pipeline_writes_for_the_run_last_started(tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ def test_s3_refusing_writes_fails_the_run_by_name_and_loses_nothing(
     s3_server.proxy.mode = PASS
     assert failed.code == 3, failed.stderr
     errors = [line for line in failed.stderr.splitlines() if line.startswith("tagarchive: ")]
-    assert errors and errors[-1].startswith("tagarchive: storage error: S3 upload failed for s3://")
+    assert errors
+    assert errors[-1].startswith("tagarchive: storage error: S3 upload failed for s3://")
     # nothing new (not even a partial object), nothing lost
     assert {k: s3_server.get(k) for k in s3_server.objects()} == earlier
     assert _query(capsys, s3_server, sql) == numbers
@@ -139,7 +140,8 @@ def test_bad_or_missing_s3_roots_get_one_line(s3_server: S3Bucket, args: tuple[s
     result = _cli(capsys, *args)
     assert result.code == code, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and said in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert said in lines[0], result.stderr
     assert "secret123" not in result.stderr
 
 
@@ -184,7 +186,8 @@ def test_backfill_to_s3_keeps_its_walk_state_locally(replica: ReplicaServer, s3_
     assert stored_days(s3_server.url) == {  # type: ignore[arg-type]
         day: (*counts, "complete") for day, counts in expected.items()}
     state = list((tmp_path / "state" / "s3" / s3_server.name).rglob("state.json"))
-    assert len(state) == 1 and json.loads(state[0].read_text())["done"]
+    assert len(state) == 1
+    assert json.loads(state[0].read_text())["done"]
     assert not [k for k in s3_server.objects() if k.startswith(".tagarchive")]
 
 

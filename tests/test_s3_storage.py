@@ -153,7 +153,8 @@ def test_compaction_stopped_before_its_marker_leaves_readers_on_the_original_dat
         patch.setattr(s3compact, "_put_marker", killed)
         compact(s3_server.url, ["snapshots"], now=NOW)
     keys = s3_server.objects("snapshots")
-    assert len(keys) == 3 and any(k.endswith("-compact.parquet") for k in keys)
+    assert len(keys) == 3
+    assert any(k.endswith("-compact.parquet") for k in keys)
     assert sorted(open_dataset(s3_server.url, "snapshots").to_table()["views"]
                   .to_pylist()) == original
     assert _views(s3_server.url) == (3, 4)
@@ -188,14 +189,17 @@ def test_racing_compactions_never_count_twice() -> None:
     visible, honoured, ignored = markers.resolve(
         ["p1", "p2", "p3", a.output, b.output, "part-z-compact.parquet"], [b, a])
     assert visible == ["p3", a.output]
-    assert honoured == [a] and ignored == [b]
+    assert honoured == [a]
+    assert ignored == [b]
     # a marker whose output vanished (and was not replaced) hides nothing
     visible, honoured, ignored = markers.resolve(["p1", "p2"], [a])
-    assert visible == ["p1", "p2"] and ignored == [a]
+    assert visible == ["p1", "p2"]
+    assert ignored == [a]
     # ... but one whose output a later compaction replaced still hides its inputs
     c = markers.Marker("20260201T130000Z-cccc-00001", "part-c-compact.parquet", (a.output,))
     visible, honoured, ignored = markers.resolve(["p1", c.output], [a, c])
-    assert visible == [c.output] and honoured == [a, c]
+    assert visible == [c.output]
+    assert honoured == [a, c]
 
 
 @pytest.mark.parametrize("mode", [FAIL_WRITES, DOWN, CUT])
@@ -214,7 +218,8 @@ def test_s3_failure_keeps_rows_buffered_and_nothing_partial_is_visible(
     attempts = Counter((method, path) for _mode, method, path in s3_server.proxy.requests)
     assert max(attempts.values()) in ((1, 2) if mode == DOWN else (2,))
     message = str(caught.value)
-    assert message.startswith("S3 ") and "\n" not in message
+    assert message.startswith("S3 ")
+    assert "\n" not in message
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in message + caplog.text
     assert writer.pending("snapshots") == 2
     s3_server.proxy.mode = PASS

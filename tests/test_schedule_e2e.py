@@ -77,12 +77,15 @@ timeout = "2m"
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     summary = [line for line in lines if line.get("run_id") == run["run_id"]
                and line["logger"] == "tagarchive.schedule"]
-    assert len(summary) == 1 and summary[0]["level"] == "INFO"
+    assert len(summary) == 1
+    assert summary[0]["level"] == "INFO"
     assert summary[0]["message"].startswith(f"run {run['run_id']} watch=live")
 
     assert main(["status", "--json", "--check", "--config", str(path)]) == 0
     watch = json.loads(capsys.readouterr().out)["watches"][0]
-    assert watch["fresh"] and watch["healthy"] and watch["next_run"] is not None
+    assert watch["fresh"]
+    assert watch["healthy"]
+    assert watch["next_run"] is not None
 
 
 def test_two_overlapping_crawls_into_one_root_lose_nothing(replica: ReplicaServer,

@@ -116,7 +116,8 @@ timeout = "10m"
             return [r for r in runs(config) if r["pid"] == pid and r["verdict"] == "skipped"]
 
         def seen() -> bool:
-            assert second is not None and second.poll() is None, log.read_text()[-3000:]
+            assert second is not None, log.read_text()[-3000:]
+            assert second.poll() is None, log.read_text()[-3000:]
             return len(busy_skips()) >= 2 or set(crawls(config)) - {orphan} != set()
 
         wait_for(seen, 120, "the restarted service fires the watch (skipped or crawled)")
@@ -126,7 +127,8 @@ timeout = "10m"
         skips = busy_skips()
         assert len(skips) >= 2
         for row in skips:
-            assert row["watch"] == "w" and row["command"] == "schedule"
+            assert row["watch"] == "w"
+            assert row["command"] == "schedule"
             assert f"still going (pid {orphan})" in row["reason"], row["reason"]
         assert alive(orphan)
 

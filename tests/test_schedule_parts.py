@@ -39,12 +39,14 @@ def test_record_fire_stores_a_row_the_runner_finds_by_run_id(tmp_path: Path) -> 
     result = record_fire(config, watch, SCHEDULE, "missed", "came late",
                          scheduled_at=scheduled)
     assert (result.watch, result.verdict, result.reason) == ("hourly", "missed", "came late")
-    assert result.recorded_by == "scheduler" and result.scheduled_at == scheduled
+    assert result.recorded_by == "scheduler"
+    assert result.scheduled_at == scheduled
     row = find_record(config.out, result.run_id)
     assert row is not None
     assert (row["watch"], row["trigger"], row["verdict"], row["reason"]) == (
         "hourly", SCHEDULE, "missed", "came late")
-    assert row["command"] == "schedule" and row["argv"] == config.crawl_args(watch)
+    assert row["command"] == "schedule"
+    assert row["argv"] == config.crawl_args(watch)
     assert find_record(config.out, "no-such-run") is None
 
 

@@ -37,7 +37,9 @@ def cookies_txt() -> str:
 def test_cookies_txt_parsing() -> None:
     cookies = parse_cookies_txt(cookies_txt(), "c.txt")
     assert [c.name for c in cookies] == ["web_session", "a1", "msToken", "other"]
-    assert cookies[0].http_only and cookies[0].secure and cookies[0].expires == -1
+    assert cookies[0].http_only
+    assert cookies[0].secure
+    assert cookies[0].expires == -1
     assert cookies[1].expires == 1999999999
 
 

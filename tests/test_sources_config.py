@@ -64,7 +64,8 @@ def test_config_sources_crawl_end_to_end(replica: ReplicaServer, tmp_path: Path)
     tt = rows["ttmirror"]
     assert tt[2] == replica.world.topic("tiktok", "tiktokrefugee").views
     assert tt[3] is False
-    assert tt[6] is True and tt[5].endswith("posts")  # "1.1M posts": display text, approximate
+    assert tt[6] is True
+    assert tt[5].endswith("posts")
     assert tt[8] == "tiktokrefugee"
     xhs = rows["xhsmirror"]
     assert xhs[2] == replica.world.topic("xiaohongshu", "tiktokrefugee").views
@@ -76,7 +77,8 @@ def test_platforms_lists_config_sources(tmp_path: Path) -> None:
     config.write_text(CONFIG)
     result = run_cli("platforms", "--config", str(config))
     assert result.code == 0
-    assert "ttmirror" in result.stdout and "xhsmirror" in result.stdout
+    assert "ttmirror" in result.stdout
+    assert "xhsmirror" in result.stdout
 
 
 def source(**overrides: object) -> dict:
@@ -238,7 +240,8 @@ def test_catastrophic_capture_pattern_is_refused_by_config_check(tmp_path: Path)
     result = run_cli("config", "check", "--config", str(config))
     assert result.code == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert len(lines) == 1
+    assert "Traceback" not in result.stderr
     assert f"{config}: source[0].capture[0]: '(a+)+$' repeats a repetition" in lines[0]
 
 

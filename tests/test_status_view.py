@@ -87,14 +87,19 @@ def test_collect_says_what_each_watch_is_up_to(config: Config) -> None:
     status = collect(config, now=NOW)
     assert status.scheduler_pid is None
     good, bad, new = status.watches
-    assert good.last_run["run_id"] == "r-good" and good.skipped_since == 1
+    assert good.last_run["run_id"] == "r-good"
+    assert good.skipped_since == 1
     assert [(t.tag, t.state) for t in good.tags] == [("a", "fresh"), ("b", "late")]
-    assert good.healthy and not good.fresh
+    assert good.healthy
+    assert not good.fresh
     assert good.next_run == NOW + timedelta(minutes=50)
-    assert bad.last_run["run_id"] == "r-bad" and not bad.healthy
+    assert bad.last_run["run_id"] == "r-bad"
+    assert not bad.healthy
     assert [(t.tag, t.state, t.age_s) for t in bad.tags] == [("c", "stale", 300 * 60)]
     assert [(t.platform, t.state) for t in new.tags] == [("xiaohongshu", "never")]
-    assert new.last_run is None and new.next_run is None and not new.enabled
+    assert new.last_run is None
+    assert new.next_run is None
+    assert not new.enabled
 
 
 def test_json_for_scripts_and_check_exit_code(config: Config,
@@ -103,7 +108,8 @@ def test_json_for_scripts_and_check_exit_code(config: Config,
     data = json.loads(capsys.readouterr().out)
     assert data["scheduler"] == {"running": False, "pid": None}
     watches = {w["name"]: w for w in data["watches"]}
-    assert watches["good"]["healthy"] is True and watches["good"]["fresh"] is False
+    assert watches["good"]["healthy"] is True
+    assert watches["good"]["fresh"] is False
     assert watches["bad"]["last_run"]["findings"][0]["check"] == "stale"
     assert watches["bad"]["last_run"]["rejects"] == 3
     assert watches["good"]["tags"][0]["newest"] == snapshot("a", timedelta(minutes=10))[

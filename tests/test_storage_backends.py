@@ -41,7 +41,8 @@ def test_a_file_url_is_the_directory_it_names(tmp_path: Path) -> None:
     assert local.exists(tmp_path.as_uri(), "snapshots")
     assert not local.exists(tmp_path, "posts")
     (path, size), = local.list_files(tmp_path, "snapshots")
-    assert path.endswith(".parquet") and path.startswith(str(tmp_path / "snapshots"))
+    assert path.endswith(".parquet")
+    assert path.startswith(str(tmp_path / "snapshots"))
     assert size == Path(path).stat().st_size
 
 
@@ -65,14 +66,16 @@ def test_a_local_root_is_prepared_and_resolved(tmp_path: Path) -> None:
 
     local = backend_for(tmp_path)
     out = tmp_path / "new" / "root"
-    assert local.prepare(str(out)) == str(out) and out.is_dir()
+    assert local.prepare(str(out)) == str(out)
+    assert out.is_dir()
     (tmp_path / "a-file").touch()
     with pytest.raises(StorageError, match="cannot create output root"):
         local.prepare(str(tmp_path / "a-file" / "below"))
     with pytest.raises(ArchiveNotFoundError, match="none of"):
         local.resolve(str(out))
     (out / "snapshots").mkdir()
-    assert local.is_dir(out, "snapshots") and not local.is_dir(out, "posts")
+    assert local.is_dir(out, "snapshots")
+    assert not local.is_dir(out, "posts")
     assert resolve_root(out.as_uri()) == str(out)  # file:// is a local root
 
 
@@ -82,14 +85,16 @@ def test_a_local_shipper_publishes_in_place(tmp_path: Path) -> None:
     tmp, final = tmp_path / ".f.warc.gz.tmp", tmp_path / "f.warc.gz"
     tmp.write_bytes(b"x")
     shipper.seal(tmp, final)  # renamed while open
-    assert final.read_bytes() == b"x" and not tmp.exists()
+    assert final.read_bytes() == b"x"
+    assert not tmp.exists()
     assert shipper.ship([(tmp, final)], []) == [final]
 
 
 def test_an_s3_shipper_keeps_its_scratch_while_files_wait(tmp_path: Path) -> None:
     shipper = backend_for("s3://bucket/p").shipper("s3://bucket/p")
     try:
-        assert shipper.scratch.is_dir() and shipper.scratch != tmp_path
+        assert shipper.scratch.is_dir()
+        assert shipper.scratch != tmp_path
         waiting = shipper.scratch / "archive" / "f.warc.gz"
         shipper.hold([(waiting, waiting)])  # a later file failed to close: uploaded next time
         shipper.close()
@@ -109,7 +114,8 @@ def test_compaction_and_pruning_take_a_file_url(tmp_path: Path) -> None:
         with DatasetWriter(tmp_path, f"20260110T00000{run}Z-aaaaaaaa") as writer:
             writer.add_many("snapshots", [snapshot(f"t{run}", DAY)])
     report = compact(tmp_path.as_uri(), ["snapshots"], now=NOW)
-    assert report.errors == [] and report.datasets["snapshots"].compacted == 1
+    assert report.errors == []
+    assert report.datasets["snapshots"].compacted == 1
     assert open_dataset(tmp_path, "snapshots").count_rows() == 2
     warc = tmp_path / "archive" / "platform=tiktok" / "date=2026-01-10" / "r-0001.warc.gz"
     warc.parent.mkdir(parents=True)

@@ -21,7 +21,8 @@ def test_shared_keys_in_any_order_and_mixed_keys_give_the_same_table() -> None:
     reordered = [dict(reversed(list(r.items()))) for r in shared]
     mixed = [*shared[:4], {**shared[4], "posts": None}]  # one row with an extra (null) key
     tables = [table_from_rows("snapshots", rows) for rows in (shared, reordered, mixed)]
-    assert tables[0].equals(tables[1]) and tables[0].equals(tables[2])
+    assert tables[0].equals(tables[1])
+    assert tables[0].equals(tables[2])
     assert tables[0].column("views").to_pylist() == [0, 1, 2, 3, 4]
     assert tables[0].column("posts").null_count == 5
 

@@ -40,8 +40,10 @@ def test_views_exist_on_an_empty_root(tmp_path: Path) -> None:
         assert con.execute(f"SELECT count(*) FROM {name}").fetchone() == (0,)
     snapshots = describe(con, "snapshots")
     assert snapshots["observed_at"] == "TIMESTAMP WITH TIME ZONE"
-    assert snapshots["views"] == "BIGINT" and snapshots["views_approx"] == "BOOLEAN"
-    assert snapshots["platform"] == "VARCHAR" and snapshots["date"] == "DATE"
+    assert snapshots["views"] == "BIGINT"
+    assert snapshots["views_approx"] == "BOOLEAN"
+    assert snapshots["platform"] == "VARCHAR"
+    assert snapshots["date"] == "DATE"
     assert describe(con, "runs")["outcomes"].startswith("STRUCT(platform VARCHAR")
     assert not (tmp_path / "never-written").exists()  # reading creates nothing
 
@@ -67,7 +69,8 @@ def test_partition_values_keep_their_text(tmp_path: Path) -> None:
     # Left to inference, pyarrow would read platform=2024 as int32 and polars 007 as 7.
     write_snapshot(tmp_path, platform="007")
     table = open_dataset(tmp_path, "snapshots").to_table()
-    assert table["platform"].to_pylist() == ["007"] and table["date"].to_pylist() == ["2026-01-23"]
+    assert table["platform"].to_pylist() == ["007"]
+    assert table["date"].to_pylist() == ["2026-01-23"]
     con = duckdb_connect(tmp_path)
     assert con.execute("SELECT platform FROM snapshots").fetchall() == [("007",)]
 

@@ -90,7 +90,8 @@ def test_a_symlinked_compact_scratch_is_refused_and_what_it_points_at_is_untouch
 
     assert code == 3
     (line,) = err.splitlines()
-    assert line.startswith("tagarchive: error: refusing ") and "symbolic link" in line
+    assert line.startswith("tagarchive: error: refusing ")
+    assert "symbolic link" in line
     assert "leftover" not in out
     assert snapshot_of(outside) == before
     assert data_files(root) == files
@@ -104,7 +105,8 @@ def test_a_symlinked_dataset_scratch_folder_is_refused(
     (root / ".tagarchive/compact").mkdir(parents=True)
     (root / ".tagarchive/compact/snapshots").symlink_to(outside, target_is_directory=True)
     code, _, err = compact_cli(root, capsys)
-    assert code == 3 and len(err.splitlines()) == 1
+    assert code == 3
+    assert len(err.splitlines()) == 1
     assert snapshot_of(outside) == before
     assert data_files(root) == files
 
@@ -152,8 +154,10 @@ def test_a_symlinked_state_directory_is_refused_and_nothing_is_written_outside(
 
     assert code == 3
     (line,) = err.splitlines()
-    assert "symbolic link" in line and str(root / ".tagarchive") in line
-    assert tree(outside) == set() and list(outside.iterdir()) == []
+    assert "symbolic link" in line
+    assert str(root / ".tagarchive") in line
+    assert tree(outside) == set()
+    assert list(outside.iterdir()) == []
     assert data_files(root) == files
 
 
@@ -170,7 +174,8 @@ def test_a_symlinked_quarantine_is_refused_before_anything_moves(
     code, _, _ = compact_cli(root, capsys)
     assert code == 3
     assert list(outside.iterdir()) == []
-    assert bad.exists() and data_files(root) == files | {bad.relative_to(root).as_posix()}
+    assert bad.exists()
+    assert data_files(root) == files | {bad.relative_to(root).as_posix()}
 
 
 def test_a_symlinked_dataset_folder_leading_out_is_refused(
@@ -184,7 +189,8 @@ def test_a_symlinked_dataset_folder_leading_out_is_refused(
     (root / "snapshots").symlink_to(outside, target_is_directory=True)
     code, _, err = compact_cli(root, capsys)
     assert code == 3
-    assert "outside the output root" in err and len(err.splitlines()) == 1
+    assert "outside the output root" in err
+    assert len(err.splitlines()) == 1
     assert snapshot_of(outside) == before
     assert not (root / ".tagarchive").exists()
 
@@ -294,7 +300,9 @@ def test_archive_prune_refuses_a_symlinked_archive_folder(
     before = snapshot_of(outside)
     code = main(["archive", "prune", "--root", str(root), "--max-age", "1d"])
     err = capsys.readouterr().err
-    assert code == 3 and "outside the output root" in err and len(err.splitlines()) == 1
+    assert code == 3
+    assert "outside the output root" in err
+    assert len(err.splitlines()) == 1
     assert snapshot_of(outside) == before
 
     (root / "archive").unlink()

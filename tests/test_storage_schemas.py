@@ -41,10 +41,13 @@ def test_every_dataset_has_a_versioned_schema_without_partition_columns() -> Non
 def test_snapshot_columns_and_nullability() -> None:
     schema = DATASETS["snapshots"].schema
     utc_us = pa.timestamp("us", tz="UTC")
-    assert schema.field("observed_at").type == utc_us and not schema.field("observed_at").nullable
-    assert not schema.field("tag").nullable and not schema.field("source").nullable
+    assert schema.field("observed_at").type == utc_us
+    assert not schema.field("observed_at").nullable
+    assert not schema.field("tag").nullable
+    assert not schema.field("source").nullable
     for counter in ("views", "posts", "discussions", "participants"):
-        assert schema.field(counter).type == pa.int64() and schema.field(counter).nullable
+        assert schema.field(counter).type == pa.int64()
+        assert schema.field(counter).nullable
         assert schema.field(f"{counter}_text").type == pa.string()
         assert schema.field(f"{counter}_approx").type == pa.bool_()
     assert DATASETS["activity"].schema.field("day").type == pa.date32()
@@ -62,10 +65,14 @@ def test_rows_convert_to_exactly_the_schema() -> None:
     assert table.schema == DATASETS["snapshots"].schema
     assert table.schema.metadata == DATASETS["snapshots"].schema.metadata
     first, second = table.to_pylist()
-    assert first["views"] == 9_876_543_210 and first["views_text"] == "98.8亿"
-    assert first["views_approx"] is True and first["posts"] is None
-    assert second["posts"] == 0 and second["views"] is None  # missing key -> null
-    assert first["observed_at"] == T0 and first["schema_version"] == SCHEMA_VERSION
+    assert first["views"] == 9_876_543_210
+    assert first["views_text"] == "98.8亿"
+    assert first["views_approx"] is True
+    assert first["posts"] is None
+    assert second["posts"] == 0
+    assert second["views"] is None
+    assert first["observed_at"] == T0
+    assert first["schema_version"] == SCHEMA_VERSION
 
 
 def test_empty_rows_give_an_empty_table() -> None:
@@ -179,5 +186,6 @@ def test_every_platform_counter_carries_its_semantics() -> None:
         names = {f.name for f in fields(item)}
         for counter in counters:
             flag = schema.field(f"{counter}_approx")
-            assert flag.type == pa.bool_() and flag.nullable, (dataset, counter)
+            assert flag.type == pa.bool_(), (dataset, counter)
+            assert flag.nullable, (dataset, counter)
             assert {counter, f"{counter}_approx"} <= names, (dataset, counter)

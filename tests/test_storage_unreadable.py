@@ -113,7 +113,8 @@ def test_reads_skip_and_name_the_file_and_compact_quarantines_it(tmp_path: Path,
     assert result.code == 0, result.stderr
     assert result.stdout.splitlines() == ["posts,s", "0,5"]
     (line,) = warnings_in(result.stderr)
-    assert str(bad) in line and "skipping unreadable file" in line
+    assert str(bad) in line
+    assert "skipping unreadable file" in line
 
     report = tmp_path / "report.html"
     result = run_cli("report", "a", "--root", str(root), "--out", str(report))
@@ -131,7 +132,8 @@ def test_reads_skip_and_name_the_file_and_compact_quarantines_it(tmp_path: Path,
     (line,) = warnings_in(result.stderr)
     assert line.startswith(f"tagarchive: warning: moved unreadable {bad} to ")
     moved = root / ".tagarchive/quarantine" / bad.relative_to(root)
-    assert not bad.exists() and moved.is_file()
+    assert not bad.exists()
+    assert moved.is_file()
     assert "moved 1 unreadable file(s)" in result.stdout
     assert not (root / "snapshots/copied-by-hand").exists()
 
@@ -195,7 +197,8 @@ def test_a_damaged_file_already_in_the_quarantine_keeps_both(tmp_path: Path) -> 
     report = compact(root, now=NOW)
     assert len(report.quarantined) == 1
     names = sorted(p.name for p in (root / ".tagarchive/quarantine" / PARTITION).iterdir())
-    assert names[0] == "part-zero.parquet" and names[1].startswith("part-zero.parquet.")
+    assert names[0] == "part-zero.parquet"
+    assert names[1].startswith("part-zero.parquet.")
 
 
 def test_a_file_that_fits_no_schema_is_not_quarantined(tmp_path: Path) -> None:
@@ -205,8 +208,10 @@ def test_a_file_that_fits_no_schema_is_not_quarantined(tmp_path: Path) -> None:
     foreign = root / PARTITION / "part-foreign.parquet"
     pq.write_table(pa.table({"something": [1]}), foreign)
     report = compact(root, now=NOW)
-    assert report.quarantined == [] and foreign.exists()
-    assert len(report.errors) == 1 and "part-foreign.parquet" in report.errors[0]
+    assert report.quarantined == []
+    assert foreign.exists()
+    assert len(report.errors) == 1
+    assert "part-foreign.parquet" in report.errors[0]
 
 
 # --- S3 -----------------------------------------------------------------------------------------
@@ -283,17 +288,22 @@ def test_stale_warc_temp_files_are_removed_and_a_live_one_is_not(
     assert stale.exists()
     assert main(["archive", "prune", "--root", str(root), "--max-age", "100000d"]) == 0
     out = capsys.readouterr().out
-    assert "removed 1 unfinished .warc.gz.tmp" in out and str(stale) in out
+    assert "removed 1 unfinished .warc.gz.tmp" in out
+    assert str(stale) in out
     assert not stale.exists()
-    assert young.exists() and live.exists() and published.exists()
+    assert young.exists()
+    assert live.exists()
+    assert published.exists()
 
     # a daily compaction does the same
     os.utime(young, (long_ago, long_ago))
     assert main(["compact", "--root", str(root)]) == 0
     assert "removed 1 unfinished .warc.gz.tmp" in capsys.readouterr().out
-    assert not young.exists() and live.exists()
+    assert not young.exists()
+    assert live.exists()
 
     (final,) = writer.close()  # the live file is published as if nothing happened
-    assert final.is_file() and not live.exists()
+    assert final.is_file()
+    assert not live.exists()
     assert {p for p in tree(root) if p.endswith(".tmp")} == set()
     assert len(data_files(root)) == 2

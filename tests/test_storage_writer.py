@@ -157,7 +157,8 @@ def test_files_are_sorted_and_carry_their_partition(tmp_path: Path) -> None:
     (written,) = writer.files
     table = pq.read_table(written.path)
     assert table["tag"].to_pylist() == ["a", "b", "c"]
-    assert "platform" not in table.column_names and "date" not in table.column_names
+    assert "platform" not in table.column_names
+    assert "date" not in table.column_names
     metadata = pq.read_schema(written.path).metadata
     assert metadata[b"tagarchive.dataset"] == b"snapshots"
     assert metadata[b"tagarchive.schema_version"] == b"1"
@@ -211,11 +212,13 @@ def test_flush_by_rows_is_per_dataset(tmp_path: Path) -> None:
     writer.add("snapshots", snapshot("xiaohongshu", 0, "b", 1))
     post = {"platform": "tiktok", "date": "2026-01-23", "post_id": "1", "tag": "a"}
     writer.add("posts", post | {"observed_at": T0, "source": "api"})
-    assert writer.files == [] and writer.pending() == 3
+    assert writer.files == []
+    assert writer.pending() == 3
     written = writer.add("snapshots", snapshot("tiktok", 0, "c", 1))
     # The third snapshot row flushes all snapshot partitions (one file each), not the post.
     assert [(f.dataset, f.rows) for f in written] == [("snapshots", 2), ("snapshots", 1)]
-    assert writer.pending("snapshots") == 0 and writer.pending("posts") == 1
+    assert writer.pending("snapshots") == 0
+    assert writer.pending("posts") == 1
     files = writer.close()
     assert [f.dataset for f in files] == ["snapshots", "snapshots", "posts"]
 
@@ -243,7 +246,9 @@ def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
     writer = DatasetWriter(tmp_path, RUN_A)
     writer.add("snapshots", snapshot("tiktok", 0, "a", 1))
     first = writer.close()
-    assert writer.closed and len(first) == 1 and isinstance(first[0], WrittenFile)
+    assert writer.closed
+    assert len(first) == 1
+    assert isinstance(first[0], WrittenFile)
     assert writer.close() == first == writer.files
     with pytest.raises(StorageError, match="closed"):
         writer.add("snapshots", snapshot("tiktok", 0, "b", 1))
@@ -255,7 +260,8 @@ def test_context_manager_keeps_rows_on_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError), DatasetWriter(tmp_path, RUN_A) as writer:
         writer.add("snapshots", snapshot("tiktok", 0, "a", 1))
         raise KeyError("crawl failed")
-    assert writer.closed and [f.rows for f in writer.files] == [1]
+    assert writer.closed
+    assert [f.rows for f in writer.files] == [1]
 
 
 def test_rows_must_carry_safe_partition_keys(tmp_path: Path) -> None:
@@ -339,7 +345,8 @@ def test_failed_write_publishes_nothing_and_keeps_rows(
     assert "\n" not in message
     assert "platform=tiktok/date=2026-01-23/part-" in message  # names the path
     if expected is OutputNotWritableError:
-        assert isinstance(info.value, OSError) and info.value.errno == exc.errno
+        assert isinstance(info.value, OSError)
+        assert info.value.errno == exc.errno
         assert "output not writable" in message
     # Nothing new on disk, no temp file, the earlier file untouched, the rows still buffered.
     assert {name: (tmp_path / name).read_bytes() for name in tree(tmp_path)} == before
@@ -364,7 +371,8 @@ def test_rows_added_during_a_failed_flush_are_kept(
         writer.add("snapshots", snapshot("tiktok", 0, "b", 1))  # triggers the flush
     # The add itself succeeded; for a while further adds do not retry the write.
     writer.add("snapshots", snapshot("tiktok", 0, "c", 1))
-    assert writer.pending() == 3 and tree(tmp_path) == set()
+    assert writer.pending() == 3
+    assert tree(tmp_path) == set()
     monkeypatch.undo()
     clock.now += 60
     assert [f.rows for f in writer.add("snapshots", snapshot("tiktok", 0, "d", 1))] == [4]
@@ -393,7 +401,8 @@ def test_read_only_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         writer.add("snapshots", snapshot("tiktok", 0, "a", 1))
         with pytest.raises(OutputNotWritableError, match=r"output not writable: .*out/snapshots"):
             writer.close()
-        assert writer.pending() == 1 and not writer.closed
+        assert writer.pending() == 1
+        assert not writer.closed
         monkeypatch.undo()
         assert tree(root) == set(), f"simulated={simulated}"
     finally:
@@ -466,7 +475,8 @@ def test_all_datasets_round_trip(tmp_path: Path) -> None:
     for name, row in rows.items():
         (got,) = open_dataset(tmp_path, name).to_table().to_pylist()
         assert {k: got[k] for k in row} == row
-        assert got["run_id"] == RUN_A and got["date"] == "2026-01-23"
+        assert got["run_id"] == RUN_A
+        assert got["date"] == "2026-01-23"
 
 
 def test_a_failed_write_does_not_duplicate_diverted_rows(
@@ -491,6 +501,7 @@ def test_a_bad_reject_row_becomes_a_valid_reject(tmp_path: Path) -> None:
     with DatasetWriter(tmp_path, RUN_A) as writer:
         writer.add("rejects", bad)
     (row,) = open_dataset(tmp_path, "rejects").to_table().to_pylist()
-    assert row["item_type"] == "rejects" and row["tag"] == "t"
+    assert row["item_type"] == "rejects"
+    assert row["tag"] == "t"
     assert row["reasons"][0].startswith("storage: rejects.reasons: expected list")
     assert '"reasons": "not a list"' in row["raw"]

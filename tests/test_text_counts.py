@@ -304,7 +304,9 @@ def test_digit_string_value_is_ascii_digits_or_none(text: str) -> None:
     if value is None:
         assert not (text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS)
     else:
-        assert text.isascii() and text.isdigit() and int(text) == value
+        assert text.isascii()
+        assert text.isdigit()
+        assert int(text) == value
 
 
 @given(st.integers(min_value=0, max_value=10**MAX_DIGITS - 1))
