@@ -15,6 +15,17 @@ from crawler.signals import run_started
 logger = logging.getLogger(__name__)
 
 
+def validated(value: str | None, what: str) -> str:
+    """An identity field (platform, tag) of an item past ValidatePipeline, hence set.
+
+    ValidatePipeline runs before dedupe and store and drops every item missing one; an item
+    that skipped it is a wiring error, said here rather than reported under a None key.
+    """
+    if value is None:
+        raise RuntimeError(f"an item without {what} got past ValidatePipeline")
+    return value
+
+
 class RunPipeline:
     """Base: gives a pipeline the run it writes for, as the `run_started` signal announces it."""
 

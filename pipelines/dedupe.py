@@ -10,7 +10,7 @@ from crawler.items import PageItems, SnapshotItem
 from crawler.platforms.base import Outcome
 from crawler.rules.dedupe import dedupe_key
 from crawler.signals import send_outcome
-from pipelines import RunPipeline
+from pipelines import RunPipeline, validated
 
 
 class DedupePipeline(RunPipeline):
@@ -18,7 +18,7 @@ class DedupePipeline(RunPipeline):
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
-        self.seen: set[tuple[str, ...]] = set()
+        self.seen: set[tuple[str | None, ...]] = set()
 
     def start_run(self, run: Any) -> None:
         """A new run (a worker's next batch) dedupes on its own: every key seen is let go."""
@@ -36,7 +36,8 @@ class DedupePipeline(RunPipeline):
             if isinstance(item, SnapshotItem) and item.job_key:
                 # the same topic asked for twice (by name and by id): its data is stored once,
                 # and the second request is answered by that
-                send_outcome(self.crawler.signals, item.platform, item.job_key, Outcome.STORED,
+                send_outcome(self.crawler.signals, validated(item.platform, "platform"),
+                             item.job_key, Outcome.STORED,
                              "same topic as another requested tag")
             raise DropItem(f"duplicate {key[0]} {key[1:]}")
         self.seen.add(key)

@@ -8,7 +8,7 @@ from crawler.items import PageItems, SnapshotItem
 from crawler.platforms.base import Outcome
 from crawler.rules.rows import DATASET_OF, Rows
 from crawler.signals import send_outcome
-from pipelines import RunPipeline
+from pipelines import RunPipeline, validated
 
 
 class StorePipeline(RunPipeline):
@@ -43,5 +43,5 @@ class StorePipeline(RunPipeline):
 
     def _stored(self, item: Any) -> None:
         if isinstance(item, SnapshotItem):
-            send_outcome(self.crawler.signals, item.platform, item.job_key or item.tag,
-                         Outcome.STORED)
+            send_outcome(self.crawler.signals, validated(item.platform, "platform"),
+                         item.job_key or validated(item.tag, "tag"), Outcome.STORED)

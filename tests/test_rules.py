@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from scrapy.settings import Settings
 from scrapy.signalmanager import SignalManager
 from scrapy.statscollectors import MemoryStatsCollector
@@ -107,3 +108,19 @@ def test_the_dedupe_pipeline_forgets_its_keys_when_a_run_starts() -> None:
     signals.send_catch_log(run_started, run=object())  # a worker's next batch
     assert pipeline.seen == set()
     assert pipeline.process_item(post()) is not None  # the same post, a new run: kept
+
+
+def test_validated_gives_an_identity_field_and_refuses_a_missing_one() -> None:
+    """Dedupe and store report outcomes under fields ValidatePipeline guaranteed; an item that
+    skipped it is a wiring error, said loudly instead of an outcome filed under None."""
+    from pipelines import validated
+
+    assert validated("tiktok", "platform") == "tiktok"
+    assert validated("", "tag") == ""  # emptiness is ValidatePipeline's business, not this
+    with pytest.raises(RuntimeError, match="without platform got past ValidatePipeline"):
+        validated(None, "platform")
+
+
+def test_a_dedupe_key_keeps_a_missing_identity_field_as_none() -> None:
+    """An unvalidated item still has a key (what dedupe did before mypy typed it so)."""
+    assert dedupe_key(PostItem(platform="tiktok", tag="cats")) == ("post", "tiktok", "cats", None)

@@ -8,10 +8,11 @@ from typing import Any
 from crawler.items import ActivityItem, PostItem, SnapshotItem
 
 
-def dedupe_key(item: Any) -> tuple[str, ...] | None:
+def dedupe_key(item: Any) -> tuple[str | None, ...] | None:
     """The key two items of one run share when they are the same row (None: never deduped).
 
-    The first element names the kind ("snapshot", "post", "activity").
+    The first element names the kind ("snapshot", "post", "activity"); the others are the
+    item's identity fields, None where it lacks one (validation rejects such items first).
     """
     if isinstance(item, SnapshotItem):
         return ("snapshot", item.platform, item.tag)

@@ -35,7 +35,7 @@ def item_problems(item: Any, now: datetime, max_count: int, skew: timedelta) -> 
     if isinstance(item, SnapshotItem):
         if not item.tag:
             reasons.append("missing identity: tag")
-        counters = COUNTERS
+        counters: tuple[str, ...] = COUNTERS
         if all(getattr(item, c) is None for c in COUNTERS) and not item.problems:
             reasons.append("no counter at all")
     elif isinstance(item, ActivityItem):
