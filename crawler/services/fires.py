@@ -65,7 +65,7 @@ def find_record(out: Path, run_id: str) -> dict[str, Any] | None:
     return None
 
 
-def record_fire(config: Config, watch: Watch, trigger: str, verdict: str, reason: str, *,
+def record_fire(config: Config, watch: Watch, trigger: str, verdict: str, reason: str | None, *,
                 argv: list[str] | None = None, run_id: str | None = None,
                 started_at: datetime | None = None, exit_code: int | None = None,
                 pid: int | None = None, duration_s: float = 0.0,

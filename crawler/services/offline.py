@@ -41,11 +41,12 @@ class _RunDedupe:
     """
 
     def __init__(self) -> None:
-        self._runs: dict[str, tuple[set[tuple[str, ...]], int]] = {}  # run -> (seen, partition)
+        # run -> (its seen dedupe keys, the index of the partition it was last met in)
+        self._runs: dict[str, tuple[set[tuple[str | None, ...]], int]] = {}
         self._partition: str | None = None
         self._index = 0
 
-    def for_page(self, archived: ArchivedPage) -> set[tuple[str, ...]]:
+    def for_page(self, archived: ArchivedPage) -> set[tuple[str | None, ...]]:
         partition = PurePosixPath(archived.ref.file).parent.as_posix()
         if partition != self._partition:
             self._partition, self._index = partition, self._index + 1
@@ -93,7 +94,7 @@ class OfflineRules:
                                  "; ".join(reasons))
         return False
 
-    def _first(self, item: Any, seen: set[tuple[str, ...]]) -> bool:
+    def _first(self, item: Any, seen: set[tuple[str | None, ...]]) -> bool:
         key = dedupe_key(item)
         if key is None:
             return True

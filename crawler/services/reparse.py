@@ -9,10 +9,10 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 from crawler.platforms.base import Captured, Outcome, Page
@@ -38,24 +38,25 @@ class ArchivedPage:
 
 
 def archive_files(root: str | Path, since: date | None = None, until: date | None = None,
-                  platforms: set[str] | None = None) -> list[Path]:
+                  platforms: set[str] | None = None) -> list[PurePath]:
     """Published WARC files under the root, filtered by partition (temp files never).
 
-    For an s3:// root these are ``bucket/prefix/archive/...`` paths of its filesystem.
+    Local ones are Paths; for an s3:// root these are ``bucket/prefix/archive/...`` paths of
+    its filesystem (PurePosixPaths, nothing to open locally).
     """
     if is_remote(root):
         s3 = as_s3_root(root)
-        found = []
+        found: list[PurePath] = []
         for path, _size in list_files(s3, ARCHIVE_DIR):
-            directory, _, name = path.rpartition("/")
-            match = _PARTITION.search(directory)
+            prefix, _, name = path.rpartition("/")
+            match = _PARTITION.search(prefix)
             if match is None or not name.endswith(".warc.gz") or name.startswith("."):
                 continue
             if _wanted(match, since, until, platforms):
                 found.append(PurePosixPath(path))
-        return found  # type: ignore[return-value]
+        return found
     base = Path(root) / ARCHIVE_DIR
-    files = []
+    files: list[PurePath] = []
     for directory in sorted(base.glob("platform=*/date=*")):
         match = _PARTITION.search(directory.as_posix())
         if match is None:
@@ -88,7 +89,7 @@ class UnreadableRecord(ValueError):
     """An archive record whose headers do not say which page it was (damaged or foreign)."""
 
 
-def archived_pages(root: str | Path, files: list[Path] | None = None,
+def archived_pages(root: str | Path, files: Sequence[PurePath] | None = None,
                    problems: dict[str, int] | None = None,
                    skipped: list[SkippedPage] | None = None) -> Iterator[ArchivedPage]:
     """Every adapter-read page in the archive, in file order.

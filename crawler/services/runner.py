@@ -98,7 +98,8 @@ class CrawlRunner:
     def _enqueue(self, watch: Watch, run_id: str, trigger: str, note: str | None) -> FireResult:
         """Distributed mode: one job per (platform, tag) in Redis, the round named by run_id.
         Its row says how many were queued; the workers' own rows say how they ended."""
-        from crawler.services.jobqueue import JobQueue, RedisLost, display_url, enqueue_tags
+        from crawler.extensions.runrecord import display_url
+        from crawler.services.jobqueue import JobQueue, RedisLost, enqueue_tags
 
         dist = self.config.distributed
         assert dist is not None
@@ -271,7 +272,7 @@ class CrawlRunner:
 
     # --- rows the scheduler writes itself ---
 
-    def record_event(self, watch: Watch, trigger: str, verdict: str, reason: str, *,
+    def record_event(self, watch: Watch, trigger: str, verdict: str, reason: str | None, *,
                      argv: list[str] | None = None, run_id: str | None = None,
                      started_at: datetime | None = None, exit_code: int | None = None,
                      pid: int | None = None, duration_s: float = 0.0,

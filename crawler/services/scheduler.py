@@ -13,7 +13,9 @@ import logging
 import random
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Any
 
 from crawler.services.fires import CATCH_UP, SCHEDULE, join_notes
@@ -26,6 +28,10 @@ from crawler.services.watchvalues import ConfigError, cron_trigger, format_durat
 logger = logging.getLogger("tagarchive.schedule")
 
 _SERVICE: ScheduleService | None = None
+
+# What signal.signal() returns and takes back: a function, SIG_DFL/SIG_IGN, or None for a handler
+# not set from Python.
+_SignalHandler = Callable[[int, FrameType | None], object] | int | None
 
 
 COMPACT_JOB = "__compaction__"
@@ -108,10 +114,10 @@ class ScheduleService:
         with contextlib.suppress(SchedulerNotRunningError):
             self._scheduler.shutdown(wait=False)
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self) -> dict[signal.Signals, _SignalHandler]:
         if not self.install_signals or threading.current_thread() is not threading.main_thread():
             return {}
-        previous = {}
+        previous: dict[signal.Signals, _SignalHandler] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, lambda *_: self.stop())
         return previous
@@ -264,7 +270,7 @@ class ScheduleService:
 def _make_executor(service: ScheduleService, workers: int) -> Any:
     from apscheduler.executors.pool import ThreadPoolExecutor
 
-    class _NotingExecutor(ThreadPoolExecutor):
+    class _NotingExecutor(ThreadPoolExecutor):  # type: ignore[misc]  # apscheduler ships no types
         """Tells the service which run time each fire is for (APScheduler does not pass it)."""
 
         def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:

@@ -214,7 +214,7 @@ class _Loader:
 
     def register_sources(self) -> None:
         from crawler.platforms import register_sources
-        from crawler.platforms.configured import SourceConfigError
+        from crawler.platforms.configured_rules import SourceConfigError
 
         try:
             register_sources(str(self.path))
@@ -303,7 +303,8 @@ class _Loader:
         return ServiceSettings(**values)
 
     def distributed(self, raw: Any) -> Distributed:
-        from crawler.services.jobqueue import check_redis_url, display_url
+        from crawler.extensions.runrecord import display_url
+        from crawler.services.jobqueue import check_redis_url
 
         raw = self.table(raw, "distributed")
         self.keys(raw, "distributed", ("redis", "queue"))

@@ -110,12 +110,13 @@ class Watch:
     @property
     def tag_keys(self) -> list[str]:
         """The tags as runs.outcomes and snapshots name them (normalized, or id:<id>)."""
-        from crawler.text.tags import parse_tag_arg
+        from crawler.text.tags import normalize_tag, parse_tag_arg
 
         keys = []
         for raw in self.tags:
             ref = parse_tag_arg(raw)
-            key = f"id:{ref.id}" if ref.id is not None else ref.normalized
+            # a TagRef has exactly one of name and id
+            key = f"id:{ref.id}" if ref.name is None else normalize_tag(ref.name)
             if key not in keys:
                 keys.append(key)
         return keys
