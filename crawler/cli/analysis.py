@@ -117,7 +117,10 @@ def run_sql(archive: Archive, sql: str) -> pa.Table | None:
 
     try:
         relation = archive.con.sql(sql)
-        return None if relation is None else relation.to_arrow_table()
+        if relation is None:
+            return None
+        table: pa.Table = relation.to_arrow_table()  # duckdb types it Any
+        return table
     except duckdb.IOException as exc:
         # reading a file failed (permissions, a corrupt file): the machine's problem, not the SQL
         raise EnvironmentProblem(_first_line(exc)) from None
@@ -313,16 +316,19 @@ def _dot_command(archive: Archive, command: str, show: Callable[[pa.Table], None
     name, _, arg = command.partition(" ")
     if name in (".quit", ".exit", ".q"):
         return "quit"
+    sql = None
     if name == ".help":
         print(HELP)
     elif name == ".tables":
-        union = " union all ".join(
+        sql = " union all ".join(
             f"select '{view}' as view, count(*) as rows from {view}" for view in DATASETS)
-        show(run_sql(archive, union))
     elif name == ".schema" and arg.strip() in DATASETS:
-        show(run_sql(archive, f"describe {arg.strip()}"))
+        sql = f"describe {arg.strip()}"
     else:
         print(f"unknown command {command!r}; .help lists them", file=sys.stderr)
+    table = run_sql(archive, sql) if sql is not None else None
+    if table is not None:  # always, for a select and a describe
+        show(table)
     return None
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from crawler.cli.errors import EnvironmentProblem, UsageError
 from crawler.cli.main import (
@@ -37,7 +37,19 @@ from crawler.extensions.runrecord import (
     TagJob,
 )
 
+if TYPE_CHECKING:
+    from crawler.platforms.base import Fetch
+    from crawler.platforms.timeline import Window
+    from crawler.text.tags import TagRef
+
 logger = logging.getLogger(__name__)
+
+
+class _Timeline(Protocol):
+    """A platform adapter with a timeline (crawler/platforms/timeline.py)."""
+
+    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch: ...
+
 
 # A compaction already running holds the activity dataset's lock; wait this long for it.
 ACTIVITY_LOCK_WAIT_S = 30.0
@@ -114,7 +126,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                           "--resume continues one)", file=sys.stderr)
                 walk = Walk(platform=platform, tag=ref, window=window)
                 try:
-                    walk.next_fetch = cls(base_urls.get(platform)).timeline_fetch(ref, window)
+                    # timeline_refusal() returned None above: the class has timeline_fetch
+                    adapter = cast(_Timeline, cls(base_urls.get(platform)))
+                    walk.next_fetch = adapter.timeline_fetch(ref, window)
                 except PlatformError as exc:
                     raise UsageError(f"{platform} {job.key}: {exc.detail}") from None
                 store.start(walk, run.run_id)

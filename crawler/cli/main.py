@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -164,7 +164,7 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
 def load_config_sources(config: str | None) -> None:
     """Register the config's `[[source]]` platforms (from --config or TAGARCHIVE_CONFIG)."""
     from crawler.platforms import register_sources
-    from crawler.platforms.configured import SourceConfigError
+    from crawler.platforms.configured_rules import SourceConfigError
 
     path = config or os.environ.get("TAGARCHIVE_CONFIG")
     if not path:
@@ -454,7 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     args.argv = argv
     try:
-        return args.func(args)
+        # every subcommand's parser sets func (set_defaults) to its cmd_* handler
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
     except UsageError as exc:
         print(f"tagarchive: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

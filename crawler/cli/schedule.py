@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, TypedDict
 
 from crawler.cli.errors import EnvironmentProblem, UsageError
 from crawler.extensions.runrecord import (
@@ -25,7 +25,9 @@ from crawler.extensions.runrecord import (
     EXIT_UNHEALTHY,
     EXIT_USAGE,
 )
-from crawler.services.watchconfig import Config, ConfigError, find_config, load_config
+from crawler.services.watchconfig import find_config, load_config
+from crawler.services.watchmodel import Config
+from crawler.services.watchvalues import ConfigError
 
 
 def _config(args: argparse.Namespace, need_watches: bool = True) -> Config:
@@ -77,13 +79,25 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
         logging.getLogger().removeHandler(handler)
 
 
+class _WatchRow(TypedDict):
+    """One watch as `schedule list` shows it (and prints it with --json)."""
+
+    watch: str
+    enabled: bool
+    cadence: str
+    platforms: list[str]
+    tags: list[str]
+    timeout: str
+    next_run: str | None
+
+
 def cmd_schedule_list(args: argparse.Namespace) -> int:
     from crawler.services.jobstore import stored_next_runs
     from crawler.services.watchvalues import format_duration
 
     config = _config(args)
     next_runs = stored_next_runs(config)
-    rows = []
+    rows: list[_WatchRow] = []
     for watch in config.watches.values():
         nxt = next_runs.get(watch.name)
         rows.append({
@@ -103,10 +117,10 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
     for column in ("watch", "cadence", "platforms", "tags", "timeout", "next run"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        nxt = row["next_run"] or ("disabled" if not row["enabled"] else
-                                  "when `tagarchive schedule run` starts")
+        when = row["next_run"] or ("disabled" if not row["enabled"] else
+                                   "when `tagarchive schedule run` starts")
         table.add_row(row["watch"], row["cadence"], ", ".join(row["platforms"]),
-                      ", ".join(row["tags"]), row["timeout"], nxt)
+                      ", ".join(row["tags"]), row["timeout"], when)
     Console().print(table)
     return EXIT_OK
 
