@@ -45,7 +45,7 @@ class FireResult:
     scheduled_at: datetime | None = None  # the fire time the scheduler meant (None: run-now)
 
 
-def find_record(out: Path, run_id: str) -> dict[str, Any] | None:
+def find_record(out: Path | str, run_id: str) -> dict[str, Any] | None:
     """The `runs` row a crawl wrote for `run_id`, found by its file name (unique per run)."""
     import pyarrow.parquet as pq
 

@@ -291,8 +291,8 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     from crawler.services.offline import OfflineRules
 
     rules = OfflineRules(run)
-    report = ReparseReport(run_id=run.run_id, failures={})
-    failures: dict[str, int] = report.failures  # type: ignore[assignment]
+    failures: dict[str, int] = {}
+    report = ReparseReport(run_id=run.run_id, failures=failures)
     cache: dict[str, Any] = dict(adapters or {})
     unreadable: list[SkippedPage] = []
 

@@ -170,7 +170,7 @@ class _Loader:
                                     "the longest allowed")
         return seconds
 
-    def out_root(self, value: Any, where: str) -> Path:
+    def out_root(self, value: Any, where: str) -> Path | str:
         """A directory, or an ``s3://bucket/prefix`` URL kept as its text (docs/s3.md)."""
         from storage.fs import BadRootError, is_remote, parse_s3_url
 
@@ -179,7 +179,7 @@ class _Loader:
             return self.directory(text, where)
         try:
             # a str, not a Path (which would fold '//'): every reader and writer takes either
-            return parse_s3_url(text).url  # type: ignore[return-value]
+            return parse_s3_url(text).url
         except BadRootError as exc:
             raise self.error(where, str(exc)) from None
 

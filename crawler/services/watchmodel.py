@@ -169,7 +169,7 @@ class Config:
     """A loaded, validated config file."""
 
     path: Path
-    out: Path
+    out: Path | str  # the text of an s3:// root (docs/s3.md)
     state_dir: Path
     replica: str | None = None
     base_urls: tuple[tuple[str, str], ...] = ()
