@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,35 +58,38 @@ class DatasetSpec:
     date_from: str
 
 
-def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
-    common = [
+def _schema(name: str, fields: list[pa.Field[Any]]) -> pa.Schema:
+    common: list[pa.Field[Any]] = [
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("schema_version", pa.int16(), nullable=False),
     ]
-    metadata = {"tagarchive.dataset": name, "tagarchive.schema_version": str(SCHEMA_VERSION)}
+    metadata: dict[bytes | str, bytes | str] = {
+        "tagarchive.dataset": name,
+        "tagarchive.schema_version": str(SCHEMA_VERSION),
+    }
     return pa.schema(fields + common, metadata=metadata)
 
 
-def _str(name: str, nullable: bool = True) -> pa.Field:
+def _str(name: str, nullable: bool = True) -> pa.Field[Any]:
     return pa.field(name, pa.string(), nullable=nullable)
 
 
-def _int(name: str) -> pa.Field:
+def _int(name: str) -> pa.Field[Any]:
     return pa.field(name, pa.int64())
 
 
-def _ts(name: str, nullable: bool = True) -> pa.Field:
+def _ts(name: str, nullable: bool = True) -> pa.Field[Any]:
     return pa.field(name, UTC_TIMESTAMP, nullable=nullable)
 
 
-def _approx(counters: tuple[str, ...]) -> list[pa.Field]:
+def _approx(counters: tuple[str, ...]) -> list[pa.Field[Any]]:
     """The semantics of each counter: true when its value was parsed from rounded display text,
     false when it was an exact integer, null when there is no value (or, in posts and activity,
     in files written before these columns existed)."""
     return [pa.field(f"{c}_approx", pa.bool_()) for c in counters]
 
 
-def _strings(name: str, nullable: bool = True) -> pa.Field:
+def _strings(name: str, nullable: bool = True) -> pa.Field[Any]:
     return pa.field(name, pa.list_(pa.string()), nullable=nullable)
 
 
@@ -311,7 +314,7 @@ def _fail(dataset: str, column: str, problem: str, row: int | None = None) -> Sc
     return SchemaError(f"{dataset}.{column}: {problem}{where}")
 
 
-def _check_values(dataset: str, field: pa.Field, values: list[Any]) -> None:
+def _check_values(dataset: str, field: pa.Field[Any], values: list[Any]) -> None:
     check = _CHECKS[dataset][field.name]
     types = set(map(type, values))
     has_null = _NoneType in types
@@ -353,7 +356,7 @@ def _columns(spec: DatasetSpec, rows: list[dict[str, Any]], keys: Any) -> dict[s
             if name in keys}
 
 
-def _check_enum(dataset: str, column: str, array: pa.Array, allowed: tuple[str, ...]) -> None:
+def _check_enum(dataset: str, column: str, array: pa.Array[Any], allowed: tuple[str, ...]) -> None:
     # is_in() says False for a null; nulls are the column's nullability's business, not ours.
     inside = pc.is_in(array, value_set=pa.array(allowed, pa.string()))
     outside = pc.and_(pc.is_valid(array), pc.invert(inside))
@@ -361,6 +364,15 @@ def _check_enum(dataset: str, column: str, array: pa.Array, allowed: tuple[str, 
         row = outside.to_pylist().index(True)
         value = array[row].as_py()
         raise _fail(dataset, column, f"{value!r} is not one of {', '.join(allowed)}", row)
+
+
+def _as_dicts(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as a list of dicts: the list itself when it already is one (no copy)."""
+    listed = rows if isinstance(rows, list) else list(rows)
+    if all(issubclass(t, dict) for t in set(map(type, listed))):
+        return cast("list[dict[str, Any]]", listed)  # every row's type was just checked
+    # dict.get below is the fast path; other mappings (Scrapy items) are copied once.
+    return [row if isinstance(row, dict) else dict(row) for row in listed]
 
 
 def table_from_rows(
@@ -373,10 +385,7 @@ def table_from_rows(
     dropped silently. ``schema_version`` is filled in, and ``run_id`` too when given.
     """
     spec = get_spec(dataset)
-    rows = rows if isinstance(rows, list) else list(rows)
-    if not all(issubclass(t, dict) for t in set(map(type, rows))):
-        # dict.get below is the fast path; other mappings (Scrapy items) are copied once.
-        rows = [row if isinstance(row, dict) else dict(row) for row in rows]
+    rows = _as_dicts(rows)
     n = len(rows)
     # Rows from one producer share their keys: comparing each row's keys with the first's is a
     # C-level pass, cheaper than building their union; the union is taken only when they differ.

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage.backends import backend_for
+from storage.backends.base import Compression
 from storage.errors import SchemaError, StorageError
 from storage.paths import check_partition_value, utc_day
 from storage.schemas import DATASETS, DatasetSpec, get_spec, table_from_rows
@@ -64,7 +65,7 @@ class DatasetWriter:
         *,
         flush_rows: int = 50_000,
         flush_seconds: float = 30.0,
-        compression: str = "zstd",
+        compression: Compression = "zstd",
         clock: Callable[[], float] = time.monotonic,
         before_flush: Callable[[], None] | None = None,
     ) -> None:
@@ -321,8 +322,8 @@ class DatasetWriter:
             high: Any = start.date()
         else:
             low, high = start, start + timedelta(days=1) - timedelta(microseconds=1)
-        bounds = pc.min_max(column).as_py()
-        if bounds["min"] >= low and bounds["max"] <= high:
+        bounds = pc.min_max(column)
+        if bounds["min"].as_py() >= low and bounds["max"].as_py() <= high:
             return None  # the usual case, decided without a per-row pass
         inside = pc.and_(
             pc.greater_equal(column, pa.scalar(low, column.type)),
@@ -335,13 +336,14 @@ class DatasetWriter:
     ) -> None:
         """Buffer rows that cannot be stored as `rejects`, so nothing is lost silently."""
         now = datetime.now(UTC)
+        day = utc_day(now)
         rejects = []
         for row, reason in bad:
             platform = partitions.get("platform", row.get("platform"))
             tag = row.get("tag")
             rejects.append(
                 {
-                    "date": utc_day(now),
+                    "date": day,
                     "rejected_at": now,
                     "platform": platform if isinstance(platform, str) else None,
                     "item_type": spec.name,
@@ -359,9 +361,8 @@ class DatasetWriter:
         )
         with self._lock:
             self.diverted_rows += len(bad)
-            key = rejects[0]["date"]
-            self._checked_keys["rejects"].setdefault(key, {"date": key})
-            self._buffers["rejects"].setdefault(key, []).extend(rejects)
+            self._checked_keys["rejects"].setdefault(day, {"date": day})
+            self._buffers["rejects"].setdefault(day, []).extend(rejects)
             if self._oldest["rejects"] is None:
                 self._oldest["rejects"] = self._clock()
             self._pending["rejects"] += len(rejects)

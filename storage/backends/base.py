@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
     import pyarrow.dataset as ds
+
+# The Parquet codecs a writer may publish with (pq.write_table's `compression`).
+Compression = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]
 
 
 class Publisher(ABC):
@@ -22,7 +25,7 @@ class Publisher(ABC):
         """The directory (or key prefix) of one partition; the values are already checked."""
 
     @abstractmethod
-    def publish(self, table: pa.Table, final: Any, compression: str) -> int:
+    def publish(self, table: pa.Table, final: Any, compression: Compression) -> int:
         """Write ``table`` at ``final`` so that readers see all of it or nothing; its size.
         StorageError (the rows stay with the writer) when it cannot."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.backends.base import Backend, Publisher, Shipper
+from storage.backends.base import Backend, Compression, Publisher, Shipper
 from storage.errors import ArchiveNotFoundError, StorageError, wrap_os_error
 from storage.locks import publishing
 from storage.parquetfiles import (
@@ -187,7 +187,7 @@ class LocalPublisher(Publisher):
     def partition_dir(self, dataset: str, partitions: dict[str, str]) -> PurePath:
         return partition_path(self.root, dataset, partitions)
 
-    def publish(self, table: pa.Table, final: Any, compression: str) -> int:
+    def publish(self, table: pa.Table, final: Any, compression: Compression) -> int:
         """Write to a hidden temp sibling, fsync, rename into place; returns the file size."""
         temp = final.with_name(f".{final.name}.tmp")
         started = False  # before the write there is no temp file to clean up

@@ -13,12 +13,12 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.backends.base import Backend, Publisher, Shipper
+from storage.backends.base import Backend, Compression, Publisher, Shipper
 from storage.errors import ArchiveNotFoundError, StorageError
 from storage.fs import (
     S3Error,
@@ -138,7 +138,7 @@ def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
     partitioning = ds.partitioning(partition_schema(name), flavor="hive")
     base = root.path(get_spec(name).name) + "/"
     fragments: list[ds.Fragment] = []
-    unchecked: list[tuple[tuple[int, str, int], ds.Fragment]] = []
+    unchecked: list[tuple[tuple[int, str, int], ds.ParquetFileFragment]] = []
     for part in parts:
         # Outputs of a committed compaction were written by a compaction that read every input:
         # only the other files (a day or two of crawl files, usually) have their footer checked.
@@ -156,18 +156,19 @@ def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
             if size < MIN_SIZE:
                 skipped.append((f"s3://{path}", f"{size} bytes, too small to be Parquet"))
                 continue
-            fragment = parquet.make_fragment(
+            # a ParquetFileFormat makes ParquetFileFragments (the stubs say Fragment)
+            fragment = cast(ds.ParquetFileFragment, parquet.make_fragment(
                 path,
                 filesystem=root.fs,
                 # the trailing '/' makes the last k=v a directory (parse drops a file name)
                 partition_expression=partitioning.parse(path[len(base):].rsplit("/", 1)[0] + "/"),
                 file_size=size,
-            )
+            ))
             fragments.append(fragment)
             if file not in committed:
                 unchecked.append((key, fragment))
     if unchecked:
-        def check(item: tuple[tuple[int, str, int], ds.Fragment]) -> str | None:
+        def check(item: tuple[tuple[int, str, int], ds.ParquetFileFragment]) -> str | None:
             try:
                 item[1].ensure_complete_metadata()  # kept in the fragment for the scan
             except (OSError, pa.ArrowException) as exc:
@@ -228,7 +229,7 @@ class S3Publisher(Publisher):
         parts = [f"{k}={v}" for k, v in partitions.items()]
         return PurePosixPath(self._s3.path(get_spec(dataset).name, *parts))
 
-    def publish(self, table: pa.Table, final: Any, compression: str) -> int:
+    def publish(self, table: pa.Table, final: Any, compression: Compression) -> int:
         try:
             buffer = pa.BufferOutputStream()
             pq.write_table(table, buffer, compression=compression)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,6 +140,10 @@ class CompactionReport:
 # --- deduplication ------------------------------------------------------------------------------
 
 
+# A pc.sort_indices key: a column and its direction.
+_SortKey = tuple[str, Literal["ascending", "descending"]]
+
+
 def deduplicate(dataset: str, tables: Sequence[pa.Table]) -> pa.Table:
     """Concatenate one partition's files (in name order), apply its DedupRule, sort by sort_by."""
     spec = get_spec(dataset)
@@ -153,13 +158,13 @@ def deduplicate(dataset: str, tables: Sequence[pa.Table]) -> pa.Table:
         return spec.schema.empty_table()
     table = pa.concat_tables(parts)
     table = _keep_newest(table, rule) if rule.key else _drop_exact_duplicates(table)
-    order = [(c, "ascending") for c in (*spec.sort_by, _FILE, _ROW)]
+    order: list[_SortKey] = [(c, "ascending") for c in (*spec.sort_by, _FILE, _ROW)]
     table = table.take(pc.sort_indices(table, sort_keys=order))
     return table.drop_columns([_FILE, _ROW]).cast(spec.schema)
 
 
 def _keep_newest(table: pa.Table, rule: DedupRule) -> pa.Table:
-    order = [(c, "ascending") for c in rule.key]
+    order: list[_SortKey] = [(c, "ascending") for c in rule.key]
     if rule.newest_by:
         order.append((rule.newest_by, "descending"))
     order += [(_FILE, "descending"), (_ROW, "descending")]
@@ -167,11 +172,13 @@ def _keep_newest(table: pa.Table, rule: DedupRule) -> pa.Table:
     n = table.num_rows
     if n < 2:
         return table
-    starts: pa.Array | None = None
+    starts: pa.BooleanArray | None = None
     for column in rule.key:
         values = table[column].combine_chunks()
         # A null key never equals anything: such rows are all kept, the safe side.
-        changed = pc.fill_null(pc.not_equal(values.slice(1), values.slice(0, n - 1)), True)
+        differs = pc.not_equal(values.slice(1), values.slice(0, n - 1))
+        # the stubs lose the boolean type through fill_null; filling booleans keeps it
+        changed = cast(pa.BooleanArray, differs.fill_null(True))
         starts = changed if starts is None else pc.or_(starts, changed)
     assert starts is not None
     first = pa.concat_arrays([pa.array([True]), starts])
