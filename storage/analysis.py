@@ -153,7 +153,8 @@ class Archive:
 
     def arrow(self, what: str | duckdb.DuckDBPyRelation) -> pa.Table:
         """A dataset (by name) or a relation as an Arrow table, with the views' types."""
-        return self._rel(what).to_arrow_table()
+        table: pa.Table = self._rel(what).to_arrow_table()  # duckdb types it Any
+        return table
 
     def pandas(self, what: str | duckdb.DuckDBPyRelation) -> pd.DataFrame:
         """A dataset or relation as pandas, counters as nullable Int64 (never float64)."""
@@ -183,11 +184,12 @@ class Archive:
     def _where(
         tag: str,
         platforms: Iterable[str] | None,
-        since: datetime | None,
-        until: datetime | None,
+        since: date | None,
+        until: date | None,
         time_column: str = "observed_at",
-    ) -> tuple[str, list[Any]]:
-        clauses, params = ["tag = ?"], [fold_tag(tag)]
+    ) -> tuple[str, list[object]]:
+        clauses: list[str] = ["tag = ?"]
+        params: list[object] = [fold_tag(tag)]
         if platforms is not None:
             clauses.append("list_contains(?, platform)")
             params.append(list(platforms))
@@ -236,11 +238,14 @@ class Archive:
         until: datetime | None = None,
     ) -> duckdb.DuckDBPyRelation:
         """The latest snapshot of a tag on each platform."""
-        return self.series(tag, platforms=platforms, since=since, until=until).query(
+        latest = self.series(tag, platforms=platforms, since=since, until=until).query(
             "s",
             "select * from s qualify row_number() over"
             " (partition by platform order by observed_at desc) = 1 order by platform",
         )
+        if latest is None:  # only a statement without rows gives None; a select has rows
+            raise RuntimeError("duckdb returned no relation for a select")
+        return latest
 
     def milestones(
         self,
@@ -332,9 +337,11 @@ class Archive:
     ) -> duckdb.DuckDBPyRelation:
         """Posts and participants per day from `activity`, the latest observation of each day."""
         since_day = since.date() if isinstance(since, datetime) else since
-        until_day = until.date() if isinstance(until, datetime) else until
-        if isinstance(until, datetime) and until.time() != datetime.min.time():
-            until_day = until_day + timedelta(days=1)  # the partial last day is kept
+        until_day = until
+        if isinstance(until, datetime):
+            until_day = until.date()
+            if until.time() != datetime.min.time():
+                until_day += timedelta(days=1)  # the partial last day is kept
         where, params = self._where(tag, platforms, since_day, until_day, time_column="day")
         return self.con.sql(
             f"select platform, day, posts, participants, coverage, source, observed_at"
@@ -420,7 +427,8 @@ class Archive:
         return Quality(gaps=gaps, failed=failed, unhealthy_runs=unhealthy, rejects=rejects)
 
     def _dicts(self, query: str, params: list[Any]) -> list[dict[str, Any]]:
-        return self.con.sql(query, params=params).to_arrow_table().to_pylist()
+        table: pa.Table = self.con.sql(query, params=params).to_arrow_table()  # duckdb: Any
+        return table.to_pylist()
 
 
 def find_gaps(platform: str, moments: Sequence[datetime]) -> list[Gap]:
@@ -429,7 +437,8 @@ def find_gaps(platform: str, moments: Sequence[datetime]) -> list[Gap]:
     intervals = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
     if len(intervals) < GAP_MIN_INTERVALS:
         return []
-    usual = statistics.median(intervals)
+    # median works on any ordered values that add and divide (timedelta too); typeshed says numbers
+    usual = statistics.median(intervals)  # type: ignore[type-var]
     if usual <= timedelta(0):
         return []
     return [

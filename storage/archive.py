@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any
 
 from storage.backends import backend_for
@@ -272,7 +272,8 @@ def read_meta(record: Any) -> dict[str, Any]:
 class PruneReport:
     """What a retention pass removed (or would remove, in a dry run) and what it kept."""
 
-    removed: list[Path]
+    # local files as Paths; on an S3 root, object keys as PurePosixPaths
+    removed: list[PurePath]
     removed_bytes: int
     kept_files: int
     kept_bytes: int
@@ -349,7 +350,7 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
         raise ValueError("give a maximum age, a maximum size, or both")
     backend = backend_for(root)
     s3 = backend.location(root) if backend.remote else None
-    files: list[tuple[str, Path, int]] = []
+    files: list[tuple[str, PurePath, int]] = []
     if s3 is not None:  # the same selection over the listed objects; each deleted on its own
         for key, size in list_files(s3, ARCHIVE_DIR):
             parts = s3.relative(key).split("/")
@@ -363,7 +364,7 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
                     day = path.parent.name.removeprefix("date=")
                     files.append((day, path, path.stat().st_size))
     files.sort(key=lambda f: (f[0], f[1].name))
-    doomed: set[Path] = set()
+    doomed: set[PurePath] = set()
     if max_age_days is not None:
         cutoff = ((today or datetime.now(UTC)).date()).toordinal() - max_age_days
         from datetime import date as _date
@@ -371,20 +372,21 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
         doomed.update(p for day, p, _ in files if _date.fromisoformat(day).toordinal() < cutoff)
     if max_bytes is not None:
         total = sum(size for _, p, size in files if p not in doomed)
-        for _, path, size in files:
+        for _, entry, size in files:
             if total <= max_bytes:
                 break
-            if path not in doomed:
-                doomed.add(path)
+            if entry not in doomed:
+                doomed.add(entry)
                 total -= size
     removed = [p for _, p, _ in files if p in doomed]
     removed_bytes = sum(size for _, p, size in files if p in doomed)
     stale = clean_stale_temps(root, dry_run=dry_run)  # file ages: the real clock
     if not dry_run and s3 is not None:
-        for path in removed:
-            delete(s3, path.as_posix())
+        for entry in removed:
+            delete(s3, entry.as_posix())
     elif not dry_run:
-        for path in removed:
+        for entry in removed:
+            path = Path(entry)  # a local root: every entry came from a glob as a Path
             path.unlink()
             for directory in (path.parent, path.parent.parent):
                 try:
