@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ class BrowserNotFoundError(RuntimeError):
     """No usable Chromium on this machine."""
 
 
-def find_chromium(env: dict[str, str] | None = None) -> str | None:
+def find_chromium(env: Mapping[str, str] | None = None) -> str | None:
     """Path of the Chromium to drive, in order: TAGARCHIVE_CHROMIUM, PATH, Playwright's own.
 
     Returns None when only Playwright's bundled browser might exist and it is not downloaded.

@@ -6,8 +6,9 @@ import asyncio
 import email.utils
 import logging
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from scrapy import Request
@@ -15,14 +16,38 @@ from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
 from scrapy_playwright.page import PageMethod
 
 from crawler.downloader.chromium import collect_captures, park, stirred
-from crawler.downloader.signin import register_secrets
+from crawler.downloader.signin import Session, register_secrets
+from crawler.platforms.base import Platform
 from crawler.signals import run_started
 from crawler.text.counts import digit_string_value
 
 logger = logging.getLogger(__name__)
+
+
+class SignedInRun(Protocol):
+    """What the middlewares read of a run: its sign-in sessions by platform."""
+
+    # RunState (crawler/extensions/runrecord.py) is a sibling layer the downloader may not import
+
+    @property
+    def sessions(self) -> Mapping[str, Session]: ...
+
+
+class AdapterSpider(Protocol):
+    """What the middlewares read of the spider, a layer above them: its adapters by platform."""
+
+    @property
+    def adapters(self) -> Mapping[str, Platform]: ...
+
+
+def _adapter(crawler: Crawler, platform: str) -> Platform:
+    # every spider of this project holds its adapters (snapshot, worker, backfill)
+    return cast(AdapterSpider, crawler.spider).adapters[platform]
+
 
 _PLAYWRIGHT_KEYS = ("playwright", "playwright_context", "playwright_page_methods",
                     "playwright_page_init_callback", "playwright_context_kwargs",
@@ -59,9 +84,9 @@ class RenderMiddleware:
         self.open: dict[str, int] = {}  # pages opened per context and not closed by us yet
         self.max_pages = max_pages
         self.page_returned = asyncio.Condition()
-        self.run: Any = None  # the current run (its sign-in sessions), from run_started
+        self.run: SignedInRun | None = None  # the current run, from run_started
 
-    def start_run(self, run: Any) -> None:
+    def start_run(self, run: SignedInRun | None) -> None:
         """The receiver of `run_started`: render with this run's sessions from now on."""
         self.run = run
 
@@ -213,12 +238,15 @@ class RenderMiddleware:
         return None
 
 
-def _session_state(crawler: Crawler, run: Any, platform: str | None) -> dict[str, Any] | None:
+def _session_state(crawler: Crawler, run: SignedInRun | None,
+                   platform: str | None) -> dict[str, Any] | None:
     """A Playwright storage_state holding the platform's session cookies, or None."""
-    session = run.sessions.get(platform) if run is not None and platform else None
+    if run is None or not platform:
+        return None
+    session = run.sessions.get(platform)
     if session is None or not session.cookies:
         return None
-    adapter = crawler.spider.adapters[platform]
+    adapter = _adapter(crawler, platform)
     origin = urlsplit(adapter.base_url)
     url = f"{origin.scheme}://{origin.netloc}"
     cookies = [{"name": c.name, "value": c.value, "url": url}
@@ -240,7 +268,7 @@ class SessionMiddleware:
         self.crawler = crawler
         self.tokens: dict[str, dict[str, str]] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        self.run: Any = None  # the current run (its sign-in sessions), from run_started
+        self.run: SignedInRun | None = None  # the current run, from run_started
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SessionMiddleware:
@@ -248,19 +276,21 @@ class SessionMiddleware:
         crawler.signals.connect(middleware.start_run, signal=run_started)
         return middleware
 
-    def start_run(self, run: Any) -> None:
+    def start_run(self, run: SignedInRun | None) -> None:
         """The receiver of `run_started`: sign requests in with this run's sessions."""
         self.run = run
 
     async def process_request(self, request: Request) -> None:
         if request.meta.get("tagarchive_login") or request.meta.get("tagarchive_render"):
             return None
-        platform = (request.meta.get("tagarchive_job") or {}).get("platform")
+        platform: str | None = (request.meta.get("tagarchive_job") or {}).get("platform")
         run = self.run
-        session = run.sessions.get(platform) if run is not None and platform else None
+        if run is None or not platform:
+            return None
+        session = run.sessions.get(platform)
         if session is None:
             return None
-        adapter = self.crawler.spider.adapters[platform]
+        adapter = _adapter(self.crawler, platform)
         added: dict[str, str] = {}
         cookies = session.cookies_for(adapter.hosts)
         if cookies:
@@ -274,7 +304,7 @@ class SessionMiddleware:
         request.meta[self.ADDED] = list(added)
         return None
 
-    async def _token(self, platform: str, adapter: Any, session: Any) -> dict[str, str]:
+    async def _token(self, platform: str, adapter: Platform, session: Session) -> dict[str, str]:
         lock = self.locks.setdefault(platform, asyncio.Lock())
         async with lock:
             if platform in self.tokens:
@@ -371,18 +401,21 @@ class BackoffRetryMiddleware(RetryMiddleware):
     is not waited out: the response goes to the spider, which reports the tag rate-limited.
     """
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
         self.base = settings.getfloat("TAGARCHIVE_BACKOFF_BASE", 1.0)
         self.cap = settings.getfloat("TAGARCHIVE_BACKOFF_MAX", 30.0)
         self.retry_after_max = settings.getfloat("TAGARCHIVE_RETRY_AFTER_MAX", 120.0)
 
     def _backoff(self, request: Request) -> float:
-        attempt = request.meta.get("retry_times", 0)
-        delay = min(self.cap, self.base * (2**attempt))
+        attempt: int = request.meta.get("retry_times", 0)
+        delay = min(self.cap, self.base * 2.0**attempt)  # int ** int is typed Any
         return delay * (0.5 + random.random() / 2)  # jitter keeps workers from stampeding
 
-    async def process_response(self, request: Request, response: Response) -> Request | Response:
+    # Scrapy awaits coroutine middleware methods (and calls them without `spider`);
+    # RetryMiddleware declares the sync form, so the override differs on purpose
+    async def process_response(  # type: ignore[override]
+            self, request: Request, response: Response) -> Request | Response:
         if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
             return response
         delay = retry_after_seconds(response.headers.get("Retry-After"))
@@ -400,7 +433,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
         await asyncio.sleep(wait)
         return retry
 
-    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+    async def process_exception(  # type: ignore[override]  # coroutine form: see above
+            self, request: Request, exception: Exception) -> Request | None:
         if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions_to_retry):
             return None
         retry = self._retry(request, exception)

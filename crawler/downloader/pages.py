@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from scrapy.http import Response
+from scrapy.http import Request, Response
+from twisted.python.failure import Failure
 
 from crawler.platforms.base import Captured, Page
 
@@ -27,3 +28,9 @@ def page_from_response(response: Response) -> Page:
     return Page(url=response.url, status=response.status, headers=headers, text=text,
                 observed_at=datetime.now(UTC),
                 rendered=bool(response.meta.get("tagarchive_rendered")), captured=captured)
+
+
+def failed_request(failure: Failure) -> Request:
+    """The request a download errback's Failure is about (Scrapy sets it on the Failure)."""
+    request: Request = failure.request  # type: ignore[attr-defined]  # Twisted doesn't declare it
+    return request
