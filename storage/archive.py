@@ -103,7 +103,8 @@ class ArchiveWriter:
         self.run_id = check_partition_value("run_id", run_id)
         self.redact = redact
         self.compresslevel = compresslevel
-        self.published: list[Path] = []
+        # local files as Paths; on an S3 root, the uploaded object keys as PurePosixPaths
+        self.published: list[PurePath] = []
         self._open: dict[tuple[str, str], _OpenFile] = {}
         self._seq = 0
         self._lock = threading.Lock()
@@ -217,7 +218,7 @@ class ArchiveWriter:
                 warc_content_type="text/html; charset=utf-8", warc_headers_dict=extra)
             return self._write(opened, record)
 
-    def rotate(self) -> list[Path]:
+    def rotate(self) -> list[PurePath]:
         """Close and publish every open file (the next record starts a new one)."""
         with self._lock:
             opened, self._open = list(self._open.values()), {}
@@ -239,7 +240,7 @@ class ArchiveWriter:
         self.published.extend(published)
         return published
 
-    def close(self) -> list[Path]:
+    def close(self) -> list[PurePath]:
         published = self.rotate()
         self._shipper.close()
         return published

@@ -44,7 +44,7 @@ class Shipper(ABC):
         root's files are already in place."""
 
     @abstractmethod
-    def ship(self, closed: list[tuple[Path, Path]], published: list[Path]) -> list[Path]:
+    def ship(self, closed: list[tuple[Path, Path]], published: list[PurePath]) -> list[PurePath]:
         """Publish closed (tmp, final) files; returns them as published. A failure raises after
         adding those already published to ``published``; the rest are kept for the next call."""
 

@@ -266,5 +266,5 @@ class LocalShipper(Shipper):
     def seal(self, tmp: Path, final: Path) -> None:
         os.replace(tmp, final)  # while still open, so its lock never lapses under the temp name
 
-    def ship(self, closed: list[tuple[Path, Path]], published: list[Path]) -> list[Path]:
+    def ship(self, closed: list[tuple[Path, Path]], published: list[PurePath]) -> list[PurePath]:
         return [final for _tmp, final in closed]

@@ -270,10 +270,10 @@ class S3Shipper(Shipper):
     def hold(self, closed: list[tuple[Path, Path]]) -> None:
         self._pending += closed
 
-    def ship(self, closed: list[tuple[Path, Path]], published: list[Path]) -> list[Path]:
+    def ship(self, closed: list[tuple[Path, Path]], published: list[PurePath]) -> list[PurePath]:
         """Upload every closed file (oldest first); a failure keeps it, and the rest, for later."""
         self._pending += closed
-        done: list[Path] = []
+        done: list[PurePath] = []  # object keys, not local files
         while self._pending:
             tmp, final = self._pending[0]
             key = self._s3.path(final.relative_to(self.scratch).as_posix())
@@ -288,7 +288,7 @@ class S3Shipper(Shipper):
                     raise
             tmp.unlink()
             self._pending.pop(0)
-            done.append(PurePosixPath(key))  # type: ignore[arg-type]
+            done.append(PurePosixPath(key))
         return done
 
     def close(self) -> None:
