@@ -73,7 +73,7 @@ def _record_writer(handle: IO[bytes], level: int) -> Any:
 
     from warcio.warcwriter import WARCWriter
 
-    class _Writer(WARCWriter):  # type: ignore[misc]
+    class _Writer(WARCWriter):  # type: ignore[misc]  # warcio is untyped: its base is Any
         def write_record(self, record: Any, params: Any = None) -> None:
             plain = BytesIO()
             self._write_warc_record(plain, record)  # gzip=False: headers, digests, block
