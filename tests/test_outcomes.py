@@ -9,7 +9,7 @@ from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
 from crawler.extensions.runrecord import RunState, TagJob
-from crawler.platforms.base import Outcome
+from crawler.platforms.base import Fetch, Outcome
 from crawler.signals import send_outcome, tag_outcome
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import TagRef
@@ -49,3 +49,34 @@ def test_a_pipeline_reports_a_rejected_snapshot_through_the_signal(tmp_path: Pat
     assert [(r["platform"], r["key"], r["outcome"]) for r in received] == [
         ("tiktok", "cats", Outcome.REJECTED)]
     assert run.outcomes[("tiktok", "cats")][0] == "rejected"
+
+
+def test_an_errback_names_the_failed_request_from_scrapys_failure() -> None:
+    import scrapy
+    from scrapy.exceptions import IgnoreRequest
+    from twisted.python.failure import Failure
+
+    from crawler.downloader.pages import failed_request
+
+    run = RunState(out="unused", jobs=[TagJob("tiktok", TagRef("cats", None))],
+                   archive_enabled=False)
+    spider = SnapshotSpider.from_crawler(get_crawler(SnapshotSpider), run=run)
+    request = spider._request(Fetch(url="https://www.tiktok.com/tag/cats", step="tag_page"),
+                              TagJob("tiktok", TagRef("cats", None)))
+    assert isinstance(request, scrapy.Request)
+    failure = Failure(IgnoreRequest("Forbidden by robots.txt"))
+    failure.request = request  # type: ignore[attr-defined]  # as Scrapy's errback call sets it
+    assert failed_request(failure) is request
+    spider.on_error(failure)
+    assert run.outcomes[("tiktok", "cats")] == (
+        "robots_disallowed", "https://www.tiktok.com/tag/cats is disallowed by robots.txt")
+
+
+def test_the_snapshot_spiders_run_is_made_in_from_crawler_when_none_is_given() -> None:
+    spider = SnapshotSpider()
+    with pytest.raises(AttributeError, match="made in from_crawler"):
+        _ = spider.run
+    crawler = get_crawler(SnapshotSpider, {"TAGARCHIVE_OUT": "elsewhere"})
+    made = SnapshotSpider.from_crawler(crawler, platforms="tiktok", tags="cats,dogs")
+    assert made.run.out == "elsewhere" and made.run.command == "scrapy crawl"
+    assert [job.key for job in made.run.jobs] == ["cats", "dogs"]

@@ -28,7 +28,7 @@ from scrapy.settings import BaseSettings
 from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.downloader.pages import captured_dict, page_from_response
+from crawler.downloader.pages import captured_dict, failed_request, page_from_response
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem
 from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
@@ -285,7 +285,7 @@ class BackfillSpider(scrapy.Spider):
     def on_error(self, failure: Failure) -> None:
         error = failure.value
         if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
-            self._fail(Outcome.ROBOTS_DISALLOWED, f"{failure.request.url} is disallowed by "
+            self._fail(Outcome.ROBOTS_DISALLOWED, f"{failed_request(failure).url} is disallowed by "
                        "robots.txt")
             return
         self._fail(Outcome.ERROR, f"{type(error).__name__}: {error}".strip()[:300])

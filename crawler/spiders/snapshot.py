@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import scrapy
 from pyarrow import ArrowException
@@ -18,7 +18,7 @@ from scrapy.http import Response
 from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.downloader.pages import captured_dict, page_from_response
+from crawler.downloader.pages import captured_dict, failed_request, page_from_response
 from crawler.extensions.health import HealthThresholds, TagOutcome, check_run
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import PageItems, items_from_result
@@ -50,7 +50,7 @@ class SnapshotSpider(scrapy.Spider):
     def __init__(self, run: RunState | None = None, platforms: str = "", tags: str = "",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.run = run
+        self._run = run
         self._raw_platforms = platforms
         self._raw_tags = tags
         self.adapters: dict[str, Platform] = {}
@@ -62,11 +62,24 @@ class SnapshotSpider(scrapy.Spider):
         # (6% of an HTTP crawl's samples). Requests still name the callback by method name.
         self.on_page = self.on_page  # type: ignore[method-assign]
 
+    @property
+    def run(self) -> RunState:
+        """This spider's run: given by the CLI, or made in `from_crawler` for `scrapy crawl`."""
+        if self._run is None:
+            # AttributeError, as for any unset attribute: inspect.getmembers (Scrapy's
+            # request.to_dict) looks at every attribute and skips only that one
+            raise AttributeError("the spider's run is made in from_crawler")
+        return self._run
+
+    @run.setter
+    def run(self, run: RunState) -> None:
+        self._run = run
+
     @classmethod
-    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SnapshotSpider:
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
-        if spider.run is None:
+        if spider._run is None:
             # `scrapy crawl snapshot -a platforms=tiktok -a tags=a,b` for Scrapy users
             from crawler.platforms import parse_platforms
             from crawler.text.tags import parse_tag_arg
@@ -91,7 +104,7 @@ class SnapshotSpider(scrapy.Spider):
 
     def _on_opened(self) -> None:
         self.crawler.signals.send_catch_log(run_started, run=self.run)
-        interval = self.run.flush_seconds if self.run else 0
+        interval = self.run.flush_seconds
         if interval > 0:
             # bounds what a crash loses to one interval, even when no item arrives
             self._flusher = task.LoopingCall(self.run.timed_flush)
@@ -191,11 +204,14 @@ class SnapshotSpider(scrapy.Spider):
                                           (ref.file, ref.record_id) if ref else None))
 
     def on_error(self, failure: Failure) -> None:
-        job = self._job(failure.request.meta)
+        request = failed_request(failure)
+        job = self._job(request.meta)
         error = failure.value
+        if error is None:  # Twisted types it Optional; a Failure is always made from one
+            raise TypeError("a download failure without its exception")
         if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
             send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ROBOTS_DISALLOWED,
-                         f"{failure.request.url} is disallowed by robots.txt")
+                         f"{request.url} is disallowed by robots.txt")
             return
         send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ERROR,
                      error_detail(error))

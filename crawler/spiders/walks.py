@@ -224,7 +224,8 @@ class WalkStore:
                  window: Window) -> None:
         from storage.paths import ensure_state_path  # UnsafePathError if .tagarchive leads out
 
-        self.directory = ensure_state_path(out, Path(out) / BACKFILL_DIR / platform / quote(
+        root = Path(out)
+        self.directory = ensure_state_path(root, root / BACKFILL_DIR / platform / quote(
             tag_key, safe="") / f"{window.since.isoformat()}_{window.until.isoformat()}")
         self.state_path = self.directory / "state.json"
         self.journal_path = self.directory / "journal.jsonl"
@@ -234,11 +235,12 @@ class WalkStore:
 
     def read_state(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
+            state: dict[str, Any] | None = json.loads(self.state_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except ValueError as exc:
             raise BackfillStateError(f"{self.state_path} is damaged: {exc}") from None
+        return state
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -64,7 +64,7 @@ class _Adapters(dict[str, Platform]):
         return adapter
 
 
-class WorkerSpider(RedisMixin, SnapshotSpider):
+class WorkerSpider(RedisMixin, SnapshotSpider):  # type: ignore[misc]  # scrapy-redis: untyped
     """Takes jobs from `<prefix>:jobs` when idle, a batch at a time (see the module doc)."""
 
     name = "worker"
