@@ -118,7 +118,9 @@ def _since(now: datetime, days: int) -> str:
 def _read(root: str | Path, dataset: str, columns: list[str],
           where: ds.Expression) -> list[dict[str, Any]]:
     # the date filter prunes whole partitions by path, so old days are never opened
-    return open_dataset(root, dataset).to_table(columns=columns, filter=where).to_pylist()
+    rows: list[dict[str, Any]] = open_dataset(root, dataset).to_table(
+        columns=columns, filter=where).to_pylist()
+    return rows
 
 
 def counter_drops(root: str | Path, run_id: str, platforms: list[str],
@@ -243,4 +245,5 @@ def runs_table(root: str | Path, since: str | None = None,
                columns: list[str] | None = None) -> pa.Table:
     """Rows of `runs` (optionally from the day `since` on), older files' new columns as null."""
     where = ds.field("date") >= since if since is not None else None
-    return open_dataset(root, "runs").to_table(columns=columns, filter=where)
+    table: pa.Table = open_dataset(root, "runs").to_table(columns=columns, filter=where)
+    return table

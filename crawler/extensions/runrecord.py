@@ -18,7 +18,7 @@ from crawler.downloader.signin import REDACTED, Session, redact
 from crawler.extensions.health import NOT_ATTEMPTED
 from crawler.platforms.base import Outcome
 from crawler.signals import run_started
-from crawler.text.tags import TagRef
+from crawler.text.tags import TagRef, normalize_tag
 from storage import DatasetWriter, StorageError, check_partition_value, new_run_id
 from storage.archive import ArchiveWriter
 
@@ -80,7 +80,9 @@ class TagJob:
     @property
     def key(self) -> str:
         """The normalized tag, or `id:<id>`; the name a user sees in outcomes."""
-        return f"id:{self.ref.id}" if self.ref.id is not None else self.ref.normalized
+        # a TagRef holds exactly one of name and id (TagRef.__post_init__)
+        name = self.ref.name
+        return f"id:{self.ref.id}" if name is None else normalize_tag(name)
 
 
 @dataclass
