@@ -43,10 +43,12 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q -n 3 --dist loadfile
 
-# ruff, and the layer contracts of crawler/ (pyproject.toml [tool.importlinter], docs/architecture.md)
+# ruff, the layer contracts (pyproject.toml [tool.importlinter], docs/architecture.md) and
+# mypy --strict over crawler, pipelines and storage (pyproject.toml [tool.mypy])
 lint: $(VENV)/.installed
 	$(BIN)/ruff check crawler pipelines storage replica tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Every benchmark with its target and PASS/FAIL (docs/performance.md); BENCH_ARGS=--quick for a
 # shorter run, BENCH_ARGS="--only http" for one.

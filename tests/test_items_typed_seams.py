@@ -34,11 +34,14 @@ def _result() -> TagResult:
 def test_items_from_result_marks_snapshot_and_posts_with_the_archive_record() -> None:
     snapshot, post, activity = items_from_result(_result(), "tag", "tag",
                                                  archive=("a.warc.gz", "<urn:1>"))
-    assert isinstance(snapshot, SnapshotItem) and isinstance(post, PostItem)
+    assert isinstance(snapshot, SnapshotItem)
+    assert isinstance(post, PostItem)
     assert (snapshot.archive_file, snapshot.archive_record) == ("a.warc.gz", "<urn:1>")
     assert (post.archive_file, post.archive_record) == ("a.warc.gz", "<urn:1>")
-    assert isinstance(activity, ActivityItem) and activity.tag == "tag"
-    assert snapshot.job_key == "tag" and post.tag == "tag"
+    assert isinstance(activity, ActivityItem)
+    assert activity.tag == "tag"
+    assert snapshot.job_key == "tag"
+    assert post.tag == "tag"
 
 
 def test_items_from_result_without_an_archive_leaves_provenance_empty() -> None:

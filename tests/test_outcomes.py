@@ -78,5 +78,6 @@ def test_the_snapshot_spiders_run_is_made_in_from_crawler_when_none_is_given() -
         _ = spider.run
     crawler = get_crawler(SnapshotSpider, {"TAGARCHIVE_OUT": "elsewhere"})
     made = SnapshotSpider.from_crawler(crawler, platforms="tiktok", tags="cats,dogs")
-    assert made.run.out == "elsewhere" and made.run.command == "scrapy crawl"
+    assert made.run.out == "elsewhere"
+    assert made.run.command == "scrapy crawl"
     assert [job.key for job in made.run.jobs] == ["cats", "dogs"]
