@@ -10,13 +10,12 @@ outcome detail and error line passes through `redact()`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from crawler.logredact import add_log_redactor
 from crawler.platforms import REGISTRY
 
 REDACTED = "[redacted]"
@@ -168,14 +167,13 @@ def load_sessions(platforms: list[str], files: dict[str, str],
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
-_factory_installed = False
 
 
 def register_secrets(values: list[str]) -> None:
     """Values that must never be written anywhere; installs log redaction on first use."""
     with _secrets_lock:
         _secrets.update(v for v in values if len(v) >= MIN_SECRET_CHARS)
-    _install_log_redaction()
+    add_log_redactor(redact)  # at record creation, so every handler sees clean text
 
 
 def redact(text: str) -> str:
@@ -188,29 +186,3 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
-
-
-def _install_log_redaction() -> None:
-    """Redact at record creation, so every handler (Scrapy's included) sees clean text."""
-    global _factory_installed
-    if _factory_installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        if not _secrets:
-            return record
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to the handler to complain
-            return record
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _factory_installed = True

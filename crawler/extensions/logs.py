@@ -11,8 +11,7 @@ from typing import Any
 from scrapy.logformatter import LogFormatter
 
 from crawler.extensions.runrecord import redact_url_credentials
-
-_url_redaction_installed = False
+from crawler.logredact import add_log_redactor
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,29 +40,7 @@ class QuietLogFormatter(LogFormatter):
 
 def install_url_redaction() -> None:
     """Replace the user:password@ of any URL in a log record (message and traceback) at its
-    creation, so every handler, Scrapy's included, sees it without. Base URLs carrying
-    credentials are refused up front (crawler/cli/main.py); this covers the URLs a crawl meets
-    on its way, such as a redirect's Location. Secrets the user registered are redacted by
-    crawler/downloader/signin.py's factory."""
-    global _url_redaction_installed
-    if _url_redaction_installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to the handler to complain
-            return record
-        clean = redact_url_credentials(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        if record.exc_info and not record.exc_text:
-            # formatted once here; handlers reuse exc_text instead of formatting it again
-            record.exc_text = redact_url_credentials(
-                logging.Formatter().formatException(record.exc_info))
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _url_redaction_installed = True
+    creation. Base URLs carrying credentials are refused up front (crawler/cli/main.py); this
+    covers the URLs a crawl meets on its way, such as a redirect's Location. Secrets the user
+    registered go through the same hook (crawler/logredact.py, downloader/signin.py)."""
+    add_log_redactor(redact_url_credentials)
