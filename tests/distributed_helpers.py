@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,15 +72,6 @@ def enqueue(redis: RedisServer, platforms: str, tags: list[str], round_id: str) 
     return run_cli("enqueue", platforms, *tags, "--redis", redis.url, "--queue", QUEUE,
                    "--round", round_id)
 
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def jobs_done(redis: RedisServer, name: str) -> int:

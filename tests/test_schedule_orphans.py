@@ -13,8 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,7 @@ from crawler.services.watchconfig import Config, load_config
 from replica.server import ReplicaServer
 from storage import open_dataset
 from tests.crawl_helpers import ROOT
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+from tests.wait_helpers import wait_until
 
 
 def alive(pid: int) -> bool:
@@ -102,7 +91,7 @@ timeout = "10m"
     first = start_service(path, log)
     second: subprocess.Popen[bytes] | None = None
     try:
-        wait_for(lambda: crawls(config) and replica.faults.fired["slow"] >= 1, 120,
+        wait_until(lambda: crawls(config) and replica.faults.fired["slow"] >= 1, 120,
                  "the first service's crawl reaches the held page")
         [(orphan, orphan_run)] = crawls(config).items()
         first.kill()  # SIGKILL: no chance to end its crawl
@@ -120,7 +109,7 @@ timeout = "10m"
             assert second.poll() is None, log.read_text()[-3000:]
             return len(busy_skips()) >= 2 or set(crawls(config)) - {orphan} != set()
 
-        wait_for(seen, 120, "the restarted service fires the watch (skipped or crawled)")
+        wait_until(seen, 120, "the restarted service fires the watch (skipped or crawled)")
         running = crawls(config)
         assert running == {orphan: orphan_run}, (
             f"the restarted service crawled the watch while its orphan {orphan} ran: {running}")
@@ -133,8 +122,8 @@ timeout = "10m"
         assert alive(orphan)
 
         replica.faults.clear()  # the held page is answered: the orphan finishes on its own
-        wait_for(lambda: not alive(orphan), 120, "the orphaned crawl ends")
-        after = wait_for(lambda: [r for r in runs(config) if r["watch"] == "w"
+        wait_until(lambda: not alive(orphan), 120, "the orphaned crawl ends")
+        after = wait_until(lambda: [r for r in runs(config) if r["watch"] == "w"
                                   and r["verdict"] != "skipped" and r["run_id"] != orphan_run],
                          120, "the restarted service fires the watch once the orphan is gone")
         assert second.poll() is None, log.read_text()[-3000:]
@@ -162,4 +151,4 @@ timeout = "10m"
         for crawl_pid in crawls(config):  # each crawl leads its own process group
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(crawl_pid, signal.SIGKILL)
-        wait_for(lambda: not crawls(config), 30, "every crawl of the test is gone")
+        wait_until(lambda: not crawls(config), 30, "every crawl of the test is gone")

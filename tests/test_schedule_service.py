@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,15 +124,6 @@ def runs(config: Config) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["started_at"])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout} s: {condition}")
-
 
 class Running:
     """A service in a thread, as `schedule run` would be, stopped on exit."""
@@ -171,7 +162,7 @@ def test_fires_at_its_cadence(tmp_path: Path, fake: Fake,
     config = write_config(tmp_path, fake, '[watches.w]\nplatforms = ["tiktok"]\n'
                                           'tags = ["a"]\nevery = "1s"\n')
     with Running(config):
-        wait_for(lambda: len(fake.events("w")) >= 4)
+        wait_until(lambda: len(fake.events("w")) >= 4)
     results = [r.fields for r in caplog.records if r.getMessage().startswith("run ")]
     # one result per due fire (run, or skipped if the machine was slow), one second apart
     times = [f["scheduled_at"] for f in results]
@@ -190,7 +181,7 @@ def test_a_slow_crawl_is_never_overlapped_and_skips_are_recorded(tmp_path: Path,
     config = write_config(tmp_path, fake, '[watches.slow]\nplatforms = ["tiktok"]\n'
                                           'tags = ["a"]\nevery = "1s"\n')
     with Running(config):
-        wait_for(lambda: len(fake.events("slow", "end")) >= 2, timeout=60)
+        wait_until(lambda: len(fake.events("slow", "end")) >= 2, timeout=60)
     spans = sorted(zip([e["t"] for e in fake.events("slow")],
                        [e["t"] for e in fake.events("slow", "end")], strict=False))
     for (_s1, end), (start, _e2) in zip(spans, spans[1:], strict=False):
@@ -216,7 +207,7 @@ def test_crashes_hangs_and_errors_are_recorded_and_firing_goes_on(tmp_path: Path
         return [r["verdict"] for r in runs(config) if r["watch"] == watch]
 
     with Running(config):
-        wait_for(lambda: verdicts("crashy").count("crashed") >= 2
+        wait_until(lambda: verdicts("crashy").count("crashed") >= 2
                  and "timeout" in verdicts("hangs") and verdicts("envfail"), timeout=60)
     rows = {r["watch"]: r for r in runs(config) if r["verdict"] != "skipped"}
     assert "killed by SIGKILL" in rows["crashy"]["reason"]
@@ -234,12 +225,12 @@ def test_restart_after_missed_fires_runs_exactly_one_catch_up(tmp_path: Path,
     config = write_config(tmp_path, fake, '[watches.w]\nplatforms = ["tiktok"]\n'
                                           'tags = ["a"]\nevery = "2s"\n')
     with Running(config):
-        wait_for(lambda: fake.events("w"))
+        wait_until(lambda: fake.events("w"))
     before = len(fake.events("w"))
     move_next_run(config, "w", timedelta(seconds=20))  # ten fires came due while away
     with Running(config):
         # the catch-up, then the next regular fire: a second catch-up would have come between
-        wait_for(lambda: any(e["trigger"] == "schedule" for e in fake.events("w")[before:]))
+        wait_until(lambda: any(e["trigger"] == "schedule" for e in fake.events("w")[before:]))
     after = fake.events("w")[before:]
     assert after[0]["trigger"] == "catch-up"  # at once, before the next regular fire
     assert [e["trigger"] for e in after].count("catch-up") == 1
@@ -252,10 +243,10 @@ def test_a_fire_later_than_the_grace_is_recorded_missed(tmp_path: Path, fake: Fa
                                           'tags = ["a"]\nevery = "1h"\n',
                           misfire_grace="1s")
     with Running(config):
-        wait_for(lambda: fake.events("w"))
+        wait_until(lambda: fake.events("w"))
     move_next_run(config, "w", timedelta(minutes=90))  # due 30 minutes ago
     with Running(config):
-        missed = wait_for(lambda: [r for r in runs(config) if r["verdict"] == "missed"])
+        missed = wait_until(lambda: [r for r in runs(config) if r["verdict"] == "missed"])
     assert len(fake.events("w")) == 1  # no crawl for the missed fire
     assert missed[0]["trigger"] == "catch-up"
     assert "beyond misfire_grace (1s)" in missed[0]["reason"]
@@ -269,14 +260,14 @@ def test_a_config_edit_is_picked_up_on_restart(tmp_path: Path, fake: Fake) -> No
 
     config = write_config(tmp_path, fake, watch("kept", "1h") + watch("dropped", "1h"))
     with Running(config):
-        wait_for(lambda: len(fake.events()) == 2)
+        wait_until(lambda: len(fake.events()) == 2)
     first_next = stored_next_runs(config)
     assert set(first_next) == {"kept", "dropped"}
 
     config = write_config(tmp_path, fake, watch("kept", "3h") + watch("added", "1h"))
     restarted = datetime.now(UTC)
     with Running(config):
-        wait_for(lambda: fake.events("added"))
+        wait_until(lambda: fake.events("added"))
     stopped = datetime.now(UTC)
     next_runs = stored_next_runs(config)
     assert set(next_runs) == {"kept", "added"}

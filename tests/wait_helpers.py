@@ -17,7 +17,8 @@ from typing import IO, Any
 import psutil
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 60.0,
+               what: str = "the condition") -> Any:
     """Poll `condition` until it is truthy and return its value; fail naming `what`."""
     deadline = time.monotonic() + timeout
     while True:
