@@ -40,3 +40,24 @@ def pipeline_chain(crawler: Any) -> list[Any]:
 def start_run(crawler: Any) -> None:
     """Announce the stand-in's run to the components connected so far."""
     crawler.signals.send_catch_log(run_started, run=crawler.run)
+
+
+def pipeline_push(run: Any) -> Any:
+    """A callable that pushes one item through the whole chain on an offline crawler for
+    `run`: True if stored, False if a stage dropped it; `.run` and `.stats` ride along."""
+    from scrapy.exceptions import DropItem
+
+    crawler = offline_crawler(run)
+    stages = pipeline_chain(crawler)
+
+    def push(item: object) -> bool:
+        try:
+            for stage in stages:
+                item = stage.process_item(item)
+        except DropItem:
+            return False
+        return True
+
+    push.run = run  # type: ignore[attr-defined]
+    push.stats = crawler.stats  # type: ignore[attr-defined]
+    return push

@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from scrapy.exceptions import DropItem
 
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, items_from_result
@@ -28,7 +27,7 @@ from storage import duckdb_connect, open_dataset, table_from_rows
 from storage.compact import compact
 from storage.schemas import ACTIVITY_COUNTERS, DATASETS, POST_COUNTERS
 from tests.fixture_helpers import FIXTURES, load_case
-from tests.pipeline_helpers import offline_crawler, pipeline_chain
+from tests.pipeline_helpers import pipeline_push
 
 NOW = datetime.now(UTC)
 SCRIPT = re.compile(r'(<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__"[^>]*>)(.*?)(</script>)',
@@ -41,20 +40,8 @@ TIKTOK_KEYS = {"likes": "diggCount", "comments": "commentCount", "shares": "shar
 @pytest.fixture
 def chain(tmp_path: Path):  # noqa: ANN201 - a callable
     """normalize -> validate -> dedupe -> store, with a real writer under tmp_path."""
-    run = RunState(out=str(tmp_path), jobs=[TagJob("tiktok", TagRef("tiktokrefugee", None))])
-    crawler = offline_crawler(run)
-    stages = pipeline_chain(crawler)
-
-    def push(item: object) -> bool:
-        try:
-            for stage in stages:
-                item = stage.process_item(item)
-        except DropItem:
-            return False
-        return True
-
-    push.run = run
-    return push
+    job = TagJob("tiktok", TagRef("tiktokrefugee", None))
+    return pipeline_push(RunState(out=str(tmp_path), jobs=[job]))
 
 
 def _approximate(value: Any) -> bool:

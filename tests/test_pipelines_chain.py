@@ -6,34 +6,20 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from scrapy.exceptions import DropItem
 
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PostItem, SnapshotItem
 from crawler.text.tags import TagRef
 from storage import duckdb_connect
-from tests.pipeline_helpers import offline_crawler, pipeline_chain
+from tests.pipeline_helpers import pipeline_push
 
 NOW = datetime.now(UTC)
 
 
 @pytest.fixture
 def chain(tmp_path: Path):  # noqa: ANN201 - a callable
-    run = RunState(out=str(tmp_path), jobs=[TagJob("mastodon", TagRef("TikTokRefugee", None))])
-    crawler = offline_crawler(run)
-    stages = pipeline_chain(crawler)
-
-    def push(item: object) -> bool:
-        try:
-            for stage in stages:
-                item = stage.process_item(item)
-        except DropItem:
-            return False
-        return True
-
-    push.run = run
-    push.stats = crawler.stats
-    return push
+    job = TagJob("mastodon", TagRef("TikTokRefugee", None))
+    return pipeline_push(RunState(out=str(tmp_path), jobs=[job]))
 
 
 def test_activity_rows_are_partitioned_by_their_own_day(chain, tmp_path: Path) -> None:  # noqa: ANN001
