@@ -25,10 +25,10 @@ from tests.distributed_helpers import (  # noqa: F401 - no_worker_left is a fixt
     runs,
     snapshot_counts,
     start_worker,
-    wait_until,
 )
 from tests.redis_helpers import RedisServer
 from tests.s3_helpers import S3Bucket
+from tests.wait_helpers import wait_until
 
 PLATFORMS = ("mastodon", "weibo", "tiktok")
 
