@@ -134,12 +134,6 @@ def login_variables(platform: str) -> tuple[str, str] | None:
     return cls.login_variables if cls is not None else None
 
 
-# The built-in adapters' `login_variables`, by platform name (config checks read this mapping).
-LOGIN_VARIABLES: dict[str, tuple[str, str]] = {
-    name: cls.login_variables for name, cls in REGISTRY.items() if cls.login_variables
-}
-
-
 def load_sessions(platforms: list[str], files: dict[str, str],
                   env: dict[str, str] | None = None) -> dict[str, Session]:
     """Sessions for the crawled platforms: --session files, then environment variables."""

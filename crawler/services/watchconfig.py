@@ -325,7 +325,7 @@ class _Loader:
                       self.url(url, f"base_urls.{name}")) for name, url in table.items())
 
     def signin(self, raw: Any) -> SignIn:
-        from crawler.downloader.signin import LOGIN_VARIABLES
+        from crawler.downloader.signin import login_variables
 
         files, variables = [], []
         for name, value in self.table(raw, "signin").items():
@@ -334,8 +334,9 @@ class _Loader:
             if isinstance(value, str):
                 value = {"session_file": value}
             entry = self.table(value, where)
+            login = login_variables(platform)
             allowed = ("session_file", "handle_env", "password_env")
-            self.keys(entry, where, allowed if platform in LOGIN_VARIABLES else allowed[:1])
+            self.keys(entry, where, allowed if login else allowed[:1])
             if "session_file" in entry:
                 path = self.base / Path(self.string(entry["session_file"],
                                                     f"{where}.session_file")).expanduser()
@@ -346,7 +347,7 @@ class _Loader:
             if any(pair):
                 if not all(pair):
                     raise self.error(where, "give both handle_env and password_env")
-                for target, key in zip(LOGIN_VARIABLES.get(platform, ()),
+                for target, key in zip(login or (),
                                        ("handle_env", "password_env"), strict=True):
                     source = self.string(entry[key], f"{where}.{key}")
                     if not SETTING_NAME.fullmatch(source):
