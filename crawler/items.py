@@ -18,7 +18,8 @@ class SnapshotItem:
     url: str | None = None
     observed_at: datetime | None = None
     # a counter arrives as an exact int, a digit string (exact) or display text ("1.2亿");
-    # the normalize pipeline turns it into int + *_text + *_approx
+    # the normalize rule turns it into int + *_text + *_semantics (storage.schemas.SEMANTICS);
+    # an adapter that knows better sets *_semantics itself (a rounded integer, a window count)
     views: Any = None
     posts: Any = None
     discussions: Any = None
@@ -27,10 +28,17 @@ class SnapshotItem:
     posts_text: str | None = None
     discussions_text: str | None = None
     participants_text: str | None = None
-    views_approx: bool | None = None
-    posts_approx: bool | None = None
-    discussions_approx: bool | None = None
-    participants_approx: bool | None = None
+    views_semantics: str | None = None
+    posts_semantics: str | None = None
+    discussions_semantics: str | None = None
+    participants_semantics: str | None = None
+    # the window of `window` counters; posts seen beside the totals; the platform's cap on
+    # visible posts; known glitches nulled with a reason (storage/schemas.py SNAPSHOTS_SCHEMA)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    posts_seen: int | None = None
+    visibility_cap: int | None = None
+    caveats: list[str] | None = None
     source: str | None = None
     # the raw WARC record the values were read from (storage/archive.py)
     archive_file: str | None = None
@@ -57,15 +65,15 @@ class PostItem:
     created_at: datetime | None = None
     observed_at: datetime | None = None
     # as in SnapshotItem: an int or digit string is exact, display text ("1.2K") is parsed and
-    # approximate; the normalize pipeline sets *_approx (an adapter may set True itself)
+    # rounded; the normalize rule sets *_semantics (an adapter may set it itself)
     likes: Any = None
     comments: Any = None
     shares: Any = None
     plays: Any = None
-    likes_approx: bool | None = None
-    comments_approx: bool | None = None
-    shares_approx: bool | None = None
-    plays_approx: bool | None = None
+    likes_semantics: str | None = None
+    comments_semantics: str | None = None
+    shares_semantics: str | None = None
+    plays_semantics: str | None = None
     source: str | None = None
     archive_file: str | None = None
     archive_record: str | None = None
@@ -81,9 +89,9 @@ class ActivityItem:
     day: date | None = None
     posts: Any = None
     participants: Any = None
-    # set by the normalize pipeline as for snapshots: true when read from rounded display text
-    posts_approx: bool | None = None
-    participants_approx: bool | None = None
+    # set by the normalize rule as for snapshots (storage.schemas.SEMANTICS)
+    posts_semantics: str | None = None
+    participants_semantics: str | None = None
     # complete | lower_bound (capped or ranked listing) | platform_reported (e.g. Mastodon history)
     coverage: str | None = None
     source: str | None = None

@@ -25,7 +25,7 @@ from storage.backends import backend_for, scheme_of
 from storage.errors import ArchiveNotFoundError as ArchiveNotFoundError  # raised by the back-ends
 from storage.errors import StorageError
 from storage.reading import duckdb_connect, open_dataset
-from storage.schemas import COUNTERS, get_spec
+from storage.schemas import COUNTERS, LEGACY, get_spec
 
 if TYPE_CHECKING:  # pandas and polars are optional: imported only by the methods that need them
     import pandas as pd
@@ -176,6 +176,13 @@ class Archive:
         if "date" in get_spec(dataset).partition_by:
             # open_dataset keeps partition text (never inferred); the views type it as DATE.
             frame = frame.with_columns(pl.col("date").str.to_date("%Y-%m-%d"))
+        # files of an older schema version: their columns folded into the current ones, as the
+        # views and compaction do (storage.schemas.upgrade_table)
+        for old, (new, mapping) in LEGACY.get(dataset, {}).items():
+            flag = pl.col(old)
+            derived = (pl.when(flag).then(pl.lit(mapping[True]))
+                       .when(flag.not_()).then(pl.lit(mapping[False])))
+            frame = frame.with_columns(pl.coalesce(pl.col(new), derived).alias(new)).drop(old)
         return frame
 
     # --- the questions a report asks about one tag ------------------------------------------
@@ -218,10 +225,12 @@ class Archive:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> duckdb.DuckDBPyRelation:
-        """Every snapshot of a tag: counters, their display text and approximate marks."""
+        """Every snapshot of a tag: counters, what each is (`_semantics`), display text, and the
+        window, posts seen and visibility cap they go with."""
         where, params = self._where(tag, platforms, since, until)
         columns = ", ".join(
-            [*COUNTERS, *(f"{c}_approx" for c in COUNTERS), *(f"{c}_text" for c in COUNTERS)]
+            [*COUNTERS, *(f"{c}_semantics" for c in COUNTERS), *(f"{c}_text" for c in COUNTERS),
+             "window_start", "window_end", "posts_seen", "visibility_cap", "caveats"]
         )
         return self.con.sql(
             f"select platform, tag, tag_display, observed_at, {columns}, source, url, run_id"

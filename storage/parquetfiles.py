@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from storage.errors import StorageError, UnsafePathError
 from storage.paths import partition_values
-from storage.schemas import get_spec
+from storage.schemas import get_spec, legacy_fields, upgrade_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -46,10 +46,14 @@ def partition_schema(name: str) -> pa.Schema:
 
 
 def dataset_schema(name: str) -> pa.Schema:
-    """A dataset's file schema plus its partition columns, as open_dataset() returns it."""
+    """A dataset's file schema plus its partition columns, as open_dataset() returns it.
+
+    The columns of older schema versions (schemas.LEGACY) come last but one, so files of every
+    version read through one dataset; `upgrade_table` folds them into the current columns.
+    """
     spec = get_spec(name)
     schema = spec.schema
-    for field in partition_schema(name):
+    for field in [*legacy_fields(name), *partition_schema(name)]:
         schema = schema.append(field)
     return schema
 
@@ -201,7 +205,7 @@ def glob_root(root: str | Path) -> str:
 
 def empty_view_sql(con: duckdb.DuckDBPyConnection, name: str) -> str:
     spec = get_spec(name)
-    fields = list(spec.schema) + [
+    fields = list(spec.schema) + legacy_fields(name) + [
         pa.field(key, _PARTITION_DUCKDB_AS_ARROW[key]) for key in spec.partition_by
     ]
     empty = pa.schema(fields).empty_table()
@@ -213,3 +217,10 @@ def empty_view_sql(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return f"SELECT {columns} WHERE false"
 
 
+
+
+def create_view(con: duckdb.DuckDBPyConnection, name: str, source: str) -> None:
+    """(Re)create a dataset's view over `source`, a select that has every column of every schema
+    version (empty_view_sql brings those the files lack): older columns are folded into the
+    current ones, so the view shows the current schema whatever version each file is."""
+    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT {upgrade_sql(name)} FROM ({source})')

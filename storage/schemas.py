@@ -20,9 +20,13 @@ from storage.errors import SchemaError
 # leaves every older file readable as it is, because readers pass the current schema explicitly
 # (open_dataset) or read with union_by_name (duckdb_connect), and a column a file lacks reads as
 # null. Renaming, retyping or dropping a column, or changing what a value means, bumps the version.
-# Added under version 1 so far: runs.watch … runs.findings, and the `<counter>_approx` columns of
-# posts and activity (a null beside a value there means "written before the column existed").
-SCHEMA_VERSION = 1
+# Version 1 added runs.watch … runs.findings and the `<counter>_approx` booleans.
+# Version 2 (the counter-semantics change) replaced each `<counter>_approx` with
+# `<counter>_semantics` (one of SEMANTICS) and added the snapshot columns window_start,
+# window_end, posts_seen, visibility_cap and caveats. Files of version 1 stay readable: LEGACY
+# says how each of their old columns maps onto the new ones, and every reader applies it
+# (the DuckDB views, open_dataset + upgrade_table, compaction, which rewrites them as version 2).
+SCHEMA_VERSION = 2
 
 # Partition columns live in the directory names only (platform=.../date=...), never in the files.
 # Checked with pyarrow 26.0.1, duckdb 2.0.0 and polars 2.1.0: files that also stored platform/date
@@ -39,6 +43,13 @@ COVERAGES = ("complete", "lower_bound", "platform_reported")
 # timeout too.
 VERDICTS = ("ok", "failed", "error", "interrupted", "skipped", "missed", "timeout", "crashed")
 HEALTH = ("healthy", "unhealthy")
+# What a stored counter value is (docs/data.md has the table per platform and counter):
+#   exact        an exact integer
+#   rounded      parsed from display text ("1.2亿"), or an integer the platform rounds for display
+#   lower_bound  at least this many: a capped sample, a page count, a walk stopped by a bound
+#   capped       saturated at a platform limit; the value is not stored, `<counter>_text` keeps it
+#   window       a count over [window_start, window_end) of the same snapshot
+SEMANTICS = ("exact", "rounded", "lower_bound", "capped", "window")
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 COUNTERS = ("views", "posts", "discussions", "participants")
@@ -82,11 +93,10 @@ def _ts(name: str, nullable: bool = True) -> pa.Field[Any]:
     return pa.field(name, UTC_TIMESTAMP, nullable=nullable)
 
 
-def _approx(counters: tuple[str, ...]) -> list[pa.Field[Any]]:
-    """The semantics of each counter: true when its value was parsed from rounded display text,
-    false when it was an exact integer, null when there is no value (or, in posts and activity,
-    in files written before these columns existed)."""
-    return [pa.field(f"{c}_approx", pa.bool_()) for c in counters]
+def _semantics(counters: tuple[str, ...]) -> list[pa.Field[Any]]:
+    """What each counter's value is (one of SEMANTICS); null only when there is neither a value
+    nor a capped figure (or, in posts and activity, in files older than the `_approx` columns)."""
+    return [pa.field(f"{c}_semantics", pa.string()) for c in counters]
 
 
 def _strings(name: str, nullable: bool = True) -> pa.Field[Any]:
@@ -103,11 +113,20 @@ SNAPSHOTS_SCHEMA = _schema(
         _ts("observed_at", nullable=False),
         *(_int(c) for c in COUNTERS),
         *(_str(f"{c}_text") for c in COUNTERS),
-        *_approx(COUNTERS),
+        *_semantics(COUNTERS),
         _str("source", nullable=False),
         # provenance: the WARC file (relative to the root) and record the values came from
         _str("archive_file"),
         _str("archive_record"),
+        # the window of the counters whose semantics is `window` (or a `lower_bound` walk of it)
+        _ts("window_start"),
+        _ts("window_end"),
+        # posts actually seen under the tag in this observation, beside the reported totals
+        _int("posts_seen"),
+        # the platform's known cap on posts visible under one tag or query (docs/data.md)
+        _int("visibility_cap"),
+        # known glitches nulled with a reason, one line each ("posts: videoCount 0 beside ...")
+        _strings("caveats"),
     ],
 )
 
@@ -127,8 +146,7 @@ POSTS_SCHEMA = _schema(
         _str("source", nullable=False),
         _str("archive_file"),
         _str("archive_record"),
-        # added after the first posts files (nullable, so older files read them as null)
-        *_approx(POST_COUNTERS),
+        *_semantics(POST_COUNTERS),
     ],
 )
 
@@ -142,8 +160,7 @@ ACTIVITY_SCHEMA = _schema(
         _str("coverage", nullable=False),
         _str("source", nullable=False),
         _ts("observed_at", nullable=False),
-        # added after the first activity files (nullable, so older files read them as null)
-        *_approx(ACTIVITY_COUNTERS),
+        *_semantics(ACTIVITY_COUNTERS),
     ],
 )
 
@@ -242,6 +259,55 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# --- older schema versions -----------------------------------------------------------------
+
+# dataset -> {column of an older version: (the column that replaced it, old value -> new value)}.
+# Version 1's `<counter>_approx` said "parsed from rounded display text" (true) or "an exact
+# integer" (false); version 1 had no lower_bound, capped or window, so true maps to rounded.
+_APPROX = {True: "rounded", False: "exact"}
+LEGACY: dict[str, dict[str, tuple[str, dict[bool, str]]]] = {
+    "snapshots": {f"{c}_approx": (f"{c}_semantics", _APPROX) for c in COUNTERS},
+    "posts": {f"{c}_approx": (f"{c}_semantics", _APPROX) for c in POST_COUNTERS},
+    "activity": {f"{c}_approx": (f"{c}_semantics", _APPROX) for c in ACTIVITY_COUNTERS},
+}
+
+def legacy_fields(dataset: str) -> list[pa.Field[Any]]:
+    """The columns older files of a dataset may hold that the current schema replaced."""
+    return [pa.field(old, pa.bool_()) for old in LEGACY.get(dataset, {})]
+
+
+def upgrade_table(table: pa.Table, dataset: str) -> pa.Table:
+    """A table read from files of any version, with older columns folded into the current ones
+    (a value the current column already has wins) and dropped."""
+    for old, (new, mapping) in LEGACY.get(dataset, {}).items():
+        if old not in table.column_names:
+            continue
+        flags = table[old].cast(pa.bool_())
+        mapped = pc.if_else(flags, mapping[True], mapping[False])
+        if new in table.column_names:
+            mapped = pc.coalesce(table[new], mapped)
+            table = table.set_column(table.column_names.index(new), new, mapped)
+        else:
+            table = table.append_column(new, mapped)
+        table = table.drop_columns([old])
+    return table
+
+
+def upgrade_sql(dataset: str) -> str:
+    """The DuckDB select list that does what upgrade_table does, over a relation that has both
+    the old and the current columns (the views bring every column of every version)."""
+    legacy = LEGACY.get(dataset, {})
+    if not legacy:
+        return "*"
+    exclude = ", ".join(f'"{old}"' for old in legacy)
+    replace = ", ".join(
+        f'coalesce("{new}", CASE "{old}" WHEN true THEN \'{mapping[True]}\''
+        f' WHEN false THEN \'{mapping[False]}\' END) AS "{new}"'
+        for old, (new, mapping) in legacy.items()
+    )
+    return f"* EXCLUDE ({exclude}) REPLACE ({replace})"
+
+
 def get_spec(dataset: str) -> DatasetSpec:
     """Return the spec of a known dataset, or raise SchemaError naming the known ones."""
     try:
@@ -288,7 +354,9 @@ def _type_check(arrow_type: pa.DataType) -> Callable[[type], bool]:
 
 
 # Closed vocabularies, checked on the built array (vectorized) rather than per row.
-_ENUMS = {"source": SOURCES, "coverage": COVERAGES, "verdict": VERDICTS, "health": HEALTH}
+_ENUMS = {"source": SOURCES, "coverage": COVERAGES, "verdict": VERDICTS, "health": HEALTH,
+          **{f"{c}_semantics": SEMANTICS
+             for c in (*COUNTERS, *POST_COUNTERS, *ACTIVITY_COUNTERS)}}
 
 # pyarrow already refuses anything but str (or UTF-8 bytes) for string and anything but bool for
 # bool, so those

@@ -27,7 +27,8 @@ def snapshot(platform: str, tag: str, hours: float, views: int | None, *,
     observed = T0 + hours * HOUR
     return {"platform": platform, "date": utc_day(observed), "tag": tag, "tag_display": tag,
             "observed_at": observed, "views": views, "views_text": text,
-            "views_approx": text is not None, "discussions": discussions,
+            "views_semantics": "rounded" if text is not None else "exact",
+            "discussions": discussions,
             "source": "rendered_dom" if text else "api"}
 
 

@@ -52,7 +52,7 @@ def test_frames_keep_the_archive_types(archive_root: Path) -> None:
         # posts is null everywhere and views_text mostly: nullable dtypes, never float64/object
         assert str(frame["views"].dtype) == "Int64"
         assert str(frame["posts"].dtype) == "Int64"
-        assert str(frame["views_approx"].dtype) == "boolean"
+        assert frame["views_semantics"].tolist()[:1] in (["exact"], ["rounded"])
         assert str(frame["observed_at"].dtype) == "datetime64[us, UTC]"
         total = sum(v for _h, v in TIKTOK_WALL) + sum(v for _h, v, _t in XHS_WALL) + 42 + 4_200
         assert frame["posts"].isna().all()
@@ -81,8 +81,8 @@ def test_series_windows_and_latest(archive_root: Path) -> None:
         rows = archive.series("#WALL", since=T0 + HOUR, until=T0 + 3 * HOUR).fetchall()
         assert [(r[0], r[4]) for r in rows] == [("tiktok", 900_000), ("tiktok", 2_000_000),
                                                 ("xiaohongshu", 130_000_002)]
-        latest = archive.latest("wall").select("platform, views, views_approx").fetchall()
-        assert latest == [("tiktok", 150_000_000, False), ("xiaohongshu", 130_000_002, False)]
+        latest = archive.latest("wall").select("platform, views, views_semantics").fetchall()
+        assert latest == [("tiktok", 150_000_000, "exact"), ("xiaohongshu", 130_000_002, "exact")]
 
 
 def test_milestones_bracket_each_crossing(archive_root: Path) -> None:

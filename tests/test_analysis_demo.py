@@ -166,8 +166,8 @@ def test_question_latest(workdir: Path, monkeypatch: pytest.MonkeyPatch,
     for row in ordered([r for r in table(workdir, "snapshots") if r["tag"] == "tiktok难民"],
                        "observed_at"):
         latest[row["platform"]] = row
-    columns = ("platform", "observed_at", "views", "views_approx", "views_text", "discussions",
-               "discussions_approx")
+    columns = ("platform", "observed_at", "views", "views_semantics", "views_text", "discussions",
+               "discussions_semantics")
     assert got == [{c: latest[p][c] for c in columns} for p in sorted(latest)]
     assert latest["xiaohongshu"]["views"] > 100_000_000
 

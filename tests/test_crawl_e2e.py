@@ -34,7 +34,7 @@ def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_pat
     for (platform, tag), row in rows.items():
         truth = world.topic(platform, tag)
         assert row["views"] == truth.views, (platform, tag)
-        assert row["views_approx"] is False
+        assert row["views_semantics"] == "exact"
         assert row["views_text"] is None
         assert str(row["date"]) == row["observed_at"].strftime("%Y-%m-%d")
         if platform == "tiktok":
@@ -82,7 +82,7 @@ def test_tiktok_huge_view_count_is_stored_exactly(replica: ReplicaServer, tmp_pa
     assert result.code == 0, result.stderr[-2000:]
     [row] = snapshots(tmp_path)
     assert row["views"] == 9876543210
-    assert row["views_approx"] is False
+    assert row["views_semantics"] == "exact"
     # a normal HTTP-path crawl never starts a page in the browser
     assert run_record(tmp_path)["rendered_requests"] == 0
 

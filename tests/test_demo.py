@@ -19,8 +19,8 @@ def test_demo_stores_growth_on_every_platform(tmp_path: Path) -> None:
         select platform, tag, count(*),
                arg_min(coalesce(views, discussions, posts, participants), observed_at),
                arg_max(coalesce(views, discussions, posts, participants), observed_at),
-               bool_or(coalesce(views_approx, discussions_approx, posts_approx,
-                                participants_approx, false))
+               bool_or(coalesce(views_semantics, discussions_semantics, posts_semantics,
+                                participants_semantics, 'exact') <> 'exact')
         from snapshots group by 1, 2 order by 1, 2""").fetchall()
     # every built-in platform, including those that need sign-in (demo replica sessions)
     assert {r[0] for r in rows} == set(REGISTRY)

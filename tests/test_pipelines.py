@@ -16,12 +16,12 @@ SKEW = timedelta(minutes=5)
 @pytest.mark.parametrize(
     ("value", "text", "expected"),
     [
-        (9876543210, None, (9876543210, None, False, None)),
-        ("9876543210", None, (9876543210, None, False, None)),      # statsV2 digit string
-        (None, "1.2亿", (120_000_000, "1.2亿", True, None)),
-        (None, "281.2万", (2_812_000, "281.2万", True, None)),
-        (None, "1,234", (1234, None, False, None)),                # exact, text not kept
-        (120_480_000, "1.2亿", (120_480_000, "1.2亿", False, None)),  # exact wins over text
+        (9876543210, None, (9876543210, None, "exact", None)),
+        ("9876543210", None, (9876543210, None, "exact", None)),      # statsV2 digit string
+        (None, "1.2亿", (120_000_000, "1.2亿", "rounded", None)),
+        (None, "281.2万", (2_812_000, "281.2万", "rounded", None)),
+        (None, "1,234", (1234, None, "exact", None)),                # exact, text not kept
+        (120_480_000, "1.2亿", (120_480_000, "1.2亿", "exact", None)),  # exact wins over text
         (None, None, (None, None, None, None)),
     ],
 )
@@ -35,7 +35,7 @@ def test_normalize_counter_flags_non_integers(value: object) -> None:
 
 
 def test_normalize_counter_flags_unparseable_text() -> None:
-    value, text, _approx, problem = normalize_counter(None, "lots")
+    value, text, _semantics, problem = normalize_counter(None, "lots")
     assert value is None
     assert text == "lots"
     assert problem
@@ -92,26 +92,26 @@ def test_raw_json_keeps_the_item_without_bookkeeping() -> None:
 
 
 def test_adapter_marked_approximate_integer_stays_approximate() -> None:
-    item = SnapshotItem(platform="bluesky", tag="x", posts=10_000, posts_approx=True,
+    item = SnapshotItem(platform="bluesky", tag="x", posts=10_000, posts_semantics="rounded",
                         views=5, observed_at=NOW, source="api")
     normalize_item(item)
     assert item.posts == 10_000
-    assert item.posts_approx is True
-    assert item.views_approx is False
+    assert item.posts_semantics == "rounded"
+    assert item.views_semantics == "exact"
 
 
 @pytest.mark.parametrize(
-    ("likes", "value", "approx"),
-    [(1200, 1200, False), ("1200", 1200, False), ("1.2K", 1200, True), ("1,234", 1234, False),
-     (None, None, None)],
+    ("likes", "value", "semantics"),
+    [(1200, 1200, "exact"), ("1200", 1200, "exact"), ("1.2K", 1200, "rounded"),
+     ("1,234", 1234, "exact"), (None, None, None)],
 )
 def test_post_counters_keep_their_semantics(likes: object, value: int | None,
-                                            approx: bool | None) -> None:
+                                            semantics: str | None) -> None:
     post = PostItem(platform="tiktok", post_id="1", tag="x", observed_at=NOW, source="api",
-                    likes=likes, plays=7, comments=5, comments_approx=True)
+                    likes=likes, plays=7, comments=5, comments_semantics="rounded")
     normalize_item(post)
-    assert (post.likes, post.likes_approx) == (value, approx)
-    assert (post.plays, post.plays_approx) == (7, False)
-    assert (post.comments, post.comments_approx) == (5, True)  # the adapter's word is kept
-    assert (post.shares, post.shares_approx) == (None, None)
+    assert (post.likes, post.likes_semantics) == (value, semantics)
+    assert (post.plays, post.plays_semantics) == (7, "exact")
+    assert (post.comments, post.comments_semantics) == (5, "rounded")  # the adapter's word kept
+    assert (post.shares, post.shares_semantics) == (None, None)
     assert post.problems == []

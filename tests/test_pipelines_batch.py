@@ -48,7 +48,7 @@ def _chain(out: Path) -> tuple[list[Any], RunState, MemoryStatsCollector]:
 def _stored(root: Path) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb_connect(root)
     return {
-        "snapshots": con.execute("select tag, views, views_text, views_approx, posts "
+        "snapshots": con.execute("select tag, views, views_text, views_semantics, posts "
                                  "from snapshots").fetchall(),
         "posts": con.execute("select post_id, likes, text from posts order by 1").fetchall(),
         "activity": con.execute("select day, posts from activity order by 1").fetchall(),

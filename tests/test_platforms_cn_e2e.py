@@ -66,8 +66,8 @@ def test_bilibili_by_id_and_name_and_every_failure(replica: ReplicaServer,
     assert record["tag"] == "寒假不咕咕"
     assert record["source"] == "api"
     assert record["url"] == "https://m.bilibili.com/topic-detail?topic_id=8995"
-    assert record["views_approx"] is False
-    assert record["discussions_approx"] is False
+    assert record["views_semantics"] == "exact"
+    assert record["discussions_semantics"] == "exact"
     # by id and by name: exact integers equal to the ground truth
     for truth in (refugee, genshin):
         [row] = [r for r in rows if r["tag_id"] == truth.topic_id]
@@ -122,14 +122,14 @@ def test_weibo_topic_counts_posts_and_every_failure(replica: ReplicaServer,
     assert set(rows) == {t for t, s in expected.items() if s == "stored"}
     # the midtext of PLATFORMS §4: "阅读2.3亿 讨论4.5万", stored as approximate values
     sample = rows["tiktokrefugee"]
-    assert (sample["views"], sample["views_text"], sample["views_approx"]) == (
-        230_000_000, "2.3亿", True)
-    assert (sample["discussions"], sample["discussions_text"], sample["discussions_approx"]) == (
-        45_000, "4.5万", True)
+    assert (sample["views"], sample["views_text"], sample["views_semantics"]) == (
+        230_000_000, "2.3亿", "rounded")
+    assert (sample["discussions"], sample["discussions_text"], sample["discussions_semantics"]) == (
+        45_000, "4.5万", "rounded")
     # under 1万 the display is the exact number, and is stored as exact
     small = rows["小众话题"]
-    assert (small["views"], small["views_approx"], small["views_text"]) == (9999, False, None)
-    assert (small["discussions"], small["discussions_approx"]) == (12, False)
+    assert (small["views"], small["views_semantics"], small["views_text"]) == (9999, "exact", None)
+    assert (small["discussions"], small["discussions_semantics"]) == (12, "exact")
     for tag in ("tiktok难民", "busytag"):
         truth, row = world.topic("weibo", tag), rows[tag]
         assert row["views_text"] == display_count(truth.views)
@@ -188,8 +188,8 @@ def test_douyin_rendered_and_signed_by_name_and_id(replica: ReplicaServer,
     for tag in rows:
         truth, row = world.topic("douyin", tag), rows[tag]
         assert (row["views"], row["participants"]) == (truth.views, truth.participants)
-        assert row["views_approx"] is False
-        assert row["participants_approx"] is False
+        assert row["views_semantics"] == "exact"
+        assert row["participants_semantics"] == "exact"
         assert row["tag_id"] == truth.topic_id
         assert row["tag_display"] == truth.name
         assert row["source"] == "captured_xhr"

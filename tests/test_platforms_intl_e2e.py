@@ -190,7 +190,7 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
 
     con = duckdb_connect(out)
     rows = {(r[0], r[1]): r for r in con.execute(
-        "select platform, tag, posts, posts_approx, participants, participants_approx, "
+        "select platform, tag, posts, posts_semantics, participants, participants_semantics, "
         "tag_id, tag_display, source, posts_text, participants_text from snapshots").fetchall()}
     assert set(rows) == {(p, t) for p in PLATFORMS.split(",") for t in ("tiktokrefugee", "python")}
     for tag in ("tiktokrefugee", "python"):
@@ -200,18 +200,18 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
         for got, text, exact in ((row[2], row[9], truth.posts), (row[4], row[10],
                                                                 truth.participants)):
             assert got == parse_count(text).value <= exact < got + parse_count(text).step
-        assert row[3] is True
-        assert row[5] is True
+        assert row[3] == "rounded"
+        assert row[5] == "rounded"
         assert row[8] == "embedded_json"
         # Instagram: media_count, exact
         row = rows[("instagram", tag)]
         truth = world.topic("instagram", tag)
-        assert (row[2], row[3], row[6]) == (truth.posts, False, truth.topic_id)
+        assert (row[2], row[3], row[6]) == (truth.posts, "exact", truth.topic_id)
         # Mastodon: the sums over the seven history days, exact
         days = world.daily("mastodon", tag)
         row = rows[("mastodon", tag)]
         assert (row[2], row[4]) == (sum(d.posts for d in days), sum(d.participants for d in days))
-        assert row[3] is False
+        assert row[3] == "exact"
     # Bluesky: hitsTotal when given, else the page of newest posts and its distinct authors
     newest = world.posts_for("bluesky", "tiktokrefugee", limit=100, order="newest")
     assert rows[("bluesky", "tiktokrefugee")][2] == len(newest)

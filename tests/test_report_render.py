@@ -70,7 +70,7 @@ def test_quality_notes_name_what_went_wrong(root: Path) -> None:
     assert "not_found: tag page says 404" in text
     assert "ended “failed” (exit code 1, 2 errors logged)" in text
     assert "views: negative (-5) (1)" in text
-    assert "1 of 9 stored values are approximate" in text
+    assert "1 of 9 stored values are not exact" in text
     assert 'data-gaps="1" data-failed="1" data-rejects="1" data-unhealthy="1"' in page
 
 
@@ -83,7 +83,8 @@ def test_milestones_and_latest_values(root: Path) -> None:
     latest = page[page.index('<table class="latest">'):]
     assert "150,000,000" in latest
     assert "130,000,002" in latest
-    assert "≈ approx" not in latest
+    assert "≈ rounded" not in latest
+    assert "mark exact" in latest
     assert 'class="pt approx"' in page
     assert "shown as 1.2亿" in page
 

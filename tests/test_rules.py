@@ -54,8 +54,8 @@ def test_dedupe_key_names_the_kind_and_the_identity() -> None:
 
 def test_normalize_item_parses_display_text_and_canonicalizes_the_tag() -> None:
     item = normalize_item(snapshot(tag=" #Cats ", views=None, views_text="1.2M"))
-    assert (item.tag, item.views, item.views_text, item.views_approx) == (
-        "cats", 1_200_000, "1.2M", True)
+    assert (item.tag, item.views, item.views_text, item.views_semantics) == (
+        "cats", 1_200_000, "1.2M", "rounded")
     bad = normalize_item(post(tag="#"))
     assert [p for p in bad.problems if p.startswith("tag: ")]
 

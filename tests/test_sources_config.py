@@ -58,13 +58,13 @@ def test_config_sources_crawl_end_to_end(replica: ReplicaServer, tmp_path: Path)
     assert result.code == 1, result.stderr[-2000:]  # nosuchtag is named, not stored
     assert "tagarchive: ttmirror nosuchtag: not_found" in result.stderr
     rows = {r[0]: r for r in duckdb.sql(
-        f"select platform, tag, views, views_approx, posts, posts_text, posts_approx, source, "
-        f"tag_display from read_parquet('{out}/snapshots/**/*.parquet', "
+        f"select platform, tag, views, views_semantics, posts, posts_text, posts_semantics, "
+        f"source, tag_display from read_parquet('{out}/snapshots/**/*.parquet', "
         f"hive_partitioning=true) where tag = 'tiktokrefugee'").fetchall()}
     tt = rows["ttmirror"]
     assert tt[2] == replica.world.topic("tiktok", "tiktokrefugee").views
-    assert tt[3] is False
-    assert tt[6] is True
+    assert tt[3] == "exact"
+    assert tt[6] == "rounded"
     assert tt[5].endswith("posts")
     assert tt[8] == "tiktokrefugee"
     xhs = rows["xhsmirror"]
@@ -309,6 +309,6 @@ def test_crawl_names_ambiguous_and_slow_rules_and_stores_no_joined_number(
     assert ("tagarchive: strict two: layout_changed: strict.counters.views (css 'span.v::text') "
             "matched 2 elements ('123', '456')") in result.stderr
     assert "tagarchive: slow big: error: rule_timeout: slow.counters.views (xpath" in result.stderr
-    rows = duckdb.sql(f"select platform, views, views_approx from read_parquet("
+    rows = duckdb.sql(f"select platform, views, views_semantics from read_parquet("
                       f"'{out}/snapshots/**/*.parquet', hive_partitioning=true)").fetchall()
-    assert rows == [("picky", 123, False)]  # never 123456
+    assert rows == [("picky", 123, "exact")]  # never 123456

@@ -41,7 +41,7 @@ def test_views_exist_on_an_empty_root(tmp_path: Path) -> None:
     snapshots = describe(con, "snapshots")
     assert snapshots["observed_at"] == "TIMESTAMP WITH TIME ZONE"
     assert snapshots["views"] == "BIGINT"
-    assert snapshots["views_approx"] == "BOOLEAN"
+    assert snapshots["views_semantics"] == "VARCHAR"
     assert snapshots["platform"] == "VARCHAR"
     assert snapshots["date"] == "DATE"
     assert describe(con, "runs")["outcomes"].startswith("STRUCT(platform VARCHAR")

@@ -49,7 +49,7 @@ def test_snapshot_columns_and_nullability() -> None:
         assert schema.field(counter).type == pa.int64()
         assert schema.field(counter).nullable
         assert schema.field(f"{counter}_text").type == pa.string()
-        assert schema.field(f"{counter}_approx").type == pa.bool_()
+        assert schema.field(f"{counter}_semantics").type == pa.string()
     assert DATASETS["activity"].schema.field("day").type == pa.date32()
     assert DATASETS["rejects"].schema.field("reasons").type == pa.list_(pa.string())
     outcomes = DATASETS["runs"].schema.field("outcomes").type
@@ -58,7 +58,8 @@ def test_snapshot_columns_and_nullability() -> None:
 
 def test_rows_convert_to_exactly_the_schema() -> None:
     rows = [
-        snapshot(views=9_876_543_210, views_text="98.8亿", views_approx=True, platform="tiktok"),
+        snapshot(views=9_876_543_210, views_text="98.8亿", views_semantics="rounded",
+                 platform="tiktok"),
         snapshot(tag="b", posts=0, date="2026-01-23"),
     ]
     table = table_from_rows("snapshots", rows)
@@ -67,7 +68,7 @@ def test_rows_convert_to_exactly_the_schema() -> None:
     first, second = table.to_pylist()
     assert first["views"] == 9_876_543_210
     assert first["views_text"] == "98.8亿"
-    assert first["views_approx"] is True
+    assert first["views_semantics"] == "rounded"
     assert first["posts"] is None
     assert second["posts"] == 0
     assert second["views"] is None
@@ -102,7 +103,8 @@ def test_aware_non_utc_datetimes_keep_their_instant() -> None:
         ("views", True, "snapshots.views: expected int64, got bool"),
         ("views", Decimal("5.5"), "snapshots.views: expected int64"),
         ("views", 2**63, "snapshots.views"),
-        ("views_approx", 1, "snapshots.views_approx"),
+        ("views_semantics", 1, "snapshots.views_semantics"),
+        ("views_semantics", "approx", "snapshots.views_semantics: 'approx' is not one of"),
         ("views_text", 12, "snapshots.views_text: expected string, got int"),
         ("observed_at", datetime(2026, 1, 23, 14, 5), "snapshots.observed_at: naive datetime"),
         ("observed_at", 1_769_000_000, "snapshots.observed_at: expected timestamp"),
@@ -110,7 +112,7 @@ def test_aware_non_utc_datetimes_keep_their_instant() -> None:
         ("tag", None, "snapshots.tag: null in a non-nullable column"),
         ("source", "scraped", "snapshots.source: 'scraped' is not one of"),
         ("veiws", 5, "snapshots.veiws: unknown column"),
-        ("schema_version", 2, "snapshots.schema_version"),
+        ("schema_version", 99, "snapshots.schema_version"),
     ],
 )
 def test_type_mismatch_names_the_column(column: str, value: object, expected: str) -> None:
@@ -170,8 +172,9 @@ def test_mapping_rows_are_accepted() -> None:
 
 
 def test_every_platform_counter_carries_its_semantics() -> None:
-    """snapshots, posts and activity: each int64 counter has a nullable bool `<counter>_approx`,
-    and the item the store pipeline writes from has the field, so the flag is never dropped."""
+    """snapshots, posts and activity: each int64 counter has a nullable string
+    `<counter>_semantics`, and the item the store pipeline writes from has the field, so what
+    a value is never gets dropped."""
     from dataclasses import fields
 
     from crawler.items import ActivityItem, PostItem, SnapshotItem
@@ -181,11 +184,12 @@ def test_every_platform_counter_carries_its_semantics() -> None:
                                     ("posts", POST_COUNTERS, PostItem),
                                     ("activity", ACTIVITY_COUNTERS, ActivityItem)):
         schema = DATASETS[dataset].schema
-        ints = {f.name for f in schema if f.type == pa.int64()}
+        # posts_seen and visibility_cap are counts of what was seen, not platform counters
+        ints = {f.name for f in schema if f.type == pa.int64()} - {"posts_seen", "visibility_cap"}
         assert ints == set(counters), dataset  # no counter column without its flag
         names = {f.name for f in fields(item)}
         for counter in counters:
-            flag = schema.field(f"{counter}_approx")
-            assert flag.type == pa.bool_(), (dataset, counter)
+            flag = schema.field(f"{counter}_semantics")
+            assert flag.type == pa.string(), (dataset, counter)
             assert flag.nullable, (dataset, counter)
-            assert {counter, f"{counter}_approx"} <= names, (dataset, counter)
+            assert {counter, f"{counter}_semantics"} <= names, (dataset, counter)

@@ -18,6 +18,7 @@ import pytest
 
 from storage import (
     DATASETS,
+    SCHEMA_VERSION,
     DatasetWriter,
     OutputNotWritableError,
     SchemaError,
@@ -61,9 +62,11 @@ class FakeClock:
 
 
 ROWS = [
-    snapshot("tiktok", 0, "tiktokrefugee", 9_876_543_210, views_text="98.8亿", views_approx=True),
+    snapshot("tiktok", 0, "tiktokrefugee", 9_876_543_210, views_text="98.8亿",
+             views_semantics="rounded"),
     snapshot("tiktok", 0, "rednote", 120_000_000, posts=2_812_000),
-    snapshot("xiaohongshu", 0, "tiktok难民", 120_000_000, views_text="1.2亿", views_approx=True),
+    snapshot("xiaohongshu", 0, "tiktok难民", 120_000_000, views_text="1.2亿",
+             views_semantics="rounded"),
     snapshot("tiktok", 1, "tiktokrefugee", 9_876_543_999),
     snapshot("xiaohongshu", 1, "tiktok难民", 130_000_000, discussions=2_812_000),
     snapshot("xiaohongshu", 1, "apple", None, participants=5),
@@ -161,7 +164,7 @@ def test_files_are_sorted_and_carry_their_partition(tmp_path: Path) -> None:
     assert "date" not in table.column_names
     metadata = pq.read_schema(written.path).metadata
     assert metadata[b"tagarchive.dataset"] == b"snapshots"
-    assert metadata[b"tagarchive.schema_version"] == b"1"
+    assert metadata[b"tagarchive.schema_version"] == str(SCHEMA_VERSION).encode()
     assert metadata[b"tagarchive.partition"] == b"platform=tiktok/date=2026-01-23"
     assert metadata[b"tagarchive.run_id"] == RUN_A.encode()
 

@@ -65,8 +65,9 @@ def cmd_check_live(args: argparse.Namespace) -> int:
         value = snap.get(counter)
         if promised is None and value is None:
             continue
-        shown = "-" if value is None else f"{value:,}" + (" (approx.)"
-                                                           if snap.get(f"{counter}_approx") else "")
+        semantics = snap.get(f"{counter}_semantics")
+        shown = "-" if value is None else f"{value:,}" + (
+            f" ({semantics})" if semantics not in (None, "exact") else "")
         verdict = "ok" if value is not None else "MISSING"
         if promised is None:
             verdict = "ok (not documented)"

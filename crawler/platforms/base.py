@@ -174,6 +174,11 @@ class TagResult:
     posts: list[dict[str, Any]] = field(default_factory=list)
     activity: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # the posts seen under the tag, stored beside the reported totals; an adapter that saw
+        # more than it returns (a walk over several pages) sets posts_seen itself
+        self.snapshot.setdefault("posts_seen", len(self.posts))
+
 
 class Platform:
     """Base class of a platform adapter; subclasses set the class attributes and the steps."""
@@ -190,6 +195,8 @@ class Platform:
     signin: ClassVar[str] = "none"
     # (handle variable, password variable) for a sign-in exchanged for a token, else None
     login_variables: ClassVar[tuple[str, str] | None] = None
+    # the platform's known cap on posts visible under one tag (docs/data.md), None if unknown
+    visibility_cap: ClassVar[int | None] = None
     # the report's line colour; None takes the next one from the report's shared palette
     color: ClassVar[str | None] = None
     # what a backfill can use, for `platforms` ("none" until a timeline is implemented)

@@ -79,7 +79,8 @@ def build_tag(archive: Archive, tag: str, request: ReportRequest) -> TagReport:
     for r in rows:
         first.setdefault(r["platform"], r)
     milestones = _rows(archive.milestones(tag, counter=headline, **window))
-    values = [(r[c], r[f"{c}_approx"]) for r in rows for c in counters if r[c] is not None]
+    values = [(r[c], r[f"{c}_semantics"] not in (None, "exact", "window"))
+              for r in rows for c in counters if r[c] is not None]
     report = TagReport(
         tag=tag, display=display, platforms=platforms, snapshots=len(rows),
         first_seen=min(r["observed_at"] for r in rows),
@@ -99,7 +100,8 @@ def _counter_charts(rows: list[dict[str, Any]], platforms: list[str], counters: 
     charts: list[Chart] = []
     for counter in counters:
         series = [
-            Series(p, [Point(r["observed_at"], r[counter], bool(r[f"{counter}_approx"]),
+            Series(p, [Point(r["observed_at"], r[counter],
+                             r[f"{counter}_semantics"] not in (None, "exact", "window"),
                              r[f"{counter}_text"] or "")
                        for r in rows if r["platform"] == p and r[counter] is not None])
             for p in platforms

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from crawler.platforms import REGISTRY
 
@@ -88,3 +89,29 @@ def platform_color(name: str, order: Sequence[str]) -> str:
         return own
     others = [p for p in order if _own_color(p) is None]
     return _PALETTE[others.index(name) % len(_PALETTE)] if name in others else _PALETTE[0]
+
+
+# What each counter semantics (storage.schemas.SEMANTICS) looks like beside a value: the sign
+# put before it, the word of its mark, and the mark's explanation.
+SEMANTIC_MARKS: dict[str, tuple[str, str, str]] = {
+    "exact": ("", "exact", "an exact integer from the platform"),
+    "rounded": ("≈ ", "≈ rounded", "rounded by the platform for display (text such as 1.2亿, "
+                "or an integer it rounds)"),
+    "lower_bound": ("≥ ", "≥ at least", "a lower bound: a capped sample or a walk stopped by "
+                    "a bound"),
+    "capped": ("≥ ", "capped", "saturated at a platform limit; not a count"),
+    "window": ("", "window", "a count over the window stored with the snapshot"),
+}
+
+
+def semantics_sign(semantics: str | None) -> str:
+    """The sign shown before a value: "≈ " rounded, "≥ " lower bound or capped, else none."""
+    return SEMANTIC_MARKS.get(semantics or "", ("", "", ""))[0]
+
+
+def window_text(row: Mapping[str, Any]) -> str:
+    """A snapshot's counting window as text ("24 h to 2025-01-15 00:00 UTC"), or ""."""
+    start, end = row.get("window_start"), row.get("window_end")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return ""
+    return f"{format_duration(end - start)} to {format_time(end, seconds=False)}"

@@ -36,7 +36,8 @@ class ReportRequest:
 
 @dataclass(frozen=True)
 class Point:
-    """One plotted value: a time (or a bucket's start), the value, and whether it is rounded."""
+    """One plotted value: a time (or a bucket's start), the value, and whether it is not exact
+    (rounded or a lower bound: drawn hollow)."""
 
     x: datetime | date
     value: int

@@ -17,6 +17,7 @@ from typing import Any
 from crawler.report.build import main_counter
 from crawler.report.charts import esc, iso, svg_bar_chart, svg_line_chart
 from crawler.report.labels import (
+    SEMANTIC_MARKS,
     format_cjk,
     format_compact,
     format_duration,
@@ -24,6 +25,8 @@ from crawler.report.labels import (
     format_time,
     platform_color,
     platform_title,
+    semantics_sign,
+    window_text,
 )
 from crawler.report.model import COUNTER_WORDS, Chart, Report, ReportWriteError, TagReport
 from storage.analysis import MILESTONES
@@ -86,7 +89,7 @@ def _legend(platforms: Iterable[str], colors: dict[str, str]) -> str:
         f'<li><span class="swatch" style="background:{colors[p]}"></span>'
         f"{esc(platform_title(p))}</li>" for p in platforms)
     return (f'<ul class="legend">{items}<li><span class="swatch hollow"></span>'
-            "approximate (parsed from rounded display text)</li></ul>")
+            "not exact: rounded (≈), a lower bound (≥) or capped</li></ul>")
 
 
 def _tag_section(tag: TagReport, index: int, colors: dict[str, str], uid: int) -> tuple[str, int]:
@@ -158,14 +161,20 @@ def _figure(tag: TagReport, chart: Chart, colors: dict[str, str], chart_uid: str
 
 def _value_cell(row: dict[str, Any], counter: str) -> str:
     value = row.get(counter)
-    if value is None:
-        return '<td class="num missing">–</td>'
-    approx = bool(row.get(f"{counter}_approx"))
+    semantics = row.get(f"{counter}_semantics") or "exact"
     text = row.get(f"{counter}_text")
-    mark = (f'<span class="mark approx" title="parsed from rounded display text">≈ approx'
-            f"{' · “' + esc(text) + '”' if text else ''}</span>" if approx
-            else '<span class="mark exact" title="an exact integer from the platform">exact</span>')
-    return (f'<td class="num"><span class="exact-value">{"≈ " if approx else ""}{value:,}</span>'
+    if value is None:
+        if semantics == "capped" and text:  # a saturated figure: shown as such, never a count
+            return (f'<td class="num missing">–<span class="mark capped" title="'
+                    f'{esc(SEMANTIC_MARKS["capped"][2])}">capped at “{esc(text)}”</span></td>')
+        return '<td class="num missing">–</td>'
+    sign, word, title = SEMANTIC_MARKS.get(semantics, SEMANTIC_MARKS["exact"])
+    if semantics == "rounded" and text:
+        word += " · “" + text + "”"
+    if semantics == "window" and window_text(row):
+        word += " · " + window_text(row)
+    mark = f'<span class="mark {esc(semantics)}" title="{esc(title)}">{esc(word)}</span>'
+    return (f'<td class="num"><span class="exact-value">{esc(sign)}{value:,}</span>'
             f'<span class="human">{esc(format_compact(value))} · {esc(format_cjk(value))}'
             f"</span>{mark}</td>")
 
@@ -185,7 +194,7 @@ def _cards(tag: TagReport, colors: dict[str, str]) -> str:
         if first:
             change = (f'<p class="change">{(value - first) / first:+.1%} since '
                       f"{esc(format_time(tag.first[platform]['observed_at']))}</p>")
-        approx = "≈ " if row.get(f"{counter}_approx") else ""
+        approx = semantics_sign(row.get(f"{counter}_semantics"))
         cards.append(
             f'<div class="card" style="border-top-color:{colors[platform]}">'
             f'<p class="platform">{esc(platform_title(platform))}</p>'
@@ -245,8 +254,10 @@ def _latest_table(tag: TagReport) -> str:
                     f"<td>{esc(format_time(row['observed_at']))}</td>{cells}"
                     f"<td><code>{esc(row['source'])}</code></td></tr>")
     return ("<h3>Latest values</h3>"
-            '<p class="note">“exact” values are integers the platform sent; “≈ approx” values '
-            "were parsed from rounded display text such as “1.2亿” (±5% or better).</p>"
+            '<p class="note">“exact” values are integers the platform sent; “≈ rounded” values '
+            "were rounded by the platform for display (“1.2亿” is ±5% or better); “≥ at least” "
+            "values are lower bounds; “window” values count posts over the stated window."
+            " docs/data.md says, per platform and counter, which is which.</p>"
             f'<table class="latest"><thead><tr><th>platform</th><th>observed</th>{head}'
             f"<th>source</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
@@ -284,7 +295,7 @@ def _quality(tag: TagReport) -> str:
                      f"out of the numbers: {top}.")
     if tag.approx_values:
         notes.append(f"{tag.approx_values} of {tag.total_values} stored values are "
-                     "approximate (parsed from rounded display text).")
+                     "not exact (rounded by the platform, or lower bounds).")
     clean = not (q.gaps or q.failed or q.unhealthy_runs or q.rejects)
     if clean:
         notes.append("No gaps in the series, no failed observations, no rejected items and no "

@@ -16,14 +16,16 @@ from crawler.items import (
 from crawler.text.counts import CountParseError, parse_count
 from crawler.text.tags import InvalidTagError, normalize_tag
 
-Normalized = tuple[Any, str | None, bool | None, str | None]
+Normalized = tuple[Any, str | None, str | None, str | None]
 # counter -> its display-text and semantics columns
-_COLUMNS = {name: (f"{name}_text", f"{name}_approx")
+_COLUMNS = {name: (f"{name}_text", f"{name}_semantics")
             for name in (*COUNTERS, *POST_COUNTERS, *ACTIVITY_COUNTERS)}
+# what an adapter may say a counter is (storage.schemas.SEMANTICS; checked again at storage)
+SEMANTICS = frozenset(("exact", "rounded", "lower_bound", "capped", "window"))
 
 
 def normalize_counter(value: Any, text: str | None) -> Normalized:
-    """(value, display text, approximate, problem) for one counter.
+    """(value, display text, semantics, problem) for one counter.
 
     An exact integer (int, or a digit string such as TikTok's statsV2) always wins over display
     text; text is parsed only when no exact value exists.
@@ -31,7 +33,7 @@ def normalize_counter(value: Any, text: str | None) -> Normalized:
     if isinstance(value, bool):
         return value, text, None, f"counter is a boolean ({value!r})"
     if isinstance(value, int):
-        return value, text, False, None
+        return value, text, "exact", None
     if isinstance(value, str):
         text, value = value, None
     if value is not None:
@@ -43,27 +45,39 @@ def normalize_counter(value: Any, text: str | None) -> Normalized:
     except CountParseError as exc:
         return None, text, None, str(exc)
     if not parsed.approximate:
-        return parsed.value, None, False, None
-    return parsed.value, text, True, None
+        return parsed.value, None, "exact", None
+    return parsed.value, text, "rounded", None
 
 
 def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) -> None:
-    """Normalize each named counter of an item in place, with its semantics in `<name>_approx`.
+    """Normalize each named counter of an item in place, with what it is in `<name>_semantics`.
 
-    Every stored counter carries how it was read: false for an exact integer, true for a value
-    parsed from rounded display text, null only when there is no value. Snapshots also keep the
-    display text (`<name>_text`); posts and activity rows have no text column.
+    By default an integer is `exact` and a value parsed from display text `rounded` (or `exact`
+    when the text is); an adapter that knows better (an integer the platform rounds, a window
+    count, a lower bound) has set `<name>_semantics` itself, and its word is kept while there is
+    a value. `capped` keeps no value: the figure stays in the text column. Snapshots also keep
+    the display text (`<name>_text`); posts and activity rows have no text column.
     """
     for name in names:
-        text_name, approx_name = _COLUMNS[name]
+        text_name, semantics_name = _COLUMNS[name]
         text = getattr(item, text_name) if with_text else None
-        value, text, approx, problem = normalize_counter(getattr(item, name), text)
+        said = getattr(item, semantics_name)
+        if said == "capped":
+            # a saturated figure is not a count: never stored as the value
+            capped = getattr(item, name)
+            setattr(item, name, None)
+            if with_text and text is None and capped is not None:
+                setattr(item, text_name, str(capped))
+            continue
+        value, text, semantics, problem = normalize_counter(getattr(item, name), text)
         setattr(item, name, value)
         if with_text:
             setattr(item, text_name, text)
-        # an adapter may know an integer is rounded (Bluesky's hitsTotal): keep its word
-        if getattr(item, approx_name) is not True or value is None:
-            setattr(item, approx_name, approx)
+        if said is not None and said not in SEMANTICS:
+            problem = problem or f"semantics {said!r} is not one of {', '.join(sorted(SEMANTICS))}"
+        elif said is not None and value is not None:
+            semantics = said
+        setattr(item, semantics_name, semantics)
         if problem:
             item.problems.append(f"{name}: {problem}")
 

@@ -22,6 +22,7 @@ from storage.locks import publishing
 from storage.parquetfiles import (
     PARTITION_DUCKDB_TYPES,
     UnreadableDatasetError,
+    create_view,
     dataset_files,
     dataset_schema,
     empty_view_sql,
@@ -147,7 +148,7 @@ def _view(con: duckdb.DuckDBPyConnection, root: Path, spec: DatasetSpec, pattern
     )
     options = f"hive_partitioning = true, union_by_name = true, hive_types = {{{hive_types}}}"
     if not files:
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {empty_view_sql(con, name)}')
+        create_view(con, name, empty_view_sql(con, name))
         return
     # files written before a column was added lack it: the empty view brings every column
     every_column = f"UNION ALL BY NAME {empty_view_sql(con, name)}"
@@ -158,7 +159,7 @@ def _view(con: duckdb.DuckDBPyConnection, root: Path, spec: DatasetSpec, pattern
         # file's footer here (union_by_name), so a damaged file fails this statement.
         glob = sql_string(f"{pattern}/{name}/**/*.parquet")
         try:
-            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS '
+            create_view(con, name,
                         f"SELECT * FROM read_parquet({glob}, {options}) {every_column}")
             return
         except duckdb.Error:
@@ -167,11 +168,11 @@ def _view(con: duckdb.DuckDBPyConnection, root: Path, spec: DatasetSpec, pattern
     good, skipped = dataset_files(root, name, thorough=True)
     warn_skipped(skipped)
     if not good:
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {empty_view_sql(con, name)}')
+        create_view(con, name, empty_view_sql(con, name))
         return
     listed = ", ".join(sql_string(glob_escape(Path(f).absolute().as_posix())) for f in good)
     try:
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS '
+        create_view(con, name,
                     f"SELECT * FROM read_parquet([{listed}], {options}) {every_column}")
     except duckdb.Error as exc:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -36,6 +36,7 @@ from storage.markers import listing
 from storage.parquetfiles import (
     MIN_SIZE,
     PARTITION_DUCKDB_TYPES,
+    create_view,
     dataset_schema,
     empty_view_sql,
     misplaced_reason,
@@ -212,7 +213,7 @@ def _duckdb_s3_views(root: S3Root, con: duckdb.DuckDBPyConnection) -> duckdb.Duc
             )
             replace = f" REPLACE ({casts})" if casts else ""
             source = f'SELECT *{replace} FROM "{registered}"'
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {source}')
+        create_view(con, name, source)
     return con
 
 

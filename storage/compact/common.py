@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from storage.errors import StorageError
 from storage.parquetfiles import parquet_error_text
 from storage.paths import STATE_DIR
-from storage.schemas import SCHEMA_VERSION, DatasetSpec, get_spec
+from storage.schemas import SCHEMA_VERSION, DatasetSpec, get_spec, upgrade_table
 
 SCRATCH = Path(STATE_DIR, "compact")
 QUARANTINE = Path(STATE_DIR, "quarantine")
@@ -232,9 +232,18 @@ def parse_parquet(data: bytes, path: object) -> pa.Table:
 
 
 def fit_schema(table: pa.Table, spec: DatasetSpec, path: object) -> pa.Table:
-    """One input file's table in the dataset's current schema (shared with S3 compaction)."""
+    """One input file's table in the dataset's current schema (shared with S3 compaction).
+
+    A file of an older version is upgraded (schemas.upgrade_table) and its rows are then marked
+    with the current schema_version: compaction is how an archive moves to the new schema.
+    """
     if table.schema.equals(spec.schema, check_metadata=False):
         return table
+    table = upgrade_table(table, spec.name)
+    if "schema_version" in table.column_names:
+        version = pa.array([SCHEMA_VERSION] * table.num_rows, pa.int16())
+        table = table.set_column(table.column_names.index("schema_version"), "schema_version",
+                                 version)
     # Columns added since the file was written (nullable, same version) read as null, as they
     # do through open_dataset(); a column the schema does not know would be lost, so it fails.
     unknown = set(table.column_names) - set(spec.schema.names)
