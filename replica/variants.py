@@ -27,6 +27,10 @@ VARIANTS = frozenset(
         "consent",
         "hashtag_header",
         "page_header",
+        # Xiaohongshu: the topic notes feed in its other known forms (replica/xiaohongshu.py)
+        "notes_list_data",
+        "notes_recommend_path",
+        "notes_uncaptured",
     }
 )
 _OVERRIDABLE = ("views", "posts", "discussions", "participants")

@@ -50,6 +50,19 @@ REAL_HOST = "https://www.xiaohongshu.com"
 SEARCH_TOPIC = "/web_api/sns/v1/search/topic"
 # The real path of the topic notes feed is unknown [INF]; the shape follows PLATFORMS §1.1.
 NOTES_RE = re.compile(r"^/web_api/sns/v1/page/([^/]+)/notes/?$")
+# The other forms the feed is known in (crawler/platforms/xiaohongshu.py), one variant each:
+# - notes_list_data: the older mobile-web answer of the same path, `data` a bare list of notes
+#   (third-party code reads it so), paged by `page`, without totals;
+# - notes_recommend_path: the path the one public sample of the feed names,
+#   `/api/sns/web/v1/search/recommend` (`?page_id=&sort=&cursor=&page_size=`, query [INF]); the
+#   same path answers keyword suggestions (`?keyword=`, `data.sug_items`, as in that sample's
+#   repository), which the replica's topic page also fetches;
+# - notes_uncaptured: the feed at a path no adapter pattern names [INF, invented], so a crawler
+#   captures none; the page renders as usual from it.
+RECOMMEND_PATH = "/api/sns/web/v1/search/recommend"
+UNCAPTURED_FEED_PATH = "/api/sns/web/v1/topic_feed/page"  # [INF] invented
+FEED_VARIANTS = {"notes_list_data": "list", "notes_recommend_path": "recommend",
+                 "notes_uncaptured": "uncaptured"}
 TOPIC_PAGE_RE = re.compile(r"^/page/topics/([^/]+)/?$")
 # Signing key. static/xhs.js assembles the same string at runtime; the real X-S algorithm
 # (xhshow) is not reproduced, this FNV scheme stands in for it.
@@ -227,6 +240,8 @@ class XiaohongshuApp:
             return "search_topic"
         if NOTES_RE.match(path):
             return "notes"
+        if path.rstrip("/") in (RECOMMEND_PATH, UNCAPTURED_FEED_PATH):
+            return "feed_query"
         if TOPIC_PAGE_RE.match(path):
             return "topic_page"
         if path.rstrip("/") == "/search_result":
@@ -253,6 +268,8 @@ class XiaohongshuApp:
             return method_not_allowed("GET, HEAD")
         if kind == "notes":
             return self._notes(path, query, headers, body)
+        if kind == "feed_query":
+            return self._feed_query(path, query, headers, body)
         if kind == "topic_page":
             match = TOPIC_PAGE_RE.match(path)
             assert match is not None
@@ -332,7 +349,12 @@ class XiaohongshuApp:
             failure = gate(self.world, PLATFORM, name, as_json=False)
             if failure:
                 return failure
-        state = {"global": {"x": "__undefined__"}, "topic": {"pageId": page_id, "name": name or ""}}
+        topic_state: dict[str, Any] = {"pageId": page_id, "name": name or ""}
+        feed = self.feed_form(name) if name else "notes"
+        if feed != "notes":
+            # which feed the replica's page fetches (replica plumbing; the real state is [INF])
+            topic_state["feed"] = feed
+        state = {"global": {"x": "__undefined__"}, "topic": topic_state}
         title = f"#{name} - 小红书" if name else "小红书"
         return html_response(200, self._shell(title, "topic-page", state))
 
@@ -427,10 +449,44 @@ class XiaohongshuApp:
             "cursor": cursor,
         }
 
-    def _notes(self, path: str, query: Query, headers: Mapping[str, str], body: bytes) -> Response:
-        match = NOTES_RE.match(path)
-        assert match is not None
-        page_id = match.group(1)
+    def feed_form(self, name: str) -> str:
+        """Which form of the notes feed a tag's topic page fetches: "notes" (the default),
+        "list", "recommend" or "uncaptured" (FEED_VARIANTS)."""
+        variants = self.world.variants(PLATFORM, name)
+        return next((form for variant, form in FEED_VARIANTS.items() if variant in variants),
+                    "notes")
+
+    def _feed_query(
+        self, path: str, query: Query, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        """The feed addressed by query (`?page_id=`), or keyword suggestions (`?keyword=`)."""
+        keyword = query.get("keyword", "")
+        if path.rstrip("/") == RECOMMEND_PATH and keyword:
+            return self._suggestions(path, query, headers, body, keyword)
+        page_id = query.get("page_id", "")
+        if not page_id:
+            return json_response(200, BAD_REQUEST_BODY)
+        return self._notes(path, query, headers, body, page_id=page_id)
+
+    def _suggestions(self, path: str, query: Query, headers: Mapping[str, str], body: bytes,
+                     keyword: str) -> Response:
+        # The shape of submato/xhscrawl's search_keyword_recommend sample; the entries are the
+        # keyword and its related topics [INF].
+        uri = path + (f"?{query.raw}" if query.raw else "")
+        if not verify_signature(uri, headers, body):
+            return self._captcha(uri, body)
+        words = [keyword, *self.world.related(PLATFORM, keyword)][:5]
+        items = [{"type": "top_note", "text": w, "highlight_flags": [True] * len(w),
+                  "search_type": "notes"} for w in words]
+        return json_response(200, {"code": 1000, "success": True, "msg": "成功",
+                                   "data": {"sug_items": items}})
+
+    def _notes(self, path: str, query: Query, headers: Mapping[str, str], body: bytes,
+               page_id: str | None = None) -> Response:
+        if page_id is None:
+            match = NOTES_RE.match(path)
+            assert match is not None
+            page_id = match.group(1)
         uri = path + (f"?{query.raw}" if query.raw else "")
         name = self.world.lookup(PLATFORM, page_id)
         if name:
@@ -446,6 +502,8 @@ class XiaohongshuApp:
         topic = self._topic(name) if name else None
         if topic is None:
             return json_response(200, TOPIC_GONE_BODY)
+        if NOTES_RE.match(path) and self.feed_form(name or "") == "list":
+            return self._notes_list(page_id, name or "", query)
         sort = query.get("sort", "hot_desc") or "hot_desc"
         if sort not in ("hot_desc", "time_desc"):  # time_desc is a guess [INF]
             return json_response(200, BAD_REQUEST_BODY)
@@ -465,7 +523,7 @@ class XiaohongshuApp:
         ]
         end = offset + len(window)
         has_more = len(posts) > end and end < LIST_CAP
-        payload = {
+        payload: dict[str, Any] = {
             "result": 0,
             "success": True,
             "msg": "",
@@ -478,3 +536,22 @@ class XiaohongshuApp:
             },
         }
         return json_response(200, payload)
+
+    def _notes_list(self, page_id: str, name: str, query: Query) -> Response:
+        """The older mobile-web answer: `data` a bare list of notes, paged by `page`, no totals,
+        no cursor (the shape third-party code reads; the fields of a note as in the feed)."""
+        try:
+            page = int(query.get("page", "1") or 1)
+            size = int(query.get("page_size", str(NOTES_PAGE_MAX)) or NOTES_PAGE_MAX)
+        except ValueError:
+            return json_response(200, BAD_REQUEST_BODY)
+        if page < 1:
+            return json_response(200, BAD_REQUEST_BODY)
+        size = max(1, min(size, NOTES_PAGE_MAX))
+        offset = (page - 1) * size
+        posts = self.world.posts_for(PLATFORM, name, limit=min(offset + size, LIST_CAP),
+                                     order="mixed")
+        window = posts[offset : offset + size]
+        notes = [self.note(p, self._cursor(page_id, "hot_desc", offset + i + 1))
+                 for i, p in enumerate(window)]
+        return json_response(200, {"result": 0, "success": True, "msg": "", "data": notes})

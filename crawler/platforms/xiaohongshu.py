@@ -1,18 +1,30 @@
 """Xiaohongshu (RedNote) topics: resolve the name through topic search, then render the topic page.
 
-Shapes (PLATFORMS.md §1): every edith API call needs `X-S`/`X-T`/`x-S-Common` headers that the
-site's own script computes, and an unsigned call is answered HTTP 461 with `Verifytype` and
-`Verifyuuid` (the captcha). So both steps are rendered in Chromium and the adapter reads the JSON
-the page fetched for itself:
+Shapes (PLATFORMS.md §1; real captures in tests/fixtures/real/xiaohongshu/): every edith API call
+needs `X-S`/`X-T`/`x-S-Common` headers that the site's own script computes, and an unsigned call
+is answered HTTP 461 with `Verifytype` and `Verifyuuid` (the captcha). So both steps are rendered
+in Chromium and the adapter reads the JSON the page fetched for itself:
 1. search (`/search_result?keyword=…`, [INF] which page calls the topic search on the real site)
    captures `POST /web_api/sns/v1/search/topic` → `data.topic_info_dtos[]{id,name,link,view_num}`;
-   `view_num` is the exact view count, `link` carries the topic `page_id` (not the same as `id`);
-2. the topic page `/page/topics/{page_id}` captures the notes feed → `data.total_note_count`
-   (discussions), `data.total_user_count` (participants), `data.notes[]` (posts). [INF] The real
-   notes-feed path is unknown; it is matched by `/page/<page_id>/notes` or `/topic/notes`.
-When no JSON was captured the rendered header "1.2亿浏览 · 281.2万讨论" is parsed instead and the
-values are marked approximate. API codes: 300012 IP block, -100/-101/-104 sign-in [INF],
--510000 not found [INF for topics].
+   `view_num` is an integer at full precision (9918059975 and 54486530 in the real sample, no
+   display rounding), `link` carries the topic `page_id` (not the same as `id`);
+2. the topic page `/page/topics/{page_id}` captures the notes feed. No public capture confirms
+   the feed's path, so every known form is accepted:
+   - `data{notes[], total_note_count, total_user_count, has_more, cursor}` (the one public sample,
+     which names `/api/sns/web/v1/search/recommend` as its path) at that path, `/page/<id>/notes`
+     or `/topic/notes` [INF];
+   - `data` as a bare list of notes: the older mobile-web `web_api/sns/v1/page/{id}/notes`
+     (third-party code reads it so); it carries no totals.
+   A captured answer of one of these paths that holds no notes (the same `search/recommend`
+   path serves keyword suggestions, `sug_items`) is not the feed and is passed over.
+   `total_note_count` → discussions and `total_user_count` → participants (exact integers).
+When no feed was captured, what is known is still stored: the exact `view_num` of the topic
+search (when the search was captured) and the rendered header "1.2亿浏览 · 281.2万讨论" (display
+text, rounded: "1.2亿" is 1.2×10⁸ to the nearest 10⁷); a caveat names what is missing. The tag
+fails (`layout_changed`) only when nothing at all was read. Notes: `likes` (an exact integer in
+the topic feed) or `interact_info.liked_count`, a string shown rounded from 1万 up ("1.2万",
+"10万+": a floor, stored as a lower bound). API codes: 300012 IP block, -100/-101/-104 sign-in
+[INF], -510000 not found [INF for topics].
 """
 
 from __future__ import annotations
@@ -38,14 +50,23 @@ from crawler.platforms.base import (
     UnreadableJSON,
     check_status,
     load_json,
+    mapping,
 )
 from crawler.platforms.timeline import TimelinePage, Window, oldest
-from crawler.text.counts import CountParseError, parse_labelled
+from crawler.text.counts import CountParseError, parse_count, parse_labelled
 from crawler.text.tags import TagRef, normalize_tag
 from crawler.text.timestamps import TimestampError, from_epoch_millis, utc_from_epoch
 
 SEARCH_API = r"/web_api/sns/v1/search/topic"
-NOTES_API = r"/page/[0-9a-f]+/notes|/topic/notes"
+# Every path a topic notes feed is known or guessed at (see the module docstring): the path the
+# only public sample names, the older mobile-web endpoint, and the guess for the current page.
+# That path also answers the search box's keyword suggestions (`sug_items`, same repository), so
+# only calls naming a topic page (`page_id=` in the query, as the sample's deeplink
+# `api_extra{cursor,page_id,sort}` suggests [INF]) are captured: a suggestions answer captured
+# first would end the capture before the feed arrived.
+RECOMMEND_PATH = "/api/sns/web/v1/search/recommend"
+NOTES_API = (r"/page/[0-9a-zA-Z]+/notes|/topic/notes|"
+             + re.escape(RECOMMEND_PATH) + r"\?(?:[^#]*&)?page_id=")
 PAGE_ID = re.compile(r"/page/topics/([0-9a-zA-Z]+)")
 LOGIN_CODES = {-100, -101, -104}
 BLOCK_CODES = {300012, 300011}
@@ -120,11 +141,22 @@ class Xiaohongshu(Platform):
                 for t in topic_infos(cap):
                     if page_id_from_link(str(t.get("link", ""))) == page_id:
                         topic = _topic_state(t)
-        notes_caps = page.captured_matching(NOTES_API)
-        feed = notes_feed(notes_caps[-1]) if notes_caps else None
-        header = header_counts(page.text)
-        if feed is None and header is None:
-            raise _dom_failure(page, "topic page has neither notes JSON nor header counts")
+        feeds = captured_feeds(page)
+        feed = feeds[-1] if feeds else None
+        views = _exact_count((topic or {}).get("view_num"))
+        # the rendered header is read only for what the JSON did not give; a header that no
+        # longer parses costs only those counters when the JSON gave anything
+        needs_header = views is None or feed is None or "total_note_count" not in feed
+        header = None
+        if needs_header:
+            try:
+                header = header_counts(page.text)
+            except LayoutChanged:
+                if views is None and feed is None:
+                    raise
+        if feed is None and header is None and views is None:
+            raise _dom_failure(page, "topic page has neither notes JSON, nor the topic search's "
+                                     "view_num, nor header counts")
         name = (topic or {}).get("name") or _state_name(page.text) or tag.name or page_id
         snapshot: dict[str, Any] = {
             "platform": self.name,
@@ -132,20 +164,30 @@ class Xiaohongshu(Platform):
             "tag_id": (topic or {}).get("id"),
             "url": self.public_topic_url(page_id),
             "observed_at": page.observed_at,
-            "source": "captured_xhr" if feed is not None or topic else "rendered_dom",
+            "source": "captured_xhr" if feed is not None or views is not None else "rendered_dom",
         }
-        if topic and topic.get("view_num") is not None:
-            snapshot["views"] = topic["view_num"]
+        caveats: list[str] = []
+        if views is not None:
+            snapshot["views"] = views  # full-precision integer (real sample): exact
+            snapshot["views_semantics"] = "exact"
         elif header and "views" in header:
-            snapshot["views_text"] = header["views"]
-        if feed is not None and feed.get("total_note_count") is not None:
-            snapshot["discussions"] = feed["total_note_count"]
-        elif header and "discussions" in header:
-            snapshot["discussions_text"] = header["discussions"]
-        if feed is not None and feed.get("total_user_count") is not None:
-            snapshot["participants"] = feed["total_user_count"]
-        if feed is None and topic is None:
-            snapshot["source"] = "rendered_dom"
+            _shown(snapshot, "views", header["views"])
+        totals = {"discussions": "total_note_count", "participants": "total_user_count"}
+        for counter, key in totals.items():
+            value = _exact_count((feed or {}).get(key))
+            if value is not None:
+                snapshot[counter] = value
+                snapshot[f"{counter}_semantics"] = "exact"
+            elif header and counter in header:
+                _shown(snapshot, counter, header[counter])
+        if feed is None:
+            caveats.append("discussions, participants: no topic notes feed was captured (its "
+                           "path is unconfirmed); read from what else the page showed")
+        elif "total_note_count" not in feed:
+            caveats.append(f"discussions, participants: the notes feed ({feed['form']}) "
+                           "carries no totals")
+        if caveats:
+            snapshot["caveats"] = caveats
         notes = (feed or {}).get("notes") or []
         posts = [parse_note(n, name, snapshot["tag_id"], page) for n in notes]
         return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
@@ -178,7 +220,7 @@ class Xiaohongshu(Platform):
     def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
         """Every notes page the scrolled topic page fetched (hot_desc: a ranked sample)."""
         check_status(page)
-        feeds = [notes_feed(cap) for cap in page.captured_matching(NOTES_API)]
+        feeds = captured_feeds(page)
         if not feeds:
             raise _dom_failure(page, "the topic page fetched no notes feed")
         name = tag.name or _state_name(page.text) or state["page_id"]
@@ -193,7 +235,8 @@ class Xiaohongshu(Platform):
             except TimestampError as exc:
                 raise LayoutChanged(f"note {post['post_id']}: create_time: {exc}") from exc
             posts.append(post)
-        more = bool(feeds[-1].get("has_more"))
+        # the list form says nothing of further pages: an unknown end is read as capped
+        more = bool(feeds[-1].get("has_more", True))
         return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
                             tag_display=_state_name(page.text))
 
@@ -235,16 +278,61 @@ def topic_infos(cap: Captured) -> list[dict[str, Any]]:
     return [t for t in dtos if isinstance(t, dict)]
 
 
-def notes_feed(cap: Captured) -> dict[str, Any]:
-    """`data` of a captured topic notes feed answer."""
+def notes_feed(cap: Captured) -> dict[str, Any] | None:
+    """A captured topic notes feed answer as `{notes, form, …totals}`, or None when the answer
+    holds no notes (another call on a shared path, e.g. keyword suggestions).
+
+    Forms (module docstring): `data{notes[], total_note_count, total_user_count, has_more,
+    cursor}`, or `data` as a bare list of notes (older mobile web, no totals). `form` names
+    which, for caveats.
+    """
     data = cap.json()
     error = _api_error(cap, data)
     if error is not None:
         raise error
     feed = data.get("data")
-    if not isinstance(feed, dict) or "notes" not in feed:
-        raise LayoutChanged("notes feed JSON has no data.notes")
-    return feed
+    if isinstance(feed, list):
+        return {"notes": feed, "form": "data as a list of notes"}
+    if isinstance(feed, dict) and isinstance(feed.get("notes"), list):
+        return {**feed, "form": "data.notes"}
+    return None
+
+
+def captured_feeds(page: Page) -> list[dict[str, Any]]:
+    """Every notes feed the page fetched, in order; answers of the same paths that hold no
+    notes are passed over."""
+    feeds = []
+    for cap in page.captured_matching(NOTES_API):
+        feed = notes_feed(cap)
+        if feed is not None:
+            feeds.append(feed)
+    return feeds
+
+
+def _exact_count(value: Any) -> int | None:
+    """An API counter that is an integer (not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _shown(record: dict[str, Any], counter: str, text: str) -> None:
+    """A counter known only as display text: the text and what it is ("1.2亿" is rounded; a
+    short number such as "57" is shown exactly)."""
+    record[f"{counter}_text"] = text
+    record[f"{counter}_semantics"] = text_semantics(text)
+
+
+def text_semantics(text: str) -> str:
+    """What a displayed count is: `lower_bound` for a floor ("10万+"), `rounded` for a scaled
+    figure ("1.2万"), `exact` for plain digits."""
+    stripped = text.strip()
+    if stripped.endswith("+"):
+        return "lower_bound"
+    try:
+        return "rounded" if parse_count(stripped).approximate else "exact"
+    except CountParseError:
+        return "rounded"
 
 
 def page_id_from_link(link: str) -> str | None:
@@ -301,27 +389,46 @@ def _dom_failure(page: Page, detail: str) -> Exception:
     return LayoutChanged(detail)
 
 
-def parse_note(note: dict[str, Any], tag_display: str, tag_id: str | None,
+def parse_note(note: Any, tag_display: str, tag_id: str | None,
                page: Page) -> dict[str, Any] | None:
-    """One public post from a notes-feed entry."""
-    if not isinstance(note, dict) or not note.get("id"):
+    """One public post from a notes-feed entry.
+
+    Read in every known note shape: the topic feed's `{id, title, likes, user{userid}}`, and the
+    web's note cards `{id, note_card{display_title, user{user_id}, interact_info{liked_count}}}`
+    or `{note_id, display_title, interact_info, user}` (homefeed, search, user_posted samples).
+    """
+    if not isinstance(note, dict):
         return None
-    user = note.get("user") or {}
-    created = note.get("create_time")
+    card = mapping(note.get("note_card"))
+    note_id = note.get("id") or note.get("note_id") or card.get("note_id")
+    if not isinstance(note_id, str | int) or isinstance(note_id, bool) or not str(note_id):
+        return None
+    body = {**card, **{k: v for k, v in note.items() if k != "note_card"}}
+    user = mapping(body.get("user"))
+    created = body.get("create_time", body.get("time"))
     created_at = None
     if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 2**53:
         created_at = utc_from_epoch(created / 1000)  # milliseconds
-    return {
+    post: dict[str, Any] = {
         "platform": "xiaohongshu",
-        "post_id": str(note["id"]),
+        "post_id": str(note_id),
         "tag_display": tag_display,
         "tag_id": tag_id,
-        "url": f"https://www.xiaohongshu.com/explore/{note['id']}",
+        "url": f"https://www.xiaohongshu.com/explore/{note_id}",
         "author_id": user.get("userid") or user.get("user_id"),
-        "author_name": user.get("nickname"),
-        "text": note.get("title") or note.get("desc"),
+        "author_name": user.get("nickname") or user.get("nick_name"),
+        "text": body.get("title") or body.get("display_title") or body.get("desc"),
         "created_at": created_at,
         "observed_at": page.observed_at,
-        "likes": note.get("likes"),
         "source": "captured_xhr",
     }
+    likes = body.get("likes")
+    liked_count = mapping(body.get("interact_info")).get("liked_count")
+    if _exact_count(likes) is not None:
+        post["likes"] = likes  # the topic feed's integer: exact
+    elif isinstance(liked_count, str) and liked_count.strip():
+        post["likes"] = liked_count.strip()  # "602" exact; "1.2万" rounded; "10万+" a floor
+        post["likes_semantics"] = text_semantics(liked_count)
+    elif likes is not None:
+        post["likes"] = likes  # anything else is passed on for validation to name
+    return post

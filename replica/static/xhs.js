@@ -180,8 +180,11 @@
     var summary = el("div", { "class": "summary" });
     var meta = el("div", { "class": "meta" });
     statHtml(views, "浏览").forEach(function (n) { meta.appendChild(n); });
-    meta.appendChild(document.createTextNode(" · "));
-    statHtml(discussions, "讨论").forEach(function (n) { meta.appendChild(n); });
+    // a feed without totals (the list form) leaves the discussions out
+    if (discussions !== null && discussions !== undefined) {
+      meta.appendChild(document.createTextNode(" · "));
+      statHtml(discussions, "讨论").forEach(function (n) { meta.appendChild(n); });
+    }
     summary.appendChild(meta);
     root.appendChild(summary);
   }
@@ -214,10 +217,38 @@
     return list;
   }
 
+  // Where the notes feed is fetched from, per form (replica/xiaohongshu.py FEED_VARIANTS):
+  // "notes" (default) and "list" share the path, "recommend" and "uncaptured" take page_id as a
+  // query parameter. The list form pages by number and answers `data` as a bare list.
+  function feedUri(form, pageId, cursor, page) {
+    if (form === "list") {
+      return "/web_api/sns/v1/page/" + pageId + "/notes?page=" + page + "&page_size=20";
+    }
+    var query = "page_size=20&sort=hot_desc&cursor=" + encodeURIComponent(cursor);
+    if (form === "recommend") {
+      return "/api/sns/web/v1/search/recommend?page_id=" + pageId + "&" + query;
+    }
+    if (form === "uncaptured") {
+      return "/api/sns/web/v1/topic_feed/page?page_id=" + pageId + "&" + query;
+    }
+    return "/web_api/sns/v1/page/" + pageId + "/notes?" + query;
+  }
+
+  // One feed answer as {notes, total, cursor, more}, whichever form it came in.
+  function readFeed(form, json, page) {
+    if (form === "list") {
+      var notes = Array.isArray(json.data) ? json.data : [];
+      return { notes: notes, total: null, cursor: String(page + 1), more: notes.length >= 20 };
+    }
+    var data = json.data || {};
+    return { notes: data.notes || [], total: data.total_note_count, cursor: data.cursor || "",
+             more: !!data.has_more && !!data.cursor };
+  }
+
   // The next page of the notes feed is fetched only when the reader scrolls near the bottom;
   // the list says data-feed-end once the feed has no more (or failed).
-  function infiniteNotes(list, pageId, data) {
-    var feed = { cursor: data.cursor || "", more: !!data.has_more, loading: false };
+  function infiniteNotes(list, pageId, first, form) {
+    var feed = { cursor: first.cursor, more: first.more, loading: false, page: 1 };
     function ended(why) { list.setAttribute("data-feed-end", why); }
     if (!feed.more) { ended("end"); return; }
     async function more() {
@@ -225,12 +256,12 @@
       if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
       feed.loading = true;
       try {
-        var next = await call("GET", "/web_api/sns/v1/page/" + pageId +
-                                     "/notes?page_size=20&sort=hot_desc&cursor=" +
-                                     encodeURIComponent(feed.cursor));
-        appendNotes(list, next.data.notes || []);
-        feed.cursor = next.data.cursor || "";
-        feed.more = !!next.data.has_more && !!feed.cursor;
+        feed.page += 1;
+        var next = readFeed(form, await call("GET", feedUri(form, pageId, feed.cursor,
+                                                            feed.page)), feed.page);
+        appendNotes(list, next.notes);
+        feed.cursor = next.cursor;
+        feed.more = next.more;
         if (!feed.more) ended("end");
       } catch (err) {
         feed.more = false;
@@ -253,13 +284,17 @@
       })[0] || found.list.filter(function (t) { return t.name === topic.name; })[0];
       if (match) views = match.view_num;
     }
-    var feed = await call("GET", "/web_api/sns/v1/page/" + topic.pageId +
-                                 "/notes?page_size=20&sort=hot_desc&cursor=");
+    var form = topic.feed || "notes";
+    if (form === "recommend" && topic.name) {
+      // the search box's keyword suggestions share the feed's path (a different answer)
+      await call("GET", "/api/sns/web/v1/search/recommend?keyword=" +
+                        encodeURIComponent(topic.name));
+    }
+    var first = readFeed(form, await call("GET", feedUri(form, topic.pageId, "", 1)), 1);
     if (views === null) throw new ApiError("api", "话题不存在", -510000);
-    var data = feed.data;
     root.textContent = "";
-    renderHeader(root, topic.name, views, data.total_note_count, redesigned);
-    infiniteNotes(renderNotes(root, data.notes || []), topic.pageId, data);
+    renderHeader(root, topic.name, views, first.total, redesigned);
+    infiniteNotes(renderNotes(root, first.notes), topic.pageId, first, form);
     mark("ready");
   }
 
