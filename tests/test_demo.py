@@ -35,3 +35,12 @@ def test_demo_stores_growth_on_every_platform(tmp_path: Path) -> None:
     assert grew == set(REGISTRY)
     assert con.execute("select count(*) from runs where verdict = 'ok'").fetchone() == (2,)
     assert con.execute("select count(*) from rejects").fetchone() == (0,)
+    # the table printed at the end marks each latest value with what it is (≈ rounded ...)
+    latest = con.execute("""
+        select arg_max(views, observed_at), arg_max(views_semantics, observed_at)
+        from snapshots where views is not null group by platform, tag""").fetchall()
+    assert any(kind == "rounded" for _v, kind in latest)
+    for views, kind in latest:
+        sign = {"rounded": "≈ ", "lower_bound": "≥ ", "window": "⧗ "}.get(kind, "")
+        assert f"{sign}{views:,}" in result.stdout, (views, kind)
+    assert "≈ rounded by the platform" in result.stdout

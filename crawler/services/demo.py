@@ -20,6 +20,7 @@ from rich.table import Table
 
 from crawler.extensions.runrecord import EXIT_OK, EXIT_TAG_FAILED
 from crawler.platforms import REGISTRY
+from crawler.report.labels import semantics_sign
 
 DEMO_TAGS = ("tiktokrefugee", "TikTok难民", "rednote")
 # the replica's clock starts before the January 2025 record so the demo crosses it
@@ -102,6 +103,13 @@ def run_demo(out: str = "data", ticks: int = 4, seed: int = 2025,
     return EXIT_OK if failed == 0 else EXIT_TAG_FAILED
 
 
+def _shown(value: int | None, semantics: str | None) -> str:
+    """A demo table cell: the value with its semantics sign (≈ rounded, ≥ lower bound)."""
+    if value is None:
+        return "-"
+    return semantics_sign(semantics) + ("⧗ " if semantics == "window" else "") + f"{value:,}"
+
+
 def summarize(out: str, since: datetime, console: Console) -> None:
     """The table of what this demo stored, read back from Parquet with DuckDB."""
     from storage import duckdb_connect
@@ -115,8 +123,11 @@ def summarize(out: str, since: datetime, console: Console) -> None:
                arg_max(coalesce(views, discussions, posts, participants), observed_at) as last,
                arg_max(views, observed_at) as views,
                arg_max(views_text, observed_at) as views_text,
+               arg_max(views_semantics, observed_at) as views_semantics,
                arg_max(discussions, observed_at) as discussions,
+               arg_max(discussions_semantics, observed_at) as discussions_semantics,
                arg_max(posts, observed_at) as posts,
+               arg_max(posts_semantics, observed_at) as posts_semantics,
                string_agg(distinct source, ',') as sources
         from snapshots where observed_at >= ?
         group by 1, 2 order by 1, 2
@@ -128,15 +139,17 @@ def summarize(out: str, since: datetime, console: Console) -> None:
                 "discussions", "source"):
         table.add_column(col, justify="right" if col not in ("platform", "tag", "source")
                          else "left")
-    for platform, tag, n, first, last, views, views_text, disc, posts, sources in rows:
+    for (platform, tag, n, first, last, views, views_text, views_kind, disc, disc_kind, posts,
+         posts_kind, sources) in rows:
         growth = f"{(last - first) / first:+.1%}" if first and last is not None else "-"
-        shown = f"{views:,}" if views is not None else "-"
-        if views_text:
+        shown = _shown(views, views_kind)
+        if views_text and views is not None:
             shown += f" ({views_text})"
-        table.add_row(platform, tag, str(n), shown, growth,
-                      f"{posts:,}" if posts is not None else "-",
-                      f"{disc:,}" if disc is not None else "-", sources)
+        table.add_row(platform, tag, str(n), shown, growth, _shown(posts, posts_kind),
+                      _shown(disc, disc_kind), sources)
     console.print(table)
+    console.print("≈ rounded by the platform · ≥ a lower bound · ⧗ a count over a window "
+                  "(docs/data.md: what each number is)", markup=False)
     counts = con.execute(
         "select (select count(*) from posts where observed_at >= ?),"
         " (select count(*) from rejects where rejected_at >= ?),"
