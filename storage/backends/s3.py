@@ -128,6 +128,28 @@ def s3_footer_problem(exc: BaseException, path: str) -> str:
     raise s3_error(exc, "download", path) from None
 
 
+def _check_footers(unchecked: list[tuple[tuple[int, str, int], ds.ParquetFileFragment]],
+                   skipped: list[tuple[str, str]]) -> set[int]:
+    """Read the footers of fragments not yet known good, a few at a time; remember each verdict
+    (_S3_FRAGMENTS), add the unreadable ones to `skipped` and return their ids."""
+    def check(item: tuple[tuple[int, str, int], ds.ParquetFileFragment]) -> str | None:
+        try:
+            item[1].ensure_complete_metadata()  # kept in the fragment for the scan
+        except (OSError, pa.ArrowException) as exc:
+            return s3_footer_problem(exc, item[0][1])
+        return None
+
+    with ThreadPoolExecutor(min(_CHECK_THREADS, len(unchecked))) as pool:
+        problems = list(pool.map(check, unchecked))
+    bad = set()
+    for (key, fragment), problem in zip(unchecked, problems, strict=True):
+        _S3_FRAGMENTS[key] = fragment if problem is None else problem
+        if problem is not None:
+            bad.add(id(fragment))
+            skipped.append((f"s3://{key[1]}", problem))
+    return bad
+
+
 def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
     import pyarrow.dataset as ds  # here: a crawl only writes, and this costs it ~0.2 s
 
@@ -169,21 +191,7 @@ def _open_s3_dataset(root: S3Root, name: str, schema: pa.Schema) -> ds.Dataset:
             if file not in committed:
                 unchecked.append((key, fragment))
     if unchecked:
-        def check(item: tuple[tuple[int, str, int], ds.ParquetFileFragment]) -> str | None:
-            try:
-                item[1].ensure_complete_metadata()  # kept in the fragment for the scan
-            except (OSError, pa.ArrowException) as exc:
-                return s3_footer_problem(exc, item[0][1])
-            return None
-
-        with ThreadPoolExecutor(min(_CHECK_THREADS, len(unchecked))) as pool:
-            problems = list(pool.map(check, unchecked))
-        bad = set()
-        for (key, fragment), problem in zip(unchecked, problems, strict=True):
-            _S3_FRAGMENTS[key] = fragment if problem is None else problem
-            if problem is not None:
-                bad.add(id(fragment))
-                skipped.append((f"s3://{key[1]}", problem))
+        bad = _check_footers(unchecked, skipped)
         fragments = [f for f in fragments if id(f) not in bad]
     warn_skipped(skipped)
     if not fragments:
