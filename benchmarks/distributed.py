@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import PYTHON, Figure, median, running_replica
-from crawler.services.jobqueue import JobQueue, job_entry
+from crawler.spiders.jobqueue import JobQueue, job_entry
 
 PLATFORM = "tiktok"
 TAGS = 300

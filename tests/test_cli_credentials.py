@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from crawler.extensions.logs import install_url_redaction
-from crawler.extensions.runrecord import RunState, TagJob, redact_url_credentials, redact_urls
+from crawler.extensions.runrecord import RunState, TagJob, redact_urls
+from crawler.logredact import redact_url_credentials
 from crawler.text.tags import parse_tag_arg
 from replica.server import ReplicaServer
 from storage import open_dataset

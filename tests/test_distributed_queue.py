@@ -1,5 +1,5 @@
 """The Redis side of distributed crawling, against a real redis-server
-(crawler/services/jobqueue.py)."""
+(crawler/spiders/jobqueue.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from crawler.services.jobqueue import (
+from crawler.logredact import display_url
+from crawler.spiders.jobqueue import (
     BadJob,
     JobQueue,
     RedisLost,
     check_redis_url,
     connect,
-    display_url,
     job_entry,
     parse_entry,
 )

@@ -6,9 +6,8 @@ import logging
 
 import pytest
 
-from crawler.downloader.signin import register_secrets
 from crawler.extensions.logs import install_url_redaction
-from crawler.logredact import _redactors
+from crawler.logredact import _redactors, register_secrets
 
 
 def test_secrets_and_url_credentials_leave_one_record_through_one_hook(

@@ -13,9 +13,8 @@ from crawler.downloader.signin import (
     load_sessions,
     parse_cookies_txt,
     parse_storage_state,
-    redact,
-    register_secrets,
 )
+from crawler.logredact import redact, register_secrets
 from replica.server import ReplicaServer
 from storage import duckdb_connect
 from tests.crawl_helpers import crawl

@@ -278,7 +278,8 @@ def start_process(process: Any) -> None:
 
 def _load_sessions(platforms: list[str], entries: Sequence[str]) -> dict[str, Any]:
     """Sign-in per platform from --session PLATFORM=FILE and the environment."""
-    from crawler.downloader.signin import SessionError, load_sessions, register_secrets
+    from crawler.downloader.signin import SessionError, load_sessions
+    from crawler.logredact import register_secrets
 
     files: dict[str, str] = {}
     for entry in entries:

@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = collect(config) if config is not None else None
     queue = None
     if redis_url:
-        from crawler.services.jobqueue import RedisLost
+        from crawler.spiders.jobqueue import RedisLost
 
         try:
             queue = collect_queue(redis_url, prefix)

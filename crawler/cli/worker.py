@@ -39,7 +39,7 @@ REDIS_ENV = "TAGARCHIVE_REDIS"
 
 
 def _queue(args: argparse.Namespace) -> Any:
-    from crawler.services.jobqueue import JobQueue, RedisLost, check_redis_url
+    from crawler.spiders.jobqueue import JobQueue, RedisLost, check_redis_url
 
     if not args.redis:
         raise UsageError(f"give --redis redis://host:6379/0 (or set ${REDIS_ENV})")
@@ -53,7 +53,7 @@ def _queue(args: argparse.Namespace) -> Any:
 
 
 def _add_redis(p: argparse.ArgumentParser) -> None:
-    from crawler.services.jobqueue import DEFAULT_PREFIX
+    from crawler.spiders.jobqueue import DEFAULT_PREFIX
 
     p.add_argument("--redis", default=os.environ.get(REDIS_ENV), metavar="URL",
                    help=f"redis://[:password@]host:6379/0 (default: ${REDIS_ENV})")
@@ -63,7 +63,7 @@ def _add_redis(p: argparse.ArgumentParser) -> None:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from crawler.platforms import UnknownPlatformError, parse_platforms
-    from crawler.services.jobqueue import RedisLost, enqueue_tags, new_round_id
+    from crawler.spiders.jobqueue import RedisLost, enqueue_tags, new_round_id
     from crawler.text.tags import InvalidTagError, parse_tag_arg
 
     load_config_sources(args.config)
@@ -100,7 +100,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from crawler.platforms import REGISTRY
-    from crawler.services.jobqueue import new_worker_id
+    from crawler.spiders.jobqueue import new_worker_id
     from crawler.spiders.worker import BatchRunState, WorkerSpider
 
     load_config_sources(args.config)

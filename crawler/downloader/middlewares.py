@@ -20,7 +20,8 @@ from scrapy.settings import BaseSettings
 from scrapy_playwright.page import PageMethod
 
 from crawler.downloader.chromium import collect_captures, park, stirred
-from crawler.downloader.signin import Session, register_secrets
+from crawler.downloader.signin import Session
+from crawler.logredact import register_secrets
 from crawler.platforms.base import Platform
 from crawler.signals import run_started
 from crawler.text.counts import digit_string_value

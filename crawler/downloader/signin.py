@@ -4,23 +4,19 @@ A session is named per platform on the CLI (`--session PLATFORM=FILE`) or in the
 (`TAGARCHIVE_SESSION_<PLATFORM>=FILE`; Bluesky also `TAGARCHIVE_BLUESKY_HANDLE` and
 `TAGARCHIVE_BLUESKY_APP_PASSWORD`). Secrets stay in this process's memory: they are attached to
 requests only inside the downloader (never in request meta or queues), and every log record,
-outcome detail and error line passes through `redact()`.
+outcome detail and error line passes through `redact()` (crawler/logredact.py, where
+`register_secrets` puts them).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crawler.logredact import add_log_redactor
+from crawler.logredact import MIN_SECRET_CHARS
 from crawler.platforms import REGISTRY
-
-REDACTED = "[redacted]"
-# values shorter than this are not treated as secrets: redacting "1" would mangle every log line
-MIN_SECRET_CHARS = 6
 
 
 class SessionError(ValueError):
@@ -155,28 +151,3 @@ def load_sessions(platforms: list[str], files: dict[str, str],
     if unknown:
         raise SessionError(f"--session names platforms not crawled: {', '.join(sorted(unknown))}")
     return sessions
-
-
-# --- redaction ------------------------------------------------------------------------------
-
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-
-
-def register_secrets(values: list[str]) -> None:
-    """Values that must never be written anywhere; installs log redaction on first use."""
-    with _secrets_lock:
-        _secrets.update(v for v in values if len(v) >= MIN_SECRET_CHARS)
-    add_log_redactor(redact)  # at record creation, so every handler sees clean text
-
-
-def redact(text: str) -> str:
-    """The text with every registered secret replaced."""
-    if not _secrets or not text:
-        return text
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text

@@ -10,8 +10,7 @@ from typing import Any
 
 from scrapy.logformatter import LogFormatter
 
-from crawler.extensions.runrecord import redact_url_credentials
-from crawler.logredact import add_log_redactor
+from crawler.logredact import add_log_redactor, redact_url_credentials
 
 
 class JsonFormatter(logging.Formatter):

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-from urllib.parse import urlsplit
 
-from crawler.downloader.signin import REDACTED, Session, redact
 from crawler.extensions.health import NOT_ATTEMPTED
+from crawler.logredact import display_url, redact, redact_url_credentials
 from crawler.platforms.base import Outcome
 from crawler.signals import run_started
 from crawler.text.tags import TagRef, normalize_tag
@@ -35,26 +33,6 @@ PENDING = "pending"
 NO_ANSWER = "no answer from the platform"
 
 logger = logging.getLogger(__name__)
-
-# scheme://user:password@host: the userinfo runs to the last "@" before the path, query or
-# fragment, as urlsplit reads it
-_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
-
-
-def display_url(url: str) -> str:
-    """The Redis URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def redact_url_credentials(text: str) -> str:
-    """`text` with the user:password@ of every URL in it replaced by `[redacted]@`."""
-    if "@" not in text:  # the common case, checked before the regex: log lines pass here
-        return text
-    return _URL_USERINFO.sub(lambda m: f"{m[1]}{REDACTED}@", text)
-
 
 def redact_urls(argv: Sequence[str]) -> list[str]:
     """A command line safe to record (`runs.argv`): no URL keeps its user:password@, and a
@@ -100,7 +78,9 @@ class RunState:
     flush_seconds: float = 30.0
     outcomes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     storage_error: str | None = None
-    sessions: dict[str, Session] = field(default_factory=dict, repr=False)
+    # sign-in by platform (crawler/downloader/signin.py Session, a sibling layer this one may
+    # not import): the middlewares read them from the run `run_started` announces
+    sessions: dict[str, Any] = field(default_factory=dict, repr=False)
     close_reason: str | None = None
     # set from -s TAGARCHIVE_WATCH / TAGARCHIVE_TRIGGER by `tagarchive schedule` (label_from)
     watch: str | None = None

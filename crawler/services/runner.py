@@ -98,8 +98,8 @@ class CrawlRunner:
     def _enqueue(self, watch: Watch, run_id: str, trigger: str, note: str | None) -> FireResult:
         """Distributed mode: one job per (platform, tag) in Redis, the round named by run_id.
         Its row says how many were queued; the workers' own rows say how they ended."""
-        from crawler.extensions.runrecord import display_url
-        from crawler.services.jobqueue import JobQueue, RedisLost, enqueue_tags
+        from crawler.logredact import display_url
+        from crawler.spiders.jobqueue import JobQueue, RedisLost, enqueue_tags
 
         dist = self.config.distributed
         assert dist is not None

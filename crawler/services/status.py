@@ -226,8 +226,8 @@ def render(status: Status, console: Any) -> None:
 
 
 def collect_queue(url: str, prefix: str) -> Any:
-    """The queue depth and every worker Redis knows (crawler/services/jobqueue.py QueueStatus)."""
-    from crawler.services.jobqueue import JobQueue
+    """The queue depth and every worker Redis knows (crawler/spiders/jobqueue.py QueueStatus)."""
+    from crawler.spiders.jobqueue import JobQueue
 
     return JobQueue.from_url(url, prefix).status()
 

@@ -303,8 +303,8 @@ class _Loader:
         return ServiceSettings(**values)
 
     def distributed(self, raw: Any) -> Distributed:
-        from crawler.extensions.runrecord import display_url
-        from crawler.services.jobqueue import check_redis_url
+        from crawler.logredact import display_url
+        from crawler.spiders.jobqueue import check_redis_url
 
         raw = self.table(raw, "distributed")
         self.keys(raw, "distributed", ("redis", "queue"))

@@ -31,7 +31,7 @@ from twisted.internet import task
 from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.platforms import UnknownPlatformError, platform_class
 from crawler.platforms.base import Platform, PlatformError
-from crawler.services.jobqueue import BadJob, JobQueue, RedisLost, parse_entry
+from crawler.spiders.jobqueue import BadJob, JobQueue, RedisLost, parse_entry
 from crawler.signals import run_started, send_outcome
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import InvalidTagError, parse_tag_arg

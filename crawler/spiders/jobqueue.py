@@ -1,6 +1,8 @@
 """Tag jobs in Redis for `tagarchive worker`, `enqueue`, the scheduler and `status`.
 
-No Scrapy here: the worker spider (crawler/spiders/worker.py) and the producers share this.
+No Scrapy here: the worker spider (crawler/spiders/worker.py) takes its jobs from it, and the
+producers and readers above it (`enqueue`, the scheduler, `status`) share it; it sits beside the
+spider so both may import it.
 
 Keys, under a prefix (default "tagarchive"):
 
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from crawler.extensions.runrecord import display_url
+from crawler.logredact import display_url
 
 logger = logging.getLogger(__name__)
 
