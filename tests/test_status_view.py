@@ -122,10 +122,30 @@ def test_the_table_names_every_watch_and_its_state(config: Config) -> None:
     render(collect(config, now=NOW), console)
     text = console.export_text()
     for expected in ("scheduler not running", "r-good (schedule)", "+1 skipped since",
-                     "ok · healthy", "failed · unhealthy", "stale tiktok c", "tiktok/a fresh",
-                     "tiktok/b late", "tiktok/c stale", "xiaohongshu/d never", "disabled",
+                     "ok · healthy", "failed · unhealthy", "stale tiktok c", "fresh  tiktok/a",
+                     "late   tiktok/b", "stale  tiktok/c", "never  xiaohongshu/d", "disabled",
                      "overdue by 3m", "in 50m"):
         assert expected in text, expected
+
+
+LONG_TAGS = ("tiktokrefugee", "TikTok难民", "averyveryverylonghashtagnamefor2025elections")
+
+
+def test_the_view_fits_80_columns_and_never_folds_a_tag(tmp_path: Path) -> None:
+    path = tmp_path / "tagarchive.toml"
+    tags = ", ".join(json.dumps(t) for t in LONG_TAGS)
+    path.write_text(f'out = "data"\nstate_dir = "state"\n[watches.a-watch-with-a-long-name]\n'
+                    f'platforms = ["tiktok", "xiaohongshu", "bluesky"]\ntags = [{tags}]\n'
+                    f'every = "1h"\n')
+    config = load_config(path)
+    console = Console(record=True, width=80, color_system=None)
+    render(collect(config, now=NOW), console)
+    lines = console.export_text().splitlines()
+    assert max(console.measure(line).maximum for line in lines) <= 80
+    text = "\n".join(lines)
+    for platform in ("tiktok", "xiaohongshu", "bluesky"):
+        for tag in LONG_TAGS:  # stored and shown case-folded (docs/data.md)
+            assert f"{platform}/{tag.lower()}" in text, (platform, tag)
 
 
 def test_runs_files_from_before_the_new_columns_still_read(tmp_path: Path) -> None:

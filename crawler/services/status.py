@@ -175,51 +175,66 @@ def _ago(now: datetime, moment: datetime | None) -> str:
 _STYLE = {FRESH: "green", LATE: "yellow", STALE: "red", NEVER: "red"}
 
 
+def _verdict(w: WatchStatus) -> tuple[str, list[str]]:
+    """A watch's verdict cell (styled, short) and the lines that explain it (findings, reason)."""
+    run = w.last_run
+    if run is None:
+        return "—", []
+    style = "green" if w.healthy else "red"
+    verdict = f"[{style}]{run['verdict']}" + (f" · {run['health']}" if run.get("health") else "")
+    notes = []
+    for finding in run.get("findings") or ():
+        where = " ".join(x for x in (finding["platform"], finding["tag"]) if x)
+        notes.append(f"{finding['check']} {where}".rstrip())
+    if run.get("reason") and run["verdict"] != "ok":
+        notes.append(run["reason"][:120])
+    return verdict + "[/]", notes
+
+
+def _next_run(w: WatchStatus, now: datetime) -> str:
+    if not w.enabled:
+        return "disabled"
+    if w.next_run is None:
+        return "not scheduled"
+    if w.next_run < now:
+        return f"overdue by {format_duration((now - w.next_run).total_seconds())}"
+    return _ago(now, w.next_run)
+
+
 def render(status: Status, console: Any) -> None:
-    """A rich table, one row per watch."""
+    """One short table row per watch, then each watch's run id, notes and tags one per line,
+    so the whole fits an 80-column terminal and no tag name is folded."""
+    from rich.markup import escape
     from rich.table import Table
 
     running = (f"running (pid {status.scheduler_pid})" if status.scheduler_pid
                else "not running")
-    console.print(f"scheduler {running}; config {status.config}", highlight=False)
-    table = Table()
-    for column in ("watch", "cadence", "last run", "verdict", "rejects", "next run",
-                   "newest snapshot"):
+    console.print(f"scheduler {running}; config {escape(str(status.config))}", highlight=False)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("watch", "cadence", "last run", "verdict", "rejects", "next run"):
         table.add_column(column, overflow="fold")
     now = status.generated_at
+    details: list[str] = []
     for w in status.watches:
         run = w.last_run
-        if run is None:
-            last, verdict, rejects = "never", "—", "—"
-        else:
-            last = f"{_ago(now, run['started_at'])}\n{run['run_id']} ({run['trigger'] or '-'})"
-            if w.skipped_since:
-                last += f"\n+{w.skipped_since} skipped since"
-            style = "green" if w.healthy else "red"
-            verdict = f"[{style}]{run['verdict']}"
-            if run.get("health"):
-                verdict += f" · {run['health']}"
-            verdict += "[/]"
-            for finding in run.get("findings") or ():
-                where = " ".join(x for x in (finding["platform"], finding["tag"]) if x)
-                verdict += f"\n{finding['check']} {where}".rstrip()
-            if run.get("reason") and run["verdict"] != "ok":
-                verdict += f"\n{run['reason'][:120]}"
-            rejects = "—" if run.get("rejects") is None else str(run["rejects"])
-        if not w.enabled:
-            nxt = "disabled"
-        elif w.next_run is None:
-            nxt = "not scheduled"
-        elif w.next_run < now:
-            nxt = f"overdue by {format_duration((now - w.next_run).total_seconds())}"
-        else:
-            nxt = _ago(now, w.next_run)
-        fresh = "\n".join(
-            f"[{_STYLE[t.state]}]{t.platform}/{t.tag} {t.state}"
-            + (f" ({_ago(now, t.newest)})" if t.newest else "") + "[/]"
+        last = "never" if run is None else _ago(now, run["started_at"])
+        rejects = "—" if run is None or run.get("rejects") is None else str(run["rejects"])
+        verdict, notes = _verdict(w)
+        table.add_row(escape(w.name), escape(w.cadence), last, verdict, rejects,
+                      _next_run(w, now))
+        details.append(f"\n[bold]{escape(w.name)}[/]")
+        if run is not None:
+            skipped = f", +{w.skipped_since} skipped since" if w.skipped_since else ""
+            details.append(f"  last run {escape(run['run_id'])} "
+                           f"({escape(run['trigger'] or '-')}){skipped}")
+        details.extend(f"  [red]{escape(note)}[/]" for note in notes)
+        details.extend(
+            f"  [{_STYLE[t.state]}]{t.state:<6}[/] {escape(t.platform)}/{escape(t.tag)}"
+            + (f" ({_ago(now, t.newest)})" if t.newest else "")
             for t in w.tags)
-        table.add_row(w.name, w.cadence, last, verdict, rejects, nxt, fresh)
     console.print(table)
+    for line in details:
+        console.print(line, highlight=False, overflow="fold")
 
 
 # --- workers and queue (distributed mode, docs/distributed.md) ---------------------------------
