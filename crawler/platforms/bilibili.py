@@ -8,6 +8,17 @@ A name is resolved through the site's own topic search, `GET /x/topic/pub/search
 (bilibili-API-collect `docs/dynamic/topic.md`): `data.topic_items[]{id, name, view, discuss,
 stat_desc}`; it matches by substring, so the exact name is picked from the list. The search
 endpoint's page size can differ from what was asked (same document).
+The topic feed (`details/cards`; `x/polymer/web-dynamic/v1/feed/topic` answers the same shape, a
+real 20-item page in bilibili-API-collect `docs/dynamic/topic.md`) lists polymer dynamics. Their
+text: `module_dynamic.desc.text` is what the author wrote with the post, and it is null for many
+(bilibili-API-collect `docs/dynamic/all.md`: desc "其他动态时为null"; 10 of the 20 video dynamics
+in the real page). A video dynamic (`DYNAMIC_TYPE_AV`) carries its video in
+`major.archive{title, desc, stat{play: "39.3万", danmaku}}`, an opus (`MAJOR_TYPE_OPUS`) its text
+in `major.opus{title, summary.text}`. A post's text is those parts joined by newlines, in that
+order: desc.text, the major's title, its desc (or summary); a part equal to or contained in
+another is dropped (desc.text often repeats the title or the description), and so is "-", the
+description of a video that has none. `module_stat` counts are integers (exact); the video's
+plays are only display text ("39.3万") and are stored as that text, so they read as rounded.
 Error codes (the `code` field of every answer): -352 "风控校验失败" with `data.v_voucher` is
 Bilibili's risk-control verification (captcha), -412 "请求被拦截" (often HTTP 412) a block,
 -101 "账号未登录" sign-in, -509/-799 too many requests — from third-party clients, and [INF]
@@ -188,7 +199,9 @@ def parse_dynamic(card: dict[str, Any], topic_id: str, tag: TagRef,
     except TimestampError as exc:
         raise LayoutChanged(f"dynamic {dynamic_id}: module_author.pub_ts: {exc}") from exc
     stat = mapping(modules.get("module_stat"))
-    desc = (modules.get("module_dynamic") or {}).get("desc") or {}
+    dynamic = mapping(modules.get("module_dynamic"))
+    archive = mapping(mapping(dynamic.get("major")).get("archive"))
+    plays = mapping(archive.get("stat")).get("play")
     return {
         "platform": "bilibili",
         "post_id": dynamic_id,
@@ -197,14 +210,36 @@ def parse_dynamic(card: dict[str, Any], topic_id: str, tag: TagRef,
         "url": f"https://t.bilibili.com/{dynamic_id}",
         "author_id": str(author["mid"]) if author.get("mid") is not None else None,
         "author_name": author.get("name"),
-        "text": desc.get("text") if isinstance(desc, dict) else None,
+        "text": dynamic_text(dynamic),
         "created_at": created,
         "observed_at": page.observed_at,
         "likes": (stat.get("like") or {}).get("count"),
         "comments": (stat.get("comment") or {}).get("count"),
         "shares": (stat.get("forward") or {}).get("count"),
+        # display text ("39.3万"): the normalize rule parses it and marks it rounded
+        "plays": plays if isinstance(plays, str | int) and not isinstance(plays, bool) else None,
         "source": "api",
     }
+
+
+# the description Bilibili shows for a video that has none (4 of the 20 in the real feed page)
+EMPTY_DESC = "-"
+
+
+def dynamic_text(dynamic: dict[str, Any]) -> str | None:
+    """A dynamic's text: desc.text, then its video's (or opus's) title and description, each
+    part once (see the module docstring); None when it has none."""
+    major = mapping(dynamic.get("major"))
+    archive, opus = mapping(major.get("archive")), mapping(major.get("opus"))
+    candidates = (mapping(dynamic.get("desc")).get("text"),
+                  archive.get("title"), archive.get("desc"),
+                  opus.get("title"), mapping(opus.get("summary")).get("text"))
+    parts = [p.strip() for p in candidates if isinstance(p, str)]
+    parts = [p for p in parts if p and p != EMPTY_DESC]
+    kept = [p for i, p in enumerate(parts)
+            if not any(p in q and (len(q) > len(p) or j < i)
+                       for j, q in enumerate(parts) if j != i)]
+    return "\n".join(kept) or None
 
 
 # app.bilibili.com answers browsers' XHR from the topic page; a Referer from it is what they send

@@ -3,11 +3,18 @@
 Shapes (PLATFORMS.md §8, Mastodon.py cassettes): the Tag entity is `{id (4.3.1+), name, url,
 history: [{day: "1574553600", uses: "200", accounts: "31"}, …]}`, the history covering the past
 seven UTC days, newest (today, so far) first, every value a string. Each history day becomes one
-`activity` row (`coverage` platform_reported). The snapshot gives the counters Mastodon's own
-web UI shows above a hashtag (mastodon/mastodon `hashtag_header`: "N participants · N posts"):
-`posts` = Σ uses and `participants` = Σ accounts over the history days. Both are exact sums;
-participants counts an account once per day it posted (the UI's own figure, an upper bound on
-distinct people), and neither is a cumulative total, which Mastodon does not expose. Then
+`activity` row (`coverage` platform_reported). Per day, `uses` is an exact counter and `accounts`
+an estimate: mastodon/mastodon `app/models/trends/history.rb` counts uses with Redis INCRBY and
+accounts with a HyperLogLog (PFADD/PFCOUNT, approximate by design), so activity `posts` are
+exact and `participants` rounded. The snapshot gives the counters Mastodon's own web UI shows
+above a hashtag (mastodon/mastodon `hashtag_header`: "N participants · N posts"): `posts` = Σ
+uses and `participants` = Σ accounts over the history days, both `window` counts over
+[oldest day, newest day + 1 day) (`window_start`, `window_end`); participants counts an account
+once per day it posted, and neither is a cumulative total, which Mastodon does not expose.
+A server that keeps no history (GoToSocial: its Tag `history` is "currently just a stub, … always
+an empty array") answers `history: []`: that is no history, not a changed layout, so the snapshot
+is stored without posts/participants and with no activity rows. A Tag `id` of "" (Mastodon's
+answer for a tag without a database row, Mastodon.py cassettes) is no id. Then
 `GET /api/v1/timelines/tag/:name?limit=40` gives the newest statuses as posts; that step is best
 effort: a timeline the instance refuses (401 for anonymous visitors under 4.5.0
 `timelines_access`) or that still fails after retries leaves the posts empty, the counters
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -63,8 +70,9 @@ class Mastodon(Platform):
     backfill = ("timelines/tag from --until back by max_id (Link header): chronological, "
                 "uncapped, complete; plus 7 days of history per snapshot")
     counters = {
-        "posts": "tags/:name Σ history[].uses over 7 days (exact)",
-        "participants": "tags/:name Σ history[].accounts over 7 days (exact; per-day accounts)",
+        "posts": "tags/:name Σ history[].uses over its days (window; none if history is empty)",
+        "participants": "tags/:name Σ history[].accounts over its days (window; per-day "
+                        "accounts are HyperLogLog estimates)",
     }
 
     def first_fetch(self, tag: TagRef) -> Fetch:
@@ -97,8 +105,9 @@ class Mastodon(Platform):
         if not isinstance(statuses, list):
             raise LayoutChanged("timelines/tag did not answer a list of statuses")
         posts = [parse_status(s, result.snapshot, page) for s in statuses]
-        result.posts = [p for p in posts if p is not None]
-        return result
+        seen = [p for p in posts if p is not None]
+        return TagResult(snapshot={**result.snapshot, "posts_seen": len(seen)}, posts=seen,
+                         activity=result.activity)
 
 
     def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
@@ -236,6 +245,9 @@ def parse_history(history: Any, observed_at: datetime) -> list[dict[str, Any]]:
             "day": day.date(),
             "posts": _count(entry.get("uses"), f"history[{i}].uses"),
             "participants": _count(entry.get("accounts"), f"history[{i}].accounts"),
+            # uses: a Redis counter; accounts: a HyperLogLog estimate (module docstring)
+            "posts_semantics": "exact",
+            "participants_semantics": "rounded",
             "coverage": "platform_reported",
             "source": "api",
             "observed_at": observed_at,
@@ -254,16 +266,26 @@ def parse_tag(entity: Any, page: Page, tag: TagRef) -> TagResult:
         raise LayoutChanged(f"Tag entity has no history (keys {sorted(entity)[:8]})")
     activity = parse_history(entity["history"], page.observed_at)
     name = entity["name"]
-    snapshot = {
+    tag_id = entity.get("id")
+    snapshot: dict[str, Any] = {
         "platform": "mastodon",
         "tag_display": name,
-        "tag_id": str(entity["id"]) if entity.get("id") is not None else None,
+        # "" is Mastodon's id for a tag without a row yet: no id, not an id
+        "tag_id": str(tag_id) if tag_id is not None and str(tag_id) != "" else None,
         "url": entity.get("url") or None,
         "observed_at": page.observed_at,
-        "posts": sum(r["posts"] for r in activity),
-        "participants": sum(r["participants"] for r in activity),
         "source": "api",
     }
+    if activity:  # an empty history (GoToSocial) gives no counts at all, not zeros
+        days = [r["day"] for r in activity]
+        snapshot.update({
+            "posts": sum(r["posts"] for r in activity),
+            "participants": sum(r["participants"] for r in activity),
+            "posts_semantics": "window",
+            "participants_semantics": "window",
+            "window_start": datetime.combine(min(days), time(), UTC),
+            "window_end": datetime.combine(max(days) + timedelta(days=1), time(), UTC),
+        })
     return TagResult(snapshot=snapshot, activity=activity)
 
 

@@ -4,9 +4,16 @@ Shapes (PLATFORMS.md §4, third-party code and types): `GET m.weibo.cn/api/conta
 containerid=231522type=1&t=10&q=#{tag}#&page_type=searchall` answers `{ok, data{cardlistInfo,
 cards}}`. The headline is `cardlistInfo.cardlist_head_cards[0].head_data`: `title` "#tag#",
 `midtext` "阅读2.3亿 讨论4.5万" (reads and discussions, display text only: Weibo gives no raw
-integers here, so both are stored approximate) and `downtext` "…主持人：{host}". Public posts are
-`cards[]` with `card_type` 9 holding an `mblog`, or nested in `cards[].card_group[]` (newer
-layout); `mblog.created_at` is "Tue Feb 23 12:28:47 +0800 2021" or relative text ("2分钟前").
+integers here, so both are stored as text and read as rounded) and `downtext` "…主持人：{host}".
+A super-topic (超话, containerid `100808` + 32 hex digits, addressed `id:100808…`) answers
+`data.pageInfo` instead (a real capture, Drelf2018/WeiboSpider test/test.go, 2022): its summary is
+`desc_more[0]` "阅读1607.2万　帖子4115　粉丝5810", parts separated by full-width spaces (U+3000);
+帖子 is the super-topic's posts, 粉丝 its followers, which no counter holds (not participants: a
+follower need not post), so it is not stored. Public posts are `cards[]` with `card_type` 9 (an
+int, or the string "9" in the super-topic capture) holding an `mblog`, or nested in
+`cards[].card_group[]`; a post shown twice (a super-topic's "评论微博了" cards repeat the post
+commented on) is kept once. `mblog.created_at` is "Tue Feb 23 12:28:47 +0800 2021" or relative
+text ("2分钟前").
 Answers: `{"ok":0,"msg":"这里还没有内容"}` is an empty container (the topic does not exist —
 third-party code notes Weibo also says it to some anonymous visitors); `{"ok":-100,"url":
 ".../signin/..."}` is sign-in; a redirect to the Sina Visitor System is its verification page.
@@ -48,6 +55,8 @@ from crawler.text.tags import TagRef
 from crawler.text.timestamps import TimestampError, from_epoch_seconds, from_weibo_display
 
 API_PATH = "/api/container/getIndex"
+SEARCH_PAGES = 50  # s.weibo.com lists at most 50 result pages per query
+SEARCH_PAGE_SIZE = 10  # posts per result page [INF]
 CHINA = timezone(timedelta(hours=8))
 _HOST = re.compile(r"主持人\s*[：:]\s*(?P<host>\S.*?)\s*$")
 # ASCII digits, and few of them: int() of a 5,000-digit run raises, a huge one overflows
@@ -56,13 +65,20 @@ _YESTERDAY = re.compile(r"^昨天\s*(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})$")
 _AGO_UNITS = {"秒": timedelta(seconds=1), "分钟": timedelta(minutes=1), "小时": timedelta(hours=1)}
 
 
+SUPER_TOPIC = re.compile(r"100808[0-9a-f]{32}")
+# the super-topic's 帖子 tab; the real capture is its 名人动态 tab (`_-_live`), and that the
+# 帖子 tab carries the same `pageInfo.desc_more` is [INF]
+SUPER_TOPIC_TAB = "_-_feed"
+SUMMARY_IGNORED = ("粉丝",)  # a super-topic's followers: no counter holds them
+
+
 def topic_container(name: str) -> str:
     """The containerid of a topic's search container, e.g. "231522type=1&t=10&q=#旅行#"."""
     return f"231522type=1&t=10&q=#{name}#"
 
 
 class Weibo(Platform):
-    """Weibo (m.weibo.cn) topics, by name."""
+    """Weibo (m.weibo.cn) topics, by name; super-topics (超话) by `id:100808…`."""
 
     name = "weibo"
     title = "Weibo"
@@ -75,13 +91,21 @@ class Weibo(Platform):
                 "capped; needs the user's session")
     timeline_source = "rendered_dom"  # server-rendered search HTML
     counters = {
-        "views": "getIndex cardlist_head_cards[0].head_data.midtext '阅读…' (approximate)",
-        "discussions": "… midtext '讨论…' (approximate)",
+        "views": "getIndex cardlist_head_cards[0].head_data.midtext '阅读…', or a super-topic's "
+                 "pageInfo.desc_more[0] (rounded display text)",
+        "discussions": "… midtext '讨论…' (rounded display text)",
+        "posts": "a super-topic's desc_more[0] '帖子…' (display text)",
     }
+    # s.weibo.com lists at most 50 result pages per query (weibo-search's FURTHER_THRESHOLD
+    # guidance, other scrapers' notes), ten posts a page [INF]
+    visibility_cap = SEARCH_PAGES * SEARCH_PAGE_SIZE
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.name is None:
-            raise Unsupported("Weibo topics are addressed by name (#话题#), not id:")
+            if tag.id is not None and SUPER_TOPIC.fullmatch(tag.id):
+                return self.super_topic_fetch(tag.id)
+            raise Unsupported("Weibo topics are addressed by name (#话题#); id: is for "
+                              "super-topics (100808 and 32 hex digits)")
         container = quote(topic_container(tag.name), safe="")
         return Fetch(
             url=self.url(f"{API_PATH}?containerid={container}&page_type=searchall"),
@@ -92,6 +116,17 @@ class Weibo(Platform):
                      "Referer": self.public_topic_url(tag.name)},
         )
 
+    def super_topic_fetch(self, topic_id: str) -> Fetch:
+        """The super-topic's container (m.weibo.cn /p/index?containerid=… fetches the same)."""
+        container = quote(topic_id + SUPER_TOPIC_TAB, safe="")
+        return Fetch(
+            url=self.url(f"{API_PATH}?containerid={container}"),
+            step="topic",
+            headers={"Accept": "application/json, text/plain, */*",
+                     "X-Requested-With": "XMLHttpRequest", "MWeibo-Pwa": "1",
+                     "Referer": self.url(f"/p/index?containerid={topic_id}")},
+        )
+
     def public_topic_url(self, name: str) -> str:
         return self.url("/search?containerid=" + quote(topic_container(name), safe=""))
 
@@ -100,21 +135,34 @@ class Weibo(Platform):
         data = mapping(body.get("data"))
         heads = mapping(data.get("cardlistInfo")).get("cardlist_head_cards")
         head = heads[0].get("head_data") if heads and isinstance(heads[0], dict) else None
-        if not isinstance(head, dict):
-            raise LayoutChanged("no cardlistInfo.cardlist_head_cards[0].head_data")
-        counts = midtext_counts(head.get("midtext"))
-        name = str(head.get("title") or "").strip().strip("#") or (tag.name or "")
+        info = mapping(data.get("pageInfo"))
+        if isinstance(head, dict):
+            counts = midtext_counts(head.get("midtext"))
+            name = str(head.get("title") or "").strip().strip("#") or (tag.name or "")
+            topic_id, url = None, self.public_topic_url(tag.name or name)  # keyed by name
+        elif "desc_more" in info:
+            topic_id = super_topic_id(info)
+            counts = midtext_counts(_first(info.get("desc_more")), what="pageInfo.desc_more[0]")
+            name = str(info.get("page_title") or info.get("nick") or "").strip() or (
+                tag.name or topic_id)
+            printed = info.get("page_url")
+            url = printed if isinstance(printed, str) and printed.startswith(
+                ("http://", "https://")) else f"{REAL_ORIGIN}/p/index?containerid={topic_id}"
+        else:
+            raise LayoutChanged("no cardlistInfo.cardlist_head_cards[0].head_data (topic) "
+                                "nor pageInfo.desc_more (super-topic)")
         snapshot: dict[str, Any] = {
             "platform": self.name,
             "tag_display": name,
-            "tag_id": None,  # Weibo keys topics by name
-            "url": self.public_topic_url(tag.name or name),
+            "tag_id": topic_id,
+            "url": url,
             "observed_at": page.observed_at,
             "source": "api",
+            "visibility_cap": self.visibility_cap,
         }
         for counter, text in counts.items():
             snapshot[f"{counter}_text"] = text
-        posts = [parse_mblog(m, name, page) for m in mblogs(data.get("cards"))]
+        posts = [parse_mblog(m, name, page, topic_id) for m in mblogs(data.get("cards"))]
         return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
 
 
@@ -172,8 +220,8 @@ class Weibo(Platform):
 
 
 SEARCH_ORIGIN = "https://s.weibo.com"
+REAL_ORIGIN = "https://m.weibo.cn"
 SEARCH_PATH = "/weibo"
-SEARCH_PAGES = 50  # s.weibo.com lists at most 50 result pages per query
 SIGNIN_HINT = "s.weibo.com search needs your signed-in session: --session weibo=cookies.txt"
 _SERVERTIME = re.compile(r"\$CONFIG\[['\"]servertime['\"]\]\s*=\s*['\"]?(\d+)")
 _COUNT = re.compile(r"(\d+)")
@@ -309,19 +357,37 @@ def api_body(page: Page) -> dict[str, Any]:
     return body
 
 
-def midtext_counts(midtext: Any) -> dict[str, str]:
-    """Display text per counter from "阅读2.3亿 讨论4.5万": {"views": "2.3亿", ...}."""
+def midtext_counts(midtext: Any, what: str = "midtext") -> dict[str, str]:
+    """Display text per counter from "阅读2.3亿 讨论4.5万" ({"views": "2.3亿", ...}) or a
+    super-topic's "阅读1607.2万　帖子4115　粉丝5810" ({"views": …, "posts": "4115"}; 粉丝 is
+    read and left out)."""
     if not isinstance(midtext, str) or not midtext.strip():
-        raise LayoutChanged("topic head has no midtext")
+        raise LayoutChanged(f"topic head has no {what}")
     try:
-        parsed = parse_labelled(midtext)
+        parsed = parse_labelled(midtext, ignore=SUMMARY_IGNORED)
     except CountParseError as exc:
-        raise LayoutChanged(f"midtext no longer reads '阅读… 讨论…': {exc}") from exc
+        raise LayoutChanged(f"{what} no longer reads '阅读… 讨论…' or '阅读… 帖子…': "
+                            f"{exc}") from exc
     counts = {name: count.text for name, count in parsed.items()
-              if name in ("views", "discussions")}
+              if name in ("views", "discussions", "posts")}
     if not counts:
-        raise LayoutChanged(f"midtext has neither 阅读 nor 讨论: {midtext!r}")
+        raise LayoutChanged(f"{what} has none of 阅读, 讨论, 帖子: {shown(midtext)}")
     return counts
+
+
+def _first(value: Any) -> Any:
+    """The first element of a JSON list, else None."""
+    return value[0] if isinstance(value, list) and value else None
+
+
+def super_topic_id(info: dict[str, Any]) -> str:
+    """The super-topic's id ("100808" + 32 hex digits) from `pageInfo.containerid`
+    ("1008081a12…_-_live") or `share_pageid`."""
+    for value in (str(info.get("containerid") or "").split("_-_")[0],
+                  info.get("share_pageid")):
+        if isinstance(value, str) and SUPER_TOPIC.fullmatch(value):
+            return value
+    raise LayoutChanged(f"pageInfo names no super-topic id: {shown(info.get('containerid'))}")
 
 
 def topic_host(head_data: dict[str, Any]) -> str | None:
@@ -331,14 +397,27 @@ def topic_host(head_data: dict[str, Any]) -> str | None:
 
 
 def mblogs(cards: Any) -> list[dict[str, Any]]:
-    """Every `mblog` of `card_type` 9, at the top level or inside a `card_group`."""
+    """Every `mblog` of `card_type` 9 (or "9"), at the top level or inside a `card_group`,
+    each post once (the first time it is shown)."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for mblog in _mblogs(cards):
+        mid = str(mblog.get("mid") or mblog.get("idstr") or mblog.get("id") or "")
+        if mid and mid in seen:
+            continue
+        seen.add(mid)
+        out.append(mblog)
+    return out
+
+
+def _mblogs(cards: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for card in cards if isinstance(cards, list) else []:
         if not isinstance(card, dict):
             continue
-        if card.get("card_type") == 9 and isinstance(card.get("mblog"), dict):
+        if card.get("card_type") in (9, "9") and isinstance(card.get("mblog"), dict):
             out.append(card["mblog"])
-        out.extend(mblogs(card.get("card_group")))
+        out.extend(_mblogs(card.get("card_group")))
     return out
 
 
@@ -381,7 +460,8 @@ def plain_text(mblog: dict[str, Any]) -> str | None:
     return html.unescape(flat).strip()
 
 
-def parse_mblog(mblog: dict[str, Any], tag_display: str, page: Page) -> dict[str, Any] | None:
+def parse_mblog(mblog: dict[str, Any], tag_display: str, page: Page,
+                tag_id: str | None = None) -> dict[str, Any] | None:
     """One public post from an `mblog`."""
     mid = mblog.get("mid") or mblog.get("idstr") or mblog.get("id")
     if not mid:
@@ -391,7 +471,7 @@ def parse_mblog(mblog: dict[str, Any], tag_display: str, page: Page) -> dict[str
         "platform": "weibo",
         "post_id": str(mid),
         "tag_display": tag_display,
-        "tag_id": None,
+        "tag_id": tag_id,
         "url": f"https://m.weibo.cn/detail/{mid}",
         "author_id": str(user["id"]) if user.get("id") else None,
         "author_name": user.get("screen_name"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 MAX_COUNT = 10**15
@@ -43,7 +43,8 @@ LABELS: dict[str, str] = {
         "views",
     ),
     **dict.fromkeys(["讨论", "条讨论", "discussions", "discussion"], "discussions"),
-    **dict.fromkeys(["笔记", "篇笔记", "posts", "post", "videos", "video"], "posts"),
+    # 帖子: the posts of a Weibo super-topic ("阅读1607.2万　帖子4115　粉丝5810")
+    **dict.fromkeys(["笔记", "篇笔记", "帖子", "posts", "post", "videos", "video"], "posts"),
     **dict.fromkeys(
         ["参与", "人参与", "participants", "participant", "channels", "channel", "people"],
         "participants",
@@ -134,18 +135,23 @@ def split_counts(text: str, separators: Sequence[str] = ("·", "•", "|")) -> l
     return [part.strip() for part in parts if part.strip()]
 
 
-def parse_labelled(text: str) -> dict[str, ParsedCount]:
+def parse_labelled(text: str, *, ignore: Collection[str] = ()) -> dict[str, ParsedCount]:
     """Map each labelled count in a header to its counter name ("views", "posts", ...).
 
-    Parts are split on `split_counts` separators, and also on spaces when each side carries its
-    own number, as in Weibo's "阅读1.2亿 讨论3.4万".
+    Parts are split on `split_counts` separators, and also on spaces (full-width ones too) when
+    each side carries its own number, as in Weibo's "阅读1.2亿 讨论3.4万". A count whose label is
+    in `ignore` is skipped: a figure the header shows that no counter holds (a Weibo
+    super-topic's 粉丝, its followers).
     """
+    skipped = {label.casefold() for label in ignore}
     counts: dict[str, ParsedCount] = {}
     for part in split_counts(text):
         for piece in _pieces(part):
             count, label = _parse(piece)
             if label is None:
                 raise CountParseError(piece, "no label names the counter")
+            if label.casefold() in skipped:
+                continue
             name = LABELS.get(label.casefold())
             if name is None:
                 raise CountParseError(piece, f"unknown label {label!r}")
