@@ -31,6 +31,11 @@ VARIANTS = frozenset(
         "notes_list_data",
         "notes_recommend_path",
         "notes_uncaptured",
+        # TikTok: counters rounded as the real JSON carries them; videoCount 0 beside the views
+        "rounded_counts",
+        "zero_video_count",
+        # Instagram: the hashtag answered at top level, as the app's tags/{tag}/info/ does
+        "app_info",
     }
 )
 _OVERRIDABLE = ("views", "posts", "discussions", "participants")
