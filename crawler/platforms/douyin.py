@@ -201,7 +201,7 @@ def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page) -> dict[s
 
 def parse_header(page: Page, tag: TagRef, cid: str, url: str) -> TagResult:
     """Fallback when no API JSON was captured: the rendered "…次播放 · …人参与" line."""
-    sel = Selector(text=page.text)
+    sel = Selector(text=page.text, type="html")
     stats = sel.css(".challenge-header .challenge-stats")
     if not stats:
         raise _dom_failure(page, "hashtag page has neither captured JSON nor a stats line")
@@ -226,7 +226,7 @@ def parse_header(page: Page, tag: TagRef, cid: str, url: str) -> TagResult:
 
 
 def _dom_failure(page: Page, detail: str) -> PlatformError:
-    sel = Selector(text=page.text)
+    sel = Selector(text=page.text, type="html")
     title = (sel.css("title::text").get() or "").strip()
     if title == "验证码中间页" or sel.css("#captcha_container"):
         return Captcha("verification page (验证码中间页)")

@@ -342,7 +342,7 @@ def page_id_from_link(link: str) -> str | None:
 
 def header_counts(html: str) -> dict[str, str] | None:
     """The header's display text per counter, e.g. {'views': '1.2亿', 'discussions': '281.2万'}."""
-    meta = Selector(text=html).css(".summary .meta")
+    meta = Selector(text=html, type="html").css(".summary .meta")
     if not meta:
         return None
     text = "".join(meta[0].css("::text").getall())
@@ -376,7 +376,7 @@ def _state_name(html: str) -> str | None:
 
 
 def _dom_failure(page: Page, detail: str) -> Exception:
-    sel = Selector(text=page.text)
+    sel = Selector(text=page.text, type="html")
     if sel.css(".captcha"):
         return Captcha("verification page shown")
     for cap in page.captured:
@@ -393,19 +393,21 @@ def parse_note(note: Any, tag_display: str, tag_id: str | None,
                page: Page) -> dict[str, Any] | None:
     """One public post from a notes-feed entry.
 
-    Read in every known note shape: the topic feed's `{id, title, likes, user{userid}}`, and the
-    web's note cards `{id, note_card{display_title, user{user_id}, interact_info{liked_count}}}`
-    or `{note_id, display_title, interact_info, user}` (homefeed, search, user_posted samples).
+    Read in every known note shape: the topic feed's `{id, title, likes, user{userid}}`; the
+    web API's note cards `{id, note_card{display_title, user{user_id}, interact_info{liked_count}}}`
+    or `{note_id, display_title, interact_info, user}` (homefeed, search, collect samples); and
+    the same cards camel-cased in the pages' `__INITIAL_STATE__` (`noteCard`, `displayTitle`,
+    `interactInfo.likedCount`, `user.userId`).
     """
     if not isinstance(note, dict):
         return None
-    card = mapping(note.get("note_card"))
-    note_id = note.get("id") or note.get("note_id") or card.get("note_id")
+    card = mapping(_key(note, "note_card", "noteCard"))
+    body = {**card, **{k: v for k, v in note.items() if k not in ("note_card", "noteCard")}}
+    note_id = _key(body, "id", "note_id", "noteId")
     if not isinstance(note_id, str | int) or isinstance(note_id, bool) or not str(note_id):
         return None
-    body = {**card, **{k: v for k, v in note.items() if k != "note_card"}}
     user = mapping(body.get("user"))
-    created = body.get("create_time", body.get("time"))
+    created = _key(body, "create_time", "time")
     created_at = None
     if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 2**53:
         created_at = utc_from_epoch(created / 1000)  # milliseconds
@@ -415,20 +417,30 @@ def parse_note(note: Any, tag_display: str, tag_id: str | None,
         "tag_display": tag_display,
         "tag_id": tag_id,
         "url": f"https://www.xiaohongshu.com/explore/{note_id}",
-        "author_id": user.get("userid") or user.get("user_id"),
-        "author_name": user.get("nickname") or user.get("nick_name"),
-        "text": body.get("title") or body.get("display_title") or body.get("desc"),
+        "author_id": _key(user, "userid", "user_id", "userId"),
+        "author_name": _key(user, "nickname", "nick_name", "nickName"),
+        "text": _key(body, "title", "display_title", "displayTitle", "desc"),
         "created_at": created_at,
         "observed_at": page.observed_at,
         "source": "captured_xhr",
     }
     likes = body.get("likes")
-    liked_count = mapping(body.get("interact_info")).get("liked_count")
+    interact = mapping(_key(body, "interact_info", "interactInfo"))
+    liked_count = _key(interact, "liked_count", "likedCount")
     if _exact_count(likes) is not None:
         post["likes"] = likes  # the topic feed's integer: exact
     elif isinstance(liked_count, str) and liked_count.strip():
-        post["likes"] = liked_count.strip()  # "602" exact; "1.2万" rounded; "10万+" a floor
+        post["likes"] = liked_count.strip()  # "602" exact; "1.5万" rounded; "10万+" a floor
         post["likes_semantics"] = text_semantics(liked_count)
     elif likes is not None:
         post["likes"] = likes  # anything else is passed on for validation to name
     return post
+
+
+def _key(record: dict[str, Any], *names: str) -> Any:
+    """The first of `names` that `record` holds with a value that is not empty."""
+    for name in names:
+        value = record.get(name)
+        if value not in (None, ""):
+            return value
+    return None
