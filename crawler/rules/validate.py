@@ -36,7 +36,10 @@ def item_problems(item: Any, now: datetime, max_count: int, skew: timedelta) -> 
         if not item.tag:
             reasons.append("missing identity: tag")
         counters: tuple[str, ...] = COUNTERS
-        if all(getattr(item, c) is None for c in COUNTERS) and not item.problems:
+        # a capped counter (Instagram's media_count at 2^31-1) is seen, only not stored as a
+        # value: its figure is in <counter>_text
+        if all(getattr(item, c) is None and getattr(item, f"{c}_semantics") != "capped"
+               for c in COUNTERS) and not item.problems:
             reasons.append("no counter at all")
     elif isinstance(item, ActivityItem):
         if not item.tag:
