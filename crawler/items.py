@@ -70,6 +70,12 @@ class PostItem:
     comments: Any = None
     shares: Any = None
     plays: Any = None
+    # detected by the normalize rule from `text` (crawler/text/language.py); the platform's own
+    # label, when it gives one, is the adapter's (`lang_platform`); hashtags normalized
+    lang: str | None = None
+    lang_confidence: float | None = None
+    lang_platform: str | None = None
+    hashtags: list[str] | None = None
     likes_semantics: str | None = None
     comments_semantics: str | None = None
     shares_semantics: str | None = None

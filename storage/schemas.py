@@ -147,6 +147,12 @@ POSTS_SCHEMA = _schema(
         _str("archive_file"),
         _str("archive_record"),
         *_semantics(POST_COUNTERS),
+        # the text's language as detected (ISO 639-1) and how sure the detector was, the
+        # platform's own label beside it, and the hashtags the text carries (normalized)
+        _str("lang"),
+        pa.field("lang_confidence", pa.float64()),
+        _str("lang_platform"),
+        _strings("hashtags"),
     ],
 )
 

@@ -14,6 +14,8 @@ from crawler.items import (
     SnapshotItem,
 )
 from crawler.text.counts import CountParseError, parse_count
+from crawler.text.hashtags import hashtags_in
+from crawler.text.language import detect_language
 from crawler.text.tags import InvalidTagError, normalize_tag
 
 Normalized = tuple[Any, str | None, str | None, str | None]
@@ -82,6 +84,17 @@ def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) ->
             item.problems.append(f"{name}: {problem}")
 
 
+def describe_text(post: PostItem) -> None:
+    """A post's language (detected, with confidence) and hashtags, from its text, unless the
+    adapter set them; the platform's own language label stays in `lang_platform`."""
+    if post.lang is None and isinstance(post.text, str):
+        post.lang, post.lang_confidence = detect_language(post.text)
+    if post.hashtags is None and isinstance(post.text, str):
+        post.hashtags = hashtags_in(post.text)
+    if isinstance(post.lang_platform, str):
+        post.lang_platform = post.lang_platform.strip().lower()[:16] or None
+
+
 class TagMemo:
     """normalize_tag with a memo of the tags already normalized, raw -> canonical.
 
@@ -112,6 +125,7 @@ def normalize_item(item: Any, tag_rule: Callable[[Any], str] = normalize_tag) ->
         normalize_counters(item, COUNTERS, with_text=True)
     elif isinstance(item, PostItem):
         normalize_counters(item, POST_COUNTERS, with_text=False)
+        describe_text(item)
     elif isinstance(item, ActivityItem):
         normalize_counters(item, ACTIVITY_COUNTERS, with_text=False)
     if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:
