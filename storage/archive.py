@@ -17,22 +17,37 @@ The record the adapter read (the response, or the DOM record) carries `WARC-Taga
 headers: platform, tag, step, step state and run id, which is all `reparse` needs to run the
 adapter again offline. Cookies, Set-Cookie and Authorization headers are never written, and
 registered secrets are redacted from bodies.
+
+Privacy (storage/archivekeys.py, docs/privacy.md): folders are created 0700 and files 0600,
+whatever the umask. With age recipients (the `recipients` argument, else
+$TAGARCHIVE_ARCHIVE_RECIPIENTS) each file grows in memory instead of under its `.tmp` name and is
+written encrypted, as `<run_id>-<seq>.warc.gz.age`, when it is published: the plaintext never
+touches the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any
 
+from storage.archivekeys import (
+    create_private,
+    encrypt_bytes,
+    make_private_dirs,
+    parse_recipients,
+    recipients_from_env,
+    write_private,
+)
 from storage.backends import backend_for
 from storage.errors import OutputNotWritableError
 from storage.fs import delete, list_files
@@ -51,7 +66,12 @@ COMPRESS_LEVEL = 6
 # not changed for this long (the age alone decides where flock does not exist: Windows, some
 # network filesystems; a live crawl renames its files at every data flush, every 30 s or so).
 STALE_TEMP_AGE = timedelta(hours=1)
-_TEMP_NAME = re.compile(r"\..+\.warc\.gz\.tmp")
+_TEMP_NAME = re.compile(r"\..+\.warc\.gz(\.age)?\.tmp")
+# Published WARC files: plain, or encrypted to age recipients.
+WARC_SUFFIXES = (".warc.gz", ".warc.gz.age")
+# An encrypted file grows in memory: past this many bytes it is published early (a new one
+# starts), so a crawl's memory stays bounded between data flushes.
+MAX_MEMORY_FILE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +115,8 @@ class ArchiveWriter:
 
     def __init__(self, root: str | Path, run_id: str,
                  redact: Callable[[str], str] | None = None,
-                 compresslevel: int = COMPRESS_LEVEL) -> None:
+                 compresslevel: int = COMPRESS_LEVEL,
+                 recipients: Sequence[str] | None = None) -> None:
         # The files grow in a local directory: the root itself, or for an s3:// root a scratch
         # directory with the same layout whose files are uploaded once closed (storage/backends/).
         self._shipper = backend_for(root).shipper(root)
@@ -108,22 +129,33 @@ class ArchiveWriter:
         self._open: dict[tuple[str, str], _OpenFile] = {}
         self._seq = 0
         self._lock = threading.Lock()
+        # age recipients: given, else from the environment; none, no encryption
+        self._recipients = parse_recipients(
+            recipients_from_env() if recipients is None else recipients)
 
     def _file(self, platform: str, day: str) -> _OpenFile:
         key = (platform, day)
         current = self._open.get(key)
-        if current is not None:
+        if current is not None and not (self._recipients
+                                        and current.handle.tell() >= MAX_MEMORY_FILE):
             return current
+        if current is not None:  # an encrypted file grown large in memory: publish it now
+            del self._open[key]
+            self.published.extend(self._shipper.ship(self._seal([current]), self.published))
         platform_dir = f"platform={check_partition_value('platform', platform)}"
         day_dir = f"date={check_partition_value('date', day)}"
         directory = ensure_inside_root(self.root, self.root / ARCHIVE_DIR / platform_dir / day_dir)
         self._seq += 1
-        final = directory / f"{self.run_id}-{self._seq:04d}.warc.gz"
+        suffix = WARC_SUFFIXES[1] if self._recipients else WARC_SUFFIXES[0]
+        final = directory / f"{self.run_id}-{self._seq:04d}{suffix}"
         tmp = directory / f".{final.name}.tmp"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            handle = open(tmp, "wb")  # noqa: SIM115 - closed in _publish
-            claim_file(handle.fileno())  # live: clean_stale_temps() leaves it alone
+            make_private_dirs(self.root, directory)  # 0700 each, whatever the umask
+            if self._recipients:  # grows in memory, written encrypted when published
+                handle: IO[bytes] = io.BytesIO()
+            else:
+                handle = os.fdopen(create_private(tmp), "wb")  # 0600; closed in rotate
+                claim_file(handle.fileno())  # live: clean_stale_temps() leaves it alone
         except OSError as exc:
             raise OutputNotWritableError(exc.errno, f"archive not writable: {directory}",
                                          exc.strerror) from exc
@@ -161,7 +193,7 @@ class ArchiveWriter:
             return
         with contextlib.suppress(OSError):  # if even this fails, the file stays hidden (.tmp)
             os.truncate(opened.tmp, size)
-            opened.handle = open(opened.tmp, "ab")  # noqa: SIM115 - closed in rotate
+            opened.handle = open(opened.tmp, "ab")  # noqa: SIM115 - closed in rotate (0600)
             claim_file(opened.handle.fileno())
             opened.writer = _record_writer(opened.handle, self.compresslevel)
 
@@ -222,23 +254,43 @@ class ArchiveWriter:
         """Close and publish every open file (the next record starts a new one)."""
         with self._lock:
             opened, self._open = list(self._open.values()), {}
+        published = self._shipper.ship(self._seal(opened), self.published)
+        self.published.extend(published)
+        return published
+
+    def _seal(self, opened: list[_OpenFile]) -> list[tuple[Path, Path]]:
+        """Close each file and put it under its final name: (tmp, final) pairs to ship."""
         closed: list[tuple[Path, Path]] = []
         for item in opened:
             try:
-                try:
-                    item.handle.flush()
-                    os.fsync(item.handle.fileno())
-                    self._shipper.seal(item.tmp, item.final)
-                finally:
-                    item.handle.close()
+                if self._recipients:
+                    self._seal_encrypted(item)
+                else:
+                    try:
+                        item.handle.flush()
+                        os.fsync(item.handle.fileno())
+                        self._shipper.seal(item.tmp, item.final)
+                    finally:
+                        item.handle.close()
             except OSError as exc:
                 self._shipper.hold(closed)  # those closed before it go with the next rotate
                 raise OutputNotWritableError(exc.errno, f"archive not writable: {item.final}",
                                              exc.strerror) from exc
             closed.append((item.tmp, item.final))
-        published = self._shipper.ship(closed, self.published)
-        self.published.extend(published)
-        return published
+        return closed
+
+    def _seal_encrypted(self, item: _OpenFile) -> None:
+        """Write the file's records, encrypted, under its hidden temp name, then its final one."""
+        assert isinstance(item.handle, io.BytesIO)
+        data = encrypt_bytes(item.handle.getvalue(), self._recipients)
+        try:
+            write_private(item.tmp, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                item.tmp.unlink()  # no partial file is left (nor, as ever, published)
+            raise
+        item.handle.close()
+        self._shipper.seal(item.tmp, item.final)
 
     def close(self) -> list[PurePath]:
         published = self.rotate()
@@ -301,6 +353,30 @@ def _day_dirs(root: str | Path) -> Iterator[Path]:
                 yield day_dir
 
 
+def published_files(root: str | Path) -> list[tuple[str, PurePath, int]]:
+    """Every published WARC file, plain or encrypted, as (day, path, size), oldest day first:
+    local Paths, or on an S3 root the object keys (PurePosixPaths)."""
+    backend = backend_for(root)
+    files: list[tuple[str, PurePath, int]] = []
+    if backend.remote:  # the same selection over the listed objects
+        s3 = backend.location(root)
+        for key, size in list_files(s3, ARCHIVE_DIR):
+            parts = s3.relative(key).split("/")
+            if (len(parts) == 4 and parts[1].startswith("platform=")
+                    and parts[2].startswith("date=") and parts[3].endswith(WARC_SUFFIXES)
+                    and not parts[3].startswith(".")):
+                files.append((parts[2].removeprefix("date="), PurePosixPath(key), size))
+    else:
+        for day_dir in _day_dirs(root):
+            for path in sorted(day_dir.iterdir()):
+                if (path.name.endswith(WARC_SUFFIXES) and not path.name.startswith(".")
+                        and path.is_file()):
+                    day = path.parent.name.removeprefix("date=")
+                    files.append((day, path, path.stat().st_size))
+    files.sort(key=lambda f: (f[0], f[1].name))
+    return files
+
+
 def clean_stale_temps(root: str | Path, *, min_age: timedelta = STALE_TEMP_AGE,
                       now: datetime | None = None, dry_run: bool = False) -> list[Path]:
     """Delete the hidden ``.warc.gz.tmp`` files killed crawls left under ``archive/``.
@@ -344,27 +420,15 @@ def prune(root: str | Path, *, max_age_days: int | None = None, max_bytes: int |
     """Delete the oldest archive files beyond an age (by partition day) and/or a total size.
 
     Rows keep their `archive_file` pointer; after pruning, those older records are gone, which
-    is why this is only ever done by an explicit command. Oldest days go first; within a day,
-    files go in name order (run ids sort by time).
+    is why this is only done by an explicit command, or by the scheduler after each run when
+    the config sets `[archive] max_age`. Oldest days go first; within a day, files go in name
+    order (run ids sort by time). Encrypted files (`.warc.gz.age`) count like plain ones.
     """
     if max_age_days is None and max_bytes is None:
         raise ValueError("give a maximum age, a maximum size, or both")
     backend = backend_for(root)
     s3 = backend.location(root) if backend.remote else None
-    files: list[tuple[str, PurePath, int]] = []
-    if s3 is not None:  # the same selection over the listed objects; each deleted on its own
-        for key, size in list_files(s3, ARCHIVE_DIR):
-            parts = s3.relative(key).split("/")
-            if (len(parts) == 4 and parts[1].startswith("platform=")
-                    and parts[2].startswith("date=") and parts[3].endswith(".warc.gz")):
-                files.append((parts[2].removeprefix("date="), PurePosixPath(key), size))
-    else:
-        for day_dir in _day_dirs(root):
-            for path in day_dir.glob("*.warc.gz"):
-                if path.is_file():
-                    day = path.parent.name.removeprefix("date=")
-                    files.append((day, path, path.stat().st_size))
-    files.sort(key=lambda f: (f[0], f[1].name))
+    files = published_files(root)
     doomed: set[PurePath] = set()
     if max_age_days is not None:
         cutoff = ((today or datetime.now(UTC)).date()).toordinal() - max_age_days
