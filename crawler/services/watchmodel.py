@@ -143,6 +143,21 @@ class Distributed:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """`[archive]`: who the raw WARC files are encrypted to, and how long they are kept
+    (docs/privacy.md)."""
+
+    recipients: tuple[str, ...] = ()  # age (age1…) or SSH public keys; none: not encrypted
+    max_age_days: int | None = None  # `max_age`: the scheduler prunes older days after each run
+
+    def environment(self) -> dict[str, str]:
+        """What a crawl's environment needs so its ArchiveWriter encrypts to the recipients."""
+        from storage.archivekeys import RECIPIENTS_ENV
+
+        return {RECIPIENTS_ENV: ",".join(self.recipients)} if self.recipients else {}
+
+
+@dataclass(frozen=True)
 class SignIn:
     """References to sign-in, never the secrets: session files, and names of variables."""
 
@@ -177,6 +192,7 @@ class Config:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     watches: dict[str, Watch] = field(default_factory=dict)
     distributed: Distributed | None = None
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
 
     def watch(self, name: str) -> Watch:
         try:
