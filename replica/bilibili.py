@@ -41,6 +41,11 @@ SEARCH_PAGE_MAX = 20
 # that the recommended sort is a capped, mixed sample.
 CARDS = "/x/topic/web/details/cards"
 CARDS_PAGE_MAX = 20
+# Video dynamics (`DYNAMIC_TYPE_AV`) as in the real topic feed page (bilibili-API-collect
+# docs/dynamic/topic.md): the video in `major.archive{title, desc, stat{play, danmaku}}`, plays
+# only as display text, `module_dynamic.topic` null, and `desc` null in half of them (10 of 20
+# there). Which posts are videos, and that half of those carry the title as their desc, is [INF].
+VIDEO_SHARE = 0.5
 
 # The saved real response (PLATFORMS §5.2), minus the counters, which come from the World.
 SAMPLE_ID = "8995"
@@ -239,13 +244,59 @@ class BilibiliApp:
 
     # -- details/cards ------------------------------------------------------------------------
 
+    def is_video(self, post: PostTruth) -> bool:
+        """Whether the feed shows this post as a video dynamic (`DYNAMIC_TYPE_AV`)."""
+        return self.world.unit(PLATFORM, post.id, "video") < VIDEO_SHARE
+
+    def video_has_desc(self, post: PostTruth) -> bool:
+        """Whether a video dynamic carries `desc` (its title) rather than `desc: null`."""
+        return self.world.unit(PLATFORM, post.id, "video desc") < 0.5
+
+    def _video(self, post: PostTruth) -> dict[str, Any]:
+        """`module_dynamic` of a video dynamic: the title, and the post's text as the video's
+        description, so the text the adapter assembles is the post's text."""
+        aid = str(int(post.id) >> 20)
+        desc = ({"rich_text_nodes": [{"orig_text": post.title, "text": post.title,
+                                      "type": "RICH_TEXT_NODE_TYPE_TEXT"}], "text": post.title}
+                if self.video_has_desc(post) else None)
+        danmaku = post.comments // 3
+        return {
+            "additional": None,
+            "desc": desc,
+            "major": {
+                "archive": {
+                    "aid": aid,
+                    "badge": {"bg_color": "#FB7299", "color": "#FFFFFF", "icon_url": None,
+                              "text": "投稿视频"},
+                    "bvid": "BV1" + hashlib.sha256(post.id.encode()).hexdigest()[:9],
+                    "cover": "http://i0.hdslb.com/bfs/archive/replica.jpg",
+                    "desc": post.text,
+                    "disable_preview": 0,
+                    "duration_text": "01:00",
+                    "jump_url": f"//www.bilibili.com/video/av{aid}/",
+                    "stat": {"danmaku": display_count(danmaku),
+                             "play": display_count(post.plays)},
+                    "title": post.title,
+                    "type": 1,
+                },
+                "type": "MAJOR_TYPE_ARCHIVE",
+            },
+            "topic": None,
+        }
+
     def dynamic_card(self, post: PostTruth, topic: TopicTruth) -> dict[str, Any]:
-        """A `dynamic_card_item` (a text 动态) in the polymer dynamic shape."""
+        """A `dynamic_card_item` (a text 动态, or a video one) in the polymer dynamic shape."""
         created = int(post.created_at.timestamp())
         mid: int | str = int(post.author_id) if post.author_id.isdigit() else post.author_id
+        video = self.is_video(post)
+        dynamic = self._video(post) if video else {
+            "desc": {"text": post.text},
+            "topic": {"id": int(topic.topic_id), "name": topic.name,
+                      "jump_url": REAL_TOPIC_URL.format(id=topic.topic_id)},
+        }
         return {
             "id_str": post.id,
-            "type": "DYNAMIC_TYPE_WORD",
+            "type": "DYNAMIC_TYPE_AV" if video else "DYNAMIC_TYPE_WORD",
             "visible": True,
             "basic": {"comment_id_str": post.id, "comment_type": 17, "rid_str": post.id},
             "modules": {
@@ -255,11 +306,7 @@ class BilibiliApp:
                     "face": "https://i0.hdslb.com/bfs/face/member/noface.jpg",
                     "type": "AUTHOR_TYPE_NORMAL",
                 },
-                "module_dynamic": {
-                    "desc": {"text": post.text},
-                    "topic": {"id": int(topic.topic_id), "name": topic.name,
-                              "jump_url": REAL_TOPIC_URL.format(id=topic.topic_id)},
-                },
+                "module_dynamic": dynamic,
                 "module_stat": {"comment": {"count": post.comments},
                                 "forward": {"count": post.shares},
                                 "like": {"count": post.likes}},

@@ -10,6 +10,11 @@ window is wall-clock time (clients wait in it), unlike the counters, which follo
 clock. Inferred [INF]: `following`/`featuring` are omitted for anonymous callers, the per-day
 account counts (a share of the day's posts), the `layout_changed` stand-in (history renamed
 `stats`, numbers as ints).
+Variants for servers that speak the same API differently: `history_stub` answers the Tag as
+GoToSocial does (superseriousbusiness/gotosocial `TagToAPITag`: lower-cased name, url, `history`
+always an empty array, no `id`, `following` for the caller; GoToSocial wants a token for it,
+which the replica does not ask for); `tag_without_row` answers `"id": ""`, as Mastodon did for a
+tag without a database row (Mastodon.py cassette `test_followed_hashtags`).
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ class MastodonApp:
         if "login_wall" in variants:
             return json_response(401, NEEDS_USER, self._limits())
         if kind == "tag":
-            return self._tag(name, origin, "layout_changed" in variants)
+            return self._tag(name, origin, variants)
         return self._timeline(name, origin, query)
 
     def _limits(self, exhausted_for: int | None = None) -> dict[str, str]:
@@ -149,12 +154,18 @@ class MastodonApp:
         return {"id": topic.topic_id, "name": topic.name,
                 "url": f"{origin}/tags/{quote(topic.name, safe='')}", "history": history}
 
-    def _tag(self, name: str, origin: str, changed: bool) -> Response:
+    def _tag(self, name: str, origin: str, variants: Mapping[str, Any]) -> Response:
         try:
             entity = self.tag_entity(name, origin)
         except TagNotFound:
             return json_response(404, NOT_FOUND, self._limits())
-        if changed:
+        if "history_stub" in variants:
+            stub = {"name": entity["name"].lower(), "url": entity["url"], "history": [],
+                    "following": False}
+            return json_response(200, stub, self._limits())
+        if "tag_without_row" in variants:
+            entity["id"] = ""
+        if "layout_changed" in variants:
             stats = [{"date": int(h["day"]), "statuses": int(h["uses"]),
                       "authors": int(h["accounts"])} for h in entity.pop("history")]
             entity["stats"] = stats

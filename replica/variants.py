@@ -27,6 +27,12 @@ VARIANTS = frozenset(
         "consent",
         "hashtag_header",
         "page_header",
+        # Mastodon-API servers: GoToSocial's empty history, a Tag id "" (replica/mastodon.py)
+        "history_stub",
+        "tag_without_row",
+        # Bluesky: 2023's hitsTotal, and a cursor page refused with 403 (replica/bluesky.py)
+        "hits_total",
+        "cursor_forbidden",
         # Xiaohongshu: the topic notes feed in its other known forms (replica/xiaohongshu.py)
         "notes_list_data",
         "notes_recommend_path",

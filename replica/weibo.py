@@ -5,7 +5,13 @@ Real (third-party code and types, PLATFORMS §4): the `ok` envelope; `cardlistIn
 as `card_type` 9 `mblog`s, top level and inside `card_group`s; `created_at` like "Tue Feb 23
 12:28:47 +0800 2021"; `{"ok":0,"msg":"这里还没有内容","data":{"cards":[]}}`; `{"ok":-100,"msg":
 "请先登录","url":"https://passport.weibo.cn/signin/welcome?..."}`; the Sina Visitor System redirect;
-HTTP 432. [INF]: the `layout_changed` redesign, `cardlistInfo.total` and `starttime` values, which
+HTTP 432. Super-topics (超话, a real answer in Drelf2018/WeiboSpider test/test.go, 2022): the
+container `100808{32 hex}_-_{tab}` answers `data.pageInfo{page_title, page_url, share_pageid,
+desc_more: ["阅读1607.2万　帖子4115　粉丝5810", …]}` (U+3000 between the parts) and cards grouped
+as `card_type` "11" groups of a "42" caption and a "9" mblog (strings), a post repeated under
+"…评论微博了" captions. [INF]: that every topic has a super-topic, its id (a hash of the name
+here), the follower count (粉丝), and which tab shows which posts (all tabs show the newest).
+[INF]: the `layout_changed` redesign, `cardlistInfo.total` and `starttime` values, which
 cards are grouped, ten posts per page, and that relative `created_at` is never served (the replica
 clock is not the crawler's clock, so "2分钟前" would be wrong).
 """
@@ -29,7 +35,7 @@ from replica.base import (
     not_found,
     respond,
 )
-from replica.truth import ChineseTruth
+from replica.truth import ChineseTruth, digest
 from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World, display_count
 
 PLATFORM = "weibo"
@@ -46,6 +52,7 @@ PAGE_SIZE = 10
 CHINA = timezone(timedelta(hours=8))
 EMPTY_BODY = {"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}}
 REAL = "https://m.weibo.cn"
+SUPER_PREFIX = "100808"
 
 
 def container_query(containerid: str) -> str | None:
@@ -75,6 +82,10 @@ class WeiboTruth(ChineseTruth):
 
     def text(self, name: str, title: str) -> str:
         return f"#{name}# {title}"
+
+    def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
+        # the topic's super-topic container id: "100808" and 32 hex digits [INF: the hash]
+        return SUPER_PREFIX + digest(seed, platform, key, "super-topic").hex()[:32], None
 
 
 class WeiboApp:
@@ -116,6 +127,8 @@ class WeiboApp:
 
     def _get_index(self, query: Query) -> Response:
         containerid = query.get("containerid", "")
+        if containerid.startswith(SUPER_PREFIX):
+            return self._super_topic(containerid)
         name = container_query(containerid)
         if name is None:
             return json_response(200, EMPTY_BODY)
@@ -155,6 +168,81 @@ class WeiboApp:
         data = {"cardlistInfo": info, "cards": self._cards(posts, topic, page),
                 "scheme": f"sinaweibo://cardlist?containerid={quote(containerid, safe='')}"}
         return json_response(200, {"ok": 1, "data": data})
+
+    def _super_topic(self, containerid: str) -> Response:
+        """A super-topic's container: `pageInfo` with its summary, and the newest posts."""
+        topic_id = containerid.split("_-_")[0]
+        name = self.world.lookup(PLATFORM, topic_id)
+        topic = self._topic(name) if name is not None else None
+        if name is None or topic is None:
+            return json_response(200, EMPTY_BODY)
+        failure = gate(self.world, PLATFORM, name, as_json=True)
+        if failure:
+            return failure
+        posts = self.world.posts_for(PLATFORM, name, limit=PAGE_SIZE)
+        nick = f"用户{int(self.world.unit(PLATFORM, topic.name, 'host') * 10**7):07d}"
+        data = {"pageInfo": self.super_page_info(containerid, topic),
+                "cards": self._super_cards(posts, topic, nick),
+                "scheme": f"sinaweibo://pageinfo?containerid={quote(containerid, safe='')}",
+                "showAppTips": 0}
+        return json_response(200, {"ok": 1, "data": data})
+
+    def followers(self, topic: TopicTruth) -> int:
+        """The super-topic's 粉丝 (followers), a share of its posters [INF]."""
+        return topic.participants // 3 + 1
+
+    def super_summary(self, topic: TopicTruth) -> str:
+        """`desc_more[0]`: "阅读1607.2万　帖子4115　粉丝5810", full-width spaces between."""
+        return "\u3000".join((f"阅读{display_count(topic.views)}",
+                               f"帖子{display_count(topic.posts)}",
+                               f"粉丝{display_count(self.followers(topic))}"))
+
+    def super_page_info(self, containerid: str, topic: TopicTruth) -> dict[str, Any]:
+        topic_id = containerid.split("_-_")[0]
+        return {
+            "containerid": containerid,
+            "v_p": "42",
+            "show_style": 1,
+            "page_type_name": topic.name,
+            "title_top": topic.name,
+            "nick": topic.name,
+            "page_title": topic.name,
+            "page_attr": topic.name,
+            "page_url": f"http://weibo.com/p/{topic_id}",
+            "oid": f"1022:{topic_id}",
+            "page_view": "super",
+            "desc": f"{topic.name}超话",
+            "page_size": 15,
+            "share_pageid": topic_id,
+            "is_refuse": 0,
+            "refuse_msg": "权限合法",
+            "desc_more": [self.super_summary(topic), "等级LV.1初级粉丝　连续签到0天 >>"],
+            "portrait_sub_text": f"{topic.name}超话",
+            "cardlist_head_cards": [{"head_type": 0, "head_type_name": "channel_list",
+                                     "channel_list": [
+                                         {"id": "feed", "name": "帖子",
+                                          "containerid": f"{topic_id}_-_feed"},
+                                         {"id": "live", "name": "名人动态",
+                                          "containerid": f"{topic_id}_-_live"}]}],
+            "containerid_bak": containerid,
+            "background": None,
+        }
+
+    def _super_cards(self, posts: list[PostTruth], topic: TopicTruth,
+                     nick: str) -> list[dict[str, Any]]:
+        """Groups of a "42" caption and a "9" mblog, as strings; the first post is shown a
+        second time under a "评论微博了" caption, as the real page repeats commented posts."""
+        def group(post: PostTruth, caption: str, itemid: str) -> dict[str, Any]:
+            return {"card_type": "11", "itemid": "", "show_type": 0, "card_group": [
+                {"card_type": "42", "itemid": "", "style": 2, "display_type": 2,
+                 "desc": caption},
+                {"card_type": "9", "itemid": itemid, "weibo_need": "mblog",
+                 "mblog": self.mblog(post, topic)}]}
+
+        cards = [group(p, f"{p.author_nickname}发微博了", f"member_live_{p.id}") for p in posts]
+        if posts:
+            cards.insert(1, group(posts[0], f"{nick}评论微博了", ""))
+        return cards
 
     def _cardlist_info(self, containerid: str, topic: TopicTruth,
                        next_page: int | None) -> dict[str, Any]:

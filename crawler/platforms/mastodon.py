@@ -13,8 +13,8 @@ uses and `participants` = Σ accounts over the history days, both `window` count
 once per day it posted, and neither is a cumulative total, which Mastodon does not expose.
 A server that keeps no history (GoToSocial: its Tag `history` is "currently just a stub, … always
 an empty array") answers `history: []`: that is no history, not a changed layout, so the snapshot
-is stored without posts/participants and with no activity rows. A Tag `id` of "" (Mastodon's
-answer for a tag without a database row, Mastodon.py cassettes) is no id. Then
+is stored without posts/participants (a caveat says why) and with no activity rows. A Tag `id`
+of "" (Mastodon's answer for a tag without a database row, Mastodon.py cassettes) is no id. Then
 `GET /api/v1/timelines/tag/:name?limit=40` gives the newest statuses as posts; that step is best
 effort: a timeline the instance refuses (401 for anonymous visitors under 4.5.0
 `timelines_access`) or that still fails after retries leaves the posts empty, the counters
@@ -57,6 +57,8 @@ from crawler.text.tags import TagRef
 from crawler.text.timestamps import utc_from_epoch
 
 TIMELINE_LIMIT = 40  # the API's maximum page
+NO_HISTORY = ("posts, participants: the server keeps no tag history (history is [], as "
+              "GoToSocial always answers), so there is nothing to count")
 
 
 class Mastodon(Platform):
@@ -286,6 +288,8 @@ def parse_tag(entity: Any, page: Page, tag: TagRef) -> TagResult:
             "window_start": datetime.combine(min(days), time(), UTC),
             "window_end": datetime.combine(max(days) + timedelta(days=1), time(), UTC),
         })
+    else:
+        snapshot["caveats"] = [NO_HISTORY]
     return TagResult(snapshot=snapshot, activity=activity)
 
 

@@ -38,8 +38,10 @@ def item_problems(item: Any, now: datetime, max_count: int, skew: timedelta) -> 
         counters: tuple[str, ...] = COUNTERS
         # a capped counter (Instagram's media_count at 2^31-1) is seen, only not stored as a
         # value: its figure is in <counter>_text
+        # and a snapshot whose caveats say why it has no counter (a Mastodon-API server that
+        # keeps no tag history) still records the tag, its url and the posts seen under it
         if all(getattr(item, c) is None and getattr(item, f"{c}_semantics") != "capped"
-               for c in COUNTERS) and not item.problems:
+               for c in COUNTERS) and not item.problems and not item.caveats:
             reasons.append("no counter at all")
     elif isinstance(item, ActivityItem):
         if not item.tag:
