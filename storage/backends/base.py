@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -80,6 +80,17 @@ class Backend(ABC):
     @abstractmethod
     def list_files(self, root: Any, *parts: str) -> list[tuple[str, int]]:
         """Every file under ``root/parts`` (recursive) as (path, size), sorted by path."""
+
+    @abstractmethod
+    def open_input(self, root: Any, path: str) -> BinaryIO:
+        """A file ``list_files`` named, opened for reading (a local file is streamed, an S3
+        object fetched whole); OSError (S3Error on S3) when it cannot be read."""
+
+    @abstractmethod
+    def absolute(self, root: Any, base: Path) -> Any:
+        """The root as a file names it (a watch config's ``out``), independent of the working
+        directory: a local path taken relative to ``base`` (a Path), an S3 root as its URL (a
+        str); BadRootError for a malformed one."""
 
     @abstractmethod
     def open_dataset(self, root: Any, name: str) -> ds.Dataset:

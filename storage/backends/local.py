@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,6 +101,12 @@ class LocalBackend(Backend):
                 path = os.path.join(current, name)
                 found.append((path, os.lstat(path).st_size))
         return sorted(found)
+
+    def open_input(self, root: Any, path: str) -> BinaryIO:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+    def absolute(self, root: Any, base: Path) -> Path:
+        return (base / self.location(root).expanduser()).resolve()
 
     def publisher(self, root: Any) -> LocalPublisher:
         return LocalPublisher(root)

@@ -7,13 +7,14 @@ unique key (storage/writer.py), and compaction publishes an output, then a commi
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath, PurePosixPath
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +31,7 @@ from storage.fs import (
     list_files,
     put_bytes,
     put_file,
+    read_bytes,
     s3_error,
 )
 from storage.markers import listing
@@ -100,6 +102,12 @@ class S3Backend(Backend):
         base = os.environ.get("TAGARCHIVE_STATE_DIR") or os.path.join(
             os.path.expanduser("~"), ".local", "state", "tagarchive")
         return os.path.join(base, "s3", *self.location(root).base.split("/"))
+
+    def open_input(self, root: Any, path: str) -> BinaryIO:
+        return io.BytesIO(read_bytes(self.location(root), path))  # one object, read whole
+
+    def absolute(self, root: Any, base: Path) -> str:
+        return self.url(root)
 
     def publisher(self, root: Any) -> S3Publisher:
         return S3Publisher(root)
