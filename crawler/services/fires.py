@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from crawler.services.watchmodel import Config, Watch
@@ -49,17 +49,16 @@ def find_record(out: Path | str, run_id: str) -> dict[str, Any] | None:
     """The `runs` row a crawl wrote for `run_id`, found by its file name (unique per run)."""
     import pyarrow.parquet as pq
 
-    from storage.fs import is_remote
+    from storage.backends import backend_for
 
-    if is_remote(out):  # s3://: no glob; the runs dataset filtered by run id
-        import pyarrow.dataset as ds
-
-        from storage.reading import open_dataset
-
-        found = open_dataset(out, "runs").to_table(filter=ds.field("run_id") == run_id)
-        return found.slice(0, 1).to_pylist()[0] if found.num_rows else None
-    for path in sorted(Path(out, "runs").glob(f"date=*/part-{run_id}-*.parquet")):
-        rows = pq.read_table(path).to_pylist()
+    backend = backend_for(out)
+    for path, _size in backend.list_files(out, "runs"):
+        file = PurePosixPath(path.replace(os.sep, "/"))  # runs/date=<day>/part-<run_id>-<n>
+        if not (file.parent.name.startswith("date=") and file.suffix == ".parquet"
+                and file.name.startswith(f"part-{run_id}-")):
+            continue
+        with backend.open_input(out, path) as handle:
+            rows = pq.read_table(handle).to_pylist()
         # the writer names a file after the run that wrote it: its row is this run's record
         return next((r for r in rows if r.get("run_id") == run_id), rows[0] if rows else None)
     return None

@@ -1,7 +1,8 @@
 """The crawl's item rules applied offline, page by page, as the pipelines apply them in a crawl.
 
-`reparse` (reparse.py) calls these: the rules are the plain functions of crawler/rules/, and
-the run's writer and outcomes are its own `RunState`, with no Scrapy crawler in between.
+`reparse` (reparse.py) calls these: the rules are the plain functions of crawler/rules/, the
+rows go to the reparse's own DatasetWriter and the outcomes to its `RunState`, with no Scrapy
+crawler in between.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from crawler.rules import (
 
 if TYPE_CHECKING:
     from crawler.services.reparse import ArchivedPage
+    from storage import DatasetWriter
 
 # the clock skew and bound validate allow by default (TAGARCHIVE_CLOCK_SKEW, _MAX_COUNT)
 _SKEW = timedelta(seconds=300)
@@ -62,8 +64,9 @@ class OfflineRules:
     them: normalize, validate (rejects written), dedupe, store; counts kept as a crawl's stats.
     """
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, writer: DatasetWriter) -> None:
         self.run = run
+        self.writer = writer
         self.stats: dict[str, int] = {}
         self.tags = TagMemo()
         self.rows = Rows()
@@ -87,7 +90,7 @@ class OfflineRules:
         reasons = item_problems(item, now, _MAX_COUNT, _SKEW)
         if not reasons:
             return True
-        self.run.writer.add("rejects", reject_row(item, kind, reasons, now, self.run.run_id))
+        self.writer.add("rejects", reject_row(item, kind, reasons, now, self.run.run_id))
         self.count("tagarchive/rejected")
         if kind == "snapshot" and item.platform:
             self.run.set_outcome(item.platform, item.job_key or item.tag or "", Outcome.REJECTED,
@@ -113,7 +116,7 @@ class OfflineRules:
             if dataset is not None:
                 rows.setdefault(dataset, []).append(self.rows.row(item, dataset, self.run.run_id))
         for dataset, batch in rows.items():
-            self.run.writer.add_many(dataset, batch)
+            self.writer.add_many(dataset, batch)
             self.count(f"tagarchive/stored/{dataset}", len(batch))
         for item in items:
             if isinstance(item, SnapshotItem):

@@ -6,7 +6,6 @@ what `reparse` runs today's parsers over, without the network.
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -18,10 +17,13 @@ from typing import Any
 from crawler.platforms.base import Captured, Outcome, Page
 from crawler.text.tags import TagRef
 from storage.archive import ARCHIVE_DIR, RecordRef, read_meta
-from storage.fs import as_s3_root, is_remote, list_files, read_bytes
+from storage.backends import backend_for
 
 logger = logging.getLogger(__name__)
-_PARTITION = re.compile(r"platform=([^/]+)/date=(\d{4}-\d{2}-\d{2})$")
+_PARTITION = re.compile(r"platform=(?P<platform>[^/]+)/date=(?P<day>\d{4}-\d{2}-\d{2})$")
+# a published WARC file; its path from the root (`rel`) ends every path a back-end lists
+_FILE = re.compile(rf"(?P<rel>{ARCHIVE_DIR}/platform=(?P<platform>[^/]+)/"
+                   r"date=(?P<day>\d{4}-\d{2}-\d{2})/(?P<name>[^/]+\.warc\.gz))$")
 
 
 @dataclass(frozen=True)
@@ -39,37 +41,22 @@ class ArchivedPage:
 
 def archive_files(root: str | Path, since: date | None = None, until: date | None = None,
                   platforms: set[str] | None = None) -> list[PurePath]:
-    """Published WARC files under the root, filtered by partition (temp files never).
-
-    Local ones are Paths; for an s3:// root these are ``bucket/prefix/archive/...`` paths of
-    its filesystem (PurePosixPaths, nothing to open locally).
-    """
-    if is_remote(root):
-        s3 = as_s3_root(root)
-        found: list[PurePath] = []
-        for path, _size in list_files(s3, ARCHIVE_DIR):
-            prefix, _, name = path.rpartition("/")
-            match = _PARTITION.search(prefix)
-            if match is None or not name.endswith(".warc.gz") or name.startswith("."):
-                continue
-            if _wanted(match, since, until, platforms):
-                found.append(PurePosixPath(path))
-        return found
-    base = Path(root) / ARCHIVE_DIR
-    files: list[PurePath] = []
-    for directory in sorted(base.glob("platform=*/date=*")):
-        match = _PARTITION.search(directory.as_posix())
-        if match is None:
+    """Published WARC files under the root, filtered by partition (temp files never), as the
+    root's back-end lists them: local paths, or ``bucket/prefix/archive/...`` for an s3:// root
+    (nothing to open locally: `archived_pages` reads them through the back-end)."""
+    found: list[PurePath] = []
+    for path, _size in backend_for(root).list_files(root, ARCHIVE_DIR):
+        match = _FILE.search(path)
+        if match is None or match["name"].startswith("."):
             continue
-        if not _wanted(match, since, until, platforms):
-            continue
-        files.extend(sorted(directory.glob("*.warc.gz")))
-    return files
+        if _wanted(match, since, until, platforms):
+            found.append(PurePath(path))
+    return found
 
 
 def _wanted(match: re.Match[str], since: date | None, until: date | None,
             platforms: set[str] | None) -> bool:
-    platform, day = match.group(1), date.fromisoformat(match.group(2))
+    platform, day = match["platform"], date.fromisoformat(match["day"])
     if platforms and platform not in platforms:
         return False
     return not ((since and day < since) or (until and day > until))
@@ -101,29 +88,22 @@ def archived_pages(root: str | Path, files: Sequence[PurePath] | None = None,
     """
     from warcio.archiveiterator import ArchiveIterator
 
-    s3 = as_s3_root(root) if is_remote(root) else None
-    root = Path(root) if s3 is None else root
+    backend = backend_for(root)
     problems = {} if problems is None else problems
 
     def problem(reason: str, rel: Any, record: str | None, detail: str) -> None:
         problems[reason] = problems.get(reason, 0) + 1
         if skipped is not None:
             match = _PARTITION.search(PurePosixPath(str(rel)).parent.as_posix())
-            skipped.append(SkippedPage(str(rel), record, match.group(1) if match else None,
+            skipped.append(SkippedPage(str(rel), record, match["platform"] if match else None,
                                        None, reason, detail))
 
     for path in files if files is not None else archive_files(root):
         responses: dict[str, Captured] = {}
-        rel: Any = path
+        match = _FILE.search(path.as_posix())
+        rel = PurePosixPath(match["rel"] if match else path.name)  # the path records name
         try:
-            if s3 is not None:  # one small object: read whole, then parsed as a local file
-                key = PurePosixPath(path).as_posix()
-                rel = PurePosixPath(s3.relative(key))
-                opened: Any = io.BytesIO(read_bytes(s3, key))
-            else:
-                rel = path.relative_to(root)
-                opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
-            with opened as handle:
+            with backend.open_input(root, str(path)) as handle:
                 records = iter(ArchiveIterator(handle))
                 while True:
                     try:
@@ -165,7 +145,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _page(record: Any, body: bytes, responses: dict[str, Captured],
-          rel: Path) -> ArchivedPage | None:
+          rel: PurePath) -> ArchivedPage | None:
     """The page one record holds; a captured response is kept for its page and gives None."""
     try:
         record_id = record.rec_headers.get_header("WARC-Record-ID")
@@ -280,110 +260,145 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     run's `runs.outcomes`. A storage failure is raised (StorageError).
     """
     from crawler.extensions.runrecord import RunState
-    from crawler.items import items_from_result
-    from crawler.platforms import UnknownPlatformError, platform_class
-    from crawler.platforms.base import Fetch, PlatformError, TagResult
-    from crawler.platforms.timeline import TimelinePage
-    from storage import StorageError
-
-    root = root if is_remote(root) else Path(root)
-    run = RunState(out=str(root), jobs=[], command="reparse", archive_enabled=False)
     from crawler.services.offline import OfflineRules
+    from storage import DatasetWriter
 
-    rules = OfflineRules(run)
-    failures: dict[str, int] = {}
-    report = ReparseReport(run_id=run.run_id, failures=failures)
-    cache: dict[str, Any] = dict(adapters or {})
-    unreadable: list[SkippedPage] = []
-
-    def count(counts: dict[str, int], reason: str) -> None:
-        counts[reason] = counts.get(reason, 0) + 1
-
-    def name(page: SkippedPage) -> bool:
-        """Count a page not reparsed; False when past MAX_NAMED (only the log names it)."""
-        count(report.not_reparsed, page.reason)
-        if len(report.skipped) < MAX_NAMED:
-            report.skipped.append(page)
-            return True
-        return False
-
-    def skip(archived: ArchivedPage, reason: str, detail: str) -> None:
-        count(failures, reason)
-        page = SkippedPage(archived.ref.file, archived.ref.record_id, archived.platform,
-                           _tag_key(archived.tag), reason, detail)
-        logger.log(logging.INFO if name(page) else logging.WARNING,
-                   "reparse: not reparsed: %s", page.line())
-
-    def name_unreadable() -> None:  # damaged records and files, as archived_pages met them
-        for page in unreadable:  # (archived_pages counted them in failures)
-            name(page)
-        unreadable.clear()
-
-    files = archive_files(root, since, until, platforms)
-    for archived in archived_pages(root, files, failures, unreadable):
-        name_unreadable()
-        report.pages += 1
-        try:
-            adapter = cache.get(archived.platform)
-            if adapter is None:
-                adapter = cache[archived.platform] = platform_class(archived.platform)()
-        except UnknownPlatformError as exc:  # a platform not known today
-            skip(archived, "unknown_step", str(exc))
-            continue
-        if not callable(getattr(adapter, f"on_{archived.step}", None)):
-            skip(archived, "unknown_step", f"{archived.platform}: no step {archived.step!r}")
-            continue
-        try:
-            result = adapter.handle(archived.step, archived.page, archived.tag, archived.state)
-            if isinstance(result, (Fetch, TimelinePage)):
-                continue  # an intermediate step (search before topic page), a backfill page
-            if not isinstance(result, TagResult):
-                raise TypeError(f"the adapter answered {type(result).__name__}")
-            tag = archived.tag.normalized if archived.tag.name is not None else None
-            items = items_from_result(result, tag,
-                                      archive=(archived.ref.file, archived.ref.record_id))
-        except PlatformError as exc:
-            if exc.outcome == Outcome.LAYOUT_CHANGED:  # today's parser cannot read this page
-                skip(archived, str(exc.outcome), _one_line_text(exc.detail))
-            else:  # the platform's word (captcha, 404, …): no tag data then either
-                count(failures, str(exc.outcome))
-                count(report.no_tag_data, str(exc.outcome))
-            continue
-        # hostile JSON (deep nesting, "²" passing isdigit, huge numbers) can raise anything in
-        # a parser; the live crawl names such a page layout_changed, and so does this
-        except Exception as exc:  # noqa: BLE001
-            skip(archived, str(Outcome.LAYOUT_CHANGED), _one_line(exc))
-            continue
-        try:
-            items = rules.judge(items, archived)
-        except StorageError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a value no rule expected: this page only
-            skip(archived, str(Outcome.ERROR), _one_line(exc))
-            continue
-        rules.store(items)
-    name_unreadable()
-    stats = rules.stats
-    report.snapshots = int(stats.get("tagarchive/stored/snapshots", 0))
-    report.posts = int(stats.get("tagarchive/stored/posts", 0))
-    report.activity = int(stats.get("tagarchive/stored/activity", 0))
-    report.rejects = int(stats.get("tagarchive/rejected", 0))
-    record = run.record(stats, datetime.now(UTC), "finished")
-    if report.not_reparsed:
-        record["outcomes"] += [page.outcome() for page in report.skipped]
-        more = sum(report.not_reparsed.values()) - len(report.skipped)
-        if more:
-            record["outcomes"].append({
-                "platform": None, "tag": None, "status": str(Outcome.ERROR),
-                "detail": f"{more} more pages not reparsed (each named in the log)"})
-        record["verdict"], record["exit_code"] = "failed", report.exit_code
-    run.writer.add("runs", record)
-    run.close_storage()
-    if compact_after and report.pages:
+    run = RunState(out=str(root), jobs=[], command="reparse")
+    writer = DatasetWriter(root, run.run_id)
+    passing = _Pass(ReparseReport(run_id=run.run_id, failures={}), OfflineRules(run, writer),
+                    adapters)
+    for archived in archived_pages(root, archive_files(root, since, until, platforms),
+                                   passing.failures, passing.unreadable):
+        passing.page(archived)
+    passing.name_unreadable()
+    writer.add("runs", passing.record(run))
+    writer.close()
+    if compact_after and passing.report.pages:
         from storage.compact import compact
 
         compact(root, datasets=["snapshots", "posts", "activity"], include_today=True)
-    return report
+    return passing.report
+
+
+def _count(counts: dict[str, int], reason: str) -> None:
+    counts[reason] = counts.get(reason, 0) + 1
+
+
+class _Pass:
+    """One reparse over the archive: each page parsed again and judged by the crawl's rules,
+    and what became of it counted in the report."""
+
+    def __init__(self, report: ReparseReport, rules: Any,
+                 adapters: dict[str, Any] | None) -> None:
+        self.report = report
+        self.failures: dict[str, int] = report.failures if report.failures is not None else {}
+        self.rules = rules
+        self.adapters: dict[str, Any] = dict(adapters or {})
+        self.unreadable: list[SkippedPage] = []  # damaged records and files archived_pages met
+
+    def name(self, page: SkippedPage) -> bool:
+        """Count a page not reparsed; False when past MAX_NAMED (only the log names it)."""
+        _count(self.report.not_reparsed, page.reason)
+        if len(self.report.skipped) < MAX_NAMED:
+            self.report.skipped.append(page)
+            return True
+        return False
+
+    def skip(self, archived: ArchivedPage, reason: str, detail: str) -> None:
+        _count(self.failures, reason)
+        page = SkippedPage(archived.ref.file, archived.ref.record_id, archived.platform,
+                           _tag_key(archived.tag), reason, detail)
+        logger.log(logging.INFO if self.name(page) else logging.WARNING,
+                   "reparse: not reparsed: %s", page.line())
+
+    def name_unreadable(self) -> None:
+        for page in self.unreadable:  # (archived_pages counted them in failures)
+            self.name(page)
+        self.unreadable.clear()
+
+    def page(self, archived: ArchivedPage) -> None:
+        """Parse one archived page again and store what today's rules keep of it."""
+        from storage import StorageError
+
+        self.name_unreadable()
+        self.report.pages += 1
+        items = self._items(archived)
+        if items is None:
+            return
+        try:
+            items = self.rules.judge(items, archived)
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value no rule expected: this page only
+            self.skip(archived, str(Outcome.ERROR), _one_line(exc))
+            return
+        self.rules.store(items)
+
+    def _adapter(self, archived: ArchivedPage) -> Any | None:
+        """Today's adapter for the page's platform and step; None (the page skipped) if none."""
+        from crawler.platforms import UnknownPlatformError, platform_class
+
+        try:
+            adapter = self.adapters.get(archived.platform)
+            if adapter is None:
+                adapter = self.adapters[archived.platform] = platform_class(archived.platform)()
+        except UnknownPlatformError as exc:  # a platform not known today
+            self.skip(archived, "unknown_step", str(exc))
+            return None
+        if not callable(getattr(adapter, f"on_{archived.step}", None)):
+            self.skip(archived, "unknown_step", f"{archived.platform}: no step {archived.step!r}")
+            return None
+        return adapter
+
+    def _items(self, archived: ArchivedPage) -> list[Any] | None:
+        """The items the adapter reads from the page today; None when it gives none."""
+        from crawler.items import items_from_result
+        from crawler.platforms.base import Fetch, PlatformError, TagResult
+        from crawler.platforms.timeline import TimelinePage
+
+        adapter = self._adapter(archived)
+        if adapter is None:
+            return None
+        try:
+            result = adapter.handle(archived.step, archived.page, archived.tag, archived.state)
+            if isinstance(result, (Fetch, TimelinePage)):
+                return None  # an intermediate step (search before topic page), a backfill page
+            if not isinstance(result, TagResult):
+                raise TypeError(f"the adapter answered {type(result).__name__}")
+            tag = archived.tag.normalized if archived.tag.name is not None else None
+            items: list[Any] = items_from_result(
+                result, tag, archive=(archived.ref.file, archived.ref.record_id))
+        except PlatformError as exc:
+            if exc.outcome == Outcome.LAYOUT_CHANGED:  # today's parser cannot read this page
+                self.skip(archived, str(exc.outcome), _one_line_text(exc.detail))
+            else:  # the platform's word (captcha, 404, …): no tag data then either
+                _count(self.failures, str(exc.outcome))
+                _count(self.report.no_tag_data, str(exc.outcome))
+            return None
+        # hostile JSON (deep nesting, "²" passing isdigit, huge numbers) can raise anything in
+        # a parser; the live crawl names such a page layout_changed, and so does this
+        except Exception as exc:  # noqa: BLE001
+            self.skip(archived, str(Outcome.LAYOUT_CHANGED), _one_line(exc))
+            return None
+        return items
+
+    def record(self, run: Any) -> dict[str, Any]:
+        """The reparse's `runs` row, the pages it could not reparse among its outcomes."""
+        report, stats = self.report, self.rules.stats
+        report.snapshots = int(stats.get("tagarchive/stored/snapshots", 0))
+        report.posts = int(stats.get("tagarchive/stored/posts", 0))
+        report.activity = int(stats.get("tagarchive/stored/activity", 0))
+        report.rejects = int(stats.get("tagarchive/rejected", 0))
+        record: dict[str, Any] = run.record(stats, datetime.now(UTC), "finished")
+        if report.not_reparsed:
+            record["outcomes"] += [page.outcome() for page in report.skipped]
+            more = sum(report.not_reparsed.values()) - len(report.skipped)
+            if more:
+                record["outcomes"].append({
+                    "platform": None, "tag": None, "status": str(Outcome.ERROR),
+                    "detail": f"{more} more pages not reparsed (each named in the log)"})
+            record["verdict"], record["exit_code"] = "failed", report.exit_code
+        return record
 
 
 def _tag_key(tag: TagRef) -> str | None:

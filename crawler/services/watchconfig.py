@@ -171,17 +171,19 @@ class _Loader:
         return seconds
 
     def out_root(self, value: Any, where: str) -> Path | str:
-        """A directory, or an ``s3://bucket/prefix`` URL kept as its text (docs/s3.md)."""
-        from storage.fs import BadRootError, is_remote, parse_s3_url
+        """A directory (relative to the config file), or an ``s3://bucket/prefix`` URL kept as
+        its text (docs/s3.md): as the root's back-end reads it."""
+        from storage.backends import backend_for
+        from storage.fs import BadRootError
 
         text = self.string(value, where)
-        if not is_remote(text):
-            return self.directory(text, where)
         try:
-            # a str, not a Path (which would fold '//'): every reader and writer takes either
-            return parse_s3_url(text).url
+            # an S3 root is a str, not a Path (which would fold '//'): every reader and writer
+            # takes either
+            root: Path | str = backend_for(text).absolute(text, self.base)
         except BadRootError as exc:
             raise self.error(where, str(exc)) from None
+        return root
 
     def directory(self, value: Any, where: str) -> Path:
         return (self.base / Path(self.string(value, where)).expanduser()).resolve()
