@@ -1,19 +1,24 @@
 """Instagram replica: `GET /api/v1/tags/web_info/?tag_name=` for signed-in sessions only.
 
-Real (PLATFORMS.md §7): `data{id, name, media_count, formatted_media_count, top, recent}` with
-`sections[].layout_content.medias[].media`, `x-ig-app-id`, the redirect to `/accounts/login/`
-without a session (instaloader treats it as login-required), `checkpoint_required`. Inferred
-[INF]: which cookie proves a session (`sessionid`, as browser exports show), the media field
-names beyond `taken_at`, the "useragent mismatch" answer without `x-ig-app-id`, the 404 body for
-an unknown tag, `formatted_media_count`'s rounding, the number of posts per section, and the
-`layout_changed` stand-in (counts moved under `data.hashtag.post_count`).
+Real (PLATFORMS.md §7; tests/fixtures/real/instagram/): `data{id, name, media_count,
+formatted_media_count, top, recent}` with `sections[].layout_content.medias[].media`; a `top`
+section laid out "one_by_two_left" whose media sit in `one_by_two_item.clips.items[]` and
+`fill_items[]` (instagrapi PR #2622, Nimble's #goodvibes example); `media_count` saturating at
+2147483647 (#love, "2.1B"); the app endpoint `/api/v1/tags/{tag}/info/` answering the hashtag at
+top level with a string id and `"status": "ok"`, also served on web_info under the `app_info`
+variant; `x-ig-app-id`, the redirect to `/accounts/login/` without a session (instaloader
+treats it as login-required), `checkpoint_required`. Inferred [INF]: which cookie proves a
+session (`sessionid`, as browser exports show), the media field names beyond `taken_at`, the
+"useragent mismatch" answer without `x-ig-app-id`, the 404 body for an unknown tag,
+`formatted_media_count`'s rounding, the number of posts per section and per layout, #love's
+true count, and the `layout_changed` stand-in (counts moved under `data.hashtag.post_count`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from replica.base import (
     Query,
@@ -32,6 +37,10 @@ PLATFORM = "instagram"
 APP_IDS = {"936619743392459", "124024574287414"}  # web client, iPhone app
 PER_ROW = 3  # medias per section: one grid row
 RECENT, TOP = 12, 9
+# the top tab opens with a one_by_two_left section: one clip beside this many fill items [INF]
+FILL_ITEMS = 2
+# media_count is a signed 32-bit integer: a larger count answers this (#love)
+MEDIA_COUNT_CEILING = 2**31 - 1
 
 
 def compact(n: int) -> str:
@@ -69,6 +78,9 @@ def instagram_code(pk: int) -> str:
 class InstagramTruth(PlatformTruth):
     """Instagram's ground truth: graph-style hashtag ids, numeric pks, time-ordered media ids."""
 
+    # #love has more posts than media_count can hold; its true count is not public [INF]
+    frozen = {"love": {"posts": 2_500_000_000}}
+
     def topic_ids(self, seed: int, platform: str, key: str, birth: float) -> tuple[str, None]:
         # hashtag ids are 17-digit Facebook-graph ids ("17843826142012701")
         return str(17_841_000_000_000_000 + int_of(seed, platform, key) % 10**12), None
@@ -95,6 +107,9 @@ class InstagramApp:
     def kind(self, method: str, path: str) -> str:
         if path.rstrip("/") == "/api/v1/tags/web_info":
             return "web_info"
+        parts = path.strip("/").split("/")
+        if len(parts) == 5 and parts[:3] == ["api", "v1", "tags"] and parts[4] == "info":
+            return "tag_info"
         if path.rstrip("/") == "/accounts/login":
             return "login"
         return "other"
@@ -110,10 +125,14 @@ class InstagramApp:
         if kind == "login":
             return html_response(200, "<!doctype html><title>Login • Instagram</title>"
                                       "<form id=loginForm><input name=username></form>")
+        if kind == "tag_info":
+            return self._web_info(query, headers, name=unquote(path.strip("/").split("/")[3]),
+                                  app=True)
         return self._web_info(query, headers)
 
-    def _web_info(self, query: Query, headers: Mapping[str, str]) -> Response:
-        name = query.get("tag_name", "")
+    def _web_info(self, query: Query, headers: Mapping[str, str], name: str | None = None,
+                  app: bool = False) -> Response:
+        name = query.get("tag_name", "") if name is None else name
         if not name:
             return json_response(400, {"message": "tag_name is required", "status": "fail"})
         failure = gate(self.world, PLATFORM, name, as_json=True)
@@ -139,6 +158,8 @@ class InstagramApp:
             return json_response(200, {"data": {"hashtag": {
                 "id": topic.topic_id, "tag_name": topic.name,
                 "post_count": topic.posts}}, "status": "ok"})
+        if app or "app_info" in variants:
+            return json_response(200, self._app_info(topic))
         return json_response(200, {"data": self._data(topic), "status": "ok"})
 
     @staticmethod
@@ -162,20 +183,45 @@ class InstagramApp:
             "medias": [{"media": self.media(p)} for p in posts[i:i + PER_ROW]]}}
             for i in range(0, len(posts), PER_ROW)]
 
+    def _top_sections(self, posts: list[PostTruth]) -> list[dict[str, Any]]:
+        """The top tab: a one_by_two_left clips section first, then grid rows."""
+        if not posts:
+            return []
+        clip, fill, rest = posts[0], posts[1:1 + FILL_ITEMS], posts[1 + FILL_ITEMS:]
+        first = {"layout_type": "one_by_two_left", "feed_type": "clips", "layout_content": {
+            "one_by_two_item": {"clips": {"id": f"clips-{clip.id}", "items": [
+                {"media": self.media(clip)}], "more_available": False}},
+            "fill_items": [{"media": self.media(p)} for p in fill]}}
+        return [first, *self._sections(rest)]
+
+    @staticmethod
+    def _media_count(topic: TopicTruth) -> int:
+        return min(topic.posts, MEDIA_COUNT_CEILING)
+
+    def _app_info(self, topic: TopicTruth) -> dict[str, Any]:
+        """The app endpoint's answer: the hashtag at top level, a string id, no sections."""
+        count = self._media_count(topic)
+        return {"id": topic.topic_id, "name": topic.name.lower(), "media_count": count,
+                "follow_status": 0, "following": 0, "allow_following": 1,
+                "subtitle": "See a few top posts each week",
+                "formatted_media_count": compact(count), "is_trending": False,
+                "status": "ok"}
+
     def _data(self, topic: TopicTruth) -> dict[str, Any]:
         recent = self.world.posts_for(PLATFORM, topic.tag, limit=RECENT, order="newest")
         top = self.world.posts_for(PLATFORM, topic.tag, limit=TOP, order="mixed")
+        count = self._media_count(topic)
         return {
             "id": topic.topic_id,
             "name": topic.name.lower(),
-            "media_count": topic.posts,
-            "formatted_media_count": compact(topic.posts),
-            "search_result_subtitle": f"{compact(topic.posts)} posts",
+            "media_count": count,
+            "formatted_media_count": compact(count),
+            "search_result_subtitle": f"{compact(count)} posts",
             "profile_pic_url": "",
             "is_trending": False,
             "allow_following": True,
             "is_following": False,
-            "top": {"sections": self._sections(top), "more_available": len(top) == TOP,
+            "top": {"sections": self._top_sections(top), "more_available": len(top) == TOP,
                     "next_max_id": None, "next_page": 1},
             "recent": {"sections": self._sections(recent),
                        "more_available": len(recent) == RECENT,

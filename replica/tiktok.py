@@ -1,4 +1,10 @@
-"""TikTok replica: /tag/{name} pages (SSR or client-rendered) and the signed challenge APIs."""
+"""TikTok replica: /tag/{name} pages (SSR or client-rendered) and the signed challenge APIs.
+
+Counters as real TikTok serves them (tests/fixtures/real/tiktok/): under the `rounded_counts`
+variant every `stats` integer (and its `statsV2` string) is the display-rounded figure, and
+under `zero_video_count` (always for #fyp, as captured in 2020 and 2024) `videoCount` is 0
+beside the rounded `viewCount`. Without either, the exact truth is served, as before.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +53,20 @@ CSR_SHARE = 0.3
 SIGN_KEY = "byteda_crawler:ih6:v1"
 MIN_MS_TOKEN = 16
 ITEM_COUNT_MAX = 35  # [INF] TikTok web pages ask for 30 and reject much larger pages
+# Tags whose videoCount TikTok answers as 0 beside their views: #fyp in both real captures
+# (tiktok-scraper's 2020 mock, TikTokPy#88 in 2024); any tag under the zero_video_count variant
+ZERO_VIDEO_TAGS = frozenset({"fyp"})
+
+
+def tiktok_rounded(n: int) -> int:
+    """A counter as TikTok's JSON carries it: rounded for display [INF: the rule is fitted to
+    the captures, not documented]. Below 10,000 the figure is whole (8297 shares, 9833 videos);
+    below a million it is kept to hundreds (85700, 866000); above, to 0.1 million (1500000,
+    179900000, 5314600000000). Halves round up."""
+    if n < 10_000:
+        return n
+    step = 100 if n < 1_000_000 else 100_000
+    return (n + step // 2) // step * step
 
 
 def x_bogus(canonical_query: str) -> str:
@@ -171,8 +191,22 @@ class TikTokApp:
         except TagNotFound:
             return None
 
-    @staticmethod
-    def challenge_info(topic: TopicTruth) -> dict[str, Any]:
+    def rounded(self, name: str) -> bool:
+        """Whether this tag's counters are served rounded, as real TikTok serves them."""
+        variants = self.world.variants(PLATFORM, name)
+        return ("rounded_counts" in variants or self.zero_videos(name))
+
+    def zero_videos(self, name: str) -> bool:
+        """Whether this tag's videoCount is served as 0 beside its views (the real glitch)."""
+        return (normalize_tag(name) in ZERO_VIDEO_TAGS
+                or "zero_video_count" in self.world.variants(PLATFORM, name))
+
+    def challenge_info(self, topic: TopicTruth) -> dict[str, Any]:
+        views, posts = topic.views, topic.posts
+        if self.rounded(topic.tag):
+            views, posts = tiktok_rounded(views), tiktok_rounded(posts)
+        if self.zero_videos(topic.tag):
+            posts = 0
         return {
             "challenge": {
                 "id": topic.topic_id,
@@ -181,18 +215,20 @@ class TikTokApp:
                 "isCommerce": False,
                 "splitTitle": "",
             },
-            "stats": {"videoCount": topic.posts, "viewCount": topic.views},
-            "statsV2": {"videoCount": str(topic.posts), "viewCount": str(topic.views)},
+            "stats": {"videoCount": posts, "viewCount": views},
+            # [INF] no capture shows a challenge's statsV2; on items it repeats stats
+            "statsV2": {"videoCount": str(posts), "viewCount": str(views)},
         }
 
     @staticmethod
-    def item(post: PostTruth) -> dict[str, Any]:
+    def item(post: PostTruth, rounded: bool = False) -> dict[str, Any]:
+        shown = tiktok_rounded if rounded else int
         stats = {
-            "playCount": post.plays,
-            "diggCount": post.likes,
-            "commentCount": post.comments,
-            "shareCount": post.shares,
-            "collectCount": post.collects,
+            "playCount": shown(post.plays),
+            "diggCount": shown(post.likes),
+            "commentCount": shown(post.comments),
+            "shareCount": shown(post.shares),
+            "collectCount": shown(post.collects),
         }
         return {
             "id": post.id,
@@ -284,7 +320,7 @@ class TikTokApp:
             "statusCode": 0,
             "statusMsg": "",
             "challengeInfo": self.challenge_info(topic),
-            "itemList": [self.item(p) for p in posts],
+            "itemList": [self.item(p, self.rounded(name)) for p in posts],
             # where the page's own item_list calls continue when the reader scrolls [INF]
             "hasMore": len(shown) > len(posts) and len(posts) < LIST_CAP,
             "cursor": str(len(posts)),
@@ -445,7 +481,7 @@ class TikTokApp:
         has_more = len(posts) > next_cursor and next_cursor < LIST_CAP
         payload = {
             "statusCode": 0,
-            "itemList": [self.item(p) for p in page],
+            "itemList": [self.item(p, self.rounded(name)) for p in page],
             "hasMore": has_more,
             "cursor": str(next_cursor),
         }

@@ -7,15 +7,31 @@ Anonymous visitors sometimes get a variant without that scope whose JavaScript f
 `/api/challenge/detail/` signed with `X-Bogus`; only the page can sign, so that tag is fetched
 again through the browser and the JSON the page received is read (captured XHR). Not found is
 `statusCode` 10205 or a hollow `challengeInfo` without an id.
-Uncertain: `statsV2` on the current tag page is a third-party expectation, and `statsV2` on items
-is inferred [INF]; both are read only when present.
+
+What the numbers are (docs/data.md; real captures in tests/fixtures/real/tiktok/):
+- `stats.viewCount` is the figure TikTok rounds for display, served as an integer: 179900000
+  beside the share text "179.0m views" (#jeopardy, 2021), 37100000000 beside "37099.0m views"
+  (#duett, 2020). Stored as `rounded`.
+- `stats.videoCount` comes back 0 (or not at all) beside a non-zero `viewCount`: #fyp in 2020
+  and 2024, #duett (tiktok-scraper#375, TikTok-Api#285, TikTokPy#88). That is not a count:
+  `posts` is null with a caveat. A non-zero videoCount is rounded like the views
+  (750200000 in tiktok-scraper#375).
+- Post `diggCount`, `playCount`, `commentCount`, `shareCount` are rounded (1500000, 115500000,
+  16600, 16800 in 2021; 866000, 14200000, 18900, 34700 in 2025), and the items' `statsV2`
+  strings repeat the rounded figures ("866000", "14200000"): both are stored as `rounded`.
+- A challenge's `statsV2` has no public capture: it is read only when present, and taken as
+  rounded like `stats` [INF] (on items it is rounded; on user profiles it can be finer).
+- A tag page lists a few hundred videos at most (TikTok-Api#948: 466-481 of any tag, never
+  500): `visibility_cap`.
+Uncertain: `statsV2` on the current tag page is a third-party expectation [INF]; it is read only
+when present.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from parsel import Selector
@@ -44,6 +60,9 @@ SCOPE = "webapp.challenge-detail"
 NOT_FOUND_CODES = {10205}
 DETAIL_API = r"/api/challenge/detail/"
 ITEMS_API = r"/api/challenge/item_list/"
+# TikTok-Api#948 (2022): "Always less than 500" videos of any tag, 466-481 for count=10000
+VISIBILITY_CAP = 500
+ROUNDED = "rounded"  # every TikTok counter is a display-rounded integer (module docstring)
 
 
 class TikTok(Platform):
@@ -56,9 +75,11 @@ class TikTok(Platform):
     hosts = ("www.tiktok.com", "tiktok.com", "m.tiktok.com")
     browser = "fallback"
     counters = {
-        "views": "challengeInfo.stats.viewCount (exact)",
-        "posts": "challengeInfo.stats.videoCount (exact); h2 'N posts' text when rendered only",
+        "views": "challengeInfo.stats.viewCount (rounded for display by TikTok)",
+        "posts": "challengeInfo.stats.videoCount (rounded; 0 or missing beside views is a known "
+                 "glitch, stored as null); h2 'N posts' text when rendered only",
     }
+    visibility_cap: ClassVar[int | None] = VISIBILITY_CAP
     backfill = ("challenge/item_list (signed in-page) read by scrolling the rendered tag page: "
                 "ranked and capped, so a lower bound")
     timeline_source = "captured_xhr"
@@ -111,6 +132,29 @@ class TikTok(Platform):
                 return parse_detail(data, page, source="captured_xhr", items=items)
         return parse_rendered_dom(page, tag)
 
+    def on_challenge_detail(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        """A `/api/challenge/detail/` answer on its own (or the 2020 `node/share/tag` one, whose
+        `challengeInfo` has the same layout): a captured XHR body saved apart from its page.
+
+        The crawl never fetches the API itself (it must be signed in the page); this reads
+        such a body when it is the whole page, as a saved capture or an archived record is.
+        """
+        check_status(page)
+        detail = _json_body(page, "challenge/detail")
+        return parse_detail(detail, page, source="api", items=detail.get("itemList") or [])
+
+    def on_backfill_item_list(self, page: Page, tag: TagRef,
+                              state: dict[str, Any]) -> TimelinePage:
+        """One `item_list` answer on its own: `itemList[]` (challenge feed) or `items[]` (the
+        2021 `/api/item_list/` feed), `hasMore`. Ranked, so a lower bound like `on_backfill`."""
+        check_status(page)
+        data = _json_body(page, "item_list")
+        items = data.get("itemList", data.get("items"))
+        if not isinstance(items, list):
+            raise LayoutChanged("item_list answered neither itemList nor items")
+        posts = _timeline_posts(items, tag.name or "", "", page, source="api")
+        return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True,
+                            capped=bool(data.get("hasMore")), tag_display=None)
 
     def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
         """The tag page, rendered and scrolled: each item_list page it fetches is captured.
@@ -162,20 +206,40 @@ class TikTok(Platform):
             raise LayoutChanged("the tag page showed neither challenge detail nor videos")
         challenge = ((detail or {}).get("challengeInfo") or {}).get("challenge") or {}
         title, tag_id = challenge.get("title") or tag.name or "", str(challenge.get("id") or "")
-        posts = []
-        for item in items:
-            post = parse_item(item, title, tag_id, page)
-            if post is None:
-                continue
-            try:  # Unix seconds; a millisecond value is refused, not dated in the year 56000
-                post["created_at"] = from_epoch_seconds(item.get("createTime"))
-            except TimestampError as exc:
-                raise LayoutChanged(f"video {post['post_id']}: createTime: {exc}") from exc
-            posts.append(post)
+        posts = _timeline_posts(items, title, tag_id, page)
         # ranked: counts are a lower bound whatever happens; `capped` also says the page still
         # had more when scrolling stopped
         return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
                             tag_display=title or None)
+
+
+def _timeline_posts(items: list[Any], title: str, tag_id: str, page: Page,
+                    source: str | None = None) -> list[dict[str, Any]]:
+    """The posts of a feed page, each dated by its `createTime` (Unix seconds)."""
+    posts = []
+    for item in items:
+        post = parse_item(item, title, tag_id, page, source=source)
+        if post is None:
+            continue
+        try:  # Unix seconds; a millisecond value is refused, not dated in the year 56000
+            post["created_at"] = from_epoch_seconds(item.get("createTime"))
+        except TimestampError as exc:
+            raise LayoutChanged(f"video {post['post_id']}: createTime: {exc}") from exc
+        posts.append(post)
+    return posts
+
+
+def _json_body(page: Page, what: str) -> dict[str, Any]:
+    """The page's body as the JSON object an API answered; an empty 200 is bot detection."""
+    if page.status == 200 and not page.text.strip():
+        raise Blocked(f"{what} answered an empty body (bot detection)")
+    try:
+        data = load_json(page.text)
+    except ValueError as exc:
+        raise LayoutChanged(f"{what} answer is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise LayoutChanged(f"{what} answer is not a JSON object")
+    return data
 
 
 _UNIVERSAL_ID = "__UNIVERSAL_DATA_FOR_REHYDRATION__"
@@ -242,12 +306,15 @@ def _layout_or_wall(html: str, detail: str) -> Exception:
     return LayoutChanged(detail)
 
 
-def _exact(stats: dict[str, Any], stats_v2: dict[str, Any], key: str) -> int | str | None:
-    """The exact counter: the int in `stats`, else the digit string in `statsV2`."""
+def _counter(stats: dict[str, Any], stats_v2: dict[str, Any], key: str) -> int | str | None:
+    """The counter's integer: the int in `stats`, else the digit string in `statsV2`.
+
+    Not an exact count for all that: TikTok rounds both (module docstring).
+    """
     value = stats.get(key)
     if isinstance(value, int) and not isinstance(value, bool):
-        # statsV2 exists because ints above 2^53 lose precision in JavaScript; trust it when
-        # the two disagree
+        # statsV2 exists because ints above 2^53 lose precision in JavaScript, and a user's
+        # statsV2 can be finer than its stats ("97944" beside 97900): trust it when they differ
         text = stats_v2.get(key)
         if isinstance(text, str) and digit_string_value(text) not in (None, value):
             return text
@@ -298,17 +365,53 @@ def parse_detail(detail: dict[str, Any], page: Page, *, source: str,
         "tag_id": str(challenge["id"]),
         "url": page.url,
         "observed_at": page.observed_at,
-        "views": _exact(stats, stats_v2, "viewCount"),
-        "posts": _exact(stats, stats_v2, "videoCount"),
+        **tag_counters(_counter(stats, stats_v2, "viewCount"),
+                       _counter(stats, stats_v2, "videoCount"), "videoCount" in stats_v2
+                       or "videoCount" in stats),
+        "visibility_cap": VISIBILITY_CAP,
         "source": source,
     }
     posts = [parse_item(item, title, str(challenge["id"]), page) for item in items]
     return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
 
 
+def _count_of(value: int | str | None) -> int | None:
+    """The number a counter stands for: an int, a digit string, or counter text."""
+    if value is None or isinstance(value, int):
+        return value
+    exact = digit_string_value(value)
+    if exact is not None:
+        return exact
+    try:
+        return parse_count(value).value
+    except CountParseError:
+        return None
+
+
+def tag_counters(views: int | str | None, posts: int | str | None,
+                 posts_given: bool) -> dict[str, Any]:
+    """A tag's views and posts as stored, each with what it is (module docstring).
+
+    A videoCount of 0, or none at all, beside views above 0 is TikTok's known glitch, not a
+    count: posts is null, with a caveat naming which of the two it was.
+    """
+    counters: dict[str, Any] = {"views": views, "posts": posts}
+    if views is not None:
+        counters["views_semantics"] = ROUNDED
+    shown = _count_of(views) or 0
+    if shown > 0 and _count_of(posts) in (0, None):
+        counters["posts"] = None
+        said = "videoCount 0" if posts_given else "no videoCount"
+        counters["caveats"] = [f"posts: {said} beside viewCount > 0 "
+                               "(known TikTok glitch, not a count)"]
+    elif posts is not None:
+        counters["posts_semantics"] = ROUNDED
+    return counters
+
+
 def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
-               page: Page) -> dict[str, Any] | None:
-    """One public post from an `itemList` entry."""
+               page: Page, source: str | None = None) -> dict[str, Any] | None:
+    """One public post from an `itemList` entry; its counters are TikTok's rounded figures."""
     if not isinstance(item, dict) or not item.get("id"):
         return None
     author = item.get("author") or {}
@@ -327,12 +430,25 @@ def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
         "text": item.get("desc"),
         "created_at": _from_epoch_seconds(created),
         "observed_at": page.observed_at,
-        "likes": _exact(stats, stats_v2, "diggCount"),
-        "comments": _exact(stats, stats_v2, "commentCount"),
-        "shares": _exact(stats, stats_v2, "shareCount"),
-        "plays": _exact(stats, stats_v2, "playCount"),
-        "source": "embedded_json" if not page.rendered else "captured_xhr",
+        **_post_counters(stats, stats_v2),
+        "source": source or ("embedded_json" if not page.rendered else "captured_xhr"),
     }
+
+
+POST_KEYS = {"likes": "diggCount", "comments": "commentCount", "shares": "shareCount",
+             "plays": "playCount"}
+
+
+def _post_counters(stats: dict[str, Any], stats_v2: dict[str, Any]) -> dict[str, Any]:
+    """A post's counters, each `rounded` when present (stats and statsV2 alike, module
+    docstring)."""
+    counters: dict[str, Any] = {}
+    for name, key in POST_KEYS.items():
+        value = _counter(stats, stats_v2, key)
+        counters[name] = value
+        if value is not None:
+            counters[f"{name}_semantics"] = ROUNDED
+    return counters
 
 
 def _from_epoch_seconds(value: Any) -> datetime | None:
@@ -368,6 +484,8 @@ def parse_rendered_dom(page: Page, tag: TagRef) -> TagResult:
         "url": page.url,
         "observed_at": page.observed_at,
         "posts_text": match.group("count"),
+        "posts_seen": len(sel.css('[data-e2e="challenge-item"]')),
+        "visibility_cap": VISIBILITY_CAP,
         "source": "rendered_dom",
     }
     return TagResult(snapshot=snapshot)
