@@ -1,6 +1,6 @@
-"""docs/analysis.md, run: every recipe against one demo output, and the five questions checked.
+"""docs/analysis.md, run: every recipe against one demo output, and the eight questions checked.
 
-The demo runs once per session (demo_workdir). The answers to the five questions are computed
+The demo runs once per session (demo_workdir). The answers to the eight questions are computed
 here again from the Parquet with plain pyarrow and Python, not with DuckDB, so a wrong query
 cannot agree with itself.
 """
@@ -73,7 +73,7 @@ def test_every_block_is_run_by_this_module() -> None:
     text = DOC.read_text(encoding="utf-8")
     sql_offsets = [offset for lang, _c, offset in blocks(text) if lang == "sql"]
     questions = [m.end() for m in _QUESTION.finditer(text)]
-    assert len(questions) == 5 == len(sql_offsets)  # each SQL block answers one question
+    assert len(questions) == 8 == len(sql_offsets)  # each SQL block answers one question
     assert all(q < s for q, s in zip(questions, sql_offsets, strict=True))
 
 
@@ -233,6 +233,63 @@ def test_question_health(workdir: Path, monkeypatch: pytest.MonkeyPatch,
             for r in ordered(table(workdir, "runs"), "started_at")]
     assert got == want
     assert len(got) == 3
+
+
+def _first_seen(workdir: Path, tag: str) -> list[dict[str, Any]]:
+    """Each post of a tag once, as first observed."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in ordered([r for r in table(workdir, "posts") if r["tag"] == tag], "observed_at"):
+        first.setdefault((row["platform"], row["post_id"]), row)
+    return list(first.values())
+
+
+def test_question_languages(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    got = answer(workdir, monkeypatch, capsys, "languages")
+    counts: dict[tuple[str, Any, str], int] = defaultdict(int)
+    for row in _first_seen(workdir, "tiktok难民"):
+        day = row["observed_at"].replace(hour=0, minute=0, second=0, microsecond=0)
+        counts[(row["platform"], day, row["lang"] or "unknown")] += 1
+    per_day: dict[tuple[str, Any], int] = defaultdict(int)
+    for (platform, day, _lang), n in counts.items():
+        per_day[(platform, day)] += n
+    want = sorted(((p, d, lang, n, round(100.0 * n / per_day[(p, d)], 1))
+                   for (p, d, lang), n in counts.items()),
+                  key=lambda r: (r[0], r[1], -r[3], r[2]))
+    assert [(r["platform"], datetime.fromisoformat(r["day"]), r["lang"], r["posts"])
+            for r in got] == [w[:4] for w in want]
+    assert [r["percent"] for r in got] == pytest.approx([w[4] for w in want], abs=0.05)
+    assert want, "the demo stores posts under tiktok难民"
+
+
+def test_question_cotags(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    got = answer(workdir, monkeypatch, capsys, "cotags")
+    posts: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in table(workdir, "posts"):
+        if row["tag"] == "tiktok难民":
+            for co_tag in row["hashtags"] or ():
+                if co_tag != "tiktok难民":
+                    posts[(row["platform"], co_tag)].add(row["post_id"])
+    want = []
+    for platform in sorted({p for p, _t in posts}):
+        ranked = sorted(((t, len(ids)) for (p, t), ids in posts.items() if p == platform),
+                        key=lambda r: (-r[1], r[0]))[:10]
+        want += [{"platform": platform, "co_tag": t, "posts": n} for t, n in ranked]
+    assert got == want
+
+
+def test_question_seen(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    got = answer(workdir, monkeypatch, capsys, "seen")
+    latest: dict[str, dict[str, Any]] = {}
+    for row in ordered([r for r in table(workdir, "snapshots") if r["tag"] == "tiktok难民"],
+                       "observed_at"):
+        latest[row["platform"]] = row
+    columns = ("platform", "observed_at", "posts_seen", "posts", "posts_semantics",
+               "visibility_cap")
+    assert got == [{c: latest[p][c] for c in columns} for p in sorted(latest)]
+    assert all(r["posts_seen"] is not None for r in got)
 
 
 def test_spark_recipe(workdir: Path, spark_job: subprocess.Popen[str]) -> None:
