@@ -10,10 +10,18 @@ through Douyin's own challenge search, `/aweme/v1/web/challenge/search/?keyword=
 `challenge_list[].challenge_info`, called by the search page [INF: which real page calls it is
 not documented; `/search/{name}?type=challenge` is assumed]. Refused calls answer an empty body
 or "blocked" (MediaCrawler); the verification page is the "验证码中间页" document.
-[INF]: `user_count` is read as participants (users who posted with the tag; Douyin's UI label for
-it is unverified); `status_code` 8 as sign-in; `ch_info: null` as an unknown cid; the page's
-header "1.2亿次播放 · 3.4万人参与" and its class names (used only when no JSON was captured).
-`statistics.play_count` is ignored: third-party code reports it is always 0 on the web API.
+[INF]: `user_count` is read as participants (users who posted with the tag; TikHub's docs of the
+relayed answer call it 话题参与人数, Douyin's own UI label is unverified); `status_code` 8 as
+sign-in; `ch_info: null` as an unknown cid; the page's header "1.2亿次播放 · 3.4万人参与" and its
+class names (used only when no JSON was captured).
+What each number is: `view_count` and `user_count` are stored as exact integers [INF]: no public
+Douyin capture of `ch_info` was found (docs/platforms.md lists the search), and the one of the
+same ByteDance struct, TikTok's app `ch_info` (VideoData/TiKTok-data, 2021), shows them at full
+precision (345523145, 9572), unlike TikTok's web `stats.viewCount`, which is display-rounded. The
+header fallback is display text, rounded ("1.2亿"). `statistics.play_count` is ignored: it is 0
+in a 2019 Douyin answer beside digg_count 232733 (zbfzn/douyin-clear-php#7) and third-party code
+says the web API always answers 0; likes, comments and shares are full-precision integers there.
+No cap on the posts visible under a hashtag is documented (`visibility_cap` stays unset).
 """
 
 from __future__ import annotations
@@ -135,6 +143,9 @@ class Douyin(Platform):
             "source": "captured_xhr",
             **{k: v for k, v in counts.items() if v is not None},
         }
+        for counter, value in counts.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                snapshot[f"{counter}_semantics"] = "exact"  # [INF], see the module docstring
         posts: list[dict[str, Any]] = []
         for cap in page.captured_matching(AWEME_API):
             try:
@@ -222,6 +233,9 @@ def parse_header(page: Page, tag: TagRef, cid: str, url: str) -> TagResult:
     for counter in ("views", "participants"):
         if counter in parsed:
             snapshot[f"{counter}_text"] = parsed[counter].text
+            # "1.2亿" is rounded display text; a short number such as "857" is shown exactly
+            snapshot[f"{counter}_semantics"] = ("rounded" if parsed[counter].approximate
+                                                else "exact")
     return TagResult(snapshot=snapshot)
 
 

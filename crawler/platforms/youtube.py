@@ -6,8 +6,15 @@ channels"}` (yt-dlp, invidious) or `header.pageHeaderRenderer` (YouTube.js `Hash
 text is read from `content.pageHeaderViewModel.metadata.contentMetadataViewModel.metadataRows[]
 .metadataParts[].text.content` and whose title from `pageHeaderViewModel.title
 .dynamicTextViewModel.text.content` — both paths are [INF], by analogy with yt-dlp's channel
-code. The counts are display text only ("203K"): `posts` ← videos, `participants` ← channels (the
-channels that used the tag), both approximate. Videos come from `contents
+code. The counts are display text only ("203K"): `posts` ← videos, `participants` ← channels
+(the channels that used the tag), stored as `rounded`: "1.1M" is the count cut to two or three
+figures (truncated or rounded, undocumented; invidious PR #3864 shows such a header read as
+videoCount 1100000); a short count such as "57 videos" is shown whole and stored `exact`.
+No public capture of a hashtag page was found (docs/platforms.md lists the search); FreeTube PR
+#3896 (2023-08) reports YouTube A/B-testing the `pageHeaderRenderer` form on hashtag pages. No
+cap on the videos visible under a hashtag is documented: the grid holds about 30 and
+continuations go further (`visibility_cap` stays unset).
+Videos come from `contents
 .twoColumnBrowseResultsRenderer.tabs[].tabRenderer.content.richGridRenderer.contents[]
 .richItemRenderer.content.videoRenderer`; other grid items (Shorts, continuations) are skipped.
 Upload times are only relative ("3 days ago", floored): `created_at` is set for ages in seconds
@@ -102,10 +109,13 @@ class YouTube(Platform):
             "url": page.url,
             "observed_at": page.observed_at,
             "posts_text": counts["posts"].text,
+            "posts_semantics": "rounded" if counts["posts"].approximate else "exact",
             "source": "embedded_json",
         }
         if "participants" in counts:
             snapshot["participants_text"] = counts["participants"].text
+            snapshot["participants_semantics"] = ("rounded" if counts["participants"].approximate
+                                                  else "exact")
         posts = [parse_video(v, display, page.observed_at) for v in grid_videos(data)]
         return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
 
