@@ -21,9 +21,10 @@ from storage.backends import backend_for
 
 logger = logging.getLogger(__name__)
 _PARTITION = re.compile(r"platform=(?P<platform>[^/]+)/date=(?P<day>\d{4}-\d{2}-\d{2})$")
-# a published WARC file; its path from the root (`rel`) ends every path a back-end lists
+# a published WARC file, plain or age-encrypted (.age); its path from the root (`rel`) ends
+# every path a back-end lists
 _FILE = re.compile(rf"(?P<rel>{ARCHIVE_DIR}/platform=(?P<platform>[^/]+)/"
-                   r"date=(?P<day>\d{4}-\d{2}-\d{2})/(?P<name>[^/]+\.warc\.gz))$")
+                   r"date=(?P<day>\d{4}-\d{2}-\d{2})/(?P<name>[^/]+\.warc\.gz(?:\.age)?))$")
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,10 @@ class UnreadableRecord(ValueError):
 
 def archived_pages(root: str | Path, files: Sequence[PurePath] | None = None,
                    problems: dict[str, int] | None = None,
-                   skipped: list[SkippedPage] | None = None) -> Iterator[ArchivedPage]:
-    """Every adapter-read page in the archive, in file order.
+                   skipped: list[SkippedPage] | None = None,
+                   identities: Sequence[Any] | None = None) -> Iterator[ArchivedPage]:
+    """Every adapter-read page in the archive, in file order (encrypted files decrypted in
+    memory with `identities`, storage/archivekeys.py; one that cannot be is unreadable).
 
     A damaged file is read up to the damage and a record with unusable headers is skipped;
     each is logged with its file and counted in `problems` ("unreadable_file",
@@ -87,6 +90,8 @@ def archived_pages(root: str | Path, files: Sequence[PurePath] | None = None,
     Each is also named in `skipped` when given.
     """
     from warcio.archiveiterator import ArchiveIterator
+
+    from storage.archivekeys import open_warc
 
     backend = backend_for(root)
     problems = {} if problems is None else problems
@@ -103,7 +108,7 @@ def archived_pages(root: str | Path, files: Sequence[PurePath] | None = None,
         match = _FILE.search(path.as_posix())
         rel = PurePosixPath(match["rel"] if match else path.name)  # the path records name
         try:
-            with backend.open_input(root, str(path)) as handle:
+            with open_warc(backend, root, str(path), identities) as handle:
                 records = iter(ArchiveIterator(handle))
                 while True:
                     try:
@@ -246,8 +251,10 @@ class ReparseReport:
 
 def reparse(root: str | Path, *, since: date | None = None, until: date | None = None,
             platforms: set[str] | None = None, compact_after: bool = True,
-            adapters: dict[str, Any] | None = None) -> ReparseReport:
+            adapters: dict[str, Any] | None = None,
+            identities: Sequence[Any] | None = None) -> ReparseReport:
     """Run today's adapters over the archive, without the network, and supersede the old rows.
+    Encrypted WARC files are read with `identities` (age identities, storage/archivekeys.py).
 
     Every archived observation is parsed again: the new rows keep each page's observation time
     and archive pointer and go through the crawl's normalize/validate/dedupe/store rules
@@ -268,7 +275,7 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     passing = _Pass(ReparseReport(run_id=run.run_id, failures={}), OfflineRules(run, writer),
                     adapters)
     for archived in archived_pages(root, archive_files(root, since, until, platforms),
-                                   passing.failures, passing.unreadable):
+                                   passing.failures, passing.unreadable, identities):
         passing.page(archived)
     passing.name_unreadable()
     writer.add("runs", passing.record(run))
