@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from crawler.extensions.health import HealthThresholds
 from crawler.services.watchmodel import (
+    ArchiveSettings,
     Cadence,
     Config,
     Distributed,
@@ -96,7 +97,7 @@ class _Loader:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
         self.keys(data, "", ("out", "state_dir", "timezone", "replica", "base_urls", "signin",
                              "politeness", "health", "service", "watches", "source",
-                             "distributed"))
+                             "distributed", "archive"))
         if "source" in data:
             self.register_sources()
         timezone = self.timezone(data.get("timezone", "local"), "timezone")
@@ -118,6 +119,7 @@ class _Loader:
             watches=watches,
             distributed=(self.distributed(data["distributed"]) if "distributed" in data
                          else None),
+            archive=self.archive(data.get("archive", {})),
         )
 
     # --- generic checks ---
@@ -320,6 +322,31 @@ class _Loader:
                              f"{display_url(url)!r} is not a redis:// URL") from None
         queue = self.string(raw.get("queue", "tagarchive"), "distributed.queue")
         return Distributed(redis=url, queue=queue)
+
+    def archive(self, raw: Any) -> ArchiveSettings:
+        """`[archive]`: age recipients (public keys, checked here) and max_age in whole days."""
+        from storage.archivekeys import ArchiveKeyError, parse_recipients
+
+        raw = self.table(raw, "archive")
+        self.keys(raw, "archive", ("recipients", "max_age"))
+        recipients = raw.get("recipients", [])
+        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+            raise self.error("archive.recipients", 'expected a list of public keys, e.g. '
+                                                   '["age1…"]')
+        try:
+            parse_recipients(recipients)
+        except ArchiveKeyError as exc:
+            raise self.error("archive.recipients", str(exc)) from None
+        max_age = None
+        if "max_age" in raw:
+            seconds = self.duration(raw["max_age"], "archive.max_age", minimum=86400,
+                                    maximum=36_600 * 86400.0)
+            if seconds % 86400:
+                raise self.error("archive.max_age", f"{raw['max_age']!r}: retention is by "
+                                                    "day, give whole days (e.g. \"90d\")")
+            max_age = int(seconds // 86400)
+        return ArchiveSettings(recipients=tuple(r.strip() for r in recipients),
+                               max_age_days=max_age)
 
     def base_urls(self, raw: Any) -> tuple[tuple[str, str], ...]:
         table = self.table(raw, "base_urls")
