@@ -288,5 +288,6 @@ def _limit(watch: Watch) -> str:
 
 
 def watch_environment(config: Config, watch: Watch, environ: dict[str, str]) -> dict[str, str]:
-    """Sign-in references for the crawl's environment: never on its command line or in a log."""
-    return config.signin.environment(watch.platforms, environ)
+    """Sign-in references for the crawl's environment: never on its command line or in a log;
+    and the [archive] recipients its WARC files are encrypted to."""
+    return {**config.signin.environment(watch.platforms, environ), **config.archive.environment()}

@@ -50,6 +50,28 @@ def compact_now(out: str) -> None:
         logger.error("compaction: %s", error)
 
 
+_RETENTION = threading.Lock()  # one prune at a time, whatever fires end together
+
+
+def apply_retention(config: Config) -> None:
+    """`[archive] max_age`: prune the raw archive after a run (docs/privacy.md). A failure is
+    logged, never raised: the run it follows is already stored."""
+    days = config.archive.max_age_days
+    if days is None:
+        return
+    from storage.archive import prune
+
+    with _RETENTION:
+        try:
+            report = prune(config.out, max_age_days=days)
+        except Exception as exc:  # noqa: BLE001 - storage, S3 or a refused path: logged
+            logger.error("retention: archive prune failed: %s", exc)
+            return
+    if report.removed:
+        logger.info("retention: removed %d WARC files (%d bytes) older than %d days",
+                    len(report.removed), report.removed_bytes, days)
+
+
 def fire(watch: str, fingerprint: str = "") -> None:
     """The job function stored in the job store (importable by name, as APScheduler needs).
 
@@ -231,6 +253,7 @@ class ScheduleService:
                                      scheduled_at=scheduled_at, log=True)
             return
         self.runner.fire(job_id, trigger, note, scheduled_at)
+        apply_retention(self.config)
 
     def _on_skipped(self, event: Any) -> None:
         watch = self._watch(event.job_id)
