@@ -133,6 +133,20 @@ def open_warc(backend: Any, root: Any, path: str,
     return io.BytesIO(decrypt_bytes(data, identities, Path(path).name))
 
 
+def check_readable(backend: Any, root: Any, paths: Sequence[str],
+                   identities: Sequence[pyrage._Identity] | None) -> None:
+    """Before a command reads many files: EncryptedArchiveError when some are encrypted and no
+    identity is given, or when the first of them does not open with the given ones."""
+    encrypted = [p for p in paths if is_encrypted_name(p)]
+    if not encrypted:
+        return
+    if not identities:
+        raise EncryptedArchiveError(f"{len(encrypted)} archive file(s) are encrypted "
+                                    f"({Path(encrypted[0]).name}, …): pass --identity FILE "
+                                    "(the age identity of one of their recipients)")
+    open_warc(backend, root, encrypted[0], identities).close()
+
+
 def make_private_dirs(root: Path, directory: Path) -> None:
     """Create `directory` (inside `root`) and each missing parent below `root`, each 0700."""
     root.mkdir(parents=True, exist_ok=True)  # the output root: not ours to restrict

@@ -70,6 +70,32 @@ def register(sub: Any) -> None:
     cat.set_defaults(func=cmd_cat)
 
 
+def identities_for(root: str, paths: list[str], identity: str | None) -> list[Any] | None:
+    """The identities of `--identity FILE`, checked against the files a command will read:
+    encrypted files without it are a usage error (exit 2), with one that does not open them an
+    environment error (exit 3), each one line."""
+    from crawler.cli.errors import EnvironmentProblem, UsageError
+    from storage.archivekeys import (
+        ArchiveKeyError,
+        EncryptedArchiveError,
+        check_readable,
+        load_identities,
+    )
+    from storage.backends import backend_for
+
+    try:
+        identities = load_identities(identity) if identity else None
+    except ArchiveKeyError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        check_readable(backend_for(root), root, paths, identities)
+    except EncryptedArchiveError as exc:
+        raise (EnvironmentProblem if identities else UsageError)(str(exc)) from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot read the archive: {exc.strerror or exc}") from None
+    return identities
+
+
 def _root_options(parser: Any) -> None:
     parser.add_argument("--root", "--out", default=None,
                         help="output root, a directory or s3://bucket/prefix (default: the "

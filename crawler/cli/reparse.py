@@ -14,6 +14,8 @@ def register(sub: Any) -> None:
     p.add_argument("--since", type=_day, help="first archive day, YYYY-MM-DD")
     p.add_argument("--until", type=_day, help="last archive day, YYYY-MM-DD")
     p.add_argument("--platform", action="append", default=[], help="only these (repeatable)")
+    p.add_argument("--identity", metavar="FILE",
+                   help="age identity file, to read encrypted WARC files (docs/privacy.md)")
     p.set_defaults(func=cmd_reparse)
 
 
@@ -49,8 +51,14 @@ def cmd_reparse(args: argparse.Namespace) -> int:
         platforms = {platform_class(p).name for p in args.platform} or None
     except UnknownPlatformError as exc:
         raise UsageError(str(exc)) from None
+    from crawler.cli.archive import identities_for
+    from crawler.services.reparse import archive_files
+
+    identities = identities_for(args.root, [str(f) for f in archive_files(
+        args.root, args.since, args.until, platforms)], args.identity)
     try:
-        report = reparse(args.root, since=args.since, until=args.until, platforms=platforms)
+        report = reparse(args.root, since=args.since, until=args.until, platforms=platforms,
+                         identities=identities)
     except StorageError as exc:
         raise EnvironmentProblem(f"storage failed: {exc}") from None
     summary = (f"reparse {report.run_id}: {report.pages} archived pages -> {report.snapshots} "
