@@ -74,6 +74,8 @@ class WeiboTruth(ChineseTruth):
     """Weibo's ground truth: mids that grow with time, "#topic#" texts, reads as views."""
 
     views_per_post = (500.0, 6000.0)  # Weibo "阅读" counts every read of every post [INF]
+    # registered up front, so its super-topic id (id:100808…) resolves before any search
+    catalog = ("TikTok难民",)
 
     def post_id(self, created: int, entropy: int) -> str:
         # Weibo mids grow with time (about 4.9e15 in 2025) [INF]
