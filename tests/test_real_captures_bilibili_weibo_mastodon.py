@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +90,82 @@ def test_a_platform_error_is_what_the_real_not_found_says() -> None:
     with pytest.raises(PlatformError) as caught:
         adapter.handle(step, page, tag, state)
     assert "4401031" in caught.value.detail
+
+
+# --- each difference on its own ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("dynamic", "text"), [
+    # a video dynamic without desc: the title, then the description
+    ({"desc": None, "major": {"archive": {"title": "T", "desc": "D"}}}, "T\nD"),
+    # desc repeats the title, the description holds both: the description alone
+    ({"desc": {"text": "T"}, "major": {"archive": {"title": "T", "desc": "T and more"}}},
+     "T and more"),
+    # "-" is a video without a description
+    ({"desc": {"text": "hi"}, "major": {"archive": {"title": "T", "desc": "-"}}}, "hi\nT"),
+    # an opus (MAJOR_TYPE_OPUS, bilibili-API-collect docs/dynamic/space.md): title and summary
+    ({"desc": None, "major": {"opus": {"title": "O", "summary": {"text": "S"}}}}, "O\nS"),
+    ({"desc": {"text": "plain words"}}, "plain words"),
+    ({"desc": None, "major": None}, None),
+])
+def test_bilibili_dynamic_text_parts(dynamic: dict[str, Any], text: str | None) -> None:
+    from crawler.platforms.bilibili import dynamic_text
+
+    assert dynamic_text(dynamic) == text
+
+
+def test_weibo_summary_labels_and_full_width_spaces() -> None:
+    from crawler.platforms.weibo import midtext_counts
+    from crawler.text.counts import CountParseError, parse_labelled
+
+    summary = "阅读1607.2万\u3000帖子4115\u3000粉丝5810"
+    assert midtext_counts(summary) == {"views": "1607.2万", "posts": "4115"}
+    with pytest.raises(CountParseError, match="粉丝"):
+        parse_labelled(summary)  # 粉丝 is no counter unless a caller says to skip it
+    assert parse_labelled("帖子12.3万")["posts"].value == 123_000
+
+
+def test_weibo_id_that_is_no_super_topic_is_refused() -> None:
+    from crawler.platforms.base import Unsupported
+    from crawler.platforms.weibo import Weibo
+
+    with pytest.raises(Unsupported):
+        Weibo().first_fetch(TagRef(None, "12345"))
+    fetch = Weibo().first_fetch(TagRef(None, "1008081a127e1db26d4483eadf1d1dbe1a80c2"))
+    assert "containerid=1008081a127e1db26d4483eadf1d1dbe1a80c2_-_feed" in fetch.url
+
+
+def _tag_page(entity: dict[str, Any]) -> Page:
+    return Page(url="http://localhost:8080/api/v1/tags/welcome", status=200, headers={},
+                text=json.dumps(entity), observed_at=datetime(2025, 5, 22, tzinfo=UTC))
+
+
+def test_mastodon_empty_history_is_no_history_not_a_layout_change() -> None:
+    from crawler.platforms.mastodon import Mastodon
+
+    adapter = Mastodon("http://replica.test/mastodon")
+    entity = {"name": "welcome", "url": "http://localhost:8080/tags/welcome", "history": []}
+    tag = TagRef("welcome", None)
+    fetch = adapter.handle("tag", _tag_page(entity), tag, {})
+    refused = replace(_tag_page(entity), status=401, text="{}")
+    result = adapter.handle(fetch.step, refused, tag, fetch.state)
+    assert "posts" not in result.snapshot
+    assert "participants" not in result.snapshot
+    assert result.activity == []
+    assert result.snapshot["caveats"][0].startswith("posts, participants:")
+    # "history" missing altogether is still a changed layout
+    with pytest.raises(PlatformError, match="no history"):
+        adapter.handle("tag", _tag_page({"name": "welcome"}), tag, {})
+
+
+def test_mastodon_empty_id_is_no_id() -> None:
+    from crawler.platforms.mastodon import parse_tag
+
+    entity = {"id": "", "name": "heeho", "url": "u", "history": [
+        {"day": "1785542400", "accounts": "2", "uses": "3"}]}
+    result = parse_tag(entity, _tag_page(entity), TagRef("heeho", None))
+    assert result.snapshot["tag_id"] is None
+    assert result.snapshot["window_start"] == datetime(2026, 8, 1, tzinfo=UTC)
+    assert result.snapshot["window_end"] == datetime(2026, 8, 2, tzinfo=UTC)
+    assert (result.activity[0]["posts_semantics"],
+            result.activity[0]["participants_semantics"]) == ("exact", "rounded")
