@@ -1,13 +1,24 @@
 """Bluesky replica: `com.atproto.server.createSession` and `app.bsky.feed.searchPosts`.
 
-Real (PLATFORMS.md §9): the searchPosts parameters (`q` required, `tag`, `sort`, `limit` 1..100)
-and output (`cursor`, optional `hitsTotal`, `posts`), `#tag` facets with UTF-8 byte offsets,
-at:// URIs with TID record keys, 403 `{"error":"AuthMissing","message":"Authentication
-Required"}` without a session, app-password sign-in returning `accessJwt`/`refreshJwt`.
-Inferred [INF]: the PostView fields beyond the facet, which answers carry `hitsTotal` (half the
-tags, by hash; exact when given), the token format (an HMAC-signed JWT of this replica), the
-`ExpiredToken` answer of the `login_wall` variant, the 429 headers (`RateLimit-*` plus the
-gate's `Retry-After`), and the `layout_changed` stand-in (posts renamed `results`).
+Real (PLATFORMS.md §9, docs/platforms.md "Bluesky"): the searchPosts parameters (`q` required,
+`sort`, `since`/`until`, `limit` 1..100, `cursor`) and output (`cursor`, `posts`), `#tag` facets
+with UTF-8 byte offsets, at:// URIs with TID record keys, 403 `{"error":"AuthMissing","message":
+"Authentication Required"}` without a session, app-password sign-in returning
+`accessJwt`/`refreshJwt`; the variants real answers showed: `tag=` ignored (atproto#3301,
+indigo#890: the tag comes from `q`), no `hitsTotal` (atproto#3020; the `hits_total` variant
+serves it as 2023 answers did), `author.handle` "handle.invalid" for some authors, createdAt
+written every way clients write it (offsets, microseconds, no fraction, a few seconds after
+indexedAt, far in the future, year 0000: twitwi's and bskyr's captures, minet's notes), a cursor
+page answering 403 "Request forbidden by administrative rules." (the `cursor_forbidden` variant;
+atproto#2838, #3583). Every answer's `Date` header is the world's time, so a window anchored on
+it can be checked against the ground truth.
+Inferred [INF]: the PostView fields beyond the facet, the shares of invalid handles and odd
+createdAt values, the 403's body shape, the per-query cap (SEARCH_CAP, scaled down from the real
+10,000 so tests reach it), the order (by indexedAt, the ground truth's time: the real AppView
+orders by sortAt, which differs only for a createdAt earlier than indexedAt, here only year 0000),
+the token format (an HMAC-signed JWT of this replica), the `ExpiredToken` answer of the
+`login_wall` variant, the 429 headers (`RateLimit-*` plus the gate's `Retry-After`), and the
+`layout_changed` stand-in (posts renamed `results`).
 It records every sign-in and bearer token it receives, so tests can prove a secret was sent.
 """
 
@@ -20,23 +31,37 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any
 
-from replica.base import Query, Response, gate, json_response, method_not_allowed
+from replica.base import (
+    TEXT,
+    Query,
+    Response,
+    gate,
+    json_response,
+    method_not_allowed,
+    respond,
+)
 from replica.truth import B32, B32_SORT, PlatformTruth, en_names, encode
-from replica.world import PostTruth, TagNotFound, World, normalize_tag
+from replica.world import PostTruth, TagNotFound, World
 
 PLATFORM = "bluesky"
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
 TOKEN_KEY = b"replica-bluesky-jwt"
 APP_PASSWORD = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}$")
-HITS_TOTAL_SHARE = 0.5
-# Results one query pages through before its cursor stops; the lexicon only says the cursor "may
-# not necessarily allow scrolling through entire result set", the figure is [INF]
+# Results one query pages through before its cursor stops: 10,000 on the real AppView (minet's
+# Bluesky notes), scaled down here so tests reach it [INF]
 SEARCH_CAP = 1000
 AUTH_MISSING = {"error": "AuthMissing", "message": "Authentication Required"}
+# what the reverse proxy answers a cursor page without sign-in (atproto#2838, #3583); the
+# plain-text body is [INF]
+FORBIDDEN = "Request forbidden by administrative rules.\n"
+# shares of authors whose handle no longer verifies, and of posts whose createdAt is odd [INF]
+INVALID_HANDLE_SHARE = 0.04
+ODD_CREATED_SHARE = 0.12
 _TAG = re.compile(r"#(\w+)")
 
 
@@ -103,6 +128,27 @@ def iso_ms(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def odd_created(at: datetime, u: float) -> str:
+    """record.createdAt for a post indexed at `at`, odd for a share of `u` values as clients
+    write it: each form below is in a real capture (tests/fixtures/real/bluesky/) except the far
+    future one, which minet's notes name without an example [INF value]."""
+    share = ODD_CREATED_SHARE / 6
+    at = at.astimezone(UTC)
+    if u < share:  # microseconds and an offset instead of Z: "…T02:03:20.286393+00:00"
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
+    if u < 2 * share:  # no fraction: "2023-12-13T20:37:03Z"
+        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if u < 3 * share:  # the client's own zone: "2024-11-22T09:30:54+01:00", the same instant
+        return at.astimezone(timezone(timedelta(hours=1))).isoformat(timespec="seconds")
+    if u < 4 * share:  # a client clock ahead of the AppView: 1.4 s after indexedAt
+        return iso_ms(at + timedelta(milliseconds=1417))
+    if u < 5 * share:  # set in the future
+        return iso_ms(at + timedelta(days=30 * 365))
+    if u < 6 * share:  # no year at all: "0000-10-14T15:06:10.730Z"
+        return "0000" + iso_ms(at)[4:]
+    return iso_ms(at)
+
+
 class BlueskyTruth(PlatformTruth):
     """Bluesky's ground truth: did:plc authors, .bsky.social handles, TID record keys."""
 
@@ -130,6 +176,7 @@ class BlueskyApp:
     def __init__(self, world: World, prefix: str = "/bluesky") -> None:
         self.world = world
         self.prefix = prefix.rstrip("/")
+        self.search_cap = SEARCH_CAP
         self._lock = threading.Lock()
         # what clients sent: (identifier, password) pairs and bearer tokens
         self.logins_seen: set[tuple[str, str]] = set()
@@ -158,7 +205,17 @@ class BlueskyApp:
         return self._search(query, headers)
 
     def gives_hits_total(self, tag: str) -> bool:
-        return self.world.unit("bluesky-hits", normalize_tag(tag)) < HITS_TOTAL_SHARE
+        """Whether answers carry `hitsTotal` (the `hits_total` variant: 2023's shape)."""
+        return self.world.has_variant(PLATFORM, tag, "hits_total")
+
+    def handle_invalid(self, did: str) -> bool:
+        """Whether this author's handle no longer verifies (served as "handle.invalid")."""
+        return self.world.unit("bluesky-handle-invalid", did) < INVALID_HANDLE_SHARE
+
+    def post_url(self, post: PostTruth) -> str:
+        """The post's bsky.app URL: by handle, by DID when the handle is invalid."""
+        profile = post.author_id if self.handle_invalid(post.author_id) else post.author_unique_id
+        return f"https://bsky.app/profile/{profile}/post/{post.id}"
 
     def _create_session(self, body: bytes) -> Response:
         try:
@@ -184,9 +241,8 @@ class BlueskyApp:
 
     def _search(self, query: Query, headers: Mapping[str, str]) -> Response:
         auth = headers.get("authorization", "")
-        tags = [v for k, v in query.pairs if k == "tag"]
         q = query.get("q", "")
-        name = tags[0] if tags else q.lstrip("#")
+        name = q.strip().lstrip("#")  # the AppView ignores `tag=` (atproto#3301, indigo#890)
         if name:
             failure = gate(self.world, PLATFORM, name, as_json=True)
             if failure is not None:
@@ -219,29 +275,26 @@ class BlueskyApp:
         if not 1 <= limit <= 100:
             return json_response(400, {"error": "InvalidRequest",
                                        "message": "Error: limit must be between 1 and 100"})
+        cursor = query.get("cursor")
+        if cursor and "cursor_forbidden" in variants:
+            return respond(403, FORBIDDEN, TEXT)
         try:
             topic = self.world.topic(PLATFORM, name)
         except TagNotFound:
-            return json_response(200, {"posts": []})
-        window = (query.get("since"), query.get("until"), query.get("cursor"))
-        if any(window):
-            return self._search_window(name, limit, *window, variants)
-        posts = self.world.posts_for(PLATFORM, name, limit=limit, order="newest")
-        views = [self.post_view(p) for p in posts]
-        payload: dict[str, Any] = {"posts": views}
-        if len(posts) == limit:
-            payload["cursor"] = str(limit)
-        if self.gives_hits_total(name):
-            payload["hitsTotal"] = topic.posts
-        if "layout_changed" in variants:
-            payload = {"results": views, "cursor": payload.get("cursor")}
-        return json_response(200, payload)
+            return self._answer({"posts": []})
+        return self._search_posts(name, limit, query.get("since"), query.get("until"), cursor,
+                                  variants, topic.posts)
 
-    def _search_window(self, name: str, limit: int, since_raw: str | None,
-                       until_raw: str | None, cursor: str | None,
-                       variants: dict[str, Any]) -> Response:
-        """Posts with since <= sortAt < until, newest first, keyset-paged by an opaque cursor
-        that stops after SEARCH_CAP results per query [INF]."""
+    def _answer(self, payload: dict[str, Any]) -> Response:
+        """A JSON answer dated by the world's clock (RFC 9110 `Date`: the origin's time)."""
+        return json_response(200, payload,
+                             {"Date": format_datetime(self.world.now(), usegmt=True)})
+
+    def _search_posts(self, name: str, limit: int, since_raw: str | None,
+                      until_raw: str | None, cursor: str | None,
+                      variants: dict[str, Any], total: int) -> Response:
+        """Posts with since <= time < until, newest first, keyset-paged by an opaque cursor
+        that stops after SEARCH_CAP results per query."""
         try:
             since = _when(since_raw) if since_raw else None
             until = _when(until_raw) if until_raw else self.world.now() + timedelta(seconds=1)
@@ -257,33 +310,39 @@ class BlueskyApp:
         shown = posts[:limit]
         views = [self.post_view(p) for p in shown]
         payload: dict[str, Any] = {"posts": views}
-        if len(posts) > limit and served + limit < SEARCH_CAP:
+        if len(posts) > limit and served + limit < self.search_cap:
             last = shown[-1]
             payload["cursor"] = _cursor(served + limit, int(last.created_at.timestamp()), last.id)
-        if self.gives_hits_total(name):
-            start = since or datetime(2023, 1, 1, tzinfo=UTC)
-            payload["hitsTotal"] = self.world.count_between(PLATFORM, name, start, until)
+        if "hits_total" in variants:
+            payload["hitsTotal"] = total if since is None and until_raw is None else (
+                self.world.count_between(PLATFORM, name, since or datetime(2023, 1, 1, tzinfo=UTC),
+                                         until))
         if "layout_changed" in variants:
             payload = {"results": views, "cursor": payload.get("cursor")}
-        return json_response(200, payload)
+        return self._answer(payload)
 
-    @staticmethod
-    def post_view(post: PostTruth) -> dict[str, Any]:
+    def post_view(self, post: PostTruth) -> dict[str, Any]:
         digest = hashlib.sha256(post.id.encode()).digest()
         cid = "bafyrei" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")[:52]
-        created = iso_ms(post.created_at)
+        handle = ("handle.invalid" if self.handle_invalid(post.author_id)
+                  else post.author_unique_id)
         return {
             "uri": f"at://{post.author_id}/app.bsky.feed.post/{post.id}",
             "cid": cid,
-            "author": {"did": post.author_id, "handle": post.author_unique_id,
+            "author": {"did": post.author_id, "handle": handle,
                        "displayName": post.author_nickname, "labels": [],
                        "createdAt": "2023-04-01T00:00:00.000Z"},
-            "record": {"$type": "app.bsky.feed.post", "createdAt": created, "langs": ["en"],
+            "record": {"$type": "app.bsky.feed.post",
+                       "createdAt": self.created_at(post), "langs": ["en"],
                        "text": post.text, "facets": facets(post.text)},
             "replyCount": post.comments,
             "repostCount": post.shares,
             "likeCount": post.likes,
             "quoteCount": 0,
-            "indexedAt": created,
+            "indexedAt": iso_ms(post.created_at),
             "labels": [],
         }
+
+    def created_at(self, post: PostTruth) -> str:
+        """record.createdAt as some client wrote it; indexedAt is the ground truth's time."""
+        return odd_created(post.created_at, self.world.unit("bluesky-created", post.id))

@@ -175,6 +175,7 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
     world.set_variant("youtube", "python", "page_header")
     world.set_variant("youtube", "python", "consent")  # passed by the SOCS cookie
     bluesky = replica.platforms["bluesky"]
+    world.set_variant("bluesky", "python", "hits_total")  # 2023's answers: read, never stored
     assert not bluesky.gives_hits_total("tiktokrefugee")
     assert bluesky.gives_hits_total("python")
     replica.cookies_seen.clear()
@@ -212,11 +213,18 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
         row = rows[("mastodon", tag)]
         assert (row[2], row[4]) == (sum(d.posts for d in days), sum(d.participants for d in days))
         assert row[3] == "exact"
-    # Bluesky: hitsTotal when given, else the page of newest posts and its distinct authors
-    newest = world.posts_for("bluesky", "tiktokrefugee", limit=100, order="newest")
-    assert rows[("bluesky", "tiktokrefugee")][2] == len(newest)
-    assert rows[("bluesky", "tiktokrefugee")][4] == len({p.author_id for p in newest})
-    assert rows[("bluesky", "python")][2] == world.topic("bluesky", "python").posts
+    # Bluesky: the posts (and distinct authors) indexed in the 24 h before the AppView's Date
+    # (the world's clock), walked by cursor; python's hitsTotal is not what is stored
+    windows = dict(((r[0], r[1]), r[2:]) for r in con.execute(
+        "select platform, tag, window_start, window_end from snapshots").fetchall())
+    for tag in ("tiktokrefugee", "python"):
+        start, end = windows[("bluesky", tag)]
+        assert (start, end) == (world.now() - timedelta(hours=24), world.now())
+        posted = world.timeline("bluesky", tag, until=end, since=start, limit=10**6)
+        row = rows[("bluesky", tag)]
+        assert (row[2], row[3]) == (len(posted), "window")
+        assert (row[4], row[5]) == (len({p.author_id for p in posted}), "window")
+    assert rows[("bluesky", "python")][2] != world.topic("bluesky", "python").posts
     assert rows[("mastodon", "tiktokrefugee")][7] == "TikTokRefugee"
 
     # Mastodon's history: seven activity rows per tag, the right UTC days and counts
