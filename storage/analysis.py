@@ -10,10 +10,8 @@ over the views, so a notebook gets exactly the numbers the report shows.
 from __future__ import annotations
 
 import os
-import statistics
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,10 @@ import pyarrow as pa
 from storage.backends import backend_for, scheme_of
 from storage.errors import ArchiveNotFoundError as ArchiveNotFoundError  # raised by the back-ends
 from storage.errors import StorageError
+from storage.quality import GAP_FACTOR as GAP_FACTOR
+from storage.quality import Gap as Gap
+from storage.quality import Quality, tag_quality
+from storage.quality import find_gaps as find_gaps
 from storage.reading import duckdb_connect, open_dataset
 from storage.schemas import COUNTERS, LEGACY, get_spec
 
@@ -33,11 +35,6 @@ if TYPE_CHECKING:  # pandas and polars are optional: imported only by the method
 
 MILESTONES: tuple[int, ...] = (1_000_000, 10_000_000, 100_000_000)
 GROWTH_BUCKETS = {"hour": "1 hour", "day": "1 day"}
-# An interval between two observations longer than this many times the usual (median) interval
-# is reported as a gap: crawls are scheduled, so a long silence means missed observations.
-GAP_FACTOR = 3.0
-# Below this many intervals a median says nothing about the schedule.
-GAP_MIN_INTERVALS = 3
 
 
 class UnsupportedRootError(StorageError, ValueError):
@@ -82,31 +79,6 @@ def _pandas_types(arrow_type: pa.DataType) -> Any:
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as pandas with nullable integer and boolean columns."""
     return table.to_pandas(types_mapper=_pandas_types)
-
-
-@dataclass(frozen=True)
-class Gap:
-    """An interval between two observations of a tag much longer than the usual one."""
-
-    platform: str
-    after: datetime
-    before: datetime
-    usual: timedelta
-
-    @property
-    def length(self) -> timedelta:
-        """How long nothing was observed."""
-        return self.before - self.after
-
-
-@dataclass(frozen=True)
-class Quality:
-    """What a reader of a tag's numbers should know: gaps, failed observations, rejects."""
-
-    gaps: list[Gap]
-    failed: list[dict[str, Any]]
-    unhealthy_runs: list[dict[str, Any]]
-    rejects: list[dict[str, Any]]
 
 
 class Archive:
@@ -377,6 +349,50 @@ class Archive:
             params=params,
         )
 
+    def languages(
+        self,
+        tag: str,
+        *,
+        platforms: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> duckdb.DuckDBPyRelation:
+        """Posts per platform, UTC day first seen and detected language ('unknown' when none was
+        detected), each post counted once, with its share of that day's posts."""
+        where, params = self._where(tag, platforms, since, until)
+        return self.con.sql(
+            "with first_seen as (select platform, post_id, observed_at, lang from posts"
+            f" where {where} qualify row_number() over"
+            " (partition by platform, post_id order by observed_at) = 1)"
+            " select platform, day, lang, posts,"
+            " posts / sum(posts) over (partition by platform, day) as share"
+            " from (select platform, cast(observed_at as date) as day,"
+            " coalesce(lang, 'unknown') as lang, count(*) as posts from first_seen group by all)"
+            " order by platform, day, posts desc, lang",
+            params=params,
+        )
+
+    def co_tags(
+        self,
+        tag: str,
+        *,
+        limit: int = 10,
+        platforms: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> duckdb.DuckDBPyRelation:
+        """The tags most often carried by the posts seen under a tag, per platform."""
+        where, params = self._where(tag, platforms, since, until)
+        return self.con.sql(
+            "select platform, co_tag, posts from (select platform, co_tag,"
+            " count(distinct post_id) as posts from (select platform, post_id,"
+            f" unnest(hashtags) as co_tag from posts where {where}) where co_tag <> ?"
+            " group by platform, co_tag) qualify row_number() over"
+            " (partition by platform order by posts desc, co_tag) <= ?"
+            " order by platform, posts desc, co_tag",
+            params=[*params, fold_tag(tag), limit],
+        )
+
     def quality(
         self,
         tag: str,
@@ -386,75 +402,11 @@ class Archive:
         until: datetime | None = None,
     ) -> Quality:
         """Gaps in the series, failed observations, unhealthy runs and rejects for a tag."""
-        platforms = list(platforms) if platforms is not None else None
-        rows = (
-            self.series(tag, platforms=platforms, since=since, until=until)
-            .select("platform, observed_at")
-            .fetchall()
-        )
-        times: dict[str, list[datetime]] = {}
-        for platform, observed_at in rows:
-            times.setdefault(platform, []).append(observed_at)
-        gaps = [gap for platform, moments in times.items() for gap in find_gaps(platform, moments)]
-
-        folded = fold_tag(tag)
-        run_where, run_params = ["true"], []
-        if since is not None:
-            run_where.append("started_at >= ?")
-            run_params.append(since)
-        if until is not None:
-            run_where.append("started_at < ?")
-            run_params.append(until)
-        outcome_platform = "" if platforms is None else " and list_contains(?, o.platform)"
-        failed = self._dicts(
-            f"""
-            select run_id, started_at, verdict, o.platform as platform, o.status as status,
-                   o.detail as detail
-            from (select run_id, started_at, verdict, unnest(outcomes) as o from runs
-                  where {' and '.join(run_where)})
-            where o.tag = ? and o.status <> 'stored'{outcome_platform}
-            order by started_at, platform
-            """,
-            [*run_params, folded, *([platforms] if platforms is not None else [])],
-        )
-        unhealthy = self._dicts(
-            f"""
-            select run_id, started_at, verdict, exit_code, errors, rejects
-            from runs where {' and '.join(run_where)}
-              and (verdict is distinct from 'ok' or errors > 0)
-              and (list_contains(tags, ?) or list_contains([o.tag for o in outcomes], ?))
-            order by started_at
-            """,
-            [*run_params, folded, folded],
-        )
-        where, params = self._where(tag, platforms, since, until, time_column="rejected_at")
-        rejects = self._dicts(
-            f"select rejected_at, platform, item_type, reasons, run_id from rejects"
-            f" where {where} order by rejected_at",
-            params,
-        )
-        return Quality(gaps=gaps, failed=failed, unhealthy_runs=unhealthy, rejects=rejects)
+        return tag_quality(self, tag, platforms=platforms, since=since, until=until)
 
     def _dicts(self, query: str, params: list[Any]) -> list[dict[str, Any]]:
         table: pa.Table = self.con.sql(query, params=params).to_arrow_table()  # duckdb: Any
         return table.to_pylist()
-
-
-def find_gaps(platform: str, moments: Sequence[datetime]) -> list[Gap]:
-    """Intervals longer than GAP_FACTOR times the median interval between observations."""
-    ordered = sorted(moments)
-    intervals = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
-    if len(intervals) < GAP_MIN_INTERVALS:
-        return []
-    # median works on any ordered values that add and divide (timedelta too); typeshed says numbers
-    usual = statistics.median(intervals)  # type: ignore[type-var]
-    if usual <= timedelta(0):
-        return []
-    return [
-        Gap(platform, a, b, usual)
-        for a, b in zip(ordered, ordered[1:], strict=False)
-        if (b - a) > usual * GAP_FACTOR
-    ]
 
 
 def open_archive(

@@ -32,6 +32,24 @@ def snapshot(platform: str, tag: str, hours: float, views: int | None, *,
             "source": "rendered_dom" if text else "api"}
 
 
+# posts under "wall": (platform, post_id, hours after T0, lang, hashtags); post 3 is seen twice
+# and counts once, on its first day; no created_at, so no sampled-posts chart comes of them
+WALL_POSTS = [("tiktok", "1", 1, "en", ["wall", "rednote"]),
+              ("tiktok", "2", 2, "zh", ["wall", "rednote", "小红书"]),
+              ("tiktok", "3", 3, "en", ["wall", "tiktokrefugee"]),
+              ("tiktok", "3", 30, "en", ["wall", "tiktokrefugee"]),
+              ("tiktok", "4", 26, None, ["wall", "rednote"]),
+              ("tiktok", "5", 27, "en", ["wall"]),
+              ("xiaohongshu", "9", 1, "zh", ["wall", "美国"])]
+
+
+def wall_post(platform: str, post_id: str, hours: float, lang: str | None,
+              hashtags: list[str]) -> dict[str, Any]:
+    observed = T0 + hours * HOUR
+    return {"platform": platform, "date": utc_day(observed), "post_id": post_id, "tag": "wall",
+            "observed_at": observed, "lang": lang, "hashtags": hashtags, "source": "api"}
+
+
 def write_archive(root: Path) -> Path:
     """A two-platform archive with a gap, an approximate value, activity, a reject, a failed
     run, and a tag that is an XSS attempt."""
@@ -53,6 +71,7 @@ def write_archive(root: Path) -> Path:
         writer.add("rejects", {"date": "2025-01-14", "rejected_at": T0 + 2 * HOUR,
                                "platform": "tiktok", "item_type": "snapshot", "tag": "wall",
                                "reasons": ["views: negative (-5)"], "raw": "{}"})
+        writer.add_many("posts", [wall_post(*p) for p in WALL_POSTS])
         writer.add("runs", run_row(RUN_OK, 0, "ok", "stored"))
     with DatasetWriter(root, RUN_FAILED) as writer:
         writer.add("runs", run_row(RUN_FAILED, 12, "failed", "not_found"))

@@ -23,6 +23,7 @@ from tests.analysis_helpers import (
     RUN_FAILED,
     T0,
     TIKTOK_WALL,
+    WALL_POSTS,
     XHS_WALL,
     XSS_TAG,
     write_archive,
@@ -83,6 +84,36 @@ def test_series_windows_and_latest(archive_root: Path) -> None:
                                                 ("xiaohongshu", 130_000_002)]
         latest = archive.latest("wall").select("platform, views, views_semantics").fetchall()
         assert latest == [("tiktok", 150_000_000, "exact"), ("xiaohongshu", 130_000_002, "exact")]
+
+
+def test_languages_count_each_post_once_on_its_first_day(archive_root: Path) -> None:
+    first: dict[tuple[str, str], tuple[float, str | None]] = {}
+    for platform, post_id, hours, lang, _tags in WALL_POSTS:
+        first.setdefault((platform, post_id), (hours, lang))
+    counts: dict[tuple[str, object, str], int] = {}
+    for (platform, _id), (hours, lang) in first.items():
+        key = (platform, (T0 + hours * HOUR).date(), lang or "unknown")
+        counts[key] = counts.get(key, 0) + 1
+    with open_archive(archive_root) as archive:
+        rows = archive.languages("#WALL").fetchall()
+    assert {(p, d, lang): n for p, d, lang, n, _share in rows} == counts
+    for platform, day, _lang, n, share in rows:
+        day_total = sum(c for (p, d, _l), c in counts.items() if (p, d) == (platform, day))
+        assert share == pytest.approx(n / day_total)
+
+
+def test_co_tags_rank_the_tags_the_same_posts_carry(archive_root: Path) -> None:
+    carriers: dict[tuple[str, str], set[str]] = {}
+    for platform, post_id, _hours, _lang, tags in WALL_POSTS:
+        for co_tag in tags:
+            if co_tag != "wall":
+                carriers.setdefault((platform, co_tag), set()).add(post_id)
+    want = sorted(((p, t, len(ids)) for (p, t), ids in carriers.items()),
+                  key=lambda r: (r[0], -r[2], r[1]))
+    with open_archive(archive_root) as archive:
+        assert archive.co_tags("wall").fetchall() == want
+        assert archive.co_tags("wall", limit=1).fetchall() == [
+            next(r for r in want if r[0] == p) for p in ("tiktok", "xiaohongshu")]
 
 
 def test_milestones_bracket_each_crossing(archive_root: Path) -> None:

@@ -17,7 +17,7 @@ from crawler.report import (
     render_html,
 )
 from storage import DatasetWriter, open_archive
-from tests.analysis_helpers import T0, XSS_TAG, write_archive
+from tests.analysis_helpers import T0, WALL_POSTS, XSS_TAG, write_archive
 
 
 @pytest.mark.parametrize(
@@ -95,6 +95,21 @@ def test_activity_lower_bounds_are_hatched_and_old_days_summarised(root: Path) -
     assert re.search(r'class="bar approx"[^>]*data-x="2025-01-13"[^>]*data-v="120"', page)
     assert 'data-shown-from="2024-10-11" data-shown-until="2025-01-10"' in page
     assert "600 other posts, from 7 Dec 2023 to 7 Dec 2023, are not drawn" in page
+
+
+def test_posts_section_shows_languages_co_tags_and_posts_seen(root: Path) -> None:
+    page = page_for(root, "wall")
+    section = page[page.index("<h3>Posts under the tag</h3>"):page.index("<h3>First snapshot")]
+    # TikTok's first day: posts 1, 2, 3 first seen (en, zh, en): 67% en, 33% zh
+    first_day = [p for p in WALL_POSTS if p[0] == "tiktok" and p[2] < 24]
+    english = sum(1 for p in first_day if p[3] == "en")
+    assert (f'<td class="num">{len(first_day)}</td><td class="num">'
+            f"{english / len(first_day):.0%}</td>") in section
+    for platform, _id, _h, _lang, tags in WALL_POSTS:
+        for co_tag in tags:
+            if co_tag != "wall":
+                assert f"<li>#{co_tag} " in section, (platform, co_tag)
+    assert '<th class="num">posts seen</th>' in section
 
 
 def test_tags_from_pages_are_text_never_markup(root: Path) -> None:

@@ -88,7 +88,9 @@ def build_tag(archive: Archive, tag: str, request: ReportRequest) -> TagReport:
         charts=charts, latest=latest, first=first, milestones=milestones,
         counts={p: sum(1 for r in rows if r["platform"] == p) for p in platforms},
         quality=archive.quality(tag, **window),
-        approx_values=sum(1 for _v, approx in values if approx), total_values=len(values))
+        approx_values=sum(1 for _v, approx in values if approx), total_values=len(values),
+        languages=_rows(archive.languages(tag, **window)),
+        co_tags=_rows(archive.co_tags(tag, **window)))
     report.lede = lede(report)
     return report
 

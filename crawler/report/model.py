@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from storage.analysis import Quality
+from storage.quality import Quality
 
 WIDTH, WIDE, HEIGHT = 640, 1280, 300
 COUNTER_WORDS = {"views": "views", "posts": "posts", "discussions": "discussions",
@@ -93,6 +93,9 @@ class TagReport:
     approx_values: int
     total_values: int
     lede: list[str] = field(default_factory=list)
+    # posts under the tag: (platform, day, lang, posts, share) and (platform, co_tag, posts)
+    languages: list[dict[str, Any]] = field(default_factory=list)
+    co_tags: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from crawler.report.labels import (
     window_text,
 )
 from crawler.report.model import COUNTER_WORDS, Chart, Report, ReportWriteError, TagReport
+from crawler.report.posts import posts_section
 from storage.analysis import MILESTONES
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -137,6 +138,7 @@ def _tag_section(tag: TagReport, index: int, colors: dict[str, str], uid: int) -
         out.append('<p class="note">No daily history (<code>activity</code>) and no sampled '
                    "posts for this tag.</p>")
 
+    out.append(posts_section(tag))
     out.append(_milestones_table(tag))
     out.append(_latest_table(tag))
     out.append(_quality(tag))
