@@ -15,9 +15,10 @@ relayed answer call it 话题参与人数, Douyin's own UI label is unverified);
 sign-in; `ch_info: null` as an unknown cid; the page's header "1.2亿次播放 · 3.4万人参与" and its
 class names (used only when no JSON was captured).
 What each number is: `view_count` and `user_count` are stored as exact integers [INF]: no public
-Douyin capture of `ch_info` was found (docs/platforms.md lists the search), and the one of the
-same ByteDance struct, TikTok's app `ch_info` (VideoData/TiKTok-data, 2021), shows them at full
-precision (345523145, 9572), unlike TikTok's web `stats.viewCount`, which is display-rounded. The
+capture of Douyin's `challenge/detail` was found (docs/platforms.md lists the search), but
+Douyin's challenge objects hold them at full precision (1595798 and 115 in a 2020 challenge
+search answer, tests/fixtures/real/douyin/), as does TikTok's app `ch_info` (345523145, 9572),
+unlike TikTok's web `stats.viewCount`, which is display-rounded. The
 header fallback is display text, rounded ("1.2亿"). `statistics.play_count` is ignored: it is 0
 in a 2019 Douyin answer beside digg_count 232733 (zbfzn/douyin-clear-php#7) and third-party code
 says the web API always answers 0; likes, comments and shares are full-precision integers there.
