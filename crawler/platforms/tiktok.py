@@ -423,7 +423,7 @@ def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
         "platform": "tiktok",
         "post_id": str(item["id"]),
         "tag_display": tag_display,
-        "tag_id": tag_id,
+        "tag_id": tag_id or None,  # a feed read on its own does not name its challenge
         "url": f"https://www.tiktok.com/@{quote(unique_id)}/video/{item['id']}",
         "author_id": str(author.get("id") or "") or None,
         "author_name": author.get("nickname") or unique_id or None,
