@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ YT_HEADER = ('<script>var ytInitialData = {"header":{"hashtagHeaderRenderer":{"h
              '{"simpleText":"#tiktokrefugee"},"hashtagInfoText":{"simpleText":"%s"}}}};</script>')
 
 
-def youtube_snapshot(info: str) -> dict:
+def youtube_snapshot(info: str) -> dict[str, Any]:
     page = Page(url="https://www.youtube.com/hashtag/tiktokrefugee", status=200, headers={},
                 text=YT_HEADER % info, observed_at=load_case(
                     FIXTURES / "youtube" / "hashtag_header")[4].observed_at)
@@ -48,7 +49,7 @@ def test_youtube_saved_fixtures_mark_both_header_forms_rounded() -> None:
         assert expected["snapshot"]["participants_semantics"] == "rounded", case
 
 
-def _douyin_detail(page: Page, body: dict) -> Page:
+def _douyin_detail(page: Page, body: dict[str, Any]) -> Page:
     caps = tuple(c for c in page.captured if "/challenge/detail/" not in c.url)
     detail = Captured(url="https://www.douyin.com/aweme/v1/web/challenge/detail/?ch_id=1",
                       status=200, headers={}, body=json.dumps(body, ensure_ascii=False))
@@ -69,7 +70,9 @@ def test_douyin_ch_info_integers_are_stored_exact() -> None:
 def test_douyin_missing_user_count_has_no_semantics() -> None:
     _, tag, step, state, page = load_case(FIXTURES / "douyin" / "hashtag")
     body = {"status_code": 0, "ch_info": {"cid": "1", "cha_name": "x", "view_count": 10}}
-    snap = Douyin().handle(step, _douyin_detail(page, body), tag, {"cid": "1"}).snapshot
+    result = Douyin().handle(step, _douyin_detail(page, body), tag, {"cid": "1"})
+    assert isinstance(result, TagResult)
+    snap = result.snapshot
     assert snap["views_semantics"] == "exact"
     assert "participants_semantics" not in snap
 
@@ -84,7 +87,9 @@ def test_douyin_header_fallback_is_display_text(stats: str, views: tuple[str, st
             f'<div class="challenge-stats">{stats}</div></div>')
     _, tag, _step, _state, page = load_case(FIXTURES / "douyin" / "hashtag")
     bare = replace(page, text=html, captured=())
-    snap = Douyin().handle("hashtag", bare, tag, {"cid": "1"}).snapshot
+    result = Douyin().handle("hashtag", bare, tag, {"cid": "1"})
+    assert isinstance(result, TagResult)
+    snap = result.snapshot
     assert (snap["views_text"], snap["views_semantics"]) == views
     assert (snap["participants_text"], snap["participants_semantics"]) == participants
     assert snap["source"] == "rendered_dom"

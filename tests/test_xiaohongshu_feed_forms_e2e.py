@@ -4,6 +4,7 @@ feed (issue 13 §2), with stored values and their semantics checked against grou
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -13,9 +14,10 @@ from replica.world import display_count
 from tests.crawl_helpers import crawl, outcomes, snapshots
 
 
-def _posts(out: Path, tag: str) -> list[dict]:
+def _posts(out: Path, tag: str) -> list[dict[str, Any]]:
     rel = duckdb.sql(f"select * from read_parquet('{out}/posts/**/*.parquet', "
                      f"hive_partitioning=true) where platform = 'xiaohongshu' and tag = '{tag}'")
+    assert rel is not None
     return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
 
 

@@ -212,6 +212,7 @@ def _items(name: str, path: list[str]) -> list[Any]:
     data = json.loads((CARDS / name).read_text(encoding="utf-8"))
     for key in path:
         data = data[key]
+    assert isinstance(data, list)
     return data
 
 
