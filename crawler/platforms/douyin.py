@@ -74,8 +74,10 @@ class Douyin(Platform):
     backfill = ("none (not implemented: the challenge/aweme feed is signed in-page and ranked, "
                 "like TikTok's; it would give lower bounds only)")
     counters = {
-        "views": "challenge/detail ch_info.view_count (exact); header '…次播放' as fallback",
-        "participants": "ch_info.user_count (exact; [INF] meaning); header '…人参与' as fallback",
+        "views": "challenge/detail ch_info.view_count (exact [INF]); header '…次播放' as "
+                 "fallback (rounded)",
+        "participants": "ch_info.user_count (exact [INF]; [INF] meaning); header '…人参与' as "
+                        "fallback (rounded)",
     }
 
     def first_fetch(self, tag: TagRef) -> Fetch:

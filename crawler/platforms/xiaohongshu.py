@@ -85,9 +85,10 @@ class Xiaohongshu(Platform):
     browser = "always"
     signin = "optional"  # public topics work without; deeper pages and search need web_session
     counters = {
-        "views": "search/topic view_num (exact); header '…浏览' text as fallback (approximate)",
-        "discussions": "notes feed total_note_count (exact); header '…讨论' text as fallback",
-        "participants": "notes feed total_user_count (exact)",
+        "views": "search/topic view_num (exact); header '…浏览' text as fallback (rounded)",
+        "discussions": "notes feed total_note_count (exact); header '…讨论' text as fallback "
+                       "(rounded)",
+        "participants": "notes feed total_user_count (exact); null without that feed",
     }
     backfill = ("topic notes feed (signed in-page, cursor, create_time in ms) read by scrolling "
                 "the rendered topic page: ranked hot_desc and capped, so a lower bound")

@@ -67,8 +67,8 @@ class YouTube(Platform):
     browser = "never"
     backfill = "none (continuations carry only relative 'x days ago' times)"
     counters = {
-        "posts": "ytInitialData header '203K videos' (approximate)",
-        "participants": "ytInitialData header '81K channels' (approximate)",
+        "posts": "ytInitialData header '203K videos' (rounded display text)",
+        "participants": "ytInitialData header '81K channels' (rounded display text)",
     }
 
     def first_fetch(self, tag: TagRef) -> Fetch:
