@@ -61,6 +61,9 @@ class PostItem:
     url: str | None = None
     author_id: str | None = None
     author_name: str | None = None
+    # every other string that names the author (handle, DID, display name), for the privacy
+    # rule to find in URLs and text (crawler/rules/privacy.py); never stored
+    author_aliases: list[str] | None = None
     text: str | None = None
     created_at: datetime | None = None
     observed_at: datetime | None = None

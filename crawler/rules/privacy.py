@@ -1,0 +1,114 @@
+"""Privacy at ingest: what is kept about the people behind the posts (docs/privacy.md).
+
+Modes:
+- `pseudonymize` (the default): every author identifier and name becomes a keyed hash,
+  HMAC-SHA256 under the project's key, truncated to 16 hex digits and prefixed `u_` — stable
+  within a project, so posts still group by author, and unlinkable across projects. @mentions
+  in the text and the author's name or id inside the post URL are replaced by the same hash.
+- `redact`: author fields are dropped, mentions become `@[redacted]`, and a post URL that names
+  its author is dropped (the post id stays, so the post can be collected again).
+- `keep`: everything as the platform showed it; an explicit opt-in, recorded in `runs`.
+Nothing else about a person is stored in any mode: the items have no avatar, profile URL, bio,
+IP location or gender fields, and the schemas refuse unknown columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.items import PostItem
+
+MODES = ("pseudonymize", "redact", "keep")
+DEFAULT_MODE = "pseudonymize"
+PREFIX = "u_"
+DIGITS = 16
+REDACTED = "[redacted]"
+
+# @handle as the platforms write it: letters, digits, _ . - (Mastodon/Bluesky add @host or dots);
+# a trailing dot or dash is punctuation. Not inside an e-mail address or a word.
+_MENTION = re.compile(r"(?<![\w@.])[@＠]([\w][\w.\-]*[\w]|[\w])(@[\w.\-]*\w)?")
+
+
+class PrivacyModeError(ValueError):
+    """A mode that is not one of MODES (a config or flag typo)."""
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise PrivacyModeError(f"privacy mode {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+@dataclass
+class Privacy:
+    """The rule in force for one run: its mode and, to pseudonymize, the project's key."""
+
+    mode: str = DEFAULT_MODE
+    key: bytes = b""
+    _memo: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.mode == "pseudonymize" and not self.key:
+            raise PrivacyModeError("pseudonymize needs the project's key")
+
+    def token(self, platform: str | None, value: str) -> str:
+        """The pseudonym of one identifier on one platform."""
+        memo_key = f"{platform}\0{value}"
+        known = self._memo.get(memo_key)
+        if known is None:
+            # the same handle on two platforms is two people as far as the data can tell
+            digest = hmac.new(self.key, memo_key.encode(), hashlib.sha256).hexdigest()
+            known = PREFIX + digest[:DIGITS]
+            if len(self._memo) < 65_536:
+                self._memo[memo_key] = known
+        return known
+
+    def apply(self, item: Any) -> Any:
+        """Bring one item to the mode in place (only posts carry people's data)."""
+        if self.mode == "keep" or not isinstance(item, PostItem):
+            return item
+        names = _identities(item)
+        item.text = self._mentions(item.platform, item.text)
+        item.url = self._url(item.platform, item.url, names)
+        if self.mode == "redact":
+            item.author_id = item.author_name = None
+        else:
+            item.author_id = self._hashed(item.platform, item.author_id)
+            item.author_name = self._hashed(item.platform, item.author_name)
+        item.author_aliases = None
+        return item
+
+    def _hashed(self, platform: str | None, value: str | None) -> str | None:
+        return None if value is None else self.token(platform, value)
+
+    def _mentions(self, platform: str | None, text: str | None) -> str | None:
+        if not text or ("@" not in text and "＠" not in text):
+            return text
+        if self.mode == "redact":
+            return _MENTION.sub("@" + REDACTED, text)
+        return _MENTION.sub(lambda m: "@" + self.token(platform, m.group(1)), text)
+
+    def _url(self, platform: str | None, url: str | None, names: list[str]) -> str | None:
+        if not url or not names:
+            return url
+        present = [n for n in names if n in url]
+        if not present:
+            return url
+        if self.mode == "redact":
+            return None
+        for name in sorted(present, key=len, reverse=True):  # the longest first: no partials
+            url = url.replace(name, self.token(platform, name))
+        return url
+
+
+def _identities(item: PostItem) -> list[str]:
+    """Every string that names the author: id, name, and the aliases the adapter saw (handle,
+    DID); too-short ones are left out of URL matching (a 2-character name is in every URL)."""
+    found = [v for v in (item.author_id, item.author_name, *(item.author_aliases or ()))
+             if isinstance(v, str) and v]
+    return [v for v in dict.fromkeys(found) if len(v) >= 3]
