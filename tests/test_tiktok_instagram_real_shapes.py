@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from crawler.platforms.base import Blocked, LayoutChanged, Page
+from crawler.platforms.base import Blocked, LayoutChanged, Page, TagResult
 from crawler.platforms.instagram import Instagram, media_count
 from crawler.platforms.tiktok import TikTok, parse_detail, tag_counters
 from crawler.platforms.timeline import TimelinePage
@@ -114,6 +114,7 @@ def test_tiktok_post_counters_are_rounded_in_stats_and_statsv2_alike() -> None:
 def test_tiktok_every_snapshot_carries_the_tag_page_cap() -> None:
     _, tag, step, state, page = load_case(FIXTURES / "tiktok" / "ssr")
     result = TikTok("http://replica.test/tiktok").handle(step, page, tag, state)
+    assert isinstance(result, TagResult)
     assert result.snapshot["visibility_cap"] == TikTok.visibility_cap == 500
     assert result.snapshot["posts_seen"] == len(result.posts) > 0
 
@@ -122,6 +123,7 @@ def test_tiktok_rendered_dom_fallback_counts_the_videos_it_saw() -> None:
     _, tag, _step, _state, page = load_case(FIXTURES / "tiktok" / "csr_rendered")
     result = TikTok("http://replica.test/tiktok").handle("rendered", replace(page, captured=()),
                                                           tag, {})
+    assert isinstance(result, TagResult)
     assert result.snapshot["posts_seen"] == page.text.count('data-e2e="challenge-item"')
     assert result.snapshot["visibility_cap"] == 500
 
@@ -252,9 +254,11 @@ def test_instagram_real_shapes_end_to_end(replica: ReplicaServer, tmp_path: Path
     assert (app["posts"], app["posts_semantics"], app["tag_id"]) == (
         truth.posts, "exact", truth.topic_id)
     assert app["posts_seen"] == 0  # the app form carries no sections
-    stored = {r[0] for r in duckdb.sql(
+    rel = duckdb.sql(
         f"select post_id from read_parquet('{out}/posts/**/*.parquet', hive_partitioning=true)"
-        " where tag = 'tiktokrefugee'").fetchall()}
+        " where tag = 'tiktokrefugee'")
+    assert rel is not None
+    stored = {r[0] for r in rel.fetchall()}
     top = world.posts_for("instagram", "tiktokrefugee", limit=9, order="mixed")
     recent = world.posts_for("instagram", "tiktokrefugee", limit=12, order="newest")
     # the clip and the fill items of the one_by_two_left section are stored with the grid's
