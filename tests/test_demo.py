@@ -20,19 +20,24 @@ def test_demo_stores_growth_on_every_platform(tmp_path: Path) -> None:
                arg_min(coalesce(views, discussions, posts, participants), observed_at),
                arg_max(coalesce(views, discussions, posts, participants), observed_at),
                bool_or(coalesce(views_semantics, discussions_semantics, posts_semantics,
-                                participants_semantics, 'exact') <> 'exact')
+                                participants_semantics) = 'window')
         from snapshots group by 1, 2 order by 1, 2""").fetchall()
     # every built-in platform, including those that need sign-in (demo replica sessions)
     assert {r[0] for r in rows} == set(REGISTRY)
     grew: set[str] = set()
-    for platform, tag, n, first, last, _approximate in rows:
+    cumulative: set[str] = set()
+    for platform, tag, n, first, last, window in rows:
         assert n == 2, (platform, tag)
+        if window:
+            continue  # a count over the last 24 h (Bluesky, Mastodon) may rise or fall
+        cumulative.add(platform)
         assert last >= first, f"{platform} {tag} went down"
         if last > first:
             grew.add(platform)
     # a small tag may not move in six hours (and rounded text hides small moves), but on every
-    # platform the demo's tags as a whole must show growth
-    assert grew == set(REGISTRY)
+    # platform with running totals the demo's tags as a whole must show growth
+    assert grew == cumulative
+    assert len(cumulative) >= len(REGISTRY) - 2
     assert con.execute("select count(*) from runs where verdict = 'ok'").fetchone() == (2,)
     assert con.execute("select count(*) from rejects").fetchone() == (0,)
     # the table printed at the end marks each latest value with what it is (≈ rounded ...)

@@ -208,11 +208,11 @@ def test_four_platforms_store_ground_truth_and_keep_secrets(replica: ReplicaServ
         row = rows[("instagram", tag)]
         truth = world.topic("instagram", tag)
         assert (row[2], row[3], row[6]) == (truth.posts, "exact", truth.topic_id)
-        # Mastodon: the sums over the seven history days, exact
+        # Mastodon: the sums over the seven history days, a count over that window
         days = world.daily("mastodon", tag)
         row = rows[("mastodon", tag)]
         assert (row[2], row[4]) == (sum(d.posts for d in days), sum(d.participants for d in days))
-        assert row[3] == "exact"
+        assert row[3] == "window"
     # Bluesky: the posts (and distinct authors) indexed in the 24 h before the AppView's Date
     # (the world's clock), walked by cursor; python's hitsTotal is not what is stored
     windows = dict(((r[0], r[1]), r[2:]) for r in con.execute(
