@@ -39,8 +39,12 @@ def sort_rows(table: pa.Table, first: Sequence[str]) -> pa.Table:
     keys = [c for c in first if c in scalar] + [c for c in scalar if c not in first]
     if not keys or table.num_rows < 2:
         return table
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys],
-                            null_placement="at_start")
+    if int(pa.__version__.split(".")[0]) >= 25:  # null placement per key (the old way warns)
+        keyed: Any = [(k, "ascending", "at_start") for k in keys]
+        order = pc.sort_indices(table, sort_keys=keyed)
+    else:
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys],
+                                null_placement="at_start")
     return table.take(order)
 
 

@@ -92,6 +92,31 @@ def lookup(described: dict[str, str], name: str) -> str | None:
     return described.get(suffix) if suffix else None
 
 
+def parse_semantics(text: str) -> dict[str, str]:
+    """What each `*_semantics` value means: the rows of docs/data.md's "What each number is"."""
+    meanings: dict[str, str] = {}
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## What each number is"
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if inside and line.startswith("|") and len(cells) >= 2:
+            match = re.fullmatch(r"`(\w+)`", cells[0])
+            if match and match.group(1) in SEMANTICS:
+                meanings[match.group(1)] = _describe(cells[1])
+    return meanings
+
+
+def load_semantics(path: Path = DATA_DOC) -> dict[str, str]:
+    """parse_semantics() of docs/data.md; each value with no meaning when the doc is absent."""
+    try:
+        found = parse_semantics(path.read_text(encoding="utf-8"))
+    except OSError:
+        found = {}
+    return {value: found.get(value, "") for value in SEMANTICS}
+
+
 def load_descriptions(path: Path = DATA_DOC) -> dict[str, dict[str, str]]:
     """parse_data_doc() of docs/data.md; empty when the doc is not there (an installed wheel)."""
     try:
