@@ -241,6 +241,39 @@ RUNS_SCHEMA = _schema(
     ],
 )
 
+# One alert event (crawler/services/alerts/, docs/alerts.md): an episode that began (`firing`) or
+# ended (`resolved`), or a test message (`test`); the numbers that decided it, the message, and
+# how each target took it. Targets are stored redacted (scheme and host), never as configured.
+ALERT_STATES = ("firing", "resolved", "test")
+DELIVERY_TYPE = pa.struct([("target", pa.string()), ("ok", pa.bool_()), ("error", pa.string())])
+
+ALERTS_SCHEMA = _schema(
+    "alerts",
+    [
+        _str("alert", nullable=False),
+        _str("kind", nullable=False),
+        _str("state", nullable=False),
+        _str("watch"),
+        _str("platform"),
+        _str("tag"),
+        _str("counter"),
+        _int("value"),
+        _str("semantics"),
+        _int("baseline"),
+        _str("baseline_semantics"),
+        _ts("baseline_at"),
+        pa.field("change", pa.float64()),
+        pa.field("score", pa.float64()),
+        pa.field("threshold", pa.float64()),
+        _str("detail"),
+        _str("message", nullable=False),
+        _strings("targets"),
+        pa.field("deliveries", pa.list_(DELIVERY_TYPE)),
+        _ts("observed_at"),
+        _ts("sent_at", nullable=False),
+    ],
+)
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -261,6 +294,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("activity", ACTIVITY_SCHEMA, ("platform", "date"), ("tag", "day"), "day"),
         DatasetSpec("rejects", REJECTS_SCHEMA, ("date",), ("rejected_at",), "rejected_at"),
         DatasetSpec("runs", RUNS_SCHEMA, ("date",), ("started_at", "run_id"), "started_at"),
+        DatasetSpec("alerts", ALERTS_SCHEMA, ("date",), ("sent_at", "alert"), "sent_at"),
     )
 }
 
