@@ -21,7 +21,7 @@ def snapshot(**fields: Any) -> dict[str, Any]:
 
 
 def test_every_dataset_has_a_versioned_schema_without_partition_columns() -> None:
-    assert set(DATASETS) == {"snapshots", "posts", "activity", "rejects", "runs"}
+    assert set(DATASETS) == {"snapshots", "posts", "activity", "rejects", "runs", "alerts"}
     for name, spec in DATASETS.items():
         assert spec.name == name
         assert spec.schema.metadata == {

@@ -89,6 +89,7 @@ DEDUP_RULES: dict[str, DedupRule] = {
     ),
     "rejects": DedupRule((), None, "exact duplicate rows only"),
     "runs": DedupRule((), None, "exact duplicate rows only"),
+    "alerts": DedupRule((), None, "exact duplicate rows only"),
 }
 
 
