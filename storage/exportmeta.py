@@ -9,6 +9,8 @@ inside code spans with backquotes and line breaks removed: a hostile tag is show
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from typing import Any
 from storage.exportschema import load_semantics
 
 NOT_RECORDED = "not recorded"
+COMMIT_ENV = "TAGARCHIVE_GIT_COMMIT"
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,18 @@ class ExportInfo:
 
 
 def tool_provenance() -> tuple[str, str | None]:
-    """tagarchive's version, and the git commit of its source when it runs from a clone (None
-    otherwise: no git, not a clone, or git failing are all fine)."""
+    """tagarchive's version, and the git commit of its source: $TAGARCHIVE_GIT_COMMIT when set
+    (a build made from a clone), else `git rev-parse HEAD` when it runs from a clone, else None
+    (no git, not a clone, or git failing are all fine)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         tool = version("tagarchive")
     except PackageNotFoundError:
         tool = "unknown"
+    given = os.environ.get(COMMIT_ENV, "").strip().lower()
+    if re.fullmatch(r"[0-9a-f]{7,40}", given):  # a packaged build says where it came from
+        return tool, given
     source = Path(__file__).resolve().parent.parent
     if not (source / ".git").exists():
         return tool, None
