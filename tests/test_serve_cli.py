@@ -15,13 +15,29 @@ import pytest
 
 from crawler.cli.main import main
 from storage import DatasetWriter, utc_day
-from tests.analysis_helpers import write_archive
+from tests.analysis_helpers import HOUR, write_archive
 from tests.serve_helpers import Served, start_serve
+
+SENT = datetime(2025, 1, 14, 13, 5, tzinfo=UTC)
+ALERTS = [  # the newest first, as the index lists them
+    {"alert": "wall-100m", "kind": "threshold", "state": "firing", "platform": "tiktok",
+     "tag": "wall", "counter": "views", "value": 150_000_000, "sent_at": SENT,
+     "message": "#wall passed 100M views on TikTok",
+     "deliveries": [{"target": "json://127.0.0.1", "ok": True, "error": None},
+                    {"target": "mailto://mail.example", "ok": False, "error": "refused"}]},
+    {"alert": "wall-100m", "kind": "threshold", "state": "test", "sent_at": SENT - HOUR,
+     "message": "a test message from tagarchive alerts test",
+     "deliveries": [{"target": "json://127.0.0.1", "ok": True, "error": None}]},
+]
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_archive(tmp_path_factory.mktemp("serve-cli") / "data")
+    data = write_archive(tmp_path_factory.mktemp("serve-cli") / "data")
+    with DatasetWriter(data, "20250114T130500Z-eeeeeeee") as writer:
+        for alert in ALERTS:
+            writer.add("alerts", {"date": utc_day(alert["sent_at"]), **alert})
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +150,22 @@ def test_newest_answers_from_the_parquet(served: Served, root: Path) -> None:
     answer = json.loads(body)
     assert answer["newest"] == max(moments).astimezone(UTC).isoformat()
     assert answer["snapshots"] == len(moments)
+
+
+def test_index_lists_recent_alerts_newest_first(served: Served) -> None:
+    status, _headers, body = served.get("/")
+    assert status == 200
+    section = re.search(r'<section class="alerts">(.*?)</section>', body.decode())
+    assert section is not None
+    body_rows = re.search(r"<tbody>(.*?)</tbody>", section.group(1))
+    assert body_rows is not None
+    rows = re.findall(r"<tr>(.*?)</tr>", body_rows.group(1))
+    assert len(rows) == len(ALERTS)
+    for row, alert in zip(rows, ALERTS, strict=True):
+        assert f"<td>{alert['state']}</td>" in row
+        assert f"<td>{alert['message']}</td>" in row
+        delivered = sum(1 for d in alert["deliveries"] if d["ok"])
+        assert f"<td>{delivered} of {len(alert['deliveries'])}</td>" in row
 
 
 def test_ctrl_c_stops_it_with_130(root: Path, tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ T = TypeVar("T")
 _SECTIONS_KEPT = 32
 ALERTS_DATASET = "alerts"
 ALERTS_SHOWN = 20
-# The time an alert row is ordered by, when the dataset has one of these columns.
-_ALERT_TIMES = ("fired_at", "sent_at", "at", "observed_at", "created_at", "started_at")
+# The time an alert row is ordered by (the first of these it has), and the columns shown.
+_ALERT_TIMES = ("sent_at", "observed_at")
+_ALERT_COLUMNS = ("sent_at", "state", "alert", "kind", "watch", "platform", "tag", "counter",
+                  "value", "message")
 # The report page's inline style attributes (a card's colour, a legend swatch): a strict CSP
 # forbids them, so they travel as data-style and serve.js sets them through the CSSOM, which
 # CSP allows. Text and attribute values in the page are escaped (`"` is &quot;), so this
@@ -57,8 +59,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Alerts:
-    """The `alerts` dataset's recent rows; `present` is false when the archive has no such
-    dataset (alerts not configured, or a tagarchive without them)."""
+    """The `alerts` dataset's recent rows; `present` is false when it has none (no alert is
+    configured, or none has fired yet)."""
 
     present: bool
     columns: list[str]
@@ -191,20 +193,26 @@ class LiveArchive:
                 for name in DATASETS})
 
     def alerts(self, limit: int = ALERTS_SHOWN) -> Alerts:
-        """The most recent rows of the `alerts` dataset, when the archive has one."""
+        """The most recent rows of the `alerts` dataset, the columns a reader needs first."""
         if ALERTS_DATASET not in DATASETS:
             return Alerts(False, [], [])
         schema = DATASETS[ALERTS_DATASET].schema
         names = [f.name for f in schema]
         order = next((n for n in _ALERT_TIMES if n in names), None)
-        if order is None:  # no known time column: the first timestamp there is
-            import pyarrow as pa
-
-            order = next((f.name for f in schema if pa.types.is_timestamp(f.type)), None)
         by = f' order by "{order}" desc nulls last' if order else ""
+        shown = [n for n in _ALERT_COLUMNS if n in names] or names
         with self._lock:
             self.current()
             rows = self._once(f"alerts:{limit}", lambda: self._rows(
                 f'select * from "{ALERTS_DATASET}"{by} limit {int(limit)}'))
-        columns = list(rows[0]) if rows else names
-        return Alerts(True, columns, rows)
+        if not rows:
+            return Alerts(False, shown, [])
+        out = []
+        for row in rows:
+            kept = {n: row[n] for n in shown}
+            deliveries = row.get("deliveries")
+            if deliveries is not None:  # each target's result: how many took the message
+                sent = sum(1 for d in deliveries if d.get("ok"))
+                kept["delivered"] = f"{sent} of {len(deliveries)}"
+            out.append(kept)
+        return Alerts(True, list(out[0]), out)

@@ -133,10 +133,9 @@ def _watch_row(w: WatchStatus, now: datetime) -> str:
 def _alerts(alerts: Alerts) -> str:
     out = ['<section class="alerts"><h2>Recent alerts</h2>']
     if not alerts.present:
-        out.append('<p class="note" data-alerts="none">No alerts configured: this archive has '
-                   "no <code>alerts</code> dataset.</p>")
-    elif not alerts.rows:
-        out.append('<p class="note" data-alerts="empty">No alert has fired yet.</p>')
+        out.append('<p class="note" data-alerts="none">None: no alert is configured (the '
+                   "config's <code>[[alert]]</code> tables, docs/alerts.md), or none has fired "
+                   "yet.</p>")
     else:
         out.append(_table(alerts.columns, [[r.get(c) for c in alerts.columns]
                                            for r in alerts.rows], css="alerts"))
