@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from crawler.services.alerts.service import after_fire
 from crawler.services.fires import CATCH_UP, SCHEDULE, join_notes
 from crawler.services.jobstore import job_store_path, service_lock_path
 from crawler.services.locks import file_lock
@@ -252,8 +253,9 @@ class ScheduleService:
             self.runner.record_event(watch, trigger, "skipped", "the scheduler was stopping",
                                      scheduled_at=scheduled_at, log=True)
             return
-        self.runner.fire(job_id, trigger, note, scheduled_at)
+        result = self.runner.fire(job_id, trigger, note, scheduled_at)
         apply_retention(self.config)
+        after_fire(self.config, result)  # [[alert]]s, from the Parquet the run left
 
     def _on_skipped(self, event: Any) -> None:
         watch = self._watch(event.job_id)

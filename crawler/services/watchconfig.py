@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfoNotFoundError
 
 from crawler.extensions.health import HealthThresholds
+from crawler.services.alerts.parse import parse_alerts
 from crawler.services.watchmodel import (
     ArchiveSettings,
     Cadence,
@@ -97,7 +98,7 @@ class _Loader:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
         self.keys(data, "", ("out", "state_dir", "timezone", "replica", "base_urls", "signin",
                              "politeness", "health", "service", "watches", "source",
-                             "distributed", "archive"))
+                             "distributed", "archive", "alert"))
         if "source" in data:
             self.register_sources()
         timezone = self.timezone(data.get("timezone", "local"), "timezone")
@@ -120,6 +121,7 @@ class _Loader:
             distributed=(self.distributed(data["distributed"]) if "distributed" in data
                          else None),
             archive=self.archive(data.get("archive", {})),
+            alerts=parse_alerts(data.get("alert"), self.path, watches),
         )
 
     # --- generic checks ---

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.extensions.health import HealthThresholds
+from crawler.services.alerts.model import AlertRule
 from crawler.services.watchvalues import (
     ConfigError,
     cron_trigger,
@@ -193,6 +194,7 @@ class Config:
     watches: dict[str, Watch] = field(default_factory=dict)
     distributed: Distributed | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    alerts: tuple[AlertRule, ...] = ()  # [[alert]] tables (docs/alerts.md)
 
     def watch(self, name: str) -> Watch:
         try:
