@@ -223,3 +223,23 @@ def test_the_scheduler_gives_its_crawls_the_recipients(tmp_path: Path) -> None:
 def test_bad_archive_settings_fail_the_config(tmp_path: Path, line: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_config(config_file(tmp_path, line))
+
+
+def test_an_encrypted_file_grown_large_in_memory_is_published_early(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.archive as archive
+    from storage.archivepick import read_archive_file, record_spans
+
+    monkeypatch.setattr(archive, "MAX_MEMORY_FILE", 1)  # every record starts a new file
+    identity = pyrage.x25519.Identity.generate()
+    writer = ArchiveWriter(tmp_path, "20261123T120000Z-0a0b0c0d",
+                           recipients=[str(identity.to_public())])
+    refs = [writer.write_response("mastodon", url=f"https://m.example/{i}", status=200,
+                                  headers={}, body=b"{}", observed_at=WHEN, meta={"Step": "t"})
+            for i in range(3)]
+    assert len(writer.published) == 2  # the first two, published when the next one came
+    writer.close()
+    assert len({r.file for r in refs}) == 3
+    for ref in refs:
+        spans = record_spans(read_archive_file(tmp_path, ref.file, [identity]))
+        assert [s.record_id for s in spans] == [ref.record_id]
