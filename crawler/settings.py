@@ -23,9 +23,13 @@ TAGARCHIVE_OUT = os.environ.get("TAGARCHIVE_OUT", "data")
 # Per-platform base URL overrides {platform: url}; the real hosts are replaced, paths kept.
 # The CLI fills this from --base-url/--replica and TAGARCHIVE_BASE_URL_<PLATFORM>.
 TAGARCHIVE_BASE_URLS: dict[str, str] = {}
-# Buffered rows are written when a dataset reaches this many rows, or this many seconds pass.
+# Buffered rows are written when a dataset reaches this many rows, or this many seconds pass
+# (the store pipeline's timer); the archive publishes its open WARC files as often.
 TAGARCHIVE_FLUSH_ROWS = 50_000
 TAGARCHIVE_FLUSH_SECONDS = 30.0
+# Keep every page received as WARC under archive/ (crawler/extensions/archive.py); the CLI's
+# --no-archive turns it off.
+TAGARCHIVE_ARCHIVE_ENABLED = True
 # Counters above this are rejected as implausible (TikTok's largest tags are ~10^13 views).
 TAGARCHIVE_MAX_COUNT = 10**15
 # Tolerated clock skew (s) before a timestamp counts as "in the future".
@@ -102,8 +106,13 @@ ITEM_PIPELINES = {
     "pipelines.store.StorePipeline": 900,
 }
 
-# which tags a request went out for: an interrupted run names the others `not_attempted`
-EXTENSIONS = {"crawler.extensions.runrecord.RequestedTags": 0}
+# The run's WARC archive, then its record (outcomes, health, the `runs` row, the exit code):
+# without them a crawl keeps no raw pages and writes no `runs` row. The archive closes first on
+# spider_closed, so a failure to publish its last files is in the record.
+EXTENSIONS = {
+    "crawler.extensions.archive.ArchiveExtension": 100,
+    "crawler.extensions.runrecord.RunRecord": 200,
+}
 
 # --- browser (scrapy-playwright) ------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -27,7 +27,8 @@ def validated(value: str | None, what: str) -> str:
 
 
 class RunPipeline:
-    """Base: gives a pipeline the run it writes for, as the `run_started` signal announces it."""
+    """Base: a pipeline of the current run, as the `run_started` signal announces it (a
+    worker's next batch is a new run)."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -40,15 +41,16 @@ class RunPipeline:
         return cls(crawler)
 
     def start_run(self, run: Any) -> None:
-        """The receiver of `run_started`: from now on, write for this run."""
+        """The receiver of `run_started`: from now on, work for this run."""
         self._run = run
 
     @property
-    def run(self) -> Any:
-        """The current run's RunState (its writer and run id)."""
+    def run_id(self) -> str:
+        """The current run's id, which its rows carry."""
         if self._run is None:
             raise RuntimeError("no run started: the spider sends run_started when it opens")
-        return self._run
+        run_id: str = self._run.run_id
+        return run_id
 
     def each(self, batch: PageItems, process: Callable[[Any], Any]) -> PageItems:
         """Apply a single-item rule to every item of a page; keep those it does not drop.

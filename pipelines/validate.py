@@ -11,7 +11,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import PageItems
 from crawler.platforms.base import Outcome
 from crawler.rules.validate import item_kind, item_problems, reject_row
-from crawler.signals import send_outcome
+from crawler.signals import item_rejected, send_checked, send_outcome
 from pipelines import RunPipeline
 
 
@@ -36,7 +36,9 @@ class ValidatePipeline(RunPipeline):
         reasons = item_problems(item, now, self.max_count, self.skew)
         if not reasons:
             return item
-        self.run.writer.add("rejects", reject_row(item, kind, reasons, now, self.run.run_id))
+        # the store pipeline writes it (it owns the run's writer); a failure is raised here
+        send_checked(self.crawler.signals, item_rejected,
+                     row=reject_row(item, kind, reasons, now, self.run_id))
         self.stats.inc_value("tagarchive/rejected")
         self.stats.inc_value(f"tagarchive/rejected/{kind}")
         if kind == "snapshot" and item.platform:

@@ -67,7 +67,7 @@ def test_tiktok_post_likes_as_display_text_are_stored_rounded(chain, tmp_path: P
     result = cls("http://replica.test/tiktok").handle(step, page, tag, state)
     items = items_from_result(result, "tiktokrefugee", "tiktokrefugee")
     assert all(chain(one) for one in items)
-    chain.run.writer.close()
+    chain.close()
     columns = ", ".join(f"{c}, {c}_semantics" for c in POST_COUNTERS)
     rows = duckdb_connect(tmp_path).execute(
         f"select post_id, {columns} from posts order by post_id").fetchall()
@@ -90,7 +90,7 @@ def test_activity_counts_carry_their_semantics(chain, tmp_path: Path, posts: Any
     assert chain(ActivityItem(platform="mastodon", tag="tiktokrefugee", day=date(2025, 1, 9),
                               posts=posts, participants=3, coverage="platform_reported",
                               source="api", observed_at=NOW))
-    chain.run.writer.close()
+    chain.close()
     row = duckdb_connect(tmp_path).execute(
         "select posts, posts_semantics, participants, participants_semantics from activity"
     ).fetchone()

@@ -1,4 +1,5 @@
-"""Outcomes through one door: every component reports a tag's outcome with `tag_outcome`."""
+"""Outcomes through one door: every component reports a tag's outcome with `tag_outcome`, and
+the run record extension is the one that keeps it."""
 
 from __future__ import annotations
 
@@ -8,23 +9,33 @@ import pytest
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
-from crawler.extensions.runrecord import RunState, TagJob
+from crawler.extensions.runrecord import RunRecord, RunState, TagJob
 from crawler.platforms.base import Fetch, Outcome
-from crawler.signals import send_outcome, tag_outcome
+from crawler.signals import run_started, send_outcome, tag_outcome
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import TagRef
 
 
-def test_the_spider_that_holds_the_run_receives_every_outcome() -> None:
-    run = RunState(out="unused", jobs=[TagJob("tiktok", TagRef("cats", None))],
-                   archive_enabled=False)
+def _recorded(run: RunState) -> tuple[SnapshotSpider, RunRecord]:
+    """A snapshot spider for `run` and the run record keeping it, as a crawl has them once the
+    spider opened (it announces its run with `run_started`)."""
     crawler = get_crawler(SnapshotSpider)
     spider = SnapshotSpider.from_crawler(crawler, run=run)
+    record = RunRecord.from_crawler(crawler)
+    crawler.signals.send_catch_log(run_started, run=run)
+    return spider, record
+
+
+def test_the_run_record_receives_every_outcome() -> None:
+    run = RunState(out="unused", jobs=[TagJob("tiktok", TagRef("cats", None))])
+    spider, record = _recorded(run)
+    assert record.run is run
     assert run.outcomes[("tiktok", "cats")] == ("pending", "")
-    send_outcome(crawler.signals, "tiktok", "cats", Outcome.BLOCKED, "a captcha")
+    signals = spider.crawler.signals
+    send_outcome(signals, "tiktok", "cats", Outcome.BLOCKED, "a captcha")
     assert run.outcomes[("tiktok", "cats")] == ("blocked", "a captcha")
-    send_outcome(crawler.signals, "tiktok", "cats", Outcome.STORED)
-    send_outcome(crawler.signals, "tiktok", "cats", Outcome.ERROR, "too late")  # stored is final
+    send_outcome(signals, "tiktok", "cats", Outcome.STORED)
+    send_outcome(signals, "tiktok", "cats", Outcome.ERROR, "too late")  # stored is final
     assert spider.run.outcomes[("tiktok", "cats")] == ("stored", "")
 
 
@@ -45,7 +56,6 @@ def test_a_pipeline_reports_a_rejected_snapshot_through_the_signal(tmp_path: Pat
         pipeline = ValidatePipeline(crawler)
         start_run(crawler)
         pipeline.process_item(item)
-    run.writer.close()
     assert [(r["platform"], r["key"], r["outcome"]) for r in received] == [
         ("tiktok", "cats", Outcome.REJECTED)]
     assert run.outcomes[("tiktok", "cats")][0] == "rejected"
@@ -58,9 +68,8 @@ def test_an_errback_names_the_failed_request_from_scrapys_failure() -> None:
 
     from crawler.downloader.pages import failed_request
 
-    run = RunState(out="unused", jobs=[TagJob("tiktok", TagRef("cats", None))],
-                   archive_enabled=False)
-    spider = SnapshotSpider.from_crawler(get_crawler(SnapshotSpider), run=run)
+    run = RunState(out="unused", jobs=[TagJob("tiktok", TagRef("cats", None))])
+    spider, _record = _recorded(run)
     request = spider._request(Fetch(url="https://www.tiktok.com/tag/cats", step="tag_page"),
                               TagJob("tiktok", TagRef("cats", None)))
     assert isinstance(request, scrapy.Request)

@@ -58,20 +58,20 @@ def _stored(root: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_a_page_batch_stores_and_rejects_exactly_what_single_items_do(tmp_path: Path) -> None:
-    stages, run, stats = _chain(tmp_path / "single")
+    stages, _run, stats = _chain(tmp_path / "single")
     for item in _page():
         try:
             for stage in stages:
                 item = stage.process_item(item)
         except DropItem:
             pass
-    run.writer.close()
+    stages[-1].close_run()  # the store pipeline writes every row
 
     batch_stages, batch_run, batch_stats = _chain(tmp_path / "batch")
     batch: Any = PageItems(_page())
     for stage in batch_stages:
         batch = stage.process_item(batch)
-    batch_run.writer.close()
+    batch_stages[-1].close_run()
 
     assert [type(i).__name__ for i in batch.items] == ["SnapshotItem", "PostItem",
                                                        "ActivityItem"]

@@ -32,7 +32,7 @@ def test_activity_rows_are_partitioned_by_their_own_day(chain, tmp_path: Path) -
     assert not chain(ActivityItem(platform="mastodon", tag="tiktokrefugee", day=days[0],
                                   posts=1, participants=1, coverage="platform_reported",
                                   source="api", observed_at=NOW))
-    chain.run.writer.close()
+    chain.close()
     dirs = sorted(p.relative_to(tmp_path).as_posix()
                   for p in tmp_path.glob("activity/*/*") if p.is_dir())
     assert dirs == [f"activity/platform=mastodon/date={d.isoformat()}" for d in days]
@@ -50,7 +50,7 @@ def test_invalid_items_land_in_rejects_with_reasons(chain, tmp_path: Path) -> No
                                   source="api", observed_at=NOW))
     assert chain(PostItem(platform="mastodon", tag="x", post_id="1", source="api",
                           observed_at=NOW, likes=3))
-    chain.run.writer.close()
+    chain.close()
     con = duckdb_connect(tmp_path)
     rejects = dict(con.execute("select item_type, reasons from rejects").fetchall())
     assert any("day in the future" in r for r in rejects["activity"])

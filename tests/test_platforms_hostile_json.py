@@ -286,10 +286,10 @@ def test_the_spider_reports_an_adapter_crash_as_that_pages_layout_changed(
     from crawler.signals import tag_outcome
     from crawler.spiders.snapshot import SnapshotSpider
 
-    spider = SnapshotSpider(run=RunState(out="unused", jobs=[TagJob("breaks", TAG)],
-                                         archive_enabled=False))
+    spider = SnapshotSpider(run=RunState(out="unused", jobs=[TagJob("breaks", TAG)]))
     spider.crawler = get_crawler(SnapshotSpider)
-    spider.crawler.signals.connect(spider.record_outcome, signal=tag_outcome)  # as from_crawler
+    # as the run record extension passes every outcome on to the run
+    spider.crawler.signals.connect(spider.run.set_outcome, signal=tag_outcome)
     spider.adapters = {"breaks": _Breaks()}
     job = {"platform": "breaks", "name": "t", "id": None, "step": "divide", "state": {}}
     response = HtmlResponse(url=PAGE.url, body=b"<html></html>", encoding="utf-8",

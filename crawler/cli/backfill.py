@@ -165,14 +165,8 @@ def _run_state(args: argparse.Namespace, out: str, job: TagJob, base_urls: dict[
     from crawler.extensions.runrecord import recorded_settings
 
     settings = project_settings(build_settings(args, base_urls, [job.platform]))
-    run = RunState(
-        out=out, jobs=[job], command="backfill", argv=list(args.argv),
-        settings_json=recorded_settings(settings),
-        flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
-        flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
-        sessions=sessions,
-        archive_enabled=not args.no_archive,
-    )
+    run = RunState(out=out, jobs=[job], command="backfill", argv=list(args.argv),
+                   settings_json=recorded_settings(settings), sessions=sessions)
     run.label_from(settings)
     return settings, run
 

@@ -135,6 +135,8 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
             overrides["AUTOTHROTTLE_ENABLED"] = False
     if args.ignore_robots:
         overrides["ROBOTSTXT_OBEY"] = False
+    if args.no_archive:
+        overrides["TAGARCHIVE_ARCHIVE_ENABLED"] = False
     for entry in args.set:
         name, sep, value = entry.partition("=")
         if not sep or not name.isidentifier() or name.upper() != name:
@@ -198,14 +200,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         logging.getLogger("tagarchive").warning("robots.txt is NOT obeyed (--ignore-robots)")
 
     settings = project_settings(overrides)
-    run = RunState(
-        out=out, jobs=jobs, command="crawl", argv=list(args.argv),
-        settings_json=recorded_settings(settings),
-        flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
-        flush_seconds=settings.getfloat("TAGARCHIVE_FLUSH_SECONDS"),
-        sessions=sessions,
-        archive_enabled=not args.no_archive,
-    )
+    run = RunState(out=out, jobs=jobs, command="crawl", argv=list(args.argv),
+                   settings_json=recorded_settings(settings), sessions=sessions)
     from crawler.spiders.snapshot import SnapshotSpider
 
     process = crawler_process(settings, args.log_format)

@@ -127,10 +127,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     def new_run(jobs: list[Any]) -> BatchRunState:
         return BatchRunState(
             out=out, jobs=jobs, command="worker", argv=args.argv, settings_json=summary,
-            flush_rows=settings.getint("TAGARCHIVE_FLUSH_ROWS"),
-            # a batch is written once, at its end (then its jobs are acknowledged)
-            flush_seconds=86_400.0, sessions=sessions, archive_enabled=not args.no_archive,
-            trigger=f"worker:{worker_id}")
+            sessions=sessions, trigger=f"worker:{worker_id}")
 
     process = crawler_process(settings, args.log_format)
     crawler = process.create_crawler(WorkerSpider)

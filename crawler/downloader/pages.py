@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from scrapy.http import Request, Response
 from twisted.python.failure import Failure
@@ -11,13 +10,9 @@ from twisted.python.failure import Failure
 from crawler.platforms.base import Captured, Page
 
 
-def captured_dict(cap: Captured) -> dict[str, Any]:
-    """A captured response as the archive stores it."""
-    return {"url": cap.url, "status": cap.status, "headers": cap.headers, "body": cap.body}
-
-
 def page_from_response(response: Response) -> Page:
-    """The adapter's view of a Scrapy response (plain data, no Scrapy types)."""
+    """The adapter's view of a Scrapy response (plain data, no Scrapy types); observed when the
+    archive kept it (crawler/extensions/archive.py), or now when nothing was archived."""
     headers = {k.decode("latin-1").lower(): v[0].decode("latin-1") if v else ""
                for k, v in response.headers.items()}
     try:
@@ -26,7 +21,7 @@ def page_from_response(response: Response) -> Page:
         text = response.body.decode("utf-8", errors="replace")
     captured = tuple(Captured(**c) for c in response.meta.get("tagarchive_captured") or ())
     return Page(url=response.url, status=response.status, headers=headers, text=text,
-                observed_at=datetime.now(UTC),
+                observed_at=response.meta.get("tagarchive_observed_at") or datetime.now(UTC),
                 rendered=bool(response.meta.get("tagarchive_rendered")), captured=captured)
 
 

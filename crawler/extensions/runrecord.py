@@ -1,4 +1,11 @@
-"""One crawl run's bookkeeping: which tags were asked for, how each ended, and the run record."""
+"""How a run went: which tags were asked for, how each ended, its health, and its `runs` row.
+
+`RunState` is what a run was asked to do (given by whoever starts it: the command line, the
+spider for `scrapy crawl`, a worker per batch) and the ledger of how it went. The `RunRecord`
+extension alone fills that ledger, from the project's signals (`tag_outcome`, `storage_failed`)
+and Scrapy's stats, and writes the run's `runs` row when it ends, as spidermon reads stats:
+after the pipelines have closed their writers, so the health checks see the run's own rows.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +19,23 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from crawler.extensions.health import NOT_ATTEMPTED
+from pyarrow import ArrowException
+from scrapy import signals as scrapy_signals
+from scrapy.crawler import Crawler
+
+from crawler.extensions.health import NOT_ATTEMPTED, HealthThresholds, TagOutcome, check_run
 from crawler.logredact import display_url, redact, redact_url_credentials
 from crawler.platforms.base import Outcome
-from crawler.signals import run_started
+from crawler.signals import (
+    flush_rows,
+    run_ended,
+    run_started,
+    send_checked,
+    storage_failed,
+    tag_outcome,
+)
 from crawler.text.tags import TagRef, normalize_tag
 from storage import DatasetWriter, StorageError, check_partition_value, new_run_id
-from storage.archive import ArchiveWriter
 
 # exit codes, documented in README "Exit codes"
 EXIT_OK = 0
@@ -33,6 +50,7 @@ PENDING = "pending"
 NO_ANSWER = "no answer from the platform"
 
 logger = logging.getLogger(__name__)
+
 
 def redact_urls(argv: Sequence[str]) -> list[str]:
     """A command line safe to record (`runs.argv`): no URL keeps its user:password@, and a
@@ -65,7 +83,7 @@ class TagJob:
 
 @dataclass
 class RunState:
-    """Shared by the spider and the pipelines of one crawl process."""
+    """What one run was asked to do, and how it went (filled in by the RunRecord extension)."""
 
     out: str
     jobs: list[TagJob]
@@ -74,75 +92,36 @@ class RunState:
     settings_json: str = "{}"
     run_id: str = field(default_factory=new_run_id)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    flush_rows: int = 50_000
-    flush_seconds: float = 30.0
-    outcomes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
-    storage_error: str | None = None
     # sign-in by platform (crawler/downloader/signin.py Session, a sibling layer this one may
     # not import): the middlewares read them from the run `run_started` announces
     sessions: dict[str, Any] = field(default_factory=dict, repr=False)
-    close_reason: str | None = None
     # set from -s TAGARCHIVE_WATCH / TAGARCHIVE_TRIGGER by `tagarchive schedule` (label_from)
     watch: str | None = None
     trigger: str | None = None
+    # --- the ledger ---
+    outcomes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    storage_error: str | None = None
+    close_reason: str | None = None
     health_checked: bool = False
     findings: list[dict[str, str | None]] = field(default_factory=list)
-    archive_enabled: bool = True
-    # (platform, key) of the tags a request was sent for (RequestedTags): when the run ends
-    # early, the tags without one were never attempted, which says nothing about the platform
+    # (platform, key) of the tags a request was sent for: when the run ends early, the tags
+    # without one were never attempted, which says nothing about the platform
     requested: set[tuple[str, str]] = field(default_factory=set, repr=False)
-    _writer: DatasetWriter | None = None
-    _archive: ArchiveWriter | None = None
 
     def __post_init__(self) -> None:
         for job in self.jobs:
             self.outcomes[(job.platform, job.key)] = (PENDING, "")
 
-    @property
-    def writer(self) -> DatasetWriter:
-        if self._writer is None:
-            self._writer = DatasetWriter(self.out, self.run_id, flush_rows=self.flush_rows,
-                                         flush_seconds=self.flush_seconds,
-                                         before_flush=self._publish_archive)
-        return self._writer
+    def add_job(self, job: TagJob) -> None:
+        """A job joins the run after it began (a worker's batch, entry by entry)."""
+        self.jobs.append(job)
+        self.outcomes[(job.platform, job.key)] = (PENDING, "")
 
-    @property
-    def archive(self) -> ArchiveWriter | None:
-        """The raw archive of this run (None when disabled with --no-archive)."""
-        if self._archive is None and self.archive_enabled:
-            self._archive = ArchiveWriter(self.out, self.run_id, redact=redact)
-        return self._archive
-
-    def _publish_archive(self) -> None:
-        # rows about to be written may point into open WARC files: publish those first
-        if self._archive is not None:
-            self._archive.rotate()
-
-    def close_storage(self) -> None:
-        """Flush rows (publishing the archive first) and close everything; idempotent."""
-        self.writer.close()
-        if self._archive is not None:
-            self._archive.close()
-
-    def timed_flush(self) -> None:
-        """Write rows that waited flush_seconds and publish the open archive files, so a crash
-        loses at most one interval even when no item arrives; errors are logged, and reported
-        when the run closes (a full disk must not stop the timer)."""
-        try:
-            self.writer.maybe_flush()
-            if self.archive is not None:
-                self.archive.rotate()
-        except Exception as exc:
-            logger.error("timed flush failed: %s", exc)
-
-    def store_record(self, record: dict[str, Any]) -> None:
-        """Add the run's `runs` row and close storage; a storage failure is kept, not raised."""
-        try:
-            self.writer.add("runs", record)
-            self.close_storage()
-        except StorageError as exc:
-            self.storage_error = str(exc)
-            logger.error("storage failed: %s", exc)
+    def withdraw(self, job: TagJob) -> None:
+        """A job leaves the run unrecorded (a stopping worker hands it back to the queue)."""
+        self.outcomes.pop((job.platform, job.key), None)
+        if job in self.jobs:
+            self.jobs.remove(job)
 
     def set_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
         """Record how a tag ended; a stored snapshot is final, a later failure cannot undo it."""
@@ -235,36 +214,102 @@ class RunState:
         }
 
 
-class RequestedTags:
-    """A Scrapy extension (EXTENSIONS in crawler/settings.py): marks in the current run's
-    RunState (announced by `run_started`) each tag a request has gone out for, so `finish()`
-    tells `not_attempted` from no answer.
+class RunRecord:
+    """A Scrapy extension (EXTENSIONS in crawler/settings.py): the one keeper of how the run
+    announced by `run_started` went, and the writer of its `runs` row.
 
-    `request_reached_downloader` comes after every downloader middleware (robots.txt, sign-in)
-    let the request through; on a graceful stop Scrapy still completes those requests.
+    It takes every `tag_outcome` and `storage_failed`, marks each tag a request has gone out
+    for (`request_reached_downloader` comes after every downloader middleware, robots.txt and
+    sign-in, let the request through; on a graceful stop Scrapy still completes those
+    requests), and when the run ends (`spider_closed`, after the pipelines' close_spider; a
+    worker's batch: `run_ended`) names the tags left without a verdict, checks the run's
+    health, and writes its row with the crawler's stats.
     """
 
-    def __init__(self, crawler: Any) -> None:
-        from scrapy import signals
-
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
         self.run: RunState | None = None
-        crawler.signals.connect(self.start_run, signal=run_started)
-        crawler.signals.connect(self.reached, signal=signals.request_reached_downloader)
+        connect = crawler.signals.connect
+        connect(self.start_run, signal=run_started)
+        connect(self.record_outcome, signal=tag_outcome)
+        connect(self.record_failure, signal=storage_failed)
+        connect(self.reached, signal=scrapy_signals.request_reached_downloader)
+        connect(self.close_run, signal=run_ended)
+        connect(self.close_run, signal=scrapy_signals.spider_closed)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> RequestedTags:
+    def from_crawler(cls, crawler: Crawler) -> RunRecord:
         return cls(crawler)
 
-    def start_run(self, run: Any) -> None:
-        """The receiver of `run_started`: mark requests in this run from now on."""
+    def start_run(self, run: RunState) -> None:
+        """The receiver of `run_started`: keep this run's ledger from now on."""
         self.run = run
+
+    def record_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
+        """The receiver of `tag_outcome`."""
+        if self.run is not None:
+            self.run.set_outcome(platform, key, outcome, detail)
+
+    def record_failure(self, error: str) -> None:
+        """The receiver of `storage_failed`: the first error is the one the run reports."""
+        if self.run is not None and self.run.storage_error is None:
+            self.run.storage_error = error
 
     def reached(self, request: Any) -> None:
         job = request.meta.get("tagarchive_job")
-        run = self.run
-        if job is not None and isinstance(run, RunState):  # robots.txt and sign-in carry none
+        if job is not None and self.run is not None:  # robots.txt and sign-in carry none
             tag = TagJob(job["platform"], TagRef(name=job["name"], id=job["id"]))
-            run.requested.add((tag.platform, tag.key))
+            self.run.requested.add((tag.platform, tag.key))
+
+    def close_run(self, reason: str) -> None:
+        """Finish the run's ledger, check its health and write its `runs` row (once)."""
+        run, self.run = self.run, None
+        if run is None:  # a worker between batches, or after its last one was recorded
+            return
+        run.close_reason = reason
+        run.finish()
+        self._check_health(run, reason)
+        record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
+        try:
+            writer = DatasetWriter(run.out, run.run_id)
+            writer.add("runs", record)
+            writer.close()
+        except StorageError as exc:
+            run.storage_error = str(exc)
+            logger.error("storage failed: %s", exc)
+        failed = len(run.failures)
+        logger.info("run %s %s: %d snapshots, %d posts, %d rejects, %d failed tags",
+                    run.run_id, record["verdict"], record["snapshots"], record["posts"],
+                    record["rejects"], failed,
+                    extra={"fields": {"run_id": run.run_id, "verdict": record["verdict"],
+                                      "snapshots": record["snapshots"], "posts": record["posts"],
+                                      "rejects": record["rejects"], "failed_tags": failed}})
+
+    def _check_health(self, run: RunState, reason: str) -> None:
+        """Compare the run with the stored history; findings go into its record and exit code."""
+        thresholds = HealthThresholds.from_settings(self.crawler.settings.get)
+        if not thresholds.enabled:
+            return
+        stats = self.crawler.stats
+        counts = {k: int(stats.get_value(f"tagarchive/stored/{k}", 0))
+                  for k in ("snapshots", "posts", "activity")}
+        counts["rejects"] = int(stats.get_value("tagarchive/rejected", 0))
+        outcomes = [TagOutcome(p, t, s) for (p, t), (s, _d) in run.outcomes.items()]
+        try:
+            # the run's rows must be on disk to be compared (the store pipeline closed its
+            # writer already: this says whether that wrote them)
+            send_checked(self.crawler.signals, flush_rows)
+            findings = check_run(run.out, run.run_id, outcomes, counts, thresholds,
+                                 finished=reason != "shutdown")
+        except StorageError:
+            return  # the store pipeline reported it; the record says so
+        except (OSError, ArrowException) as exc:  # unreadable history must not lose the record
+            logger.error("health checks could not read the history: %s", exc)
+            return
+        run.health_checked = True
+        run.findings = [f.as_row() for f in findings]
+        for finding in findings:
+            logger.warning("health: %s", finding.line())
 
 
 def _version() -> str:

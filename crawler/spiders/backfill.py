@@ -6,10 +6,11 @@ archives every page, yields its new posts (one `PageItems` per page) and, once t
 one activity row per window day marked with its coverage.
 
 Each page is journaled when read, but the walk's state moves on only at a commit: every
-TAGARCHIVE_FLUSH_SECONDS, after the last page and at close, the dataset writer is flushed first
-and the state then vouches for the pages whose rows reached the writer before that flush
-(`item_scraped`). So no state ever names a page whose rows could still be lost, and `kill -9`,
-Ctrl-C and `--resume` lose and repeat nothing (docs/backfill.md).
+TAGARCHIVE_FLUSH_SECONDS, after the last page and at close, the rows are flushed first (the
+`flush_rows` signal, which the store pipeline, owner of the dataset writer, answers by writing
+every buffered row or raising) and the state then vouches for the pages whose rows reached the
+writer before that flush (`item_scraped`). So no state ever names a page whose rows could still
+be lost, and `kill -9`, Ctrl-C and `--resume` lose and repeat nothing (docs/backfill.md).
 """
 
 from __future__ import annotations
@@ -28,15 +29,20 @@ from scrapy.settings import BaseSettings
 from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.downloader.pages import captured_dict, failed_request, page_from_response
+from crawler.downloader.pages import failed_request, page_from_response
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem
-from crawler.platforms.base import Fetch, Outcome, Page, Platform, PlatformError
+from crawler.platforms.base import Fetch, Outcome, Platform, PlatformError
 from crawler.platforms.timeline import TimelinePage
-from crawler.signals import run_started, send_outcome, tag_outcome
+from crawler.signals import (
+    flush_rows,
+    run_started,
+    send_checked,
+    send_outcome,
+    storage_failed,
+)
 from crawler.spiders.walks import Walk, WalkStore
 from storage import StorageError
-from storage.archive import RecordRef
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +96,8 @@ class BackfillSpider(scrapy.Spider):
         self.job = TagJob(walk.platform, walk.tag)
         self.adapters: dict[str, Platform] = {}
         self.browser_enabled = True
-        self._flusher: task.LoopingCall | None = None
+        self.commit_seconds = 0.0  # TAGARCHIVE_FLUSH_SECONDS
+        self._committer: task.LoopingCall | None = None
         self.unvouched: list[Unvouched] = []
         self._commit_error: str | None = None
 
@@ -110,18 +117,14 @@ class BackfillSpider(scrapy.Spider):
         settings = crawler.settings
         spider.run.label_from(settings)
         spider.browser_enabled = settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True)
+        spider.commit_seconds = settings.getfloat("TAGARCHIVE_FLUSH_SECONDS", 30.0)
         base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
         platform = spider.walk.platform
         spider.adapters[platform] = platform_class(platform)(base_urls.get(platform))
         crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
         crawler.signals.connect(spider._on_item_scraped, scrapy.signals.item_scraped)
         crawler.signals.connect(spider._on_item_error, scrapy.signals.item_error)
-        crawler.signals.connect(spider.record_outcome, signal=tag_outcome)
         return spider
-
-    def record_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
-        """The receiver of `tag_outcome`: the run this spider holds keeps the outcome."""
-        self.run.set_outcome(platform, key, outcome, detail)
 
     @property
     def adapter(self) -> Platform:
@@ -129,14 +132,11 @@ class BackfillSpider(scrapy.Spider):
 
     def _on_opened(self) -> None:
         self.crawler.signals.send_catch_log(run_started, run=self.run)
-        if self.run.flush_seconds > 0:
-            # bounds what a crash costs to one interval of pages fetched again
-            self._flusher = task.LoopingCall(self._tick)
-            self._flusher.start(self.run.flush_seconds, now=False)
-
-    def _tick(self) -> None:
-        if not self.commit():
-            self.run.timed_flush()  # nothing to vouch for: rejects and archive files as usual
+        if self.commit_seconds > 0:
+            # bounds what a crash costs to one interval of pages fetched again (the store
+            # pipeline and the archive publish on the same interval themselves)
+            self._committer = task.LoopingCall(self.commit)
+            self._committer.start(self.commit_seconds, now=False)
 
     def _on_item_scraped(self, item: Any) -> None:
         for page in self.unvouched:
@@ -149,9 +149,9 @@ class BackfillSpider(scrapy.Spider):
     def _on_item_error(self, item: Any, failure: Failure) -> None:
         if any(page.batch is item for page in self.unvouched):
             # its rows may or may not be buffered: no later state may vouch for it
-            self.run.storage_error = self.run.storage_error or (
-                f"storing a page failed: {type(failure.value).__name__}: {failure.value}")
-            logger.error("backfill stopped: %s", self.run.storage_error)
+            error = f"storing a page failed: {type(failure.value).__name__}: {failure.value}"
+            self.crawler.signals.send_catch_log(storage_failed, error=error)
+            logger.error("backfill stopped: %s", error)
             from scrapy.utils.defer import deferred_from_coro
 
             deferred_from_coro(self.crawler.engine.close_spider_async(reason="storage_error"))
@@ -169,8 +169,9 @@ class BackfillSpider(scrapy.Spider):
             return False
         last = self.unvouched[ready - 1]
         try:
-            # also publishes the archive files the rows point into (RunState._publish_archive)
-            self.run.writer.flush()
+            # the store pipeline writes every buffered row, the archive files they point into
+            # published first; a failure is raised here
+            send_checked(self.crawler.signals, flush_rows)
             self.store.commit(last.state, last.journal_bytes, durable_rename=last.final)
         except (StorageError, OSError) as exc:
             self._commit_error = f"{type(exc).__name__}: {exc}"
@@ -198,6 +199,8 @@ class BackfillSpider(scrapy.Spider):
             "tagarchive_job": {"platform": self.job.platform, "name": self.job.ref.name,
                                "id": self.job.ref.id, "step": fetch.step, "state": fetch.state},
             "handle_httpstatus_all": True,
+            # the archive's record says so: reparse tells timeline pages from snapshot pages
+            "tagarchive_archive_meta": {"Command": "backfill"},
         }
         if fetch.render is not None:
             meta["tagarchive_render"] = fetch.render.to_meta()
@@ -216,7 +219,6 @@ class BackfillSpider(scrapy.Spider):
     def on_page(self, response: Response) -> Iterator[Any]:
         info = response.meta["tagarchive_job"]
         page = page_from_response(response)
-        ref = self._archive(page, info, response.body)
         try:
             result = self.adapter.handle(info["step"], page, self.job.ref, info["state"])
         except PlatformError as exc:
@@ -227,7 +229,8 @@ class BackfillSpider(scrapy.Spider):
             self._fail(Outcome.ERROR, f"step {info['step']!r} did not answer a timeline page")
             return
         fresh, entries = self.walk.accept(result)
-        provenance = {"archive_file": ref.file, "archive_record": ref.record_id} if ref else {}
+        record = response.meta.get("tagarchive_record")  # where the archive kept the page
+        provenance = {"archive_file": record[0], "archive_record": record[1]} if record else {}
         batch = PageItems()
         for post in fresh:
             item = PostItem(**post, **provenance)
@@ -259,29 +262,6 @@ class BackfillSpider(scrapy.Spider):
             yield item
         send_outcome(self.crawler.signals, self.job.platform, self.job.key, Outcome.STORED)
 
-    def _archive(self, page: Page, info: dict[str, Any], body: bytes) -> RecordRef | None:
-        """Keep what was received as WARC, exactly as the snapshot spider does."""
-        archive = self.run.archive
-        if archive is None:
-            return None
-        meta = {"Platform": self.job.platform,
-                "Tag": {"name": self.job.ref.name, "id": self.job.ref.id},
-                "Step": info["step"], "State": info["state"], "Run-Id": self.run.run_id,
-                # reparse tells timeline pages (TimelinePage answers) from snapshot pages by this
-                "Command": "backfill"}
-        try:
-            if page.rendered:
-                return archive.write_rendered(
-                    self.job.platform, url=page.url, dom=page.text, observed_at=page.observed_at,
-                    captured=[captured_dict(c) for c in page.captured], meta=meta)
-            return archive.write_response(self.job.platform, url=page.url, status=page.status,
-                                          headers=page.headers, body=body,
-                                          observed_at=page.observed_at, meta=meta)
-        except StorageError as exc:
-            self.run.storage_error = str(exc)
-            logger.error("archive failed: %s", exc)
-            return None
-
     def on_error(self, failure: Failure) -> None:
         error = failure.value
         if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
@@ -291,18 +271,15 @@ class BackfillSpider(scrapy.Spider):
         self._fail(Outcome.ERROR, f"{type(error).__name__}: {error}".strip()[:300])
 
     def closed(self, reason: str) -> None:
-        """Vouch for the pages stored so far, then write the run record last (pipelines are
-        closed by now) and close the writer."""
-        if self._flusher is not None and self._flusher.running:
-            self._flusher.stop()
+        """Vouch for the pages stored so far: the store pipeline closed the writer before this
+        (close_spider), and the run record writes the `runs` row after it (spider_closed)."""
+        if self._committer is not None and self._committer.running:
+            self._committer.stop()
         self.progress.close()
-        run = self.run
         self.commit()
-        if self._commit_error and not run.storage_error:
-            run.storage_error = f"the walk's state could not be advanced: {self._commit_error}"
-        run.close_reason = reason
-        run.finish()
-        record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
-        run.store_record(record)
-        logger.info("backfill %s %s: %d pages, %d posts", run.run_id, record["verdict"],
-                    self.walk.pages, self.walk.posts)
+        if self._commit_error:
+            self.crawler.signals.send_catch_log(
+                storage_failed, error=f"the walk's state could not be advanced: "
+                                      f"{self._commit_error}")
+        logger.info("backfill %s: %d pages, %d posts", self.run.run_id, self.walk.pages,
+                    self.walk.posts)

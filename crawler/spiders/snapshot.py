@@ -1,25 +1,24 @@
 """The snapshot spider: visits each (platform, tag) and yields its snapshot and posts.
 
 It only navigates: which URL to fetch next, and what a page means, is the adapter's business.
+It holds the run it was given (or makes one for `scrapy crawl`) and announces it with
+`run_started`; the components that write for the run keep their own state from there
+(crawler/extensions/, pipelines/), and every outcome goes out as `tag_outcome`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any, Self
 
 import scrapy
-from pyarrow import ArrowException
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
-from twisted.internet import task
 from twisted.python.failure import Failure
 
-from crawler.downloader.pages import captured_dict, failed_request, page_from_response
-from crawler.extensions.health import HealthThresholds, TagOutcome, check_run
+from crawler.downloader.pages import failed_request, page_from_response
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import PageItems, items_from_result
 from crawler.platforms import platform_class
@@ -27,17 +26,14 @@ from crawler.platforms.base import (
     AdapterFailed,
     Fetch,
     Outcome,
-    Page,
     Platform,
     PlatformError,
     TagResult,
     UnknownStep,
     guarded_handle,
 )
-from crawler.signals import run_started, send_outcome, tag_outcome
+from crawler.signals import run_started, send_outcome
 from crawler.text.tags import TagRef
-from storage import StorageError
-from storage.archive import RecordRef
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +51,6 @@ class SnapshotSpider(scrapy.Spider):
         self._raw_tags = tags
         self.adapters: dict[str, Platform] = {}
         self.browser_enabled = True
-        self._flusher: task.LoopingCall | None = None
         # One bound method for every request. Scrapy caches its "generator returns a value"
         # check (inspect.getsource + ast.parse) in a weak-keyed dict keyed by the callback;
         # a fresh bound method per request dies at once, so the check ran on every response
@@ -95,20 +90,10 @@ class SnapshotSpider(scrapy.Spider):
                 spider.adapters[job.platform] = platform_class(job.platform)(
                     base_urls.get(job.platform))
         crawler.signals.connect(spider._on_opened, scrapy.signals.spider_opened)
-        crawler.signals.connect(spider.record_outcome, signal=tag_outcome)
         return spider
-
-    def record_outcome(self, platform: str, key: str, outcome: str, detail: str = "") -> None:
-        """The receiver of `tag_outcome`: the run this spider holds keeps the outcome."""
-        self.run.set_outcome(platform, key, outcome, detail)
 
     def _on_opened(self) -> None:
         self.crawler.signals.send_catch_log(run_started, run=self.run)
-        interval = self.run.flush_seconds
-        if interval > 0:
-            # bounds what a crash loses to one interval, even when no item arrives
-            self._flusher = task.LoopingCall(self.run.timed_flush)
-            self._flusher.start(interval, now=False)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for job in self.run.jobs:
@@ -151,7 +136,6 @@ class SnapshotSpider(scrapy.Spider):
         info = response.meta["tagarchive_job"]
         job = self._job(response.meta)
         page = page_from_response(response)
-        ref = self._archive(page, job, info, response.body)
         try:
             # anything but a PlatformError from the adapter is this page's layout_changed
             result = guarded_handle(self.adapters[job.platform], info["step"], page, job.ref,
@@ -174,34 +158,14 @@ class SnapshotSpider(scrapy.Spider):
             if request is not None:
                 yield request
             return
-        yield from self._items(result, job, ref)
+        yield from self._items(result, job, response.meta.get("tagarchive_record"))
 
-    def _archive(self, page: Page, job: TagJob, info: dict[str, Any],
-                 body: bytes) -> RecordRef | None:
-        """Keep what was received as WARC; the record the adapter reads is the returned one."""
-        archive = self.run.archive
-        if archive is None:
-            return None
-        meta = {"Platform": job.platform, "Tag": {"name": job.ref.name, "id": job.ref.id},
-                "Step": info["step"], "State": info["state"], "Run-Id": self.run.run_id}
-        try:
-            if page.rendered:
-                return archive.write_rendered(
-                    job.platform, url=page.url, dom=page.text, observed_at=page.observed_at,
-                    captured=[captured_dict(c) for c in page.captured], meta=meta)
-            return archive.write_response(job.platform, url=page.url, status=page.status,
-                                          headers=page.headers, body=body,
-                                          observed_at=page.observed_at, meta=meta)
-        except StorageError as exc:
-            self.run.storage_error = str(exc)
-            logger.error("archive failed: %s", exc)
-            return None
-
-    def _items(self, result: TagResult, job: TagJob, ref: RecordRef | None) -> Iterator[Any]:
+    def _items(self, result: TagResult, job: TagJob,
+               record: tuple[str, str] | None) -> Iterator[Any]:
+        """`record`: the (file, record id) the archive kept the page under, if it did."""
         tag = job.ref.normalized if job.ref.name is not None else None
         # one item per page through the pipelines (crawler/items.py PageItems)
-        yield PageItems(items_from_result(result, tag, job.key,
-                                          (ref.file, ref.record_id) if ref else None))
+        yield PageItems(items_from_result(result, tag, job.key, record))
 
     def on_error(self, failure: Failure) -> None:
         request = failed_request(failure)
@@ -215,49 +179,6 @@ class SnapshotSpider(scrapy.Spider):
             return
         send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ERROR,
                      error_detail(error))
-
-    def _check_health(self, reason: str) -> None:
-        """Compare this run with the stored history; findings go into its record and exit code."""
-        thresholds = HealthThresholds.from_settings(self.crawler.settings.get)
-        run = self.run
-        if not thresholds.enabled:
-            return
-        stats = self.crawler.stats
-        counts = {k: int(stats.get_value(f"tagarchive/stored/{k}", 0))
-                  for k in ("snapshots", "posts", "activity")}
-        counts["rejects"] = int(stats.get_value("tagarchive/rejected", 0))
-        outcomes = [TagOutcome(p, t, s) for (p, t), (s, _d) in run.outcomes.items()]
-        try:
-            run.writer.flush()  # this run's snapshots must be on disk to be compared
-            findings = check_run(run.out, run.run_id, outcomes, counts, thresholds,
-                                 finished=reason != "shutdown")
-        except StorageError:
-            return  # the writer keeps its rows; closing below reports the error
-        except (OSError, ArrowException) as exc:  # unreadable history must not lose the record
-            logger.error("health checks could not read the history: %s", exc)
-            return
-        run.health_checked = True
-        run.findings = [f.as_row() for f in findings]
-        for finding in findings:
-            logger.warning("health: %s", finding.line())
-
-    def closed(self, reason: str) -> None:
-        """Write the run record last (pipelines are closed by now) and close the writer."""
-        if self._flusher is not None and self._flusher.running:
-            self._flusher.stop()
-        run = self.run
-        run.close_reason = reason
-        run.finish()
-        self._check_health(reason)
-        record = run.record(self.crawler.stats.get_stats(), datetime.now(UTC), reason)
-        run.store_record(record)
-        logger.info("run %s %s: %d snapshots, %d posts, %d rejects, %d failed tags",
-                    run.run_id, record["verdict"], record["snapshots"], record["posts"],
-                    record["rejects"], len(run.failures),
-                    extra={"fields": {"run_id": run.run_id, "verdict": record["verdict"],
-                                      "snapshots": record["snapshots"], "posts": record["posts"],
-                                      "rejects": record["rejects"],
-                                      "failed_tags": len(run.failures)}})
 
 
 def error_detail(error: BaseException) -> str:

@@ -2,10 +2,13 @@
 
 Jobs are taken in batches. A batch is one run: its own run id, Parquet files and `runs` row,
 exactly as a `tagarchive crawl` of those tags. Its jobs stay in this worker's in-flight list
-in Redis until the batch's rows are written; only then are they acknowledged. The follow-up
-requests of a job (pagination, signing steps) stay in this process's own Scrapy scheduler,
-because how a tag ended is tracked in-process (RunState); no Redis dupefilter is involved and
-every request keeps dont_filter=True, so the same tag is crawled again in every round.
+in Redis until the batch's rows are written; only then are they acknowledged. A batch starts
+with `run_started` and ends with `run_ending` (the store pipeline and the archive write and
+close what they hold for it) and `run_ended` (the run record writes its `runs` row), as a crawl
+ends with close_spider and spider_closed. The follow-up requests of a job (pagination, signing
+steps) stay in this process's own Scrapy scheduler, because how a tag ended is tracked
+in-process (RunState); no Redis dupefilter is involved and every request keeps
+dont_filter=True, so the same tag is crawled again in every round.
 """
 
 from __future__ import annotations
@@ -25,18 +28,24 @@ from typing import Any
 import scrapy
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
+from scrapy.settings import BaseSettings
 from scrapy_redis.spiders import RedisMixin
 from twisted.internet import task
 
 from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.platforms import UnknownPlatformError, platform_class
 from crawler.platforms.base import Platform, PlatformError
+from crawler.signals import run_ended, run_ending, run_started, send_outcome
 from crawler.spiders.jobqueue import BadJob, JobQueue, RedisLost, parse_entry
-from crawler.signals import run_started, send_outcome
 from crawler.spiders.snapshot import SnapshotSpider
 from crawler.text.tags import InvalidTagError, parse_tag_arg
 
 logger = logging.getLogger(__name__)
+
+# TAGARCHIVE_FLUSH_SECONDS in a worker: a batch's rows are written once, when the batch ends, and
+# only then are its jobs acknowledged (a timed flush in between would only widen the duplicate
+# window)
+BATCH_FLUSH_SECONDS = 86_400.0
 
 
 @dataclass
@@ -99,6 +108,11 @@ class WorkerSpider(RedisMixin, SnapshotSpider):  # type: ignore[misc]  # scrapy-
                      "started_at": datetime.now(UTC).isoformat(), "state": "running"}
 
     @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        settings.set("TAGARCHIVE_FLUSH_SECONDS", BATCH_FLUSH_SECONDS, priority="cmdline")
+
+    @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WorkerSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.adapters = _Adapters(crawler.settings.getdict("TAGARCHIVE_BASE_URLS"))
@@ -110,9 +124,7 @@ class WorkerSpider(RedisMixin, SnapshotSpider):  # type: ignore[misc]  # scrapy-
     # --- lifecycle ---
 
     def _on_opened(self) -> None:
-        # no timed flush: a batch's rows are written once, when the batch ends, and only then
-        # are its jobs acknowledged (a flush in between would only widen the duplicate window)
-        self.crawler.signals.send_catch_log(run_started, run=self.run)  # each batch: _take
+        # no run yet: each batch is one, announced when it is taken (_take)
         self._beat()  # registered before the first job is taken
         # the heartbeat has its own thread: writing a batch blocks the reactor for a while
         # (Parquet, fsync), and a heartbeat that lapsed then would have the worker's jobs
@@ -218,8 +230,7 @@ class WorkerSpider(RedisMixin, SnapshotSpider):  # type: ignore[misc]  # scrapy-
             return []
         job = TagJob(platform, ref)
         run = self.run
-        run.jobs.append(job)
-        run.outcomes[(platform, job.key)] = (PENDING, "")
+        run.add_job(job)
         watch = entry.get("watch")
         if len(run.jobs) == 1:
             run.watch = watch
@@ -248,13 +259,12 @@ class WorkerSpider(RedisMixin, SnapshotSpider):  # type: ignore[misc]  # scrapy-
                       if run.outcomes.get((j.platform, j.key), (PENDING, ""))[0] == PENDING]
         if reason == "shutdown" and unfinished:
             for _entry, job in unfinished:
-                run.outcomes.pop((job.platform, job.key), None)
-                if job in run.jobs:
-                    run.jobs.remove(job)
+                run.withdraw(job)
         else:
             unfinished = []
         begun = time.perf_counter()
-        SnapshotSpider.closed(self, reason)
+        self.crawler.signals.send_catch_log(run_ending, reason=reason)  # rows and archive
+        self.crawler.signals.send_catch_log(run_ended, reason=reason)  # then the runs row
         written = time.perf_counter() - begun
         if run.storage_error:
             self._closing_fatal(f"storage failed, jobs left in Redis: {run.storage_error}")
