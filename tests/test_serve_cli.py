@@ -88,7 +88,7 @@ def test_a_port_in_use_is_exit_3(serve: Callable[..., Ended], root: Path) -> Non
 
 
 @pytest.mark.parametrize("args", [("--sql-rows", "0"), ("--refresh", "0"), ("--port", "70000"),
-                                  ("--sql-timeout", "-1")])
+                                  ("--sql-timeout", "-1"), ("--sql-memory", "lots")])
 def test_bad_numbers_are_exit_2(serve: Callable[..., Ended], root: Path,
                                 args: tuple[str, str]) -> None:
     result = serve("--root", str(root), *args)

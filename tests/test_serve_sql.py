@@ -157,6 +157,16 @@ def test_a_slow_query_is_interrupted(datasets: dict[str, Any]) -> None:
     assert box.run(datasets, "select 42", limit=1).rows == [(42,)]
 
 
+def test_memory_is_capped_and_nothing_spills_to_disk(
+        datasets: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # DuckDB's default spill directory is ./.tmp
+    box = SqlBox(timeout=60, memory="64MB")
+    with pytest.raises(SqlError, match="Out of Memory"):
+        box.run(datasets, "select count(*) from (select range::varchar as s "
+                "from range(20000000) order by s)", limit=1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_refused_and_wrong_sql_are_one_line(datasets: dict[str, Any]) -> None:
     box = SqlBox(timeout=30)
     with pytest.raises(SqlRefused, match="not INSERT"):

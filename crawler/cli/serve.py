@@ -56,6 +56,8 @@ def register(subparsers: Any) -> None:
                    help="rows of a SQL result shown on the page (default 1000)")
     p.add_argument("--csv-rows", type=int, default=100_000, metavar="N",
                    help="rows of a SQL result in its CSV download (default 100000)")
+    p.add_argument("--sql-memory", default="1GB", metavar="SIZE",
+                   help="memory a SQL box query may use, as DuckDB writes sizes (default 1GB)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -68,6 +70,17 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for name in ("sql_rows", "csv_rows"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def _check_memory(size: str) -> None:
+    import duckdb
+
+    from crawler.serve.sql import locked_connection
+
+    try:
+        locked_connection({}, size).close()
+    except duckdb.Error as exc:
+        raise UsageError(f"--sql-memory {size!r}: {str(exc).splitlines()[0]}") from None
 
 
 def _load_config(path: str | None) -> Config | None:
@@ -124,6 +137,7 @@ def _url(sock: socket.socket) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _check_numbers(args)
+    _check_memory(args.sql_memory)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="tagarchive: %(levelname)s: "
                             "%(message)s")
@@ -146,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         options = ServeOptions(refresh=args.refresh, sql_timeout=args.sql_timeout,
                                sql_rows=args.sql_rows, csv_rows=args.csv_rows,
-                               public=args.public, config=config)
+                               sql_memory=args.sql_memory, public=args.public, config=config)
         sock = listen(args.host, args.port, args.public)
         server = uvicorn.Server(uvicorn.Config(
             create_app(live, options), log_config=None, log_level="warning",

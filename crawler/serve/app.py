@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from crawler.report import NothingToReport
 from crawler.serve import pages
 from crawler.serve.live import LiveArchive
-from crawler.serve.sql import SqlBox, SqlBusy, SqlError, SqlResult, to_csv
+from crawler.serve.sql import DEFAULT_MEMORY, SqlBox, SqlBusy, SqlError, SqlResult, to_csv
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class ServeOptions:
     sql_timeout: float = 10.0
     sql_rows: int = 1000
     csv_rows: int = 100_000
+    sql_memory: str = DEFAULT_MEMORY
     public: bool = False
     config: Config | None = None
 
@@ -106,7 +107,7 @@ class ServeApp:
     def __init__(self, live: LiveArchive, options: ServeOptions) -> None:
         self.live = live
         self.options = options
-        self.sql = SqlBox(options.sql_timeout)
+        self.sql = SqlBox(options.sql_timeout, memory=options.sql_memory)
         self.report_css = resources.files("crawler.report").joinpath(
             "assets/report.css").read_text("utf-8")
 

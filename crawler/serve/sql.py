@@ -6,9 +6,10 @@ DESCRIBE, SHOW, SUMMARIZE) is refused before it runs. Then the engine: every que
 fresh in-memory DuckDB connection whose only tables are the views over the archive, built on
 Arrow datasets registered from Python (`storage.open_dataset`, which reads local and S3 roots
 alike), so DuckDB itself needs no file access at all. External access is switched off (no file,
-no network, no extension, no Python variable scans) and the configuration is locked, so even a
-statement that got past the parser could neither read nor write a file. DuckDB has no statement
-timeout: a timer interrupts the connection after `timeout` seconds.
+no network, no extension, no Python variable scans, no spilling to a temporary directory), its
+memory is capped, and the configuration is locked, so even a statement that got past the parser
+could neither read nor write a file. DuckDB has no statement timeout: a timer interrupts the
+connection after `timeout` seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 # that lock_configuration comes last (after it nothing can be SET, by us or by the statement).
 _LOCKDOWN = (
     "SET TimeZone = 'UTC'",
+    "SET enable_progress_bar = false",  # it would print on the server's terminal
+    "SET temp_directory = ''",  # no spilling to disk: past memory_limit a statement fails
     "SET enable_external_access = false",
     "SET python_enable_replacements = false",
     "SET autoinstall_known_extensions = false",
@@ -41,6 +44,9 @@ _LOCKDOWN = (
     "SET allow_community_extensions = false",
     "SET lock_configuration = true",
 )
+
+
+DEFAULT_MEMORY = "1GB"
 
 
 class SqlError(ValueError):
@@ -96,9 +102,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def locked_connection(datasets: Mapping[str, ds.Dataset]) -> duckdb.DuckDBPyConnection:
+def locked_connection(datasets: Mapping[str, ds.Dataset],
+                      memory: str = DEFAULT_MEMORY) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection whose only tables are views over `datasets`, with no file,
-    network or extension access and its configuration locked."""
+    network or extension access, at most `memory` (DuckDB's size text, "1GB") of memory, and
+    its configuration locked."""
     import duckdb
     import pyarrow.dataset as pads
 
@@ -117,6 +125,7 @@ def locked_connection(datasets: Mapping[str, ds.Dataset]) -> duckdb.DuckDBPyConn
                                   if PARTITION_DUCKDB_TYPES[key] != "VARCHAR")
                 source = f'SELECT *{f" REPLACE ({casts})" if casts else ""} FROM "{registered}"'
             create_view(con, name, source)
+        con.execute("SET memory_limit = ?", [memory])
         for setting in _LOCKDOWN:
             con.execute(setting)
     except BaseException:
@@ -127,10 +136,11 @@ def locked_connection(datasets: Mapping[str, ds.Dataset]) -> duckdb.DuckDBPyConn
 
 class SqlBox:
     """Runs statements for the web page: at most `parallel` at once, each on its own locked
-    connection, interrupted after `timeout` seconds, `limit` rows kept."""
+    connection with at most `memory`, interrupted after `timeout` seconds, `limit` rows kept."""
 
-    def __init__(self, timeout: float, parallel: int = 2) -> None:
+    def __init__(self, timeout: float, parallel: int = 2, memory: str = DEFAULT_MEMORY) -> None:
         self.timeout = timeout
+        self.memory = memory
         self._slots = threading.BoundedSemaphore(parallel)
 
     def run(self, datasets: Mapping[str, ds.Dataset], sql: str, limit: int) -> SqlResult:
@@ -140,7 +150,7 @@ class SqlBox:
         if not self._slots.acquire(timeout=self.timeout):
             raise SqlBusy("too many queries running at once: try again in a moment")
         try:
-            con = locked_connection(datasets)
+            con = locked_connection(datasets, self.memory)
             try:
                 check_statement(con, sql)
                 return self._execute(con, sql, limit)
