@@ -1,6 +1,7 @@
 """tagarchive's crawler: a Scrapy project in layers, each importing only the layers below it.
 
     cli/         the command line: `main` builds the parser, one module per command group
+    serve/       `tagarchive serve`: the read-only live web view (Starlette) over the layers below
     services/    outside Scrapy: watch config, scheduler, status, job queue, reparse, demo
     report/      a tag's growth as one HTML page: model, build, charts, page, png
     spiders/     snapshot, backfill (and its walk state), the Redis-fed worker
