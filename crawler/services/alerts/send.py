@@ -25,6 +25,9 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 # query parameters that carry credentials in Apprise URLs (token=, apikey=, pass=, secret=, ...)
 _SECRET_PARAMS = re.compile(r"token|key|pass|secret|auth|pwd|webhook", re.IGNORECASE)
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\"()]+")
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_URL_PATH = re.compile(r"(\burl: )\S+")  # urllib3's "Max retries exceeded with url: /path"
 _ERROR_CHARS = 300  # a delivery error as stored: the first lines Apprise gave
 _SEND = threading.Lock()  # Apprise's log is captured per send: one send at a time
 
@@ -141,9 +144,7 @@ def deliver(template: str, title: str, body: str, notify_type: str,
         ok, said = False, [f"{type(exc).__name__}: {exc}"]
     if ok:
         return Delivery(target, True)
-    error = _clean("; ".join(said) or "Apprise reported a failure and said nothing more",
-                   secrets)
-    return Delivery(target, False, error)
+    return Delivery(target, False, _clean(_reason(said), secrets))
 
 
 def accepts(template: str, environ: Mapping[str, str]) -> Delivery:
@@ -177,19 +178,35 @@ def _notify(url: str, title: str, body: str, notify_type: str) -> tuple[bool, li
     return ok, said
 
 
+def _reason(said: list[str]) -> str:
+    """Apprise's warnings, with the OS's reason from its socket line (`[Errno 111] Connection
+    refused`) rather than the whole exception, which repeats the URL."""
+    text = "; ".join(m for m in said if not m.startswith("Socket Exception"))
+    for line in (m for m in said if m.startswith("Socket Exception")):
+        errno = _ERRNO.search(line)
+        text += f" ({errno[0].strip()})" if errno else f" ({line})"
+    return text.strip() or "Apprise reported a failure and said nothing more"
+
+
 def _clean(text: str, secrets: list[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
+    text = _URL.sub(lambda m: redact_target(m[0]), text)  # no path, query or userinfo
+    text = _URL_PATH.sub(r"\1…", text)
     return redact(text)[:_ERROR_CHARS]
 
 
 class _Collect(logging.Handler):
+    """Apprise's warnings, and the one debug line that says why a connection failed."""
+
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.DEBUG)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING or message.startswith("Socket Exception"):
+            self.messages.append(message)
 
 
 @contextmanager
@@ -198,11 +215,13 @@ def _captured() -> Iterator[list[str]]:
     one warning line is ours (it names the alert and the redacted target)."""
     apprise_log = logging.getLogger("apprise")
     handler = _Collect()
-    propagate = apprise_log.propagate
+    propagate, level = apprise_log.propagate, apprise_log.level
     apprise_log.addHandler(handler)
     apprise_log.propagate = False
+    apprise_log.setLevel(logging.DEBUG)
     try:
         yield handler.messages
     finally:
         apprise_log.removeHandler(handler)
         apprise_log.propagate = propagate
+        apprise_log.setLevel(level)
