@@ -78,15 +78,43 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from crawler.platforms import UnknownPlatformError, platform_class
-    from crawler.platforms.base import PlatformError
-    from crawler.platforms.timeline import Window, timeline_refusal
-    from crawler.spiders.walks import BackfillStateError, Walk, WalkStore, stored_posts
-    from crawler.text.tags import InvalidTagError, parse_tag_arg
+    from crawler.spiders.walks import BackfillStateError, WalkStore
     from storage.errors import StorageError
     from storage.locks import LockBusyError
 
     load_config_sources(args.config)
+    cls, ref, window = _asked(args)
+    job = TagJob(cls.name, ref)
+    base_urls = resolve_base_urls([job.platform], args.base_url, args.replica, dict(os.environ))
+    sessions = _load_sessions([job.platform], args.session)
+    out = prepare_out(args.out)
+    try:
+        store = WalkStore(walk_state_root(out), job.platform, job.key, window)
+    except StorageError as exc:  # .tagarchive is a symlink leading out of the root
+        raise EnvironmentProblem(str(exc)) from None
+    label = f"{job.platform} {job.key} {window.since}..{window.until}"
+    settings, run = _run_state(args, out, job, base_urls, sessions)
+    try:
+        with store.locked():
+            if args.resume:
+                walk = _resumed(store, label, out, job.platform, run.run_id)
+            else:
+                walk = _fresh(store, label, cls, base_urls.get(job.platform), job, window,
+                              run.run_id)
+            _crawl(args, settings, run, walk, store, label)
+    except LockBusyError:
+        raise EnvironmentProblem(f"another backfill of {label} is running") from None
+    except BackfillStateError as exc:
+        raise UsageError(f"cannot resume {label}: {exc}") from None
+    return _report(run, walk, store, out, label, quiet=args.quiet)
+
+
+def _asked(args: argparse.Namespace) -> tuple[Any, TagRef, Window]:
+    """The platform class, tag and window asked for; UsageError for any that cannot be walked."""
+    from crawler.platforms import UnknownPlatformError, platform_class
+    from crawler.platforms.timeline import Window, timeline_refusal
+    from crawler.text.tags import InvalidTagError, parse_tag_arg
+
     try:
         cls = platform_class(args.platform)
         ref = parse_tag_arg(args.tag)
@@ -95,49 +123,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if window.until > datetime.now(UTC).date():
         raise UsageError(f"--until {window.until} is in the future")
-    platform = cls.name
     refusal = timeline_refusal(cls)
     if refusal is not None:
-        raise UsageError(f"{platform} cannot be backfilled: {refusal}")
-    job = TagJob(platform, ref)
-    base_urls = resolve_base_urls([platform], args.base_url, args.replica, dict(os.environ))
-    sessions = _load_sessions([platform], args.session)
-    out = prepare_out(args.out)
-    try:
-        store = WalkStore(walk_state_root(out), platform, job.key, window)
-    except StorageError as exc:  # .tagarchive is a symlink leading out of the root
-        raise EnvironmentProblem(str(exc)) from None
-    label = f"{platform} {job.key} {window.since}..{window.until}"
-    settings, run = _run_state(args, out, job, base_urls, sessions)
-    try:
-        with store.locked():
-            if args.resume:
-                walk = _resumed(store, label)
-                # rows the interrupted run stored after its last state: counted, not refetched
-                previous = store.previous_run
-                try:
-                    stored = stored_posts(out, platform, previous) if previous else []
-                except StorageError as exc:
-                    raise EnvironmentProblem(f"cannot resume {label}: {exc}") from None
-                store.adopt(walk, run.run_id, stored)
-            else:
-                if store.exists() and not (store.read_state() or {}).get("done"):
-                    print(f"tagarchive: starting {label} over (an unfinished walk of it exists: "
-                          "--resume continues one)", file=sys.stderr)
-                walk = Walk(platform=platform, tag=ref, window=window)
-                try:
-                    # timeline_refusal() returned None above: the class has timeline_fetch
-                    adapter = cast(_Timeline, cls(base_urls.get(platform)))
-                    walk.next_fetch = adapter.timeline_fetch(ref, window)
-                except PlatformError as exc:
-                    raise UsageError(f"{platform} {job.key}: {exc.detail}") from None
-                store.start(walk, run.run_id)
-            _crawl(args, settings, run, walk, store, label)
-    except LockBusyError:
-        raise EnvironmentProblem(f"another backfill of {label} is running") from None
-    except BackfillStateError as exc:
-        raise UsageError(f"cannot resume {label}: {exc}") from None
-    return _report(run, walk, store, out, label, quiet=args.quiet)
+        raise UsageError(f"{cls.name} cannot be backfilled: {refusal}")
+    return cls, ref, window
 
 
 def walk_state_root(out: str) -> str:
@@ -149,13 +138,45 @@ def walk_state_root(out: str) -> str:
     return backend_for(out).state_root(out)
 
 
-def _resumed(store: Any, label: str) -> Any:
+def _resumed(store: Any, label: str, out: str, platform: str, run_id: str) -> Any:
+    """The interrupted walk, handed to run `run_id` (its state says where it stopped)."""
+    from crawler.spiders.walks import stored_posts
+    from storage.errors import StorageError
+
     state = store.read_state()
     if state is None:
         raise UsageError(f"nothing to resume for {label}: run it without --resume")
     if state.get("done"):
         raise UsageError(f"{label} already finished; run it without --resume to walk it again")
-    return store.resume()
+    walk = store.resume()
+    # rows the interrupted run stored after its last state: counted, not refetched
+    previous = store.previous_run
+    try:
+        stored = stored_posts(out, platform, previous) if previous else []
+    except StorageError as exc:
+        raise EnvironmentProblem(f"cannot resume {label}: {exc}") from None
+    store.adopt(walk, run_id, stored)
+    return walk
+
+
+def _fresh(store: Any, label: str, cls: Any, base_url: str | None, job: TagJob,
+           window: Window, run_id: str) -> Any:
+    """A new walk of the window from its first timeline page, begun by run `run_id`."""
+    from crawler.platforms.base import PlatformError
+    from crawler.spiders.walks import Walk
+
+    if store.exists() and not (store.read_state() or {}).get("done"):
+        print(f"tagarchive: starting {label} over (an unfinished walk of it exists: "
+              "--resume continues one)", file=sys.stderr)
+    walk = Walk(platform=job.platform, tag=job.ref, window=window)
+    try:
+        # timeline_refusal() returned None (_asked): the class has timeline_fetch
+        adapter = cast(_Timeline, cls(base_url))
+        walk.next_fetch = adapter.timeline_fetch(job.ref, window)
+    except PlatformError as exc:
+        raise UsageError(f"{job.platform} {job.key}: {exc.detail}") from None
+    store.start(walk, run_id)
+    return walk
 
 
 def _run_state(args: argparse.Namespace, out: str, job: TagJob, base_urls: dict[str, str],
