@@ -2,19 +2,24 @@
 
     cli/         the command line: `main` builds the parser, one module per command group
     serve/       `tagarchive serve`: the read-only live web view (Starlette) over the layers below
-    services/    outside Scrapy: watch config, scheduler, status, job queue, reparse, demo
+    services/    outside Scrapy: watch config, scheduler, status, alerts, export, reparse, demo
     report/      a tag's growth as one HTML page: model, build, charts, page, png
-    spiders/     snapshot, backfill (and its walk state), the Redis-fed worker
+    spiders/     snapshot, backfill (and its walk state), the worker (and its Redis job queue)
     settings.py  every Scrapy setting the project relies on
-    extensions/  the run record (RunState: writers, outcomes, exit code), health checks, logs
+    extensions/  the run record (RunState; RunRecord: outcomes, health, the runs row, exit code),
+                 the WARC archive, health checks, logs
     downloader/  middlewares (retry, session, render), Chromium and capture, sign-in, pages
     platforms/   one pure adapter per platform: URLs, steps, parsers from a Page to items
     rules/       the item rules as plain functions: normalize, problems, dedupe key, storage row
     items.py     the items the spiders yield (fields = storage columns)
     text/        tags, displayed counters, timestamps, mojibake: pure functions
-    signals.py   the project's signals: run_started (the run, to whoever writes for it), tag_outcome
+    signals.py   the project's signals: a run's life (run_started, run_ending, run_ended), what
+                 the run record keeps (tag_outcome, storage_failed), what the writers' owners
+                 are asked (item_rejected, flush_rows, publish_archive)
+    logredact.py what is never written: registered secrets, URL credentials
 
-pipelines/ (normalize -> validate -> dedupe -> store) is loaded by name from settings; storage/
-imports neither. `make lint` checks the layers (pyproject.toml [tool.importlinter]); the path of
-one tag through them is in docs/architecture.md.
+Each piece of a run's state has one owner: the store pipeline its DatasetWriter, the archive
+extension its WARC writer, the run record how it went. pipelines/ (normalize -> validate ->
+dedupe -> store) is loaded by name from settings; storage/ imports neither. `make lint` checks
+the layers (pyproject.toml [tool.importlinter]); the path of one tag is in docs/architecture.md.
 """
