@@ -151,7 +151,7 @@ def test_a_slow_query_is_interrupted(datasets: dict[str, Any]) -> None:
     started = time.monotonic()
     with pytest.raises(SqlTimeout, match="stopped after 0.5 s"):
         box.run(datasets, "select sum(a.range * b.range) from range(1000000000) a, "
-                "range(1000000000) b", limit=10)
+                "range(100000) b", limit=10)
     # a hang guard, generous: without the interrupt this runs for hours
     assert time.monotonic() - started < 60
     assert box.run(datasets, "select 42", limit=1).rows == [(42,)]
