@@ -30,6 +30,12 @@ TAGARCHIVE_FLUSH_SECONDS = 30.0
 # Keep every page received as WARC under archive/ (crawler/extensions/archive.py); the CLI's
 # --no-archive turns it off.
 TAGARCHIVE_ARCHIVE_ENABLED = True
+# What is kept about the people behind the posts (crawler/rules/privacy.py, docs/privacy.md):
+# pseudonymize (keyed hashes; the default), redact, or keep (recorded in runs.privacy)
+TAGARCHIVE_PRIVACY = "pseudonymize"
+# a file holding the pseudonymisation key; default $TAGARCHIVE_PSEUDONYM_KEY, else
+# <out>/.tagarchive/pseudonym.key, created on first use (storage/pseudonymkey.py)
+TAGARCHIVE_PSEUDONYM_KEY_FILE = None
 # Counters above this are rejected as implausible (TikTok's largest tags are ~10^13 views).
 TAGARCHIVE_MAX_COUNT = 10**15
 # Tolerated clock skew (s) before a timestamp counts as "in the future".
@@ -101,6 +107,7 @@ DOWNLOADER_MIDDLEWARES = {
 
 ITEM_PIPELINES = {
     "pipelines.normalize.NormalizePipeline": 100,
+    "pipelines.privacy.PrivacyPipeline": 150,
     "pipelines.validate.ValidatePipeline": 200,
     "pipelines.dedupe.DedupePipeline": 300,
     "pipelines.store.StorePipeline": 900,

@@ -39,6 +39,10 @@ tag_outcome = object()
 # the first such error, which makes the run's verdict `error` and its exit code 3.
 storage_failed = object()
 
+# The privacy pipeline's mode and key id for the run (sent with `mode`, `key_id`: never the key):
+# the run record stores them in `runs.privacy` and `runs.privacy_key`.
+privacy_in_force = object()
+
 # --- asked of the writers' owners (send_checked: a receiver that cannot, raises) ---------------
 
 # An item failed validation: the store pipeline writes its `rejects` row (sent with `row`).

@@ -238,6 +238,10 @@ RUNS_SCHEMA = _schema(
         _str("reason"),
         _str("health"),
         pa.field("findings", pa.list_(FINDING_TYPE)),
+        # the privacy mode the run's rows were made under (pseudonymize, redact, keep) and the
+        # id of its pseudonymisation key (storage/pseudonymkey.py), never the key
+        _str("privacy"),
+        _str("privacy_key"),
     ],
 )
 

@@ -332,3 +332,32 @@ def test_the_readers_load_without_compaction() -> None:
             "print([m for m in sys.modules if m.startswith('storage.compact')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_page_parsed_again_by_a_later_run_replaces_that_pages_rows(tmp_path: Path) -> None:
+    """reparse under a privacy mode that renames posts (an author hashed inside a Bluesky id):
+    its rows replace the page's rows of the crawl, and nothing else is dropped."""
+    from datetime import UTC, datetime
+
+    from storage import table_from_rows
+    from storage.compact import deduplicate
+
+    at = datetime(2025, 1, 14, 12, tzinfo=UTC)
+
+    def row(post_id: str, run: str, record: str | None) -> dict:
+        return {"post_id": post_id, "tag": "t", "observed_at": at, "source": "api",
+                "run_id": run, "archive_file": "archive/f.warc.gz" if record else None,
+                "archive_record": record}
+
+    crawl, later = "20250114T120000Z-aaaaaaaa", "20250115T000000Z-bbbbbbbb"
+    first = [row("at://did:plc:x/p/1", crawl, "<urn:1>"),
+             row("at://did:plc:y/p/2", crawl, "<urn:1>"),
+             row("kept-other-page", crawl, "<urn:2>"), row("no-archive", crawl, None)]
+    split = [row("same-run-split", crawl, "<urn:1>")]  # the crawl's own page, another flush
+    again = [row("at://u_1/p/1", later, "<urn:1>"), row("at://u_2/p/2", later, "<urn:1>")]
+    tables = [table_from_rows("posts", rows) for rows in (first, split, again)]
+    kept = sorted(r["post_id"] for r in deduplicate("posts", tables).to_pylist())
+    assert kept == sorted(["at://u_1/p/1", "at://u_2/p/2", "kept-other-page", "no-archive"])
+    # without a later parse, rows of one run over two files all stay
+    kept = sorted(r["post_id"] for r in deduplicate("posts", tables[:2]).to_pylist())
+    assert kept == sorted(r["post_id"] for r in first + split)

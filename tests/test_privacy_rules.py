@@ -65,10 +65,10 @@ def test_aliases_the_adapter_saw_are_hashed_in_the_url_too() -> None:
 
 
 def test_redact_drops_authors_and_a_url_that_names_them() -> None:
-    item = Privacy("redact").apply(post())
+    item = Privacy("redact", KEY).apply(post())
     assert (item.author_id, item.author_name, item.url) == (None, None, None)
     assert item.text == "hi @[redacted] and @[redacted], mail me at x@y.example"
-    kept = Privacy("redact").apply(post(url="https://mastodon.example/statuses/1"))
+    kept = Privacy("redact", KEY).apply(post(url="https://mastodon.example/statuses/1"))
     assert kept.url == "https://mastodon.example/statuses/1"
 
 
@@ -117,3 +117,15 @@ def test_the_environment_and_a_key_file_win(tmp_path: Path) -> None:
         project_key(tmp_path, environ={KEY_ENV: "short"})
     with pytest.raises(PseudonymKeyError, match="cannot read key file"):
         project_key(tmp_path, key_file=tmp_path / "missing.key", environ={})
+
+
+def test_an_id_that_embeds_its_author_keeps_no_raw_author() -> None:
+    did = "did:plc:abc123xyz"
+    raw = f"at://{did}/app.bsky.feed.post/3kabc"
+    token = expected_token(KEY, "bluesky", did)
+    for mode in ("pseudonymize", "redact"):
+        item = Privacy(mode, KEY).apply(post(platform="bluesky", post_id=raw, author_id=did,
+                                             url=None))
+        assert item.post_id == f"at://{token}/app.bsky.feed.post/3kabc", mode
+    kept = Privacy("keep").apply(post(platform="bluesky", post_id=raw, author_id=did))
+    assert kept.post_id == raw

@@ -109,6 +109,27 @@ def prepare_out(out: str) -> str:
         raise EnvironmentProblem(str(exc)) from None
 
 
+def privacy_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--privacy and --pseudonym-key as settings, checked now: a bad mode is a usage error
+    (exit 2), a key that cannot be read or made stops the command before it fetches anything."""
+    from crawler.rules.privacy import PrivacyModeError, privacy_for
+    from storage.pseudonymkey import PseudonymKeyError
+
+    mode = getattr(args, "privacy", None) or "pseudonymize"
+    key_file = getattr(args, "pseudonym_key", None)
+    try:
+        privacy_for(args.out, mode, key_file)
+    except PrivacyModeError as exc:
+        raise UsageError(str(exc)) from None
+    except PseudonymKeyError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    if mode == "keep":
+        logging.getLogger("tagarchive").warning(
+            "privacy: keep — authors, mentions and post URLs are stored as the platform shows "
+            "them (recorded in runs.privacy)")
+    return {"TAGARCHIVE_PRIVACY": mode, "TAGARCHIVE_PSEUDONYM_KEY_FILE": key_file}
+
+
 def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
                    platforms: Sequence[str]) -> dict[str, Any]:
     """Overrides of crawler.settings for this invocation."""
@@ -137,6 +158,7 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         overrides["ROBOTSTXT_OBEY"] = False
     if args.no_archive:
         overrides["TAGARCHIVE_ARCHIVE_ENABLED"] = False
+    overrides.update(privacy_settings(args))
     for entry in args.set:
         name, sep, value = entry.partition("=")
         if not sep or not name.isidentifier() or name.upper() != name:
@@ -383,6 +405,13 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
                         "(also TAGARCHIVE_SESSION_<PLATFORM>; never logged)")
     p.add_argument("--no-archive", action="store_true",
                    help="do not keep the raw responses as WARC under <out>/archive/")
+    p.add_argument("--privacy", choices=["pseudonymize", "redact", "keep"],
+                   default=os.environ.get("TAGARCHIVE_PRIVACY") or None,
+                   help="what is kept about authors: keyed hashes (pseudonymize, the default), "
+                        "nothing (redact) or the names as shown (keep); docs/privacy.md")
+    p.add_argument("--pseudonym-key", metavar="FILE",
+                   help="the pseudonymisation key file (default $TAGARCHIVE_PSEUDONYM_KEY, "
+                        "else <out>/.tagarchive/pseudonym.key, made on first use)")
     p.add_argument("--no-browser", action="store_true",
                    help="never render; tags that need the browser fail, named")
     p.add_argument("--log-level", default="WARNING",

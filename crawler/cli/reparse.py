@@ -16,6 +16,12 @@ def register(sub: Any) -> None:
     p.add_argument("--platform", action="append", default=[], help="only these (repeatable)")
     p.add_argument("--identity", metavar="FILE",
                    help="age identity file, to read encrypted WARC files (docs/privacy.md)")
+    p.add_argument("--privacy", choices=["pseudonymize", "redact", "keep"],
+                   default="pseudonymize",
+                   help="the privacy mode the rebuilt rows are made under (docs/privacy.md); "
+                        "a stricter mode than the archive's rows had replaces them")
+    p.add_argument("--pseudonym-key", metavar="FILE",
+                   help="the pseudonymisation key file (default as for crawl)")
     p.set_defaults(func=cmd_reparse)
 
 
@@ -58,7 +64,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
         args.root, args.since, args.until, platforms)], args.identity)
     try:
         report = reparse(args.root, since=args.since, until=args.until, platforms=platforms,
-                         identities=identities)
+                         identities=identities, privacy=args.privacy,
+                         pseudonym_key=args.pseudonym_key)
     except StorageError as exc:
         raise EnvironmentProblem(f"storage failed: {exc}") from None
     summary = (f"reparse {report.run_id}: {report.pages} archived pages -> {report.snapshots} "

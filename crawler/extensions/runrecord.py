@@ -28,6 +28,7 @@ from crawler.logredact import display_url, redact, redact_url_credentials
 from crawler.platforms.base import Outcome
 from crawler.signals import (
     flush_rows,
+    privacy_in_force,
     run_ended,
     run_started,
     send_checked,
@@ -107,6 +108,9 @@ class RunState:
     # (platform, key) of the tags a request was sent for: when the run ends early, the tags
     # without one were never attempted, which says nothing about the platform
     requested: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    # the privacy mode and key id the privacy pipeline announced (`privacy_in_force`)
+    privacy: str | None = None
+    privacy_key: str | None = None
 
     def __post_init__(self) -> None:
         for job in self.jobs:
@@ -211,6 +215,8 @@ class RunState:
             "health": (("unhealthy" if self.findings else "healthy")
                        if self.health_checked else None),
             "findings": list(self.findings),
+            "privacy": self.privacy,
+            "privacy_key": self.privacy_key,
         }
 
 
@@ -233,6 +239,7 @@ class RunRecord:
         connect(self.start_run, signal=run_started)
         connect(self.record_outcome, signal=tag_outcome)
         connect(self.record_failure, signal=storage_failed)
+        connect(self.record_privacy, signal=privacy_in_force)
         connect(self.reached, signal=scrapy_signals.request_reached_downloader)
         connect(self.close_run, signal=run_ended)
         connect(self.close_run, signal=scrapy_signals.spider_closed)
@@ -249,6 +256,11 @@ class RunRecord:
         """The receiver of `tag_outcome`."""
         if self.run is not None:
             self.run.set_outcome(platform, key, outcome, detail)
+
+    def record_privacy(self, mode: str, key_id: str | None) -> None:
+        """The receiver of `privacy_in_force`: which mode and key made the run's rows."""
+        if self.run is not None:
+            self.run.privacy, self.run.privacy_key = mode, key_id
 
     def record_failure(self, error: str) -> None:
         """The receiver of `storage_failed`: the first error is the one the run reports."""

@@ -322,6 +322,9 @@ def parse_status(status: Any, snapshot: dict[str, Any], page: Page) -> dict[str,
         "url": status.get("url") or status.get("uri"),
         "author_id": str(account["id"]) if account.get("id") else None,
         "author_name": account.get("acct") or account.get("username"),
+        # the other names of the author, for the privacy rule to find in the URL and text
+        "author_aliases": [v for v in (account.get("username"), account.get("display_name"))
+                           if isinstance(v, str) and v] or None,
         "text": status_text(str(status.get("content") or "")) or None,
         "created_at": created_at,
         "observed_at": page.observed_at,

@@ -427,6 +427,8 @@ def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
         "url": f"https://www.tiktok.com/@{quote(unique_id)}/video/{item['id']}",
         "author_id": str(author.get("id") or "") or None,
         "author_name": author.get("nickname") or unique_id or None,
+        # the handle names the author in the URL (crawler/rules/privacy.py hashes it there)
+        "author_aliases": [unique_id] if unique_id else None,
         "text": item.get("desc"),
         "created_at": _from_epoch_seconds(created),
         "observed_at": page.observed_at,

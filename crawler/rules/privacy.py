@@ -7,6 +7,9 @@ Modes:
   in the text and the author's name or id inside the post URL are replaced by the same hash.
 - `redact`: author fields are dropped, mentions become `@[redacted]`, and a post URL that names
   its author is dropped (the post id stays, so the post can be collected again).
+In both, a post id that embeds its author (Bluesky's `at://did:plc:…/app.bsky.feed.post/…`)
+has the author replaced by the keyed hash: the id stays unique and stable within the project,
+but no longer fetches the post (the WARC archive keeps the original).
 - `keep`: everything as the platform showed it; an explicit opt-in, recorded in `runs`.
 Nothing else about a person is stored in any mode: the items have no avatar, profile URL, bio,
 IP location or gender fields, and the schemas refuse unknown columns.
@@ -53,8 +56,8 @@ class Privacy:
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
-        if self.mode == "pseudonymize" and not self.key:
-            raise PrivacyModeError("pseudonymize needs the project's key")
+        if self.mode != "keep" and not self.key:
+            raise PrivacyModeError(f"{self.mode} needs the project's key")
 
     def token(self, platform: str | None, value: str) -> str:
         """The pseudonym of one identifier on one platform."""
@@ -73,6 +76,7 @@ class Privacy:
         if self.mode == "keep" or not isinstance(item, PostItem):
             return item
         names = _identities(item)
+        item.post_id = self._embedded(item.platform, item.post_id, names)
         item.text = self._mentions(item.platform, item.text)
         item.url = self._url(item.platform, item.url, names)
         if self.mode == "redact":
@@ -94,16 +98,32 @@ class Privacy:
         return _MENTION.sub(lambda m: "@" + self.token(platform, m.group(1)), text)
 
     def _url(self, platform: str | None, url: str | None, names: list[str]) -> str | None:
-        if not url or not names:
-            return url
-        present = [n for n in names if n in url]
-        if not present:
-            return url
-        if self.mode == "redact":
+        if self.mode == "redact" and url and any(n in url for n in names):
             return None
-        for name in sorted(present, key=len, reverse=True):  # the longest first: no partials
-            url = url.replace(name, self.token(platform, name))
-        return url
+        return self._embedded(platform, url, names)
+
+    def _embedded(self, platform: str | None, value: str | None,
+                  names: list[str]) -> str | None:
+        """`value` with every name of the author in it replaced by the author's hash."""
+        if not value:
+            return value
+        for name in sorted(names, key=len, reverse=True):  # the longest first: no partials
+            if name in value:
+                value = value.replace(name, self.token(platform, name))
+        return value
+
+
+def privacy_for(out: str, mode: str, key_file: str | None = None) -> tuple[Privacy, str | None]:
+    """The rule for a run writing under `out`, and the id of the key it uses (None under
+    `keep`). Raises PrivacyModeError or PseudonymKeyError, each one line."""
+    check_mode(mode)
+    if mode == "keep":
+        return Privacy(mode), None
+    from storage.backends import backend_for
+    from storage.pseudonymkey import project_key
+
+    key = project_key(backend_for(out).state_root(out), key_file=key_file)
+    return Privacy(mode, key.secret), key.key_id
 
 
 def _identities(item: PostItem) -> list[str]:

@@ -23,6 +23,7 @@ from crawler.rules import (
     normalize_item,
     reject_row,
 )
+from crawler.rules.privacy import Privacy
 
 if TYPE_CHECKING:
     from crawler.services.reparse import ArchivedPage
@@ -64,9 +65,10 @@ class OfflineRules:
     them: normalize, validate (rejects written), dedupe, store; counts kept as a crawl's stats.
     """
 
-    def __init__(self, run: Any, writer: DatasetWriter) -> None:
+    def __init__(self, run: Any, writer: DatasetWriter, privacy: Privacy | None = None) -> None:
         self.run = run
         self.writer = writer
+        self.privacy = privacy or Privacy("keep")
         self.stats: dict[str, int] = {}
         self.tags = TagMemo()
         self.rows = Rows()
@@ -77,7 +79,7 @@ class OfflineRules:
 
     def judge(self, items: list[Any], archived: ArchivedPage) -> list[Any]:
         """The items to store; each stage runs over the whole page before the next."""
-        items = [normalize_item(item, self.tags) for item in items]
+        items = [self.privacy.apply(normalize_item(item, self.tags)) for item in items]
         now = datetime.now(UTC)  # one page's items are judged at one instant
         items = [item for item in items if self._valid(item, now)]
         seen = self.dedupe.for_page(archived)

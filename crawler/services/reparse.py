@@ -252,7 +252,8 @@ class ReparseReport:
 def reparse(root: str | Path, *, since: date | None = None, until: date | None = None,
             platforms: set[str] | None = None, compact_after: bool = True,
             adapters: dict[str, Any] | None = None,
-            identities: Sequence[Any] | None = None) -> ReparseReport:
+            identities: Sequence[Any] | None = None, privacy: str = "pseudonymize",
+            pseudonym_key: str | None = None) -> ReparseReport:
     """Run today's adapters over the archive, without the network, and supersede the old rows.
     Encrypted WARC files are read with `identities` (age identities, storage/archivekeys.py).
 
@@ -267,13 +268,17 @@ def reparse(root: str | Path, *, since: date | None = None, until: date | None =
     run's `runs.outcomes`. A storage failure is raised (StorageError).
     """
     from crawler.extensions.runrecord import RunState
+    from crawler.rules.privacy import privacy_for
     from crawler.services.offline import OfflineRules
     from storage import DatasetWriter
 
     run = RunState(out=str(root), jobs=[], command="reparse")
+    # the mode in force now: a project can move to a stricter mode and rebuild its rows
+    rule, run.privacy_key = privacy_for(str(root), privacy, pseudonym_key)
+    run.privacy = privacy
     writer = DatasetWriter(root, run.run_id)
-    passing = _Pass(ReparseReport(run_id=run.run_id, failures={}), OfflineRules(run, writer),
-                    adapters)
+    passing = _Pass(ReparseReport(run_id=run.run_id, failures={}),
+                    OfflineRules(run, writer, rule), adapters)
     for archived in archived_pages(root, archive_files(root, since, until, platforms),
                                    passing.failures, passing.unreadable, identities):
         passing.page(archived)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +21,7 @@ SCRATCH = Path(STATE_DIR, "compact")
 QUARANTINE = Path(STATE_DIR, "quarantine")
 # Stored in each compacted file's metadata: a single file with the current version is skipped
 # without reading it. Bump when a rule in DEDUP_RULES changes.
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 COMPACTED_KEY = b"tagarchive.compaction"
 # Row groups small enough that min/max statistics on the leading sort column (tag) prune, large
 # enough that a day of snapshots is one group.
@@ -80,7 +80,10 @@ DEDUP_RULES: dict[str, DedupRule] = {
     "posts": DedupRule(
         ("tag", "post_id"),
         "observed_at",
-        "the latest observation per (platform, tag, post_id) per day",
+        "the latest observation per (platform, tag, post_id) per day; and an archived page parsed "
+        "again by a later run (`reparse`) replaces that page's rows from earlier runs, even where "
+        "the new rows name their posts differently (a privacy mode that hashes an author "
+        "inside a post id)",
     ),
     "activity": DedupRule(
         ("tag", "day"),
@@ -141,6 +144,33 @@ class CompactionReport:
 # --- deduplication ------------------------------------------------------------------------------
 
 
+def _latest_parse_of_each_page(table: pa.Table) -> pa.Table:
+    """Rows from the latest run that parsed each archived page (archive_file, archive_record);
+    rows without an archive pointer are all kept. A crawl archives each page once, so two runs
+    naming one record are a crawl and a later `reparse` of it: the reparse's rows replace the
+    page's rows whole. Rows of one run (a page split over two flushes) are never dropped."""
+    pointer = pc.and_(pc.is_valid(table["archive_file"]), pc.is_valid(table["archive_record"]))
+    if not pc.any(pointer).as_py():
+        return table
+    pointed = table.filter(pointer)
+    latest = pointed.group_by(["archive_file", "archive_record"]).aggregate(
+        [("run_id", "max")])
+    runs = pointed.group_by(["archive_file", "archive_record", "run_id"]).aggregate([])
+    if runs.num_rows == latest.num_rows:  # each page parsed by one run only: the usual case
+        return table
+    joined = pointed.select(["archive_file", "archive_record", "run_id", _FILE, _ROW]).join(
+        latest, ["archive_file", "archive_record"])
+    stale = joined.filter(pc.not_equal(joined["run_id"], joined["run_id_max"]))
+    if stale.num_rows == 0:
+        return table
+    # (file, row) as one int64, so list columns (which a join cannot carry) stay out of it
+    def where(t: pa.Table) -> Any:  # a ChunkedArray of int64; the stubs' generics disagree
+        return pc.add(pc.multiply(t[_FILE].cast(pa.int64()), 1 << 40), t[_ROW])
+
+    gone: Any = pc.is_in(where(table), value_set=where(stale))
+    return table.filter(pc.invert(gone))
+
+
 # A pc.sort_indices key: a column and its direction.
 _SortKey = tuple[str, Literal["ascending", "descending"]]
 
@@ -158,6 +188,8 @@ def deduplicate(dataset: str, tables: Sequence[pa.Table]) -> pa.Table:
     if not parts:
         return spec.schema.empty_table()
     table = pa.concat_tables(parts)
+    if spec.name == "posts":
+        table = _latest_parse_of_each_page(table)
     table = _keep_newest(table, rule) if rule.key else _drop_exact_duplicates(table)
     order: list[_SortKey] = [(c, "ascending") for c in (*spec.sort_by, _FILE, _ROW)]
     table = table.take(pc.sort_indices(table, sort_keys=order))
