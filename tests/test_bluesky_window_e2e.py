@@ -35,8 +35,9 @@ def test_walks_store_window_counts_lower_bounds_and_every_post_once(replica: Rep
     assert isinstance(app, BlueskyApp)
     world.set_variant("bluesky", "nowplaying", "cursor_forbidden")
     out = tmp_path / "out"
+    # --privacy keep: post URLs and ids are checked as the AppView names them
     result = run_cli("crawl", "bluesky", *TAGS, "--out", str(out), "--replica", replica.url,
-                     "--delay", "0", "--concurrency", "2", env=ENV)
+                     "--delay", "0", "--concurrency", "2", "--privacy", "keep", env=ENV)
     assert result.code == 0, result.stderr[-3000:]
     got = _snapshots(out)
     assert set(got) == set(TAGS)

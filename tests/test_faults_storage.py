@@ -66,7 +66,7 @@ def crawl_under_fault(replica: ReplicaServer, out: Path, branch: str, code: int,
 
 def digests(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and ".tagarchive" not in p.parts}
 
 
 def assert_visible_files_whole(root: Path) -> int:

@@ -100,9 +100,10 @@ def test_weibo_topic_counts_posts_and_every_failure(replica: ReplicaServer,
     world.set_variant("weibo", "moved", "layout_changed")
     world.set_variant("weibo", "slowdown", "rate_limited", times=50, retry_after=3600)
     world.set_variant("weibo", "busytag", "rate_limited", times=1, retry_after=1)
+    # --privacy keep: the authors are compared with the truth as the page showed them
     result = crawl(replica, tmp_path, "weibo", "#TikTok难民#", "tiktokrefugee", "小众话题",
                    "busytag", "nosuchtopic", "walled", "verify", "blockedip", "moved",
-                   "slowdown", "id:12345")
+                   "slowdown", "id:12345", extra=("--privacy", "keep"))
     assert result.code == 1, result.stderr[-3000:]
     expected = {
         "tiktok难民": "stored", "tiktokrefugee": "stored", "小众话题": "stored",

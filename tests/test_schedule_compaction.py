@@ -50,8 +50,7 @@ def test_compact_now_merges_past_days(tmp_path: Path) -> None:
             writer.add("snapshots", {"platform": "tiktok", "date": day.strftime("%Y-%m-%d"),
                                      "tag": "a", "observed_at": day + timedelta(hours=run),
                                      "views": run, "source": "api",
-                                     "run_id": f"20260101T00000{run}Z-0000000{run}",
-                                     "schema_version": 1})
+                                     "run_id": f"20260101T00000{run}Z-0000000{run}"})
     partition = next(tmp_path.glob("snapshots/platform=tiktok/date=*"))
     assert len(list(partition.glob("*.parquet"))) == 3
     compact_now(str(tmp_path))

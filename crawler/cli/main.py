@@ -111,14 +111,18 @@ def prepare_out(out: str) -> str:
 
 def privacy_settings(args: argparse.Namespace) -> dict[str, Any]:
     """--privacy and --pseudonym-key as settings, checked now: a bad mode is a usage error
-    (exit 2), a key that cannot be read or made stops the command before it fetches anything."""
-    from crawler.rules.privacy import PrivacyModeError, privacy_for
-    from storage.pseudonymkey import PseudonymKeyError
+    (exit 2); a key given (file, $TAGARCHIVE_PSEUDONYM_KEY) that cannot be read or is too short
+    stops the command before it fetches anything (exit 3). The project's own key file is made
+    by the privacy pipeline when the run starts: nothing is written for a command that fails."""
+    from crawler.rules.privacy import PrivacyModeError, check_mode
+    from storage.pseudonymkey import KEY_ENV, PseudonymKeyError, project_key
 
     mode = getattr(args, "privacy", None) or "pseudonymize"
     key_file = getattr(args, "pseudonym_key", None)
     try:
-        privacy_for(args.out, mode, key_file)
+        check_mode(mode)
+        if mode != "keep" and (key_file or os.environ.get(KEY_ENV, "").strip()):
+            project_key(args.out, key_file=key_file)
     except PrivacyModeError as exc:
         raise UsageError(str(exc)) from None
     except PseudonymKeyError as exc:
@@ -158,7 +162,6 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         overrides["ROBOTSTXT_OBEY"] = False
     if args.no_archive:
         overrides["TAGARCHIVE_ARCHIVE_ENABLED"] = False
-    overrides.update(privacy_settings(args))
     for entry in args.set:
         name, sep, value = entry.partition("=")
         if not sep or not name.isidentifier() or name.upper() != name:
@@ -182,6 +185,7 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
                    for p in platforms}
         overrides["DOWNLOAD_HANDLERS"] = dict.fromkeys(schemes, BROWSER_DOWNLOAD_HANDLER)
+    overrides.update(privacy_settings(args))
     return overrides
 
 
