@@ -39,6 +39,8 @@ class SnapshotItem:
     posts_seen: int | None = None
     visibility_cap: int | None = None
     caveats: list[str] | None = None
+    # how the page was fetched: http, signed_http, in_page_fetch, render (docs/access.md)
+    fetched_by: str | None = None
     source: str | None = None
     # the raw WARC record the values were read from (storage/archive.py)
     archive_file: str | None = None
@@ -136,7 +138,8 @@ class ParsedTag(Protocol):
 
 
 def items_from_result(result: ParsedTag, tag: str | None, job_key: str | None = None,
-                      archive: tuple[str, str] | None = None) -> list[Any]:
+                      archive: tuple[str, str] | None = None,
+                      fetched_by: str | None = None) -> list[Any]:
     """The items of one adapter `TagResult`: snapshot, posts, activity, tagged alike.
 
     `tag` is the requested tag normalized (None for an `id:` request: the platform's display
@@ -147,6 +150,7 @@ def items_from_result(result: ParsedTag, tag: str | None, job_key: str | None = 
         snapshot.archive_file, snapshot.archive_record = archive
     snapshot.tag = tag or snapshot.tag_display
     snapshot.job_key = job_key
+    snapshot.fetched_by = fetched_by
     items: list[Any] = [snapshot]
     for post in result.posts:
         item = PostItem(**post)

@@ -50,6 +50,9 @@ HEALTH = ("healthy", "unhealthy")
 #   capped       saturated at a platform limit; the value is not stored, `<counter>_text` keeps it
 #   window       a count over [window_start, window_end) of the same snapshot
 SEMANTICS = ("exact", "rounded", "lower_bound", "capped", "window")
+# How a snapshot's page was fetched (docs/access.md): plain HTTP, an HTTP request signed with the
+# site's own script in a live page, a fetch() run inside a live page, or a full page render.
+FETCHED_BY = ("http", "signed_http", "in_page_fetch", "render")
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 COUNTERS = ("views", "posts", "discussions", "participants")
@@ -127,6 +130,8 @@ SNAPSHOTS_SCHEMA = _schema(
         _int("visibility_cap"),
         # known glitches nulled with a reason, one line each ("posts: videoCount 0 beside ...")
         _strings("caveats"),
+        # how the page was fetched (FETCHED_BY); null in files written before it was recorded
+        _str("fetched_by"),
     ],
 )
 
@@ -399,6 +404,7 @@ def _type_check(arrow_type: pa.DataType) -> Callable[[type], bool]:
 
 # Closed vocabularies, checked on the built array (vectorized) rather than per row.
 _ENUMS = {"source": SOURCES, "coverage": COVERAGES, "verdict": VERDICTS, "health": HEALTH,
+          "fetched_by": FETCHED_BY,
           **{f"{c}_semantics": SEMANTICS
              for c in (*COUNTERS, *POST_COUNTERS, *ACTIVITY_COUNTERS)}}
 

@@ -37,6 +37,9 @@ def test_both_platforms_store_exact_ground_truth(replica: ReplicaServer, tmp_pat
         # TikTok's integers are its display-rounded figures (crawler/platforms/tiktok.py)
         assert row["views_semantics"] == ("rounded" if platform == "tiktok" else "exact")
         assert row["views_text"] is None
+        # how each page came: TikTok's server-rendered page over HTTP, the others rendered
+        ssr = (platform, tag) == ("tiktok", "tiktokrefugee")
+        assert row["fetched_by"] == ("http" if ssr else "render"), (platform, tag)
         assert str(row["date"]) == row["observed_at"].strftime("%Y-%m-%d")
         if platform == "tiktok":
             assert row["posts"] == truth.posts

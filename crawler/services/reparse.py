@@ -379,7 +379,8 @@ class _Pass:
                 raise TypeError(f"the adapter answered {type(result).__name__}")
             tag = archived.tag.normalized if archived.tag.name is not None else None
             items: list[Any] = items_from_result(
-                result, tag, archive=(archived.ref.file, archived.ref.record_id))
+                result, tag, archive=(archived.ref.file, archived.ref.record_id),
+                fetched_by="render" if archived.page.rendered else "http")
         except PlatformError as exc:
             if exc.outcome == Outcome.LAYOUT_CHANGED:  # today's parser cannot read this page
                 self.skip(archived, str(exc.outcome), _one_line_text(exc.detail))

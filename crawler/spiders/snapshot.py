@@ -158,14 +158,17 @@ class SnapshotSpider(scrapy.Spider):
             if request is not None:
                 yield request
             return
-        yield from self._items(result, job, response.meta.get("tagarchive_record"))
+        # how the page came: a downloader that signed or fetched it in a live page says so
+        fetched_by = response.meta.get("tagarchive_fetched_by") or (
+            "render" if page.rendered else "http")
+        yield from self._items(result, job, response.meta.get("tagarchive_record"), fetched_by)
 
-    def _items(self, result: TagResult, job: TagJob,
-               record: tuple[str, str] | None) -> Iterator[Any]:
+    def _items(self, result: TagResult, job: TagJob, record: tuple[str, str] | None,
+               fetched_by: str) -> Iterator[Any]:
         """`record`: the (file, record id) the archive kept the page under, if it did."""
         tag = job.ref.normalized if job.ref.name is not None else None
         # one item per page through the pipelines (crawler/items.py PageItems)
-        yield PageItems(items_from_result(result, tag, job.key, record))
+        yield PageItems(items_from_result(result, tag, job.key, record, fetched_by))
 
     def on_error(self, failure: Failure) -> None:
         request = failed_request(failure)
