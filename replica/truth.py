@@ -10,6 +10,7 @@ Every draw here hashes the same parts as before the split, so the answers are un
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +124,62 @@ ZH_TITLES = (
     "一周穿搭合集",
 )
 
+# The January 2025 story: US users arriving on Xiaohongshu ("TikTok refugees") and posting in
+# English, some through a translator, while the Chinese platforms' own users welcome them.
+EN_ARRIVALS = (
+    "Hi from Ohio, TikTok refugee here",
+    "First post on RedNote, please be nice",
+    "Teaching English in exchange for cat pictures",
+    "Trying to learn Chinese, send help",
+    "Americans on RedNote, day one",
+    "My cat says hello to Xiaohongshu",
+    "What should a new user post first?",
+    "Cooking dinner for my new friends here",
+)
+# an English post run through a translator, both texts shown, as many arrivals posted [INF]
+MT_ARRIVALS = (
+    "Hello everyone, I am from America 大家好，我来自美国",
+    "Nice to meet you, my Chinese friends 很高兴认识你们，我的中国朋友",
+    "Thank you for the warm welcome 谢谢你们的热情欢迎",
+)
+ZH_WELCOME = ("欢迎美国朋友来小红书", "大家好，我来自中国", "第一次和外国网友聊天",
+              "中美网友互相抄作业")
+CO_TAGS_EN = ("rednote", "tiktokrefugee", "tiktokban", "xiaohongshu", "newhere")
+CO_TAGS_ZH = ("小红书", "美国网友", "中美对账", "tiktok难民", "新人报到")
+# English share of new posts on the Chinese platforms: a few before the arrival, then a rise
+# centred on 14 Jan 2025 [INF: the shape; the rise itself is the reported story]
+_ARRIVAL_MID = 1_736_812_800  # 2025-01-14T00:00:00Z
+_ARRIVAL_WIDTH_S = 12 * 3600
+
+
+def english_share(created: int, before: float = 0.03, after: float = 0.45) -> float:
+    """The share of posts created at `created` (epoch seconds) that are written in English."""
+    x = max(-60.0, min(60.0, (created - _ARRIVAL_MID) / _ARRIVAL_WIDTH_S))
+    return before + (after - before) / (1.0 + math.exp(-x))
+
+
+def story_title(created: int, u: Sequence[float], chinese_platform: bool) -> tuple[str, str]:
+    """(title, co-tag) of a post: on a Chinese platform English (some machine-translated) in the
+    share english_share() gives, else its own Chinese titles; elsewhere English, with a few
+    Chinese welcomes after the arrival. `u` are the post's uniform draws (u[6] and u[7] are
+    used nowhere else)."""
+    if chinese_platform:
+        english = u[7] < english_share(created)
+    else:
+        english = u[7] >= english_share(created, before=0.0, after=0.1)
+    co_zh = CO_TAGS_ZH[int(u[6] * 97) % len(CO_TAGS_ZH)]
+    pool: Sequence[str]
+    if not english:
+        pool = ZH_TITLES if chinese_platform else ZH_WELCOME
+        return pool[int(u[1] * len(pool))], co_zh
+    pool = MT_ARRIVALS if u[6] < 0.2 else EN_ARRIVALS
+    return pool[int(u[1] * len(pool))], CO_TAGS_EN[int(u[6] * 89) % len(CO_TAGS_EN)]
+
+
+def with_co_tag(text: str, name: str, co_tag: str) -> str:
+    """The text with one more tag, unless it is the post's own."""
+    return text if co_tag == name else f"{text} #{co_tag}"
+
 
 def byte_pick(seq: Sequence[str], d: bytes, i: int) -> str:
     """One element of seq chosen by byte i of an author digest."""
@@ -204,16 +261,21 @@ class PlatformTruth:
 
     def post(self, created: int, entropy: int, name: str,
              u: Sequence[float]) -> tuple[str, str, str]:
-        """(post id, title, text) of a post under tag `name`; `u` are its uniform draws."""
+        """(post id, title, text) of a post under tag `name`; `u` are its uniform draws.
+        English phrases with a platform tag, and after the January 2025 arrival a few Chinese
+        welcomes (story_title)."""
         title = EN_PHRASES[int(u[1] * len(EN_PHRASES))]
         extra = EN_EXTRA[int(u[2] * len(EN_EXTRA))]
-        return self.post_id(created, entropy), title, f"{title} #{name} #{extra}"
+        if u[7] < english_share(created, before=0.0, after=0.1):
+            title, extra = story_title(created, u, chinese_platform=False)
+        return self.post_id(created, entropy), title, with_co_tag(f"{title} #{name}", name, extra)
 
 
 class ChineseTruth(PlatformTruth):
     """The mainland platforms' shared style: numeric user ids, Chinese nicknames and titles."""
 
     uid_digits = 10  # Weibo uids and Bilibili mids [INF]
+    co_tags = True  # a second tag in the text (Weibo's served text is rebuilt from the title)
 
     def author(self, d: bytes, author_key: int) -> tuple[str, str, str]:
         digits = self.uid_digits
@@ -228,8 +290,11 @@ class ChineseTruth(PlatformTruth):
 
     def post(self, created: int, entropy: int, name: str,
              u: Sequence[float]) -> tuple[str, str, str]:
-        title = ZH_TITLES[int(u[1] * len(ZH_TITLES))]
-        return self.post_id(created, entropy), title, self.text(name, title)
+        title, co_tag = story_title(created, u, chinese_platform=True)
+        text = self.text(name, title)
+        if self.co_tags:
+            text = with_co_tag(text, name, co_tag)
+        return self.post_id(created, entropy), title, text
 
 
 GENERIC = PlatformTruth()

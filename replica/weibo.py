@@ -82,6 +82,8 @@ class WeiboTruth(ChineseTruth):
         return str(4_000_000_000_000_000 + (created - 1_262_304_000) * 2_000_000
                    + entropy % 2_000_000)
 
+    co_tags = False
+
     def text(self, name: str, title: str) -> str:
         return f"#{name}# {title}"
 

@@ -36,12 +36,12 @@ from replica.truth import (
     ANCHOR_AT,
     ZH_ANIMAL,
     ZH_FOOD,
-    ZH_TITLES,
     Anchor,
     PlatformTruth,
     born,
     byte_pick,
     object_id,
+    story_title,
 )
 from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World
 
@@ -219,8 +219,10 @@ class XiaohongshuTruth(PlatformTruth):
 
     def post(self, created: int, entropy: int, name: str,
              u: Sequence[float]) -> tuple[str, str, str]:
-        title = ZH_TITLES[int(u[1] * len(ZH_TITLES))]
-        return f"{created & 0xFFFFFFFF:08x}{entropy:016x}", title, f"{title} #{name}[话题]#"
+        # English arrivals rising from 14 Jan 2025 among the Chinese titles (truth.story_title)
+        title, co_tag = story_title(created, u, chinese_platform=True)
+        text = f"{title} #{name}[话题]#" + (f" #{co_tag}[话题]#" if co_tag != name else "")
+        return f"{created & 0xFFFFFFFF:08x}{entropy:016x}", title, text
 
 
 class XiaohongshuApp:

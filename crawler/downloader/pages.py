@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from scrapy.http import Request, Response
 from twisted.python.failure import Failure
 
+from crawler import clock
 from crawler.platforms.base import Captured, Page
 
 
@@ -21,7 +20,7 @@ def page_from_response(response: Response) -> Page:
         text = response.body.decode("utf-8", errors="replace")
     captured = tuple(Captured(**c) for c in response.meta.get("tagarchive_captured") or ())
     return Page(url=response.url, status=response.status, headers=headers, text=text,
-                observed_at=response.meta.get("tagarchive_observed_at") or datetime.now(UTC),
+                observed_at=response.meta.get("tagarchive_observed_at") or clock.now(),
                 rendered=bool(response.meta.get("tagarchive_rendered")), captured=captured)
 
 

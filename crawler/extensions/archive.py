@@ -11,7 +11,6 @@ as the record (reparse rebuilds them from it).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from scrapy import signals as scrapy_signals
@@ -20,6 +19,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from twisted.internet import task
 
+from crawler import clock
 from crawler.logredact import redact
 from crawler.signals import publish_archive, run_ending, run_started, storage_failed
 from storage import StorageError
@@ -82,7 +82,7 @@ class ArchiveExtension:
         job = response.meta.get("tagarchive_job")
         if job is None or self.out is None or self.run_id is None:
             return
-        observed_at = datetime.now(UTC)
+        observed_at = clock.now()
         response.meta["tagarchive_observed_at"] = observed_at
         meta = {"Platform": job["platform"], "Tag": {"name": job["name"], "id": job["id"]},
                 "Step": job["step"], "State": job["state"], "Run-Id": self.run_id,

@@ -23,6 +23,7 @@ from pyarrow import ArrowException
 from scrapy import signals as scrapy_signals
 from scrapy.crawler import Crawler
 
+from crawler import clock
 from crawler.extensions.health import NOT_ATTEMPTED, HealthThresholds, TagOutcome, check_run
 from crawler.logredact import display_url, redact, redact_url_credentials
 from crawler.platforms.base import Outcome
@@ -92,7 +93,7 @@ class RunState:
     argv: list[str] = field(default_factory=list)
     settings_json: str = "{}"
     run_id: str = field(default_factory=new_run_id)
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=clock.now)
     # sign-in by platform (crawler/downloader/signin.py Session, a sibling layer this one may
     # not import): the middlewares read them from the run `run_started` announces
     sessions: dict[str, Any] = field(default_factory=dict, repr=False)
