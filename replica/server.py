@@ -31,6 +31,7 @@ from replica.base import (
 )
 from replica.faults import FaultPlan
 from replica.platforms import APPS
+from replica.signing import SignerState
 from replica.world import World
 
 ADMIN = "/__replica__/"
@@ -281,6 +282,11 @@ class ReplicaServer:
         if delay > 0 and self.is_asset(target):
             self._stopping.wait(delay / 1000)
 
+    def signers(self) -> dict[str, SignerState]:
+        """The in-page signer state of each platform whose pages sign (replica/signing.py)."""
+        found = {name: getattr(app, "signing", None) for name, app in self.platforms.items()}
+        return {name: s for name, s in found.items() if isinstance(s, SignerState)}
+
     # -- accounting ---------------------------------------------------------------------------
 
     def _hit(self, platform: str, kind: str) -> None:
@@ -374,7 +380,15 @@ class ReplicaServer:
             if action == "clear":
                 self.world.clear_variants()
                 self.faults.clear()
+                for signer in self.signers().values():
+                    signer.reset()
                 return json_response(200, {"ok": True})
+            if action == "signing":
+                # a platform's page script: version, signature lifetime, exposure
+                # (replica/signing.py)
+                signer = self.signers()[str(data.pop("platform"))]
+                signer.set(**data)
+                return json_response(200, {"ok": True, "signing": signer.state()})
             if action == "fault":
                 self.faults.add_json(data)
                 return json_response(200, {"ok": True, "faults": self.faults.active()})

@@ -32,6 +32,7 @@ from replica.base import (
     respond,
     static_file,
 )
+from replica.signing import SignerState, script, versioned_key
 from replica.truth import (
     ANCHOR_AT,
     ZH_ANIMAL,
@@ -59,13 +60,15 @@ NOTES_RE = re.compile(r"^/web_api/sns/v1/page/([^/]+)/notes/?$")
 #   repository), which the replica's topic page also fetches;
 # - notes_uncaptured: the feed at a path no adapter pattern names [INF, invented], so a crawler
 #   captures none; the page renders as usual from it.
+# Under the last two the feed has moved: its old path answers 404 for that tag.
 RECOMMEND_PATH = "/api/sns/web/v1/search/recommend"
 UNCAPTURED_FEED_PATH = "/api/sns/web/v1/topic_feed/page"  # [INF] invented
 FEED_VARIANTS = {"notes_list_data": "list", "notes_recommend_path": "recommend",
                  "notes_uncaptured": "uncaptured"}
 TOPIC_PAGE_RE = re.compile(r"^/page/topics/([^/]+)/?$")
-# Signing key. static/xhs.js assembles the same string at runtime; the real X-S algorithm
-# (xhshow) is not reproduced, this FNV scheme stands in for it.
+# Signing key of script version 1 (replica/signing.py: each version has its own). static/xhs.js
+# assembles the same string at runtime; the real X-S algorithm (xhshow) is not reproduced, this
+# FNV scheme stands in for it. x-S-Common is built as on the real site (see xsc_encode).
 SIGN_KEY = "xhs_web-pc_134fe01"
 NOTES_PAGE_MAX = 20
 
@@ -105,33 +108,80 @@ def _b64json(text: str) -> Any:
         return None
 
 
-def sign_payload(uri: str, body: bytes, x_t: str) -> str:
+# x-S-Common is the site's base64, with its own alphabet, of the UTF-8 JSON
+# {s0, s1, x0..x4 (platform and versions), x5: the a1 cookie, x6: X-t, x7: X-s, x8: b1 from
+# localStorage, x9: mrc(X-t + X-s + b1), x10: a sign count, …} [V-src MediaCrawler
+# media_platform/xhs/playwright_sign.py, xhs_sign.py]. mrc is CRC-32 (the standard table) over
+# the first 57 characters, XORed with 0xEDB88320 and read as a signed 32-bit integer (same
+# source). That the server checks x5, x6, x7 and x9 is [INF]; the replica does.
+XSC_ALPHABET = "ZmserbBoHQtNP+wOcza/LpngG8yJq42KWYj0DSfdikx3VT16IlUAFM97hECvuRX5"
+_STD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_FROM_XSC = str.maketrans(XSC_ALPHABET, _STD_ALPHABET)
+_TO_XSC = str.maketrans(_STD_ALPHABET, XSC_ALPHABET)
+
+
+def mrc(text: str) -> int:
+    """x9 of x-S-Common: CRC-32 of the first 57 characters, XOR 0xEDB88320, signed 32-bit."""
+    value = zlib.crc32(text[:57].encode("latin-1", "replace")) ^ 0xEDB88320
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def xsc_encode(payload: dict[str, Any]) -> str:
+    """A JSON object in x-S-Common's encoding."""
+    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii").translate(_TO_XSC)
+
+
+def xsc_decode(text: str) -> Any:
+    """The JSON x-S-Common carries, or None when it is not in that encoding."""
+    try:
+        return json.loads(base64.b64decode(text.translate(_FROM_XSC), validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def sign_payload(uri: str, body: bytes, x_t: str, key: str = SIGN_KEY) -> str:
     """Hex digest carried in X-S: FNV-1a-32 over key + uri + body + X-T."""
-    return f"{fnv1a32(SIGN_KEY.encode() + uri.encode() + body + x_t.encode()):08x}"
+    return f"{fnv1a32(key.encode() + uri.encode() + body + x_t.encode()):08x}"
 
 
-def common_check(x_t: str, x_s: str) -> int:
-    """The x9 field of x-S-Common."""
-    return fnv1a32((x_t + x_s + SIGN_KEY).encode())
+def _cookie(headers: Mapping[str, str], name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
 
 
-def verify_signature(uri: str, headers: Mapping[str, str], body: bytes) -> bool:
-    """True when X-S, X-T and x-S-Common are what static/xhs.js would send for this request."""
+def signature_refusal(uri: str, headers: Mapping[str, str], body: bytes,
+                      signer: SignerState) -> str | None:
+    """Why this call's X-S, X-T and x-S-Common are refused (replica/signing.py REASONS), or
+    None when they are what the current script would send for it."""
     x_s = headers.get("x-s", "")
     x_t = headers.get("x-t", "")
     common_raw = headers.get("x-s-common", "")
-    if not (x_s.startswith("XYW_") and x_t.isdigit() and common_raw):
-        return False
-    payload = _b64json(x_s[4:])
-    common = _b64json(common_raw)
-    if not isinstance(payload, dict) or not isinstance(common, dict):
-        return False
-    return (
-        hmac.compare_digest(str(payload.get("payload", "")), sign_payload(uri, body, x_t))
-        and common.get("x6") == x_t
-        and common.get("x7") == x_s
-        and common.get("x9") == common_check(x_t, x_s)
-    )
+    if not (x_s and x_t and common_raw):
+        return "unsigned"
+    payload = _b64json(x_s[4:]) if x_s.startswith("XYW_") else None
+    common = xsc_decode(common_raw)
+    if not x_t.isdigit() or not isinstance(payload, dict) or not isinstance(common, dict):
+        return "bad_signature"
+    b1 = common.get("x8")
+    a1 = _cookie(headers, "a1")
+    if not (common.get("x6") == x_t and common.get("x7") == x_s and isinstance(b1, str)
+            and common.get("x9") == mrc(x_t + x_s + b1) and common.get("x5")
+            and (a1 is None or common.get("x5") == a1)):
+        return "bad_signature"
+    given = str(payload.get("payload", ""))
+    if not hmac.compare_digest(given, sign_payload(
+            uri, body, x_t, versioned_key(SIGN_KEY, signer.version))):
+        old = any(hmac.compare_digest(given, sign_payload(uri, body, x_t,
+                                                          versioned_key(SIGN_KEY, v)))
+                  for v in range(1, signer.version))
+        return "stale_key" if old else "bad_signature"
+    if signer.expired(int(x_t)):
+        return "expired"
+    return None
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
@@ -234,6 +284,8 @@ class XiaohongshuApp:
     def __init__(self, world: World, prefix: str = "/xiaohongshu") -> None:
         self.world = world
         self.prefix = prefix.rstrip("/")
+        # the page script's version, signature lifetime and exposure (replica/signing.py)
+        self.signing = SignerState()
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -283,7 +335,8 @@ class XiaohongshuApp:
         if kind == "static":
             if path != "/static/xhs.js":
                 return not_found()
-            return respond(200, static_file("xhs.js"), JS, Cache_Control="no-cache")
+            text = script(static_file("xhs.js").decode("utf-8"), self.signing)
+            return respond(200, text, JS, Cache_Control="no-cache")
         state = {"global": {"x": "__undefined__"}}
         return html_response(200, self._shell("小红书 - 你的生活指南", "explore-page", state))
 
@@ -299,6 +352,15 @@ class XiaohongshuApp:
     def _captcha(self, uri: str, body: bytes) -> Response:
         extra = {"Verifytype": "102", "Verifyuuid": self._verify_uuid(uri, body)}
         return json_response(461, CAPTCHA_BODY, extra)
+
+    def _refused(self, uri: str, headers: Mapping[str, str], body: bytes) -> bool:
+        """Whether the call's signature is refused (counted by reason). The real site answers a
+        missing, wrong or old signature with the captcha answer, 461 [INF: for a wrong or old
+        one; a third-party note names 406 with `x-kong-sign: 1` for a refused signature]."""
+        reason = signature_refusal(uri, headers, body, self.signing)
+        if reason is not None:
+            self.signing.refuse(reason)
+        return reason is not None
 
     def _blocked(self, variants: Mapping[str, Any]) -> Response | None:
         if "login_wall" in variants:
@@ -391,7 +453,7 @@ class XiaohongshuApp:
             if failure:
                 return failure
         variants = self.world.variants(PLATFORM, keyword) if keyword else {}
-        if not verify_signature(uri, headers, body) or "captcha" in variants:
+        if self._refused(uri, headers, body) or "captcha" in variants:
             return self._captcha(uri, body)
         blocked = self._blocked(variants)
         if blocked:
@@ -475,7 +537,7 @@ class XiaohongshuApp:
         # The shape of submato/xhscrawl's search_keyword_recommend sample; the entries are the
         # keyword and its related topics [INF].
         uri = path + (f"?{query.raw}" if query.raw else "")
-        if not verify_signature(uri, headers, body):
+        if self._refused(uri, headers, body):
             return self._captcha(uri, body)
         words = [keyword, *self.world.related(PLATFORM, keyword)][:5]
         items = [{"type": "top_note", "text": w, "highlight_flags": [True] * len(w),
@@ -491,12 +553,16 @@ class XiaohongshuApp:
             page_id = match.group(1)
         uri = path + (f"?{query.raw}" if query.raw else "")
         name = self.world.lookup(PLATFORM, page_id)
+        if name and NOTES_RE.match(path) and self.feed_form(name) in ("recommend", "uncaptured"):
+            # the feed moved for this tag: its old path is gone (a crawler that called it
+            # directly must read the topic page instead) [INF, the replica's model of a move]
+            return not_found()
         if name:
             failure = gate(self.world, PLATFORM, name, as_json=True)
             if failure:
                 return failure
         variants = self.world.variants(PLATFORM, name) if name else {}
-        if not verify_signature(uri, headers, body) or "captcha" in variants:
+        if self._refused(uri, headers, body) or "captcha" in variants:
             return self._captcha(uri, body)
         blocked = self._blocked(variants)
         if blocked:

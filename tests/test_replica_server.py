@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -76,17 +78,23 @@ def b64json(payload: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
 
 
-def xhs_headers(uri: str, body: bytes, x_t: str = "1736726400000") -> dict[str, str]:
+XSC_ALPHABET = "ZmserbBoHQtNP+wOcza/LpngG8yJq42KWYj0DSfdikx3VT16IlUAFM97hECvuRX5"
+
+
+def xhs_headers(uri: str, body: bytes, x_t: str | None = None) -> dict[str, str]:
+    # X-t is the signer's clock: the replica refuses one older than a few minutes
+    x_t = x_t or str(int(time.time() * 1000))
     digest = fnv1a32(xhs_key().encode() + uri.encode() + body + x_t.encode())
     x_s = "XYW_" + b64json({"signSvn": "56", "signType": "x2", "payload": f"{digest:08x}"})
-    common = {
-        "s0": 3,
-        "x5": "a1",
-        "x6": x_t,
-        "x7": x_s,
-        "x9": fnv1a32((x_t + x_s + xhs_key()).encode()),
-    }
-    return {"X-S": x_s, "X-T": x_t, "x-S-Common": b64json(common)}
+    # x-S-Common as MediaCrawler builds it: x9 = CRC-32 of X-t + X-s + b1 (first 57 characters)
+    # XOR 0xEDB88320 as a signed int; the JSON in base64 with the site's own alphabet
+    b1 = "b1"
+    x9 = zlib.crc32((x_t + x_s + b1)[:57].encode()) ^ 0xEDB88320
+    common = {"s0": 3, "x5": "a1", "x6": x_t, "x7": x_s, "x8": b1,
+              "x9": x9 - (1 << 32) if x9 >= 1 << 31 else x9}
+    std = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    encoded = b64json(common).translate(str.maketrans(std, XSC_ALPHABET))
+    return {"X-S": x_s, "X-T": x_t, "x-S-Common": encoded}
 
 
 # ---------------------------------------------------------------------------------------------

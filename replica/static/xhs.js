@@ -13,11 +13,17 @@
     return ("00000000" + (h >>> 0).toString(16)).slice(-8);
   }
 
+  // Written in when the bundle is served (replica/signing.py): the script version, which picks
+  // the signing key, and whether the signer is exposed on window.
+  var SCRIPT_VERSION = Number("__SCRIPT_VERSION__") || 1;
+  var EXPOSED = "__SIGNER_EXPOSED__" !== "false";
+
   // Assembled at runtime so the key never appears as one literal in the bundle.
   function signKey() {
     var site = String.fromCharCode(120, 104, 115);
     var parts = ["bew", "cp"].map(function (p) { return p.split("").reverse().join(""); });
-    return site + "_" + parts.join("-") + "_" + (20250113).toString(16);
+    var key = site + "_" + parts.join("-") + "_" + (20250113).toString(16);
+    return SCRIPT_VERSION > 1 ? key + ":v" + SCRIPT_VERSION : key;
   }
 
   function cookie(name) {
@@ -25,43 +31,90 @@
     return m ? decodeURIComponent(m[1]) : "";
   }
 
+  function randomHex(n) {
+    var rnd = new Uint8Array(n);
+    crypto.getRandomValues(rnd);
+    return Array.prototype.map.call(rnd, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
   function a1() {
     var value = cookie("a1");
     if (value) return value;
-    var rnd = new Uint8Array(26);
-    crypto.getRandomValues(rnd);
-    value = Array.prototype.map.call(rnd, function (b) {
-      return ("0" + b.toString(16)).slice(-2);
-    }).join("");
+    value = randomHex(26);
     document.cookie = "a1=" + value + "; path=/; SameSite=Lax";
     return value;
   }
+
+  // The real site keeps a "b1" in localStorage that x-S-Common carries (MediaCrawler reads it
+  // there); what it is made of is not known [INF], the replica stores random bytes.
+  function b1() {
+    var value = localStorage.getItem("b1");
+    if (!value) {
+      value = btoa(randomHex(24));
+      localStorage.setItem("b1", value);
+    }
+    return value;
+  }
+  a1();
+  b1();
 
   function bodyText(data) {
     if (data === undefined || data === null) return "";
     return typeof data === "string" ? data : JSON.stringify(data);
   }
 
-  // Same name and return shape as the real site's signer: {"X-s": ..., "X-t": ...}.
-  window._webmsxyw = function (uri, data) {
+  // Same return shape as the real site's signer: {"X-s": ..., "X-t": ...}.
+  function sign(uri, data) {
     var xt = String(Date.now());
     var payload = fnv1a32(signKey() + uri + bodyText(data) + xt);
     var xs = "XYW_" + btoa(JSON.stringify({
       signSvn: "56", signType: "x2", appId: "xhs-pc-web", signVersion: "1", payload: payload
     }));
     return { "X-s": xs, "X-t": xt };
-  };
+  }
+  if (EXPOSED) window._webmsxyw = sign;
+
+  // CRC-32 of the first 57 characters, XOR 0xEDB88320, signed (x-S-Common's x9).
+  var CRC_TABLE = (function () {
+    var table = [];
+    for (var n = 0; n < 256; n++) {
+      var c = n;
+      for (var k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table.push(c >>> 0);
+    }
+    return table;
+  })();
+  function mrc(text) {
+    var crc = 0xffffffff;
+    for (var i = 0; i < Math.min(57, text.length); i++) {
+      crc = CRC_TABLE[(crc ^ text.charCodeAt(i)) & 0xff] ^ (crc >>> 8);
+    }
+    return ((crc ^ 0xffffffff) ^ 0xedb88320) | 0;
+  }
+
+  // x-S-Common's encoding: base64 of the UTF-8 JSON, in the site's own alphabet.
+  var STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  var XSC = "ZmserbBoHQtNP+wOcza/LpngG8yJq42KWYj0DSfdikx3VT16IlUAFM97hECvuRX5";
+  function xscEncode(obj) {
+    var bytes = new TextEncoder().encode(JSON.stringify(obj));
+    var bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/[A-Za-z0-9+/]/g, function (ch) { return XSC[STD.indexOf(ch)]; });
+  }
 
   // All three headers the edith API checks, for a uri relative to the site root.
-  window.__replicaSignHeaders = function (uri, data) {
-    var s = window._webmsxyw(uri, data);
+  function signHeaders(uri, data) {
+    var s = sign(uri, data);
+    var b = b1();
     var common = {
       s0: 3, s1: "", x0: "1", x1: "4.0.0", x2: "Linux", x3: "xhs-pc-web", x4: "4.62.3",
-      x5: a1(), x6: s["X-t"], x7: s["X-s"], x8: "",
-      x9: parseInt(fnv1a32(s["X-t"] + s["X-s"] + signKey()), 16), x10: 0
+      x5: a1(), x6: s["X-t"], x7: s["X-s"], x8: b, x9: mrc(s["X-t"] + s["X-s"] + b),
+      x10: 1, x11: "normal"
     };
-    return { "X-S": s["X-s"], "X-T": s["X-t"], "x-S-Common": btoa(JSON.stringify(common)) };
-  };
+    return { "X-S": s["X-s"], "X-T": s["X-t"], "x-S-Common": xscEncode(common) };
+  }
 
   var path = location.pathname;
   function mountPrefix() {
@@ -82,7 +135,7 @@
 
   async function call(method, uri, data) {
     var body = method === "POST" ? JSON.stringify(data) : undefined;
-    var headers = window.__replicaSignHeaders(uri, body);
+    var headers = signHeaders(uri, body);
     if (body !== undefined) headers["Content-Type"] = "application/json;charset=UTF-8";
     var resp = await fetch(prefix + uri, {
       method: method, headers: headers, body: body, credentials: "same-origin"
