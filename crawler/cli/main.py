@@ -441,9 +441,10 @@ def parser() -> argparse.ArgumentParser:
     _add_crawl_options(crawl)
     crawl.set_defaults(func=cmd_crawl)
 
-    demo = sub.add_parser("demo", help="crawl the offline replica over several clock ticks")
+    demo = sub.add_parser("demo", help="replay 10-20 January 2025 against the offline replica")
     demo.add_argument("--out", default="data")
-    demo.add_argument("--ticks", type=int, default=4)
+    demo.add_argument("--ticks", type=int, default=21,
+                      help="12-hour ticks from 10 Jan 2025 00:00 UTC (default 21: to the 20th)")
     demo.add_argument("--seed", type=int, default=2025)
     demo.set_defaults(func=cmd_demo)
 

@@ -118,6 +118,26 @@ class RenderSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SignSpec:
+    """A request that a live page on the platform's origin makes acceptable (docs/access.md).
+
+    `signer` names how (crawler/downloader/signing_sites.py): the site's own signing function
+    called in the page, or the request run as a fetch inside it. `uri` is what the site's
+    signer is given (the API path and query as the site's own script passes them). `fallback`
+    is the rendered fetch that reads the same data; the downloader takes it when signing is
+    unavailable (no signer in the page, signatures refused by a fresh page).
+    """
+
+    signer: str
+    uri: str = ""
+    fallback: Fetch | None = None
+
+    def to_meta(self) -> dict[str, Any]:
+        # plain dict, picklable; the spider adds the fallback as the request it would send
+        return {"signer": self.signer, "uri": self.uri}
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch:
     """One request an adapter asks for; `step` names the adapter method that reads the answer."""
 
@@ -128,6 +148,7 @@ class Fetch:
     headers: dict[str, str] = field(default_factory=dict)
     render: RenderSpec | None = None
     state: dict[str, Any] = field(default_factory=dict)  # carried to the next step; picklable
+    sign: SignSpec | None = None  # signed in a live page (crawler/downloader/signing.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +218,9 @@ class Platform:
     login_variables: ClassVar[tuple[str, str] | None] = None
     # the platform's known cap on posts visible under one tag (docs/data.md), None if unknown
     visibility_cap: ClassVar[int | None] = None
+    # the page a signing session keeps open on the platform's origin (a path), for adapters
+    # whose fetches carry a SignSpec (crawler/downloader/signing.py)
+    signing_page: ClassVar[str] = "/"
     # the report's line colour; None takes the next one from the report's shared palette
     color: ClassVar[str | None] = None
     # what a backfill can use, for `platforms` ("none" until a timeline is implemented)
