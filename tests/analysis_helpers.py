@@ -91,7 +91,7 @@ def run_row(run_id: str, hours: float, verdict: str, status: str) -> dict[str, A
 
 
 # the demo command docs/analysis.md documents, run once a session for the tests that read it
-DEMO_COMMAND = "tagarchive demo --out data --ticks 3"
+DEMO_COMMAND = "tagarchive demo --out data"
 _DEMO: list[Path] = []
 
 

@@ -194,10 +194,10 @@ def test_question_crossings_and_the_story(workdir: Path, monkeypatch: pytest.Mon
     want = crossings(workdir, 100_000_000)
     assert [(r["platform"], r["tag"], r["tick"], r["views_before"], r["views"]) for r in got] \
         == want
-    # the story the doc tells: Xiaohongshu's TikTok难民 in tick 2, with these two counts
-    assert ("xiaohongshu", "tiktok难民", 2, 95_913_927, 109_464_483) in want
+    # the story the doc tells: Xiaohongshu's TikTok难民 in tick 11, with these two counts
+    assert ("xiaohongshu", "tiktok难民", 11, 95_913_927, 122_480_000) in want
     text = DOC.read_text(encoding="utf-8")
-    assert "in tick 2, from 95,913,927 to\n109,464,483 views" in text
+    assert "in tick 11, from 95,913,927 to\n122,480,000 views" in text
 
 
 def test_question_growth(workdir: Path, monkeypatch: pytest.MonkeyPatch,
@@ -304,3 +304,25 @@ def test_spark_recipe(workdir: Path, spark_job: subprocess.Popen[str]) -> None:
     assert shown[0] == ("platform", "tag", "views")
     assert {(p, t, None if v.upper() == "NULL" else int(v)) for p, t, v in shown[1:]} == {
         (p, t, v) for (p, t), v in best.items()}
+
+
+def test_the_demo_report_spans_the_replayed_days_and_english_rises(workdir: Path) -> None:
+    """The story of 10-20 January 2025: the report the demo wrote covers the replayed days,
+    and English posts rise on Xiaohongshu (shares computed here from the Parquet)."""
+    page = (workdir / "data" / "report.html").read_text(encoding="utf-8")
+    days = sorted(set(re.findall(r'data-x="(2025-01-\d\d)', page)))
+    assert days[0] <= "2025-01-10"
+    assert days[-1] >= "2025-01-19"
+    runs = table(workdir, "runs")
+    assert {r["trigger"] for r in runs} == {"demo"}
+    first = _first_seen(workdir, "tiktok难民")
+    xhs = [r for r in first if r["platform"] == "xiaohongshu"]
+
+    def english(rows: list[dict[str, Any]]) -> float:
+        return sum(1 for r in rows if r["lang"] == "en") / max(1, len(rows))
+
+    early = [r for r in xhs if r["created_at"] and r["created_at"].day <= 12]
+    late = [r for r in xhs if r["created_at"] and r["created_at"].day >= 15]
+    assert early
+    assert late
+    assert english(late) > english(early) + 0.1
