@@ -253,6 +253,25 @@ def _http11() -> type:
     return HTTP11DownloadHandler
 
 
+async def browser_handler(crawler: Any) -> Any:
+    """The crawl's scrapy-playwright handler, built and started on first use: one per crawler,
+    shared by rendering (LazyBrowserDownloadHandler) and the signing sessions
+    (crawler/downloader/signing.py), so both use the same Chromium."""
+    shared = getattr(crawler, "_tagarchive_browser", None)
+    if shared is None:
+        shared = crawler._tagarchive_browser = _SharedBrowser()
+    if shared.handler is None:
+        async with shared.lock:
+            if shared.handler is None:
+                from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+
+                handler = ScrapyPlaywrightDownloadHandler(crawler)
+                await handler._maybe_launch_in_thread()  # what engine_started would do
+                shared.handler = handler
+                crawler.stats.inc_value("tagarchive/browser_started")
+    return shared.handler
+
+
 class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
     """Plain HTTP unless a request renders; the browser starts on the first request that does.
 
@@ -277,17 +296,7 @@ class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
         return cls(crawler)
 
     async def _browser(self) -> Any:
-        shared = self._shared
-        if shared.handler is None:
-            async with shared.lock:
-                if shared.handler is None:
-                    from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
-
-                    handler = ScrapyPlaywrightDownloadHandler(self._crawler)
-                    await handler._maybe_launch_in_thread()  # what engine_started would do
-                    shared.handler = handler
-                    self._crawler.stats.inc_value("tagarchive/browser_started")
-        return shared.handler
+        return await browser_handler(self._crawler)
 
     async def download_request(self, request: Any) -> Any:
         if request.meta.get("playwright"):
