@@ -124,3 +124,45 @@ targets = ["{receiver.url()}"]
     assert [(r["state"], r["value"], r["observed_at"], r["run_id"]) for r in rows] == [
         ("firing", 150, T0 + timedelta(hours=1), run_ids[1]),
         ("resolved", 90, T0 + timedelta(hours=3), run_ids[3])]
+
+
+def test_run_now_checks_alerts_after_its_crawl(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`schedule run-now` runs the same post-run step as a scheduled fire."""
+    from crawler.cli.main import main
+
+    folder = tmp_path / "fire0"
+    folder.mkdir()
+    snapshot = {"platform": "xiaohongshu", "tag": TAG, "observed_at": T0, "views": 150,
+                "views_semantics": "exact", "source": "api", "run_id": "stand-in"}
+    run = {"run_id": "stand-in", "started_at": T0, "verdict": "ok", "health": "healthy",
+           "exit_code": 0, "watch": "refugees"}
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"fired": str(tmp_path / "fired.txt"), "fires": [
+        [_template(folder, "snapshots", snapshot), _template(folder, "runs", run)]]}))
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    monkeypatch.setenv("STAND_IN_PLAN", str(plan))
+    receiver = Receiver()
+    path = tmp_path / "tagarchive.toml"
+    path.write_text(f'''
+out = "data"
+state_dir = "state"
+[service]
+crawl_command = {json.dumps([sys.executable, "-S", str(script)])}
+[watches.refugees]
+platforms = ["xiaohongshu"]
+tags = ["TikTok难民"]
+every = "1h"
+
+[[alert]]
+name = "past-100"
+when = "views >= 100"
+targets = ["{receiver.url()}"]
+''', encoding="utf-8")
+    try:
+        main(["schedule", "run-now", "refugees", "--config", str(path)])
+        wait_until(lambda: len(receiver.posts) >= 1, 60, "the alert of the run-now crawl")
+    finally:
+        receiver.close()
+    assert "views 150; threshold >= 100" in receiver.posts[0][1]["message"]

@@ -126,6 +126,7 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_run_now(args: argparse.Namespace) -> int:
+    from crawler.services.alerts.service import after_fire
     from crawler.services.fires import RUN_NOW
     from crawler.services.runner import CrawlRunner
     from crawler.services.servicelog import setup_logging
@@ -144,6 +145,7 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = runner.fire(args.watch, RUN_NOW)
+        after_fire(config, result)  # [[alert]]s, as after a scheduled fire (docs/alerts.md)
     finally:
         for signum, previous_handler in previous.items():
             signal.signal(signum, previous_handler)
