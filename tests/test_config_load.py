@@ -214,3 +214,21 @@ def test_no_config_anywhere_is_a_usage_error(tmp_path: Path,
     with pytest.raises(ConfigError, match="pass --config FILE or set TAGARCHIVE_CONFIG"):
         find_config(None)
     assert main(["config", "check"]) == 2
+
+
+def test_privacy_mode_reaches_every_crawl_and_a_typo_is_named(tmp_path: Path) -> None:
+    from crawler.services.watchconfig import ConfigError, load_config
+
+    base = 'out = "data"\n[watches.w]\nplatforms = ["tiktok"]\ntags = ["a"]\nevery = "1h"\n'
+    path = tmp_path / "tagarchive.toml"
+    path.write_text('privacy = "redact"\n' + base)
+    config = load_config(path)
+    args = config.crawl_args(config.watch("w"))
+    assert args[args.index("--privacy") + 1] == "redact"
+    path.write_text(base)
+    default = load_config(path)
+    args = default.crawl_args(default.watch("w"))
+    assert args[args.index("--privacy") + 1] == "pseudonymize"
+    path.write_text('privacy = "pseudonymise"\n' + base)
+    with pytest.raises(ConfigError, match="privacy: expected one of pseudonymize, redact, keep"):
+        load_config(path)

@@ -98,7 +98,7 @@ class _Loader:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
         self.keys(data, "", ("out", "state_dir", "timezone", "replica", "base_urls", "signin",
                              "politeness", "health", "service", "watches", "source",
-                             "distributed", "archive", "alert"))
+                             "distributed", "archive", "alert", "privacy"))
         if "source" in data:
             self.register_sources()
         timezone = self.timezone(data.get("timezone", "local"), "timezone")
@@ -122,7 +122,15 @@ class _Loader:
                          else None),
             archive=self.archive(data.get("archive", {})),
             alerts=parse_alerts(data.get("alert"), self.path, watches),
+            privacy=self.privacy(data.get("privacy", "pseudonymize")),
         )
+
+    def privacy(self, raw: Any) -> str:
+        """`privacy = "pseudonymize" | "redact" | "keep"` (docs/privacy.md)."""
+        modes = ("pseudonymize", "redact", "keep")
+        if raw not in modes:
+            raise self.error("privacy", f"expected one of {', '.join(modes)}, got {raw!r}")
+        return str(raw)
 
     # --- generic checks ---
 

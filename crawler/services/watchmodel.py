@@ -195,6 +195,7 @@ class Config:
     distributed: Distributed | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     alerts: tuple[AlertRule, ...] = ()  # [[alert]] tables (docs/alerts.md)
+    privacy: str = "pseudonymize"  # what the crawls keep about authors (docs/privacy.md)
 
     def watch(self, name: str) -> Watch:
         try:
@@ -205,7 +206,8 @@ class Config:
 
     def crawl_args(self, watch: Watch, settings: dict[str, str] | None = None) -> list[str]:
         """`tagarchive crawl` arguments for one watch, plus extra -s settings (run id, trigger)."""
-        args = ["crawl", "--out", str(self.out), "--config", str(self.path), "--quiet"]
+        args = ["crawl", "--out", str(self.out), "--config", str(self.path), "--quiet",
+                "--privacy", self.privacy]
         if self.replica:
             args += ["--replica", self.replica]
         for platform, url in self.base_urls:
