@@ -44,6 +44,15 @@ TAGARCHIVE_CLOCK_SKEW = 300
 TAGARCHIVE_BROWSER_ENABLED = True
 # Browser contexts are replaced after this many pages (bounds Chromium's memory growth).
 TAGARCHIVE_CONTEXT_PAGES = 100
+# Signing sessions (crawler/downloader/signing.py, docs/access.md "Signing sessions"): API
+# calls an adapter marks signable are signed by the platform's own script in a few live pages
+# per platform and sent over HTTP, instead of rendering a page per tag; off renders them all.
+# A platform whose signing failed TAGARCHIVE_SIGNING_FAILURES times in a row is rendered for
+# the rest of the run; a page must show its signer within TAGARCHIVE_SIGNING_READY_MS.
+TAGARCHIVE_SIGNING_ENABLED = True
+TAGARCHIVE_SIGNING_PAGES = 2
+TAGARCHIVE_SIGNING_FAILURES = 3
+TAGARCHIVE_SIGNING_READY_MS = 15_000
 # Backoff between retries: base * 2^attempt seconds with jitter, capped; a Retry-After above
 # TAGARCHIVE_RETRY_AFTER_MAX is not waited out (the tag is reported rate_limited instead).
 TAGARCHIVE_BACKOFF_BASE = 1.0
@@ -102,6 +111,9 @@ DOWNLOADER_MIDDLEWARES = {
     # after CookiesMiddleware (700): adds the user's sign-in, strips it again on the way back
     "crawler.downloader.middlewares.SessionMiddleware": 750,
     # after retry on the way in, before it on the way out: see RenderMiddleware
+    # after the session's cookies (750): signs a request in a live page just before it is sent,
+    # or sends it on as its rendered fallback (to RenderMiddleware)
+    "crawler.downloader.signing.SigningMiddleware": 800,
     "crawler.downloader.middlewares.RenderMiddleware": 950,
 }
 
