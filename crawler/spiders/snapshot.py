@@ -51,6 +51,7 @@ class SnapshotSpider(scrapy.Spider):
         self._raw_tags = tags
         self.adapters: dict[str, Platform] = {}
         self.browser_enabled = True
+        self.signing_enabled = True
         # One bound method for every request. Scrapy caches its "generator returns a value"
         # check (inspect.getsource + ast.parse) in a weak-keyed dict keyed by the callback;
         # a fresh bound method per request dies at once, so the check ran on every response
@@ -84,6 +85,7 @@ class SnapshotSpider(scrapy.Spider):
                                   command="scrapy crawl")
         spider.run.label_from(settings)
         spider.browser_enabled = settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True)
+        spider.signing_enabled = settings.getbool("TAGARCHIVE_SIGNING_ENABLED", True)
         base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
         for job in spider.run.jobs:
             if job.platform not in spider.adapters:
@@ -108,10 +110,20 @@ class SnapshotSpider(scrapy.Spider):
                 yield request
 
     def _request(self, fetch: Fetch, job: TagJob) -> scrapy.Request | None:
-        if fetch.render is not None and not self.browser_enabled:
+        if (fetch.sign is not None and fetch.sign.fallback is not None
+                and not (self.signing_enabled and self.browser_enabled)):
+            fetch = fetch.sign.fallback  # signing is off, or has no browser: render instead
+        if (fetch.render is not None or fetch.sign is not None) and not self.browser_enabled:
             send_outcome(self.crawler.signals, job.platform, job.key, Outcome.UNSUPPORTED,
                          "this page needs the browser, which is disabled (--no-browser)")
             return None
+        return scrapy.Request(
+            fetch.url, method=fetch.method, body=fetch.body, headers=fetch.headers or None,
+            callback=self.on_page, errback=self.on_error, meta=self._meta(fetch, job),
+            dont_filter=True,  # the same tag page is legitimately fetched again (CSR fallback)
+        )
+
+    def _meta(self, fetch: Fetch, job: TagJob) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "tagarchive_job": {"platform": job.platform, "name": job.ref.name, "id": job.ref.id,
                                "step": fetch.step, "state": fetch.state},
@@ -121,11 +133,16 @@ class SnapshotSpider(scrapy.Spider):
         if fetch.render is not None:
             meta["tagarchive_render"] = fetch.render.to_meta()
             meta["playwright_page_goto_kwargs"] = {"wait_until": "domcontentloaded"}
-        return scrapy.Request(
-            fetch.url, method=fetch.method, body=fetch.body, headers=fetch.headers or None,
-            callback=self.on_page, errback=self.on_error, meta=meta,
-            dont_filter=True,  # the same tag page is legitimately fetched again (CSR fallback)
-        )
+        if fetch.sign is not None:
+            # signed in a live page (crawler/downloader/signing.py), which sends the rendered
+            # fallback instead, as built here, when signing is unavailable
+            fallback = fetch.sign.fallback
+            meta["tagarchive_sign"] = {**fetch.sign.to_meta(), "fallback": None if fallback is None
+                                      else {"url": fallback.url, "method": fallback.method,
+                                            "body": fallback.body,
+                                            "headers": dict(fallback.headers),
+                                            "meta": self._meta(fallback, job)}}
+        return meta
 
     @staticmethod
     def _job(meta: dict[str, Any]) -> TagJob:
