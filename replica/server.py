@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from replica.accounts import Accounts
 from replica.base import (
     TEXT,
     App,
@@ -202,6 +203,9 @@ class ReplicaServer:
         }
         self.hits: Counter[tuple[str, str]] = Counter()
         self.cookies_seen: set[str] = set()
+        # sign-in pages, the endpoints that say who is signed in, revoked sessions, and a
+        # cookie a platform hands out (replica/accounts.py)
+        self.accounts = Accounts()
         # transport faults (reset, stall, truncation, wrong charset): replica/faults.py
         self.faults = FaultPlan()
         self._hits_lock = threading.Lock()
@@ -324,8 +328,13 @@ class ReplicaServer:
             mount = f"/{name}"
             if path == mount or path.startswith(mount + "/"):
                 rel = path[len(mount) :] or "/"
+                signin = self.accounts.kind(name, rel)  # login pages, "am I signed in"
+                if signin is not None:
+                    self._hit(name, signin)
+                    return self.accounts.handle(name, method, rel, headers, body, mount)
                 self._hit(name, app.kind(method, rel))
-                return app.handle(method, rel, query, headers, body)
+                return self.accounts.with_cookie(
+                    name, app.handle(method, rel, query, headers, body))
         self._hit(ROOT, "other")
         return not_found()
 

@@ -10,6 +10,7 @@ Expected failures print one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import logging
@@ -172,13 +173,18 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         overrides["TAGARCHIVE_BROWSER_ENABLED"] = False
         overrides["DOWNLOAD_HANDLERS"] = {}
     else:
+        from crawler.cli.signin import own_browser_settings
+
+        own = own_browser_settings(args, platforms)  # --browser-cdp, --browser-profile
+        attached = "PLAYWRIGHT_CDP_URL" in own  # nothing is launched: no local Chromium needed
         try:
-            executable = find_chromium()
+            executable = None if attached else find_chromium()
         except BrowserNotFoundError as exc:
             raise EnvironmentProblem(str(exc)) from None
-        if executable is None:
+        if executable is None and not attached:
             raise EnvironmentProblem(INSTALL_HINT)
         overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable, images=False)
+        overrides.update(own)
         # the browser handler for the schemes in use; it starts Chromium on the first request
         # that renders, so a crawl that renders nothing never starts it
         # (crawler/downloader/chromium.py)
@@ -226,13 +232,22 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         logging.getLogger("tagarchive").warning("robots.txt is NOT obeyed (--ignore-robots)")
 
     settings = project_settings(overrides)
-    run = RunState(out=out, jobs=jobs, command="crawl", argv=list(args.argv),
-                   settings_json=recorded_settings(settings), sessions=sessions)
-    from crawler.spiders.snapshot import SnapshotSpider
+    from crawler.cli.signin import prepare_access
 
-    process = crawler_process(settings, args.log_format)
-    process.crawl(SnapshotSpider, run=run)
-    start_process(process)
+    with contextlib.ExitStack() as held:  # the browser profiles this crawl uses, locked
+        # the user's own browser's sessions, and the "am I signed in" check: a platform that
+        # fails it ends its tags login_wall, and none of them is requested
+        walled = prepare_access(held, platforms, sessions, settings)
+        run = RunState(out=out, jobs=jobs, command="crawl", argv=list(args.argv),
+                       settings_json=recorded_settings(settings), sessions=sessions)
+        for job in jobs:
+            if job.platform in walled:
+                run.set_outcome(job.platform, job.key, "login_wall", walled[job.platform])
+        from crawler.spiders.snapshot import SnapshotSpider
+
+        process = crawler_process(settings, args.log_format)
+        process.crawl(SnapshotSpider, run=run)
+        start_process(process)
     return report(run, quiet=args.quiet)
 
 
@@ -407,6 +422,16 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", action="append", default=[], metavar="PLATFORM=FILE",
                    help="sign in with a cookies.txt or Playwright storage_state JSON "
                         "(also TAGARCHIVE_SESSION_<PLATFORM>; never logged)")
+    p.add_argument("--browser-cdp", metavar="URL",
+                   help="render in your own running Chrome/Chromium, started with "
+                        "--remote-debugging-port, attached over CDP; its cookies for a "
+                        "platform are that platform's session (docs/access.md)")
+    p.add_argument("--allow-remote-cdp", action="store_true",
+                   help="let --browser-cdp name another machine (logged: a DevTools port has "
+                        "no password)")
+    p.add_argument("--browser-profile", metavar="DIR",
+                   help="a persistent browser profile per platform in DIR/<platform> (owner "
+                        "only): what a platform set in one crawl is sent in the next")
     p.add_argument("--no-archive", action="store_true",
                    help="do not keep the raw responses as WARC under <out>/archive/")
     p.add_argument("--privacy", choices=["pseudonymize", "redact", "keep"],

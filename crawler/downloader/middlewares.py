@@ -20,7 +20,8 @@ from scrapy.settings import BaseSettings
 from scrapy_playwright.page import PageMethod
 
 from crawler.downloader.chromium import collect_captures, park, stirred
-from crawler.downloader.signin import Session
+from crawler.downloader.profiles import persistent_context_kwargs
+from crawler.downloader.signin import Session, session_hosts
 from crawler.logredact import register_secrets
 from crawler.platforms.base import Platform
 from crawler.signals import run_started
@@ -49,6 +50,8 @@ def _adapter(crawler: Crawler, platform: str) -> Platform:
     # every spider of this project holds its adapters (snapshot, worker, backfill)
     return cast(AdapterSpider, crawler.spider).adapters[platform]
 
+
+PROFILE_SUFFIX = "-profile"  # the name of a platform's persistent context ends so
 
 _PLAYWRIGHT_KEYS = ("playwright", "playwright_context", "playwright_page_methods",
                     "playwright_page_init_callback", "playwright_context_kwargs",
@@ -86,6 +89,9 @@ class RenderMiddleware:
         self.max_pages = max_pages
         self.page_returned = asyncio.Condition()
         self.run: SignedInRun | None = None  # the current run, from run_started
+        # platform -> the kwargs of its persistent context (--browser-profile): one per
+        # platform, never rotated, for its cookies must outlive the crawl (profiles.py)
+        self.profiles: dict[str, dict[str, Any]] = {}
 
     def start_run(self, run: SignedInRun | None) -> None:
         """The receiver of `run_started`: render with this run's sessions from now on."""
@@ -99,6 +105,10 @@ class RenderMiddleware:
         max_pages = (settings.getint("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT")
                      or settings.getint("CONCURRENT_REQUESTS"))
         middleware = cls(crawler, settings.getint("TAGARCHIVE_CONTEXT_PAGES", 100), max_pages)
+        launch = settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
+        middleware.profiles = {
+            platform: persistent_context_kwargs(directory, launch)
+            for platform, directory in settings.getdict("TAGARCHIVE_BROWSER_PROFILES").items()}
         crawler.signals.connect(middleware.start_run, signal=run_started)
         return middleware
 
@@ -112,15 +122,20 @@ class RenderMiddleware:
         return f"tagarchive-{self.generation}"
 
     def _current(self, name: str) -> bool:
-        return name.endswith(f"-{self.generation}")
+        return name.endswith(f"-{self.generation}") or name.endswith(PROFILE_SUFFIX)
 
     async def process_request(self, request: Request) -> None:
         spec = request.meta.get("tagarchive_render")
         if not spec:
             return None
         platform = (request.meta.get("tagarchive_job") or {}).get("platform")
-        state = _session_state(self.crawler, self.run, platform)
-        name = self._context_name(platform if state else None)
+        profile = self.profiles.get(platform) if platform else None
+        state = None if profile else _session_state(self.crawler, self.run, platform)
+        if profile:  # its own cookies live in the profile: no storage_state on top
+            name = f"tagarchive-{platform}{PROFILE_SUFFIX}"
+            request.meta["playwright_context_kwargs"] = profile
+        else:
+            name = self._context_name(platform if state else None)
         self.inflight[name] = self.inflight.get(name, 0) + 1
         if state:
             # only read when the context is created; cookies go to the base URL's origin
@@ -251,7 +266,7 @@ def _session_state(crawler: Crawler, run: SignedInRun | None,
     origin = urlsplit(adapter.base_url)
     url = f"{origin.scheme}://{origin.netloc}"
     cookies = [{"name": c.name, "value": c.value, "url": url}
-               for c in session.cookies_for(adapter.hosts)]
+               for c in session.cookies_for(session_hosts(adapter))]
     return {"cookies": cookies, "origins": []} if cookies else None
 
 
@@ -293,7 +308,7 @@ class SessionMiddleware:
             return None
         adapter = _adapter(self.crawler, platform)
         added: dict[str, str] = {}
-        cookies = session.cookies_for(adapter.hosts)
+        cookies = session.cookies_for(session_hosts(adapter))
         if cookies:
             mine = "; ".join(f"{c.name}={c.value}" for c in cookies)
             existing = request.headers.get("Cookie")

@@ -14,9 +14,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from crawler.logredact import MIN_SECRET_CHARS
 from crawler.platforms import REGISTRY
+from crawler.platforms.base import Platform
 
 
 class SessionError(ValueError):
@@ -59,6 +61,15 @@ def _domain_matches(host: str, domain: str) -> bool:
     domain = domain.lstrip(".").lower()
     host = host.lower()
     return host == domain or host.endswith("." + domain)
+
+
+def session_hosts(adapter: Platform) -> tuple[str, ...]:
+    """The hosts a platform's session cookies may name: its real hosts, and the host of the
+    base URL it is crawled at when that is overridden (a mirror, the replica), so a session
+    saved there (`tagarchive signin --base-url`) is sent there too. A session belongs to one
+    platform: a cookie is never sent to another, whatever host they share."""
+    base = urlsplit(adapter.base_url).hostname
+    return adapter.hosts if not base or base in adapter.hosts else (*adapter.hosts, base)
 
 
 def parse_cookies_txt(text: str, origin: str) -> list[Cookie]:

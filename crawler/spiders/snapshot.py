@@ -19,7 +19,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.downloader.pages import failed_request, page_from_response
-from crawler.extensions.runrecord import RunState, TagJob
+from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.items import PageItems, items_from_result
 from crawler.platforms import platform_class
 from crawler.platforms.base import (
@@ -99,6 +99,8 @@ class SnapshotSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for job in self.run.jobs:
+            if self.run.outcomes.get((job.platform, job.key), (PENDING, ""))[0] != PENDING:
+                continue  # decided before the crawl (a platform that failed its sign-in check)
             adapter = self.adapters[job.platform]
             try:
                 fetch = adapter.first_fetch(job.ref)
