@@ -110,7 +110,8 @@ def test_a_session_the_platform_signed_out_ends_its_tags_unrequested(
         hits = replica.hits_snapshot()
         assert hits[("bilibili", "whoami")] == 1  # one probe, then nothing for its tags
         assert {k for (p, k) in hits if p == "bilibili"} == {"whoami"}
-        assert "says the session from" in result.stderr and "signin bilibili" in result.stderr
+        assert "says the session from" in result.stderr
+        assert "signin bilibili" in result.stderr
 
         replica.reset_hits()
         again = crawl(replica, tmp_path / "out2", "bilibili", "signedtag",

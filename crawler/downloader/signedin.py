@@ -96,10 +96,12 @@ class Verdict:
 
 
 def on_base(adapter: Platform, real_url: str) -> str:
-    """A real URL of the platform, moved onto its base URL when that is overridden."""
+    """A real URL of the platform (any of its sites: passport.bilibili.com too), moved onto its
+    base URL when that is overridden, the path kept."""
     if adapter.base_url == adapter.default_base_url.rstrip("/"):
         return real_url
-    return adapter.rebase(real_url)
+    parts = urlsplit(real_url)
+    return adapter.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def signed_in_cookie(facts: SignInFacts, cookies: list[Cookie], now: datetime) -> str | None:
