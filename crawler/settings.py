@@ -49,7 +49,8 @@ TAGARCHIVE_CONTEXT_PAGES = 100
 # per platform and sent over HTTP, instead of rendering a page per tag; off renders them all.
 # A platform whose signing failed TAGARCHIVE_SIGNING_FAILURES times in a row is rendered for
 # the rest of the run; a page must show its signer within TAGARCHIVE_SIGNING_READY_MS.
-TAGARCHIVE_SIGNING_ENABLED = True
+TAGARCHIVE_SIGNING_ENABLED = os.environ.get("TAGARCHIVE_SIGNING_ENABLED", "1").lower() not in (
+    "0", "false", "no", "off")
 TAGARCHIVE_SIGNING_PAGES = 2
 TAGARCHIVE_SIGNING_FAILURES = 3
 TAGARCHIVE_SIGNING_READY_MS = 15_000

@@ -287,7 +287,7 @@ class SigningMiddleware:
         if site.refused(response):
             return self._refused(request, response, platform, signed)
         self.failures[platform] = 0
-        response.meta["tagarchive_fetched_by"] = site.fetched_by
+        request.meta["tagarchive_fetched_by"] = site.fetched_by  # response.meta, once tied
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:

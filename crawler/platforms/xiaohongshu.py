@@ -1,9 +1,13 @@
-"""Xiaohongshu (RedNote) topics: resolve the name through topic search, then render the topic page.
+"""Xiaohongshu (RedNote) topics: the topic search, then the topic's notes feed, both signed.
 
 Shapes (PLATFORMS.md §1; real captures in tests/fixtures/real/xiaohongshu/): every edith API call
 needs `X-S`/`X-T`/`x-S-Common` headers that the site's own script computes, and an unsigned call
-is answered HTTP 461 with `Verifytype` and `Verifyuuid` (the captcha). So both steps are rendered
-in Chromium and the adapter reads the JSON the page fetched for itself:
+is answered HTTP 461 with `Verifytype` and `Verifyuuid` (the captcha). A tag by name is read
+through the two APIs directly, each call signed by the site's own script in a live page
+(`window._webmsxyw`, crawler/downloader/signing.py): `api_search` reads the topic search answer,
+`api_topic` the notes feed's first page, with no page navigation per tag. When signing is
+unavailable, or the feed is not at the path called (404: it moved), the same two steps are
+rendered in Chromium and the adapter reads the JSON the page fetched for itself:
 1. search (`/search_result?keyword=…`, [INF] which page calls the topic search on the real site)
    captures `POST /web_api/sns/v1/search/topic` → `data.topic_info_dtos[]{id,name,link,view_num}`;
    `view_num` is an integer at full precision (9918059975 and 54486530 in the real sample, no
@@ -29,6 +33,7 @@ the topic feed) or `interact_info.liked_count`, a string shown rounded from 1万
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -46,6 +51,7 @@ from crawler.platforms.base import (
     Page,
     Platform,
     RenderSpec,
+    SignSpec,
     TagResult,
     UnreadableJSON,
     check_status,
@@ -58,6 +64,11 @@ from crawler.text.tags import TagRef, normalize_tag
 from crawler.text.timestamps import TimestampError, from_epoch_millis, utc_from_epoch
 
 SEARCH_API = r"/web_api/sns/v1/search/topic"
+SEARCH_PATH = "/web_api/sns/v1/search/topic"
+# The feed path the signed path calls: the older mobile-web endpoint, which the replica's topic
+# page calls [INF: which path the current topic page calls is unconfirmed; see NOTES_API]
+FEED_PATH = "/web_api/sns/v1/page/{page_id}/notes?page_size=20&sort=hot_desc&cursor="
+API_HOST = "https://edith.xiaohongshu.com"  # the signed API's host (PLATFORMS.md §1.4)
 # Every path a topic notes feed is known or guessed at (see the module docstring): the path the
 # only public sample names, the older mobile-web endpoint, and the guess for the current page.
 # That path also answers the search box's keyword suggestions (`sug_items`, same repository), so
@@ -96,16 +107,61 @@ class Xiaohongshu(Platform):
     # the topic page loads further notes pages only when scrolled (crawler/downloader/feedscroll.py)
     timeline_scroll = {"rounds": 25, "quiet_ms": 1500, "end": "[data-feed-end]",
                        "ready": ".note-list, .captcha, .error"}
+    # a signing session keeps the explore page open: it loads the site's script and its signer
+    signing_page = "/explore"
+
+    def api_url(self, path: str) -> str:
+        """An edith API URL: the API host, or the overriding base URL (a mirror, the replica)."""
+        return (API_HOST if self.base_url == self.default_base_url else self.base_url) + path
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.id is not None:
+            # by page id only the topic page names its topic (and so its view_num): rendered
             return self._topic_fetch(tag.id, {})
+        keyword = tag.name or ""
+        body = {"keyword": keyword, "suggest_topic_request": {"title": "", "desc": f"#{keyword}"},
+                "page": {"page_size": 20, "page": 1}}  # PLATFORMS.md §1.1
+        return Fetch(
+            url=self.api_url(SEARCH_PATH), step="api_search", method="POST",
+            body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            headers={"Content-Type": "application/json;charset=UTF-8"},
+            sign=SignSpec("xiaohongshu", uri=SEARCH_PATH, fallback=self._search_page_fetch(tag)),
+        )
+
+    def _search_page_fetch(self, tag: TagRef) -> Fetch:
         keyword = tag.name or ""
         return Fetch(
             url=self.url(f"/search_result?keyword={quote(keyword, safe='')}&type=topic"),
             step="search",
             render=RenderSpec(capture=(SEARCH_API,), wait_for="ul.topic-list, .captcha, .empty"),
         )
+
+    def _feed_fetch(self, page_id: str, state: dict[str, Any]) -> Fetch:
+        """The topic's notes feed, first page, signed; rendered as the topic page otherwise."""
+        uri = FEED_PATH.format(page_id=quote(page_id, safe=""))
+        return Fetch(url=self.api_url(uri), step="api_topic",
+                     state={**state, "page_id": page_id},
+                     sign=SignSpec("xiaohongshu", uri=uri,
+                                   fallback=self._topic_fetch(page_id, state)))
+
+    def on_api_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch:
+        """The topic search's answer, fetched signed: the topic named so, then its feed."""
+        check_status(page)
+        match = self._matching_topic(topic_infos(_as_captured(page)), tag)
+        return self._feed_fetch(self._page_id(match), {"topic": _topic_state(match)})
+
+    def on_api_topic(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch | TagResult:
+        """The notes feed's first page, fetched signed. Gone from that path (404), or an
+        answer without notes: the topic page is rendered instead, and read as it reads it."""
+        page_id = state["page_id"]
+        fallback = self._topic_fetch(page_id, {k: v for k, v in state.items() if k != "page_id"})
+        if page.status == 404:
+            return fallback
+        check_status(page)
+        feed = notes_feed(_as_captured(page))
+        if feed is None:
+            return fallback
+        return self._topic_result(page, tag, page_id, state.get("topic"), feed, None, "api")
 
     def _topic_fetch(self, page_id: str, state: dict[str, Any]) -> Fetch:
         return Fetch(
@@ -121,16 +177,24 @@ class Xiaohongshu(Platform):
         searches = page.captured_matching(SEARCH_API)
         if not searches:
             raise _dom_failure(page, "the search page fetched no topic search JSON")
-        topics = topic_infos(searches[-1])
+        match = self._matching_topic(topic_infos(searches[-1]), tag)
+        return self._topic_fetch(self._page_id(match), {"topic": _topic_state(match)})
+
+    @staticmethod
+    def _matching_topic(topics: list[dict[str, Any]], tag: TagRef) -> dict[str, Any]:
         wanted = normalize_tag(tag.name or "")
         match = next((t for t in topics if normalize_tag(str(t.get("name", ""))) == wanted), None)
         if match is None:
             names = ", ".join(str(t.get("name")) for t in topics[:3]) or "no topics"
             raise NotFound(f"topic search has no topic named {tag.name!r} ({names})")
-        page_id = page_id_from_link(str(match.get("link", "")))
+        return match
+
+    @staticmethod
+    def _page_id(topic: dict[str, Any]) -> str:
+        page_id = page_id_from_link(str(topic.get("link", "")))
         if page_id is None:
-            raise LayoutChanged(f"topic link has no page id: {match.get('link')!r}")
-        return self._topic_fetch(page_id, {"topic": _topic_state(match)})
+            raise LayoutChanged(f"topic link has no page id: {topic.get('link')!r}")
+        return page_id
 
     def on_topic(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
         check_status(page)
@@ -158,6 +222,14 @@ class Xiaohongshu(Platform):
         if feed is None and header is None and views is None:
             raise _dom_failure(page, "topic page has neither notes JSON, nor the topic search's "
                                      "view_num, nor header counts")
+        return self._topic_result(page, tag, page_id, topic, feed, header, "captured_xhr")
+
+    def _topic_result(self, page: Page, tag: TagRef, page_id: str,
+                      topic: dict[str, Any] | None, feed: dict[str, Any] | None,
+                      header: dict[str, str] | None, json_source: str) -> TagResult:
+        """The snapshot and posts from what was read of a topic: the search's entry, the feed,
+        the rendered header; `json_source` is how the JSON came (`api` or `captured_xhr`)."""
+        views = _exact_count((topic or {}).get("view_num"))
         name = (topic or {}).get("name") or _state_name(page.text) or tag.name or page_id
         snapshot: dict[str, Any] = {
             "platform": self.name,
@@ -165,7 +237,7 @@ class Xiaohongshu(Platform):
             "tag_id": (topic or {}).get("id"),
             "url": self.public_topic_url(page_id),
             "observed_at": page.observed_at,
-            "source": "captured_xhr" if feed is not None or views is not None else "rendered_dom",
+            "source": json_source if feed is not None or views is not None else "rendered_dom",
         }
         caveats: list[str] = []
         if views is not None:
@@ -190,7 +262,7 @@ class Xiaohongshu(Platform):
         if caveats:
             snapshot["caveats"] = caveats
         notes = (feed or {}).get("notes") or []
-        posts = [parse_note(n, name, snapshot["tag_id"], page) for n in notes]
+        posts = [parse_note(n, name, snapshot["tag_id"], page, json_source) for n in notes]
         return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
 
     def public_topic_url(self, page_id: str) -> str:
@@ -202,7 +274,7 @@ class Xiaohongshu(Platform):
         state = {"window": window.as_state()}
         if tag.id is not None:
             return self._timeline_topic(tag.id, state)
-        search = self.first_fetch(tag)
+        search = self._search_page_fetch(tag)
         return Fetch(url=search.url, step="backfill_search", render=search.render, state=state)
 
     def _timeline_topic(self, page_id: str, state: dict[str, Any]) -> Fetch:
@@ -240,6 +312,11 @@ class Xiaohongshu(Platform):
         more = bool(feeds[-1].get("has_more", True))
         return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
                             tag_display=_state_name(page.text))
+
+
+def _as_captured(page: Page) -> Captured:
+    """An API answer fetched directly, read as the same answer captured from a rendered page."""
+    return Captured(url=page.url, status=page.status, headers=page.headers, body=page.text)
 
 
 def _topic_state(topic: dict[str, Any]) -> dict[str, Any]:
@@ -391,7 +468,7 @@ def _dom_failure(page: Page, detail: str) -> Exception:
 
 
 def parse_note(note: Any, tag_display: str, tag_id: str | None,
-               page: Page) -> dict[str, Any] | None:
+               page: Page, source: str = "captured_xhr") -> dict[str, Any] | None:
     """One public post from a notes-feed entry.
 
     Read in every known note shape: the topic feed's `{id, title, likes, user{userid}}`; the
@@ -423,7 +500,7 @@ def parse_note(note: Any, tag_display: str, tag_id: str | None,
         "text": _key(body, "title", "display_title", "displayTitle", "desc"),
         "created_at": created_at,
         "observed_at": page.observed_at,
-        "source": "captured_xhr",
+        "source": source,
     }
     likes = body.get("likes")
     interact = mapping(_key(body, "interact_info", "interactInfo"))
