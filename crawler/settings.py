@@ -53,12 +53,29 @@ TAGARCHIVE_SIGNING_ENABLED = os.environ.get("TAGARCHIVE_SIGNING_ENABLED", "1").l
     "0", "false", "no", "off")
 TAGARCHIVE_SIGNING_PAGES = 2
 TAGARCHIVE_SIGNING_FAILURES = 3
-TAGARCHIVE_SIGNING_READY_MS = 15_000
+TAGARCHIVE_SIGNING_READY_MS = 5_000
 # Backoff between retries: base * 2^attempt seconds with jitter, capped; a Retry-After above
 # TAGARCHIVE_RETRY_AFTER_MAX is not waited out (the tag is reported rate_limited instead).
 TAGARCHIVE_BACKOFF_BASE = 1.0
 TAGARCHIVE_BACKOFF_MAX = 30.0
 TAGARCHIVE_RETRY_AFTER_MAX = 120.0
+# The per-platform circuit breaker (crawler/downloader/breaker.py, docs/access.md "Backing off
+# a platform"): a tag ending captcha, blocked or rate_limited cools its whole platform, in this
+# run and the next ones (<out>/.tagarchive/breaker.json); its tags end `cooling_off`. Cool-offs
+# in seconds; a repeat trip within the window of the previous cool-off's end doubles, up to MAX.
+# A rate limit cools for the platform's Retry-After when it gave one.
+TAGARCHIVE_BREAKER_ENABLED = True
+TAGARCHIVE_COOLOFF_CAPTCHA = 1800.0
+TAGARCHIVE_COOLOFF_BLOCKED = 7200.0
+TAGARCHIVE_COOLOFF_RATE_LIMITED = 900.0
+TAGARCHIVE_COOLOFF_MAX = 86400.0
+TAGARCHIVE_COOLOFF_WINDOW = 86400.0
+# --ignore-cooloff: send a cooling platform's requests anyway (logged as a warning)
+TAGARCHIVE_IGNORE_COOLOFF = False
+# the breaker's "now", standing still at this ISO time (tests, replays); None: the clock
+TAGARCHIVE_BREAKER_NOW = None
+# how long a half-open platform's other tags wait for its probe's outcome (seconds)
+TAGARCHIVE_BREAKER_PROBE_WAIT = 600.0
 
 # --- politeness -----------------------------------------------------------------------------
 # robots.txt is obeyed unless the user passes --ignore-robots (which is logged).
@@ -107,6 +124,8 @@ RETRY_EXCEPTIONS = [
 ]
 
 DOWNLOADER_MIDDLEWARES = {
+    # before robots.txt (100): a cooling platform is sent nothing, not even that
+    "crawler.downloader.breaker.PlatformBreakerMiddleware": 60,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.downloader.middlewares.BackoffRetryMiddleware": 550,
     # after CookiesMiddleware (700): adds the user's sign-in, strips it again on the way back

@@ -163,6 +163,11 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         overrides["ROBOTSTXT_OBEY"] = False
     if args.no_archive:
         overrides["TAGARCHIVE_ARCHIVE_ENABLED"] = False
+    if getattr(args, "ignore_cooloff", False):
+        overrides["TAGARCHIVE_IGNORE_COOLOFF"] = True
+        logging.getLogger("tagarchive").warning(
+            "platforms cooling off after a captcha, block or rate limit are requested anyway "
+            "(--ignore-cooloff)")
     for entry in args.set:
         name, sep, value = entry.partition("=")
         if not sep or not name.isidentifier() or name.upper() != name:
@@ -432,6 +437,9 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--browser-profile", metavar="DIR",
                    help="a persistent browser profile per platform in DIR/<platform> (owner "
                         "only): what a platform set in one crawl is sent in the next")
+    p.add_argument("--ignore-cooloff", action="store_true",
+                   help="request platforms cooling off after a captcha, block or rate limit "
+                        "anyway (logged); docs/access.md")
     p.add_argument("--no-archive", action="store_true",
                    help="do not keep the raw responses as WARC under <out>/archive/")
     p.add_argument("--privacy", choices=["pseudonymize", "redact", "keep"],

@@ -37,6 +37,9 @@ class Outcome(StrEnum):
     ROBOTS_DISALLOWED = "robots_disallowed"
     ERROR = "error"
     NOT_ATTEMPTED = "not_attempted"  # the run stopped before the tag was requested
+    # not requested: its platform's breaker is open after a captcha, block or rate limit
+    # (crawler/downloader/breaker.py); the detail says why and until when
+    COOLING_OFF = "cooling_off"
 
 
 # A failure's detail is printed on stderr and stored in `runs.outcomes`; it often quotes the

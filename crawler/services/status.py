@@ -63,6 +63,10 @@ class Status:
     generated_at: datetime
     scheduler_pid: int | None
     watches: list[WatchStatus]
+    # platforms whose breaker is open (cooling, or half-open): one line each; and a damaged
+    # breaker state, in one line (crawler/downloader/breakerstate.py)
+    backed_off: list[dict[str, Any]] = field(default_factory=list)
+    breaker_problem: str | None = None
 
 
 def freshness(age_s: float | None, watch: Watch, interval: float) -> str:
@@ -114,7 +118,26 @@ def collect(config: Config, now: datetime | None = None) -> Status:
             name=watch.name, cadence=watch.cadence.describe(), enabled=watch.enabled,
             next_run=next_runs.get(watch.name) if watch.enabled else None, last_run=last,
             skipped_since=skipped, tags=tags))
-    return Status(str(config.path), now, lock_holder(service_lock_path(config)), result)
+    backed_off, problem = _backed_off(config, now)
+    return Status(str(config.path), now, lock_holder(service_lock_path(config)), result,
+                  backed_off, problem)
+
+
+def _backed_off(config: Config, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
+    """The platforms the crawls leave alone (or will probe next), from the breaker state."""
+    from crawler.downloader.breakerstate import CLOSED, BreakerStore, describe, stamp
+    from storage.backends import backend_for
+    from storage.errors import StorageError
+
+    try:
+        entries, problem = BreakerStore(backend_for(config.out).state_root(config.out)).load()
+    except (StorageError, OSError) as exc:
+        return [], f"breaker state unavailable: {exc}"
+    rows = [{"platform": e.platform, "phase": e.phase(now), "kind": e.kind,
+             "until": stamp(e.until), "trips": e.trips, "detail": e.detail,
+             "line": describe(e, now)}
+            for _name, e in sorted(entries.items()) if e.phase(now) != CLOSED]
+    return rows, problem
 
 
 def _runs_by_watch(config: Config, since: str | None) -> dict[str, list[dict[str, Any]]]:
@@ -160,6 +183,8 @@ def as_json(status: Status) -> dict[str, Any]:
         "generated_at": plain(status.generated_at),
         "scheduler": {"running": status.scheduler_pid is not None, "pid": status.scheduler_pid},
         "watches": watches,
+        "backed_off": status.backed_off,
+        "breaker_problem": status.breaker_problem,
     }
 
 
@@ -210,6 +235,11 @@ def render(status: Status, console: Any) -> None:
     running = (f"running (pid {status.scheduler_pid})" if status.scheduler_pid
                else "not running")
     console.print(f"scheduler {running}; config {escape(str(status.config))}", highlight=False)
+    for row in status.backed_off:  # one line per platform the crawls leave alone
+        console.print(f"[yellow]{escape(row['line'])}[/]", highlight=False, overflow="fold")
+    if status.breaker_problem:
+        console.print(f"[red]{escape(status.breaker_problem)}[/]", highlight=False,
+                      overflow="fold")
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("watch", "cadence", "last run", "verdict", "rejects", "next run"):
         table.add_column(column, overflow="fold")

@@ -18,6 +18,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from crawler.downloader.breaker import PlatformCooling
 from crawler.downloader.pages import failed_request, page_from_response
 from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.items import PageItems, items_from_result
@@ -195,6 +196,10 @@ class SnapshotSpider(scrapy.Spider):
         error = failure.value
         if error is None:  # Twisted types it Optional; a Failure is always made from one
             raise TypeError("a download failure without its exception")
+        if isinstance(error, PlatformCooling):  # not sent: the platform's breaker is open
+            send_outcome(self.crawler.signals, job.platform, job.key, Outcome.COOLING_OFF,
+                         error.detail)
+            return
         if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
             send_outcome(self.crawler.signals, job.platform, job.key, Outcome.ROBOTS_DISALLOWED,
                          f"{request.url} is disallowed by robots.txt")
