@@ -122,3 +122,28 @@ def test_a_session_the_platform_signed_out_ends_its_tags_unrequested(
         assert any(k != "whoami" for (p, k) in hits if p == "bilibili")
     finally:
         replica.accounts.clear()
+
+
+def test_the_config_names_the_browser_for_every_watch(tmp_path: Path) -> None:
+    from crawler.services.watchconfig import load_config
+    from crawler.services.watchvalues import ConfigError
+
+    watch = '[watches.w]\nplatforms = ["douyin"]\ntags = ["x"]\nevery = "1h"\n'
+    path = tmp_path / "tagarchive.toml"
+    path.write_text('[browser]\ncdp = "http://127.0.0.1:9222"\n' + watch)
+    config = load_config(path)
+    args = config.crawl_args(config.watch("w"))
+    assert args[args.index("--browser-cdp") + 1] == "http://127.0.0.1:9222"
+    path.write_text('[browser]\nprofile = "profiles"\n' + watch)
+    config = load_config(path)
+    args = config.crawl_args(config.watch("w"))
+    assert args[args.index("--browser-profile") + 1] == str(tmp_path / "profiles")
+    path.write_text('[browser]\ncdp = "http://192.0.2.7:9222"\n' + watch)
+    with pytest.raises(ConfigError, match="browser.cdp: .*allow_remote_cdp = true"):
+        load_config(path)
+    path.write_text('[browser]\ncdp = "http://192.0.2.7:9222"\nallow_remote_cdp = true\n'
+                    + watch)
+    assert "--allow-remote-cdp" in load_config(path).crawl_args(load_config(path).watch("w"))
+    path.write_text('[browser]\ncdp = "http://127.0.0.1:9222"\nprofile = "p"\n' + watch)
+    with pytest.raises(ConfigError, match="not both"):
+        load_config(path)

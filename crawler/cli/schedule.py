@@ -163,6 +163,25 @@ def cmd_schedule_run_now(args: argparse.Namespace) -> int:
     return EXIT_TAG_FAILED
 
 
+def cmd_schedule_resume(args: argparse.Namespace) -> int:
+    """End a platform's pause after a lost login (crawler/services/pauses.py) by hand."""
+    from crawler.platforms import UnknownPlatformError, platform_class
+    from crawler.services.pauses import active, lift
+
+    config = _config(args, need_watches=False)
+    try:
+        platform = platform_class(args.platform).name
+    except UnknownPlatformError as exc:
+        raise UsageError(str(exc)) from None
+    pause = active(config).get(platform)
+    if pause is None or not lift(config, platform, "tagarchive schedule resume"):
+        print(f"{platform}: not paused")
+        return EXIT_OK
+    print(f"{platform}: resumed (paused since {pause.since}); its watches crawl it from their "
+          "next fire")
+    return EXIT_OK
+
+
 def cmd_crontab(args: argparse.Namespace) -> int:
     from crawler.services.crontab import crontab_lines
 
@@ -252,6 +271,11 @@ def register(sub: Any) -> None:
     _add_config(now)
     _add_logging(now)
     now.set_defaults(func=cmd_schedule_run_now)
+    resume = actions.add_parser("resume", help="crawl a platform paused after a lost login "
+                                               "again, from each watch's next fire")
+    resume.add_argument("platform", help="the paused platform, as `status` names it")
+    _add_config(resume)
+    resume.set_defaults(func=cmd_schedule_resume)
 
     crontab = sub.add_parser("crontab", help="print crontab lines equivalent to the watches")
     _add_config(crontab)

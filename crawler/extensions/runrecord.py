@@ -100,6 +100,9 @@ class RunState:
     # set from -s TAGARCHIVE_WATCH / TAGARCHIVE_TRIGGER by `tagarchive schedule` (label_from)
     watch: str | None = None
     trigger: str | None = None
+    # -s TAGARCHIVE_RUN_NOTE: what the scheduler left out of this fire (a paused platform),
+    # kept in the row's reason
+    note: str | None = None
     # --- the ledger ---
     outcomes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     storage_error: str | None = None
@@ -171,6 +174,7 @@ class RunState:
             self.run_id = check_partition_value("run_id", str(run_id))
         self.watch = settings.get("TAGARCHIVE_WATCH") or self.watch
         self.trigger = settings.get("TAGARCHIVE_TRIGGER") or self.trigger
+        self.note = settings.get("TAGARCHIVE_RUN_NOTE") or self.note
 
     def record(self, stats: dict[str, Any], finished_at: datetime, reason: str) -> dict[str, Any]:
         """The `runs` row for this run."""
@@ -212,7 +216,8 @@ class RunState:
             "settings": self.settings_json,
             "watch": self.watch,
             "trigger": self.trigger,
-            "reason": None if reason == "finished" else reason,
+            "reason": "; ".join(r for r in (None if reason == "finished" else reason,
+                                            self.note) if r) or None,
             "health": (("unhealthy" if self.findings else "healthy")
                        if self.health_checked else None),
             "findings": list(self.findings),

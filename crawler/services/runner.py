@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO
 
 from crawler.services.fires import FireResult, find_record, join_notes, log_result, record_fire
 from crawler.services.locks import LockBusy, file_lock, name_holder
+from crawler.services.pauses import after_fire, before_fire
 from crawler.services.watchmodel import Config, Watch
 from crawler.services.watchvalues import ConfigError, format_duration
 from storage import new_run_id
@@ -82,18 +83,29 @@ class CrawlRunner:
     def _fire(self, name: str, trigger: str, note: str | None) -> FireResult:
         watch = self.config.watch(name)
         run_id = new_run_id()
-        argv = self.config.crawl_args(
-            watch, {"TAGARCHIVE_RUN_ID": run_id, "TAGARCHIVE_TRIGGER": trigger})
+        extra = {"TAGARCHIVE_RUN_ID": run_id, "TAGARCHIVE_TRIGGER": trigger}
+        # a platform paused after a lost login is left out until its session is renewed
+        remaining, paused = before_fire(self.config, watch, self.environ)
+        if paused is not None:
+            if not remaining:
+                return self.record_event(watch, trigger, "skipped", join_notes(note, paused),
+                                         run_id=run_id)
+            watch = replace(watch, platforms=remaining)
+            note = join_notes(note, paused)
+            extra["TAGARCHIVE_RUN_NOTE"] = paused  # the crawl's own row says it too
+        argv = self.config.crawl_args(watch, extra)
         started_at = datetime.now(UTC)
         if self.config.distributed is not None:  # the workers crawl: queue the jobs
             return self._enqueue(watch, run_id, trigger, note)
         try:
             with file_lock(self.config.state_dir / "locks" / f"{name}.lock") as held:
-                return self._spawn(watch, run_id, argv, trigger, note, started_at, held)
+                result = self._spawn(watch, run_id, argv, trigger, note, started_at, held)
         except LockBusy as exc:
             return self.record_event(watch, trigger, "skipped",
                                      f"another run of this watch is still going (pid {exc})",
                                      argv=argv, run_id=run_id)
+        after_fire(self.config, watch, run_id, self.environ)  # a login lost: pause it
+        return result
 
     def _enqueue(self, watch: Watch, run_id: str, trigger: str, note: str | None) -> FireResult:
         """Distributed mode: one job per (platform, tag) in Redis, the round named by run_id.

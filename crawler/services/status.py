@@ -13,6 +13,7 @@ from typing import Any
 from crawler.extensions.health import newest_snapshots, runs_table
 from crawler.services.jobstore import service_lock_path, stored_next_runs
 from crawler.services.locks import lock_holder
+from crawler.services.pauses import active
 from crawler.services.watchmodel import Config, Watch
 from crawler.services.watchvalues import format_duration
 
@@ -43,6 +44,9 @@ class WatchStatus:
     last_run: dict[str, Any] | None
     skipped_since: int  # skipped fires after the last run that did something
     tags: list[TagFreshness] = field(default_factory=list)
+    # its platforms paused after a lost login, until the session is renewed
+    # (crawler/services/pauses.py): platform, since, reason, and the line status prints
+    paused: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def fresh(self) -> bool:
@@ -94,6 +98,7 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     next_runs = stored_next_runs(config)
     everything: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
     result = []
+    pauses = active(config)
     for watch in watches:
         rows = runs.get(watch.name, [])
         if not rows:  # nothing in the window: look further back, once
@@ -117,7 +122,10 @@ def collect(config: Config, now: datetime | None = None) -> Status:
         result.append(WatchStatus(
             name=watch.name, cadence=watch.cadence.describe(), enabled=watch.enabled,
             next_run=next_runs.get(watch.name) if watch.enabled else None, last_run=last,
-            skipped_since=skipped, tags=tags))
+            skipped_since=skipped, tags=tags,
+            paused=[{"platform": p.platform, "since": p.since, "kind": p.kind,
+                     "reason": p.reason, "line": p.line()}
+                    for p in (pauses.get(x) for x in watch.platforms) if p is not None]))
     backed_off, problem = _backed_off(config, now)
     return Status(str(config.path), now, lock_holder(service_lock_path(config)), result,
                   backed_off, problem)
@@ -258,6 +266,7 @@ def render(status: Status, console: Any) -> None:
             details.append(f"  last run {escape(run['run_id'])} "
                            f"({escape(run['trigger'] or '-')}){skipped}")
         details.extend(f"  [red]{escape(note)}[/]" for note in notes)
+        details.extend(f"  [red]{escape(p['line'])}[/]" for p in w.paused)
         details.extend(
             f"  [{_STYLE[t.state]}]{t.state:<6}[/] {escape(t.platform)}/{escape(t.tag)}"
             + (f" ({_ago(now, t.newest)})" if t.newest else "")

@@ -26,6 +26,7 @@ from crawler.extensions.health import HealthThresholds
 from crawler.services.alerts.parse import parse_alerts
 from crawler.services.watchmodel import (
     ArchiveSettings,
+    BrowserSettings,
     Cadence,
     Config,
     Distributed,
@@ -50,7 +51,7 @@ SETTING_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "COOKIE", "KEY", "AUTH", "SESSION")
 # set by the scheduler itself for every fire
 RESERVED_SETTINGS = ("TAGARCHIVE_RUN_ID", "TAGARCHIVE_WATCH", "TAGARCHIVE_TRIGGER",
-                     "CLOSESPIDER_TIMEOUT")
+                     "CLOSESPIDER_TIMEOUT", "TAGARCHIVE_RUN_NOTE")
 # The longest duration a key takes (every, jitter, timeout, the [service] graces): a year. A
 # longer one is a typo, and `now + every` would pass year 9999 in the scheduler and in `status`.
 MAX_DURATION = 366 * 86400.0
@@ -98,7 +99,7 @@ class _Loader:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
         self.keys(data, "", ("out", "state_dir", "timezone", "replica", "base_urls", "signin",
                              "politeness", "health", "service", "watches", "source",
-                             "distributed", "archive", "alert", "privacy"))
+                             "distributed", "archive", "alert", "browser", "privacy"))
         if "source" in data:
             self.register_sources()
         timezone = self.timezone(data.get("timezone", "local"), "timezone")
@@ -122,6 +123,7 @@ class _Loader:
                          else None),
             archive=self.archive(data.get("archive", {})),
             alerts=parse_alerts(data.get("alert"), self.path, watches),
+            browser=self.browser(data.get("browser", {})),
             privacy=self.privacy(data.get("privacy", "pseudonymize")),
         )
 
@@ -357,6 +359,29 @@ class _Loader:
             max_age = int(seconds // 86400)
         return ArchiveSettings(recipients=tuple(r.strip() for r in recipients),
                                max_age_days=max_age)
+
+    def browser(self, raw: Any) -> BrowserSettings:
+        """`[browser]`: cdp (a DevTools URL on loopback, unless allow_remote_cdp), or profile
+        (a directory, relative to the config file); not both."""
+        from crawler.downloader.profiles import check_cdp_url
+
+        raw = self.table(raw, "browser")
+        self.keys(raw, "browser", ("cdp", "allow_remote_cdp", "profile"))
+        allow = self.boolean(raw.get("allow_remote_cdp", False), "browser.allow_remote_cdp")
+        cdp = None
+        if "cdp" in raw:
+            try:
+                cdp = check_cdp_url(self.string(raw["cdp"], "browser.cdp"), allow_remote=allow)
+            except ValueError as exc:
+                said = str(exc).replace("--browser-cdp ", "").replace(
+                    "--allow-remote-cdp", "allow_remote_cdp = true")
+                raise self.error("browser.cdp", said) from None
+        profile = (self.directory(raw["profile"], "browser.profile") if "profile" in raw
+                   else None)
+        if cdp and profile:
+            raise self.error("browser", "give cdp or profile, not both: an attached browser "
+                                        "keeps its own profile")
+        return BrowserSettings(cdp=cdp, allow_remote_cdp=allow, profile=profile)
 
     def base_urls(self, raw: Any) -> tuple[tuple[str, str], ...]:
         table = self.table(raw, "base_urls")

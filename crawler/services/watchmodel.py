@@ -181,6 +181,25 @@ class SignIn:
 
 
 @dataclass(frozen=True)
+class BrowserSettings:
+    """`[browser]`: the user's own browser for every watch's crawls (docs/access.md)."""
+
+    cdp: str | None = None  # a running Chrome's DevTools URL (--browser-cdp)
+    allow_remote_cdp: bool = False  # a cdp URL on another machine (--allow-remote-cdp)
+    profile: Path | None = None  # persistent profiles, one per platform (--browser-profile)
+
+    def crawl_options(self) -> list[str]:
+        args: list[str] = []
+        if self.cdp:
+            args += ["--browser-cdp", self.cdp]
+            if self.allow_remote_cdp:
+                args.append("--allow-remote-cdp")
+        if self.profile is not None:
+            args += ["--browser-profile", str(self.profile)]
+        return args
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded, validated config file."""
 
@@ -195,6 +214,7 @@ class Config:
     distributed: Distributed | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     alerts: tuple[AlertRule, ...] = ()  # [[alert]] tables (docs/alerts.md)
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
     privacy: str = "pseudonymize"  # what the crawls keep about authors (docs/privacy.md)
 
     def watch(self, name: str) -> Watch:
@@ -213,6 +233,7 @@ class Config:
         for platform, url in self.base_urls:
             args += ["--base-url", f"{platform}={url}"]
         args += watch.politeness.crawl_options()
+        args += self.browser.crawl_options()
         args += ["-s", f"TAGARCHIVE_WATCH={watch.name}"]
         if watch.timeout:
             # the crawl stops itself a little before the scheduler would end it, so it can

@@ -1,0 +1,128 @@
+"""A lost login under the real scheduler: the platform is paused (a state file, the runs rows,
+`status`), only it; its watches go on with their other platforms; a renewed session file, or
+`schedule resume`, ends the pause."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crawler.cli.main import main
+from crawler.services.pauses import active, begin, pause_path
+from crawler.services.watchconfig import load_config
+from replica.server import ReplicaServer
+from storage import open_dataset
+from tests.crawl_helpers import ROOT
+from tests.wait_helpers import StreamLines, reap, wait_until
+
+LOST, RENEWED = "bili-session-the-platform-forgot-1", "bili-session-signed-in-again-2"
+
+
+def session_file(path: Path, value: str) -> None:
+    path.write_text(json.dumps({"cookies": [
+        {"name": "SESSDATA", "value": value, "domain": ".bilibili.com", "path": "/"}]}))
+
+
+def runs(config_out: Path) -> list[dict]:
+    if not (config_out / "runs").exists():
+        return []
+    return sorted(open_dataset(config_out, "runs").to_table().to_pylist(),
+                  key=lambda r: r["started_at"])
+
+
+def test_a_lost_login_pauses_only_that_platform_until_the_session_is_renewed(
+        replica: ReplicaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    replica.world.set_variant("tiktok", "pausetag", "ssr")  # served without the browser
+    session = tmp_path / "bilibili.json"
+    session_file(session, LOST)
+    path = tmp_path / "tagarchive.toml"
+    path.write_text(f'''
+out = "data"
+replica = "{replica.url}"
+[politeness]
+delay = 0
+concurrency = 4
+browser = false
+[signin]
+bilibili = "bilibili.json"
+[watches.mixed]
+platforms = ["bilibili", "tiktok"]
+tags = ["pausetag"]
+every = "2s"
+timeout = "2m"
+''')
+    config = load_config(path)
+    out = Path(config.out)
+    replica.accounts.revoke("bilibili", LOST)  # the platform signed this session out
+    replica.reset_hits()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(path),
+         "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    stderr = StreamLines(service.stderr)  # type: ignore[arg-type]
+    try:
+        def tiktok_alone() -> bool:
+            return service.poll() is not None or any(
+                r["platforms"] == ["tiktok"] and r["verdict"] == "ok" for r in runs(out))
+
+        wait_until(tiktok_alone, 240, "a fire that crawled tiktok without bilibili")
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(timeout=120)
+    finally:
+        reap(service)
+        stderr.close()
+    err = stderr.text()
+    assert code == 0, err[-3000:]
+    rows = [r for r in runs(out) if r["verdict"] != "skipped"]
+    first = rows[0]
+    assert first["platforms"] == ["bilibili", "tiktok"]
+    got = {(o["platform"], o["status"]) for o in first["outcomes"]}
+    assert got == {("bilibili", "login_wall"), ("tiktok", "stored")}
+    later = rows[1:]
+    assert later
+    assert all(r["platforms"] == ["tiktok"] for r in later)  # only bilibili is left out
+    assert all("bilibili paused since" in (r["reason"] or "") for r in later)
+    # paused: the state file, owner-only; one probe, and nothing at all sent to it since
+    pause = active(config)["bilibili"]
+    assert pause.run_id == first["run_id"]
+    assert stat.S_IMODE(pause_path(config, "bilibili").stat().st_mode) == 0o600
+    assert {k for (p, k) in replica.hits_snapshot() if p == "bilibili"} == {"whoami"}
+    assert replica.hits_snapshot()[("bilibili", "whoami")] == 1
+    assert '"paused": "bilibili"' in err  # the service said so in its log
+
+    assert main(["status", "--json", "--config", str(path)]) == 0
+    [watch] = json.loads(capsys.readouterr().out)["watches"]
+    assert [p["platform"] for p in watch["paused"]] == ["bilibili"]
+    assert watch["paused"][0]["kind"] == "login_lost"
+    assert main(["status", "--config", str(path)]) == 0
+    assert "bilibili paused since" in capsys.readouterr().out.replace("\n", " ")
+
+    # renewed: a session file newer than the pause; the next fire crawls bilibili again
+    session_file(session, RENEWED)
+    assert main(["schedule", "run-now", "mixed", "--config", str(path)]) == 0
+    assert "bilibili" not in active(config)
+    last = runs(out)[-1]
+    assert last["platforms"] == ["bilibili", "tiktok"]
+    assert {o["status"] for o in last["outcomes"]} == {"stored"}
+    assert replica.hits_snapshot()[("bilibili", "whoami")] == 2
+    replica.accounts.clear()
+
+
+def test_resume_ends_a_pause_by_hand(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tagarchive.toml"
+    path.write_text('[watches.w]\nplatforms = ["weibo"]\ntags = ["x"]\nevery = "1h"\n')
+    config = load_config(path)
+    begin(config, "weibo", "1 of 1 tag(s) met a login wall in run r1", "r1", "w")
+    assert main(["schedule", "resume", "WEIBO", "--config", str(path)]) == 0  # any case
+    assert "weibo: resumed" in capsys.readouterr().out
+    assert not os.path.exists(pause_path(config, "weibo"))
+    assert main(["schedule", "resume", "weibo", "--config", str(path)]) == 0
+    assert "weibo: not paused" in capsys.readouterr().out
+    assert main(["schedule", "resume", "nosuch", "--config", str(path)]) == 2
