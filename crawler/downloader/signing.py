@@ -19,8 +19,9 @@ asks them to sign the adapter's own API requests (`SigningMiddleware`):
   a row (then for the rest of the run).
 
 Pages live in their own browser context per platform, with the user's session cookies when
-there is one (as rendering has them), or in the user's own browser's first context when the
-crawl attached to it over CDP. The response says how it came in `tagarchive_fetched_by`.
+there is one (as rendering has them); in the platform's persistent profile when it has one
+(--browser-profile); or in the user's own browser's first context when the crawl attached to it
+over CDP (--browser-cdp). The response says how it came in `tagarchive_fetched_by`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 
 from crawler.downloader.chromium import browser_handler
-from crawler.downloader.middlewares import AdapterSpider, SignedInRun, _session_state
+from crawler.downloader.middlewares import (
+    PROFILE_SUFFIX,
+    AdapterSpider,
+    SignedInRun,
+    _session_state,
+)
+from crawler.downloader.profiles import persistent_context_kwargs
 from crawler.downloader.signing_sites import SITES, SignerMissing, SiteSigner
 from crawler.signals import run_started
 
@@ -48,6 +55,9 @@ SIGN_META = "tagarchive_sign"  # the SignSpec, as the spider put it in the reque
 REFUSED_META = "tagarchive_sign_refused"  # how many times this request's signature was refused
 _SIGNED = "_tagarchive_signed"  # set while a signed request is in the downloader
 COOKIE_SECONDS = 10.0  # a session's cookies are read again after this long
+# after a page failed to show its signer, the platform's pool answers "unavailable" at once
+# for this long rather than load (and wait on) another page per request
+DOWN_SECONDS = 30.0
 
 
 class SigningUnavailable(IgnoreRequest):
@@ -87,8 +97,10 @@ class SigningPool:
     they crash, close, or belong to an older generation (`renew`)."""
 
     def __init__(self, crawler: Crawler, platform: str, site: SiteSigner, url: str, size: int,
-                 ready_ms: int, context_kwargs: dict[str, Any] | None) -> None:
+                 ready_ms: int, context_kwargs: dict[str, Any] | None,
+                 profile: dict[str, Any] | None = None) -> None:
         self.crawler = crawler
+        self.profile = profile  # the kwargs of the platform's persistent context (a profile)
         self.platform = platform
         self.site = site
         self.url = url
@@ -100,6 +112,7 @@ class SigningPool:
         self.turn = 0
         self.context: Any = None  # our context for this platform's pages (None: not made yet)
         self.context_lock = asyncio.Lock()
+        self.down: tuple[float, str] | None = None  # (until, why) after a page had no signer
 
     async def session(self) -> SigningSession:
         """A live page that can sign, taking the slots in turn."""
@@ -109,6 +122,8 @@ class SigningPool:
             current = self.slots[slot]
             if current is not None and current.usable(self.generation):
                 return current
+            if self.down is not None and time.monotonic() < self.down[0]:
+                raise SigningUnavailable(self.down[1])
             if current is not None:
                 why = "older script" if current.generation < self.generation else "page lost"
                 logger.info("%s: re-creating signing page %d (%s)", self.platform, slot, why)
@@ -137,6 +152,16 @@ class SigningPool:
         browser = handler.browser
         if self.crawler.settings.get("PLAYWRIGHT_CDP_URL") and browser.contexts:
             return browser.contexts[0], False  # the user's own browser: their cookies
+        if self.profile is not None:
+            # the platform's persistent profile, the one context rendering uses too (a profile
+            # directory can be open once): its cookies are the session (profiles.py)
+            name = f"tagarchive-{self.platform}{PROFILE_SUFFIX}"
+            async with handler.context_launch_lock:
+                wrapper = handler.context_wrappers.get(name)
+                if wrapper is None:
+                    wrapper = await handler._create_browser_context(name=name,
+                                                                    context_kwargs=self.profile)
+            return wrapper.context, False
         async with self.context_lock:
             if self.context is None or not _alive(self.context):
                 self.context = await browser.new_context(**(self.context_kwargs or {}))
@@ -155,12 +180,15 @@ class SigningPool:
         page.on("close", lambda *_: self.lost(session))
         self.crawler.stats.inc_value("tagarchive/signing/navigations")
         try:
-            await page.goto(self.url, wait_until="domcontentloaded")
+            await page.goto(self.url, wait_until="load")  # its scripts have run
             await page.wait_for_function(self.site.ready, timeout=self.ready_ms)
         except Exception as exc:
             await self._close_page(session)
-            raise SigningUnavailable(f"the {self.platform} page at {self.url} has no signer "
-                                     f"({type(exc).__name__})") from exc
+            why = (f"the {self.platform} page at {self.url} has no signer "
+                   f"({type(exc).__name__})")
+            self.down = (time.monotonic() + DOWN_SECONDS, why)
+            raise SigningUnavailable(why) from exc
+        self.down = None
         self.crawler.stats.inc_value("tagarchive/signing/sessions_created")
         logger.info("%s: signing page ready (%s)", self.platform, self.url)
         return session
@@ -197,12 +225,16 @@ class SigningMiddleware:
         settings = crawler.settings
         self.crawler = crawler
         self.size = settings.getint("TAGARCHIVE_SIGNING_PAGES", 2)
-        self.ready_ms = settings.getint("TAGARCHIVE_SIGNING_READY_MS", 15_000)
+        self.ready_ms = settings.getint("TAGARCHIVE_SIGNING_READY_MS", 5_000)
         self.max_failures = settings.getint("TAGARCHIVE_SIGNING_FAILURES", 3)
         self.pools: dict[str, SigningPool] = {}
         self.failures: dict[str, int] = {}  # platform -> signing failures in a row
         self.off: dict[str, str] = {}  # platform -> why its requests are rendered from now on
         self.run: SignedInRun | None = None
+        launch = settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
+        self.profiles = {  # as RenderMiddleware opens them
+            platform: persistent_context_kwargs(directory, launch)
+            for platform, directory in settings.getdict("TAGARCHIVE_BROWSER_PROFILES").items()}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SigningMiddleware:
@@ -231,10 +263,11 @@ class SigningMiddleware:
         pool = self.pools.get(platform)
         if pool is None:
             adapter = cast(AdapterSpider, self.crawler.spider).adapters[platform]
-            state = _session_state(self.crawler, self.run, platform)
+            profile = self.profiles.get(platform)
+            state = None if profile else _session_state(self.crawler, self.run, platform)
             pool = SigningPool(self.crawler, platform, site, adapter.url(adapter.signing_page),
                                self.size, self.ready_ms,
-                               {"storage_state": state} if state else None)
+                               {"storage_state": state} if state else None, profile)
             self.pools[platform] = pool
         return pool
 

@@ -1,0 +1,208 @@
+"""Signing sessions end to end (issue 14 item 1): real `tagarchive crawl` processes, real Chromium,
+the replica's Xiaohongshu signer (replica/signing.py) switched as the real site would change.
+
+Every expected value is the replica's ground truth; what a test provokes (an old signature, a
+crashed page, a new script version, a page without its signer) is checked on the replica's
+side too (its hits and the refusals it counted), so a crawl that never met it cannot pass.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psutil
+import pytest
+
+from replica.server import ReplicaServer
+from replica.signing import SignerState
+from tests.crawl_helpers import ROOT, crawl, outcomes, run_record, snapshots
+from tests.wait_helpers import StreamLines, reap, wait_until
+
+PLATFORM = "xiaohongshu"
+PAGES = 2  # TAGARCHIVE_SIGNING_PAGES
+
+
+@pytest.fixture
+def signer(replica: ReplicaServer) -> Iterator[SignerState]:
+    """The replica's Xiaohongshu signer, back to its defaults after the test."""
+    state: SignerState = replica.platforms[PLATFORM].signing  # type: ignore[attr-defined]
+    state.reset()
+    replica.reset_hits()
+    yield state
+    state.reset()
+
+
+def _hits(replica: ReplicaServer) -> dict[str, int]:
+    return {kind: n for (platform, kind), n in replica.hits_snapshot().items()
+            if platform == PLATFORM}
+
+
+def _posts(out: Path) -> list[dict[str, Any]]:
+    rel = duckdb.sql(f"select * from read_parquet('{out}/posts/**/*.parquet', "
+                     "hive_partitioning=true)")
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def _assert_truth(replica: ReplicaServer, out: Path, tags: list[str]) -> list[dict[str, Any]]:
+    """Every tag stored once, each number the replica's ground truth; the rows."""
+    assert set(outcomes(out).values()) == {"stored"}, outcomes(out)
+    rows = snapshots(out)
+    assert sorted(r["tag"] for r in rows) == sorted(t.lower() for t in tags)
+    for row in rows:
+        truth = replica.world.topic(PLATFORM, row["tag"])
+        assert (row["views"], row["discussions"], row["participants"]) == (
+            truth.views, truth.discussions, truth.participants), row["tag"]
+        assert row["tag_id"] == truth.topic_id
+        assert truth.page_id in row["url"]
+    return rows
+
+
+def _crawl_process(replica: ReplicaServer, out: Path, tags: list[str],
+                   *extra: str) -> subprocess.Popen[str]:
+    """A crawl in its own process, logging at INFO, to act on while it runs."""
+    argv = [sys.executable, "-m", "crawler.cli", "crawl", PLATFORM, *tags, "--out", str(out),
+            "--replica", replica.url, "--delay", "0", "--concurrency", "4",
+            "--log-level", "INFO", *extra]
+    return subprocess.Popen(argv, cwd=str(ROOT), env=dict(os.environ), text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen[str], log: StreamLines) -> str:
+    """The crawl's log once it ended on its own (a hang guard kills it), its exit checked."""
+    try:
+        proc.wait(timeout=300)
+    finally:
+        reap(proc, group=True)
+        text = log.text()
+        log.close()
+    assert proc.returncode == 0, text[-3000:]
+    return text
+
+
+def _tags(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:03d}" for i in range(n)]
+
+
+def test_signed_crawl_stores_truth_without_rendering_a_page(
+        replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
+    tags = ["TikTok难民", *_tags("signed", 7)]
+    result = crawl(replica, tmp_path, PLATFORM, *tags)
+    assert result.code == 0, result.stderr[-3000:]
+    rows = _assert_truth(replica, tmp_path, tags)
+    assert {r["fetched_by"] for r in rows} == {"signed_http"}
+    assert {r["source"] for r in rows} == {"api"}
+    for row in rows:
+        assert row["views_semantics"] == row["discussions_semantics"] == "exact"
+    # the posts are the feed's first page, with the likes the replica holds
+    posts = _posts(tmp_path)
+    truth = {p.id: p for tag in tags
+             for p in replica.world.posts_for(PLATFORM, tag, limit=20, order="mixed")}
+    assert {p["post_id"] for p in posts} == set(truth)
+    assert all(p["likes"] == truth[p["post_id"]].likes for p in posts)
+
+    hits = _hits(replica)
+    # one search and one feed call per tag, every one signed well enough to be answered
+    assert hits.get("search_topic") == hits.get("notes") == len(tags), hits
+    assert signer.state()["refused"] == {}
+    # no topic or search page was loaded; the signing pages, once each: 2 for 8 tags
+    assert "topic_page" not in hits, hits
+    assert "search_page" not in hits, hits
+    assert hits.get("home", 0) <= PAGES, hits
+    assert run_record(tmp_path)["rendered_requests"] == 0
+
+
+def test_expired_signature_is_signed_again_not_stored_as_captcha(
+        replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
+    """Requests signed as they enter the downloader wait there behind one the replica holds
+    for longer than a signature lives: they arrive expired, and must be signed again."""
+    signer.set(ttl_ms=1500)
+    replica.faults.add("slow", "/xiaohongshu/web_api/sns/v1/search/topic", times=1,
+                       seconds=2.5)
+    tags = _tags("expiry", 6)
+    # one request at a time to the replica: the others are signed and queued meanwhile
+    result = crawl(replica, tmp_path, PLATFORM, *tags,
+                   extra=("--concurrency", "1", "--log-level", "INFO"))
+    assert result.code == 0, result.stderr[-3000:]
+    assert signer.state()["refused"].get("expired", 0) >= 1, signer.state()
+    assert "signature refused" in result.stderr
+    rows = _assert_truth(replica, tmp_path, tags)  # none stored as captcha
+    assert "signed_http" in {r["fetched_by"] for r in rows}
+
+
+def test_signing_page_killed_mid_crawl_is_recreated(
+        replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
+    tags = _tags("killed", 60)
+    proc = _crawl_process(replica, tmp_path, tags)
+    assert proc.stderr is not None
+    log = StreamLines(proc.stderr)
+    try:
+        wait_until(lambda: _hits(replica).get("notes", 0) >= 8, 120, "8 topics read")
+        crawl_proc = psutil.Process(proc.pid)
+        renderers = [p for p in crawl_proc.children(recursive=True)
+                     if "--type=renderer" in " ".join(p.cmdline())]
+        assert renderers, "no Chromium renderer under the crawl"
+        for renderer in renderers:  # every signing page's renderer: the pages crash
+            renderer.kill()
+        killed_at = _hits(replica).get("notes", 0)
+    finally:
+        text = _finish(proc, log)
+    assert killed_at < len(tags), "the crawl ended before the pages were killed"
+    assert "re-creating signing page" in text
+    assert _hits(replica).get("home", 0) > PAGES  # signing pages loaded again
+    rows = _assert_truth(replica, tmp_path, tags)  # no tag lost or wrong
+    assert "signed_http" in {r["fetched_by"] for r in rows}
+
+
+def test_key_rotation_mid_run_recreates_sessions(
+        replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
+    tags = _tags("rotated", 60)
+    proc = _crawl_process(replica, tmp_path, tags)
+    assert proc.stderr is not None
+    log = StreamLines(proc.stderr)
+    try:
+        wait_until(lambda: _hits(replica).get("notes", 0) >= 8, 120, "8 topics read")
+        signer.set(version=2)  # the site ships a new script: pages loaded before sign wrongly
+        rotated_at = _hits(replica).get("notes", 0)
+    finally:
+        text = _finish(proc, log)
+    assert rotated_at < len(tags), "the crawl ended before the script changed"
+    refused = signer.state()["refused"]
+    assert refused.get("stale_key", 0) >= 1, refused  # the old pages' signatures were refused
+    assert "signing pages are re-created" in text
+    assert _hits(replica).get("home", 0) > PAGES
+    rows = _assert_truth(replica, tmp_path, tags)  # and no wrong number stored
+    assert {r["fetched_by"] for r in rows} == {"signed_http"}
+
+
+def test_render_fallback_when_the_page_has_no_signer(
+        replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
+    signer.set(exposed=False)  # the site still signs its own calls, but exposes no signer
+    tags = ["TikTok难民", *_tags("nosigner", 3)]
+    result = crawl(replica, tmp_path, PLATFORM, *tags, extra=("--log-level", "INFO"))
+    assert result.code == 0, result.stderr[-3000:]
+    assert "rendering instead of signing" in result.stderr
+    rows = _assert_truth(replica, tmp_path, tags)
+    assert {r["fetched_by"] for r in rows} == {"render"}
+    assert {r["source"] for r in rows} == {"captured_xhr"}
+    hits = _hits(replica)
+    assert hits.get("search_page") == hits.get("topic_page") == len(tags), hits
+    # no API call was ever sent unsigned by the crawler itself
+    assert signer.state()["refused"] == {}
+
+
+def test_signing_off_renders_as_before(replica: ReplicaServer, signer: SignerState,
+                                       tmp_path: Path) -> None:
+    tags = ["TikTok难民"]
+    result = crawl(replica, tmp_path, PLATFORM, *tags,
+                   extra=("-s", "TAGARCHIVE_SIGNING_ENABLED=0"))
+    assert result.code == 0, result.stderr[-3000:]
+    rows = _assert_truth(replica, tmp_path, tags)
+    assert rows[0]["fetched_by"] == "render"
+    assert "home" not in _hits(replica)  # no signing page was opened
