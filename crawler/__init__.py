@@ -8,7 +8,8 @@
     settings.py  every Scrapy setting the project relies on
     extensions/  the run record (RunState; RunRecord: outcomes, health, the runs row, exit code),
                  the WARC archive, health checks, logs
-    downloader/  middlewares (retry, session, render), Chromium and capture, sign-in, pages
+    downloader/  middlewares (retry, session, render), Chromium and capture, sign-in, pages,
+                 the user's own browser (CDP, profiles) and the signed-in check
     platforms/   one pure adapter per platform: URLs, steps, parsers from a Page to items
     rules/       the item rules as plain functions: normalize, problems, dedupe key, storage row
     items.py     the items the spiders yield (fields = storage columns)

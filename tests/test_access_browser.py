@@ -147,3 +147,36 @@ def test_the_config_names_the_browser_for_every_watch(tmp_path: Path) -> None:
     path.write_text('[browser]\ncdp = "http://127.0.0.1:9222"\nprofile = "p"\n' + watch)
     with pytest.raises(ConfigError, match="not both"):
         load_config(path)
+
+
+def test_a_signed_in_profile_is_the_session_of_a_platform_read_over_http(
+        replica: ReplicaServer, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from crawler.downloader.chromium import find_chromium, launch_options
+    from crawler.downloader.profiles import mark_signed_in, profile_dir
+
+    profiles = tmp_path / "profiles"
+    value = "bili-profile-session-3c9d"
+    with sync_playwright() as pw:  # what `signin bilibili --profile` leaves behind
+        context = pw.chromium.launch_persistent_context(
+            str(profile_dir(profiles, "bilibili")), **launch_options(find_chromium()))
+        context.add_cookies([{"name": "SESSDATA", "value": value, "url": replica.url,
+                              "expires": 4102444800}])
+        context.close()
+    mark_signed_in(profiles, "bilibili", "test")
+    try:
+        replica.reset_hits()
+        result = crawl(replica, tmp_path / "out", "bilibili", "profilehttp",
+                       extra=("--browser-profile", str(profiles)))
+        assert result.code == 0, result.stderr[-2000:]
+        assert replica.hits_snapshot()[("bilibili", "whoami")] == 1
+        assert any(value in c for c in replica.cookies_seen)
+        replica.accounts.revoke("bilibili", value)  # signed out by the platform
+        result = crawl(replica, tmp_path / "out2", "bilibili", "profilehttp",
+                       extra=("--browser-profile", str(profiles)))
+        assert result.code == 1
+        assert outcomes(tmp_path / "out2") == {("bilibili", "profilehttp"): "login_wall"}
+        assert f"profile {profiles / 'bilibili'}" in result.stderr
+    finally:
+        replica.accounts.clear()

@@ -173,14 +173,15 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         if not sep or not name.isidentifier() or name.upper() != name:
             raise UsageError(f"-s expects NAME=VALUE with an upper-case setting name: {entry!r}")
         overrides[name] = value
+    from crawler.cli.signin import own_browser_settings
+
+    # --browser-cdp, --browser-profile: also where nothing renders, for their cookies
+    own = own_browser_settings(args, platforms)
     needs = {platform_class(p).browser for p in platforms}
     if needs == {"never"} or args.no_browser:
         overrides["TAGARCHIVE_BROWSER_ENABLED"] = False
         overrides["DOWNLOAD_HANDLERS"] = {}
     else:
-        from crawler.cli.signin import own_browser_settings
-
-        own = own_browser_settings(args, platforms)  # --browser-cdp, --browser-profile
         attached = "PLAYWRIGHT_CDP_URL" in own  # nothing is launched: no local Chromium needed
         try:
             executable = None if attached else find_chromium()
@@ -189,13 +190,13 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         if executable is None and not attached:
             raise EnvironmentProblem(INSTALL_HINT)
         overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable, images=False)
-        overrides.update(own)
         # the browser handler for the schemes in use; it starts Chromium on the first request
         # that renders, so a crawl that renders nothing never starts it
         # (crawler/downloader/chromium.py)
         schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
                    for p in platforms}
         overrides["DOWNLOAD_HANDLERS"] = dict.fromkeys(schemes, BROWSER_DOWNLOAD_HANDLER)
+    overrides.update(own)
     overrides.update(privacy_settings(args))
     return overrides
 
