@@ -26,6 +26,7 @@ from benchmarks import (
     memory,
     parquet_writer,
     rendered,
+    signing,
 )
 from benchmarks.harness import REPLICA_NOTE, Figure
 
@@ -33,7 +34,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS = {"http": http_path, "browser-use": browser_use, "growth": growth,
               "rendered": rendered, "memory": memory,
               "parquet": parquet_writer, "compaction": compaction,
-              "backfill": backfill, "distributed": distributed}
+              "backfill": backfill, "distributed": distributed, "signing": signing}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

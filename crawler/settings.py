@@ -51,7 +51,9 @@ TAGARCHIVE_CONTEXT_PAGES = 100
 # the rest of the run; a page must show its signer within TAGARCHIVE_SIGNING_READY_MS.
 TAGARCHIVE_SIGNING_ENABLED = os.environ.get("TAGARCHIVE_SIGNING_ENABLED", "1").lower() not in (
     "0", "false", "no", "off")
-TAGARCHIVE_SIGNING_PAGES = 2
+# live pages per platform: one signs far faster than a crawl sends, and each more is another
+# renderer process (~50 MB); more only spread what a crashed page costs
+TAGARCHIVE_SIGNING_PAGES = 1
 TAGARCHIVE_SIGNING_FAILURES = 3
 TAGARCHIVE_SIGNING_READY_MS = 5_000
 # Backoff between retries: base * 2^attempt seconds with jitter, capped; a Retry-After above

@@ -25,7 +25,7 @@ from tests.crawl_helpers import ROOT, crawl, outcomes, run_record, snapshots
 from tests.wait_helpers import StreamLines, reap, wait_until
 
 PLATFORM = "xiaohongshu"
-PAGES = 2  # TAGARCHIVE_SIGNING_PAGES
+PAGES = 1  # TAGARCHIVE_SIGNING_PAGES
 
 
 @pytest.fixture

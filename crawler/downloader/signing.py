@@ -224,7 +224,7 @@ class SigningMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         self.crawler = crawler
-        self.size = settings.getint("TAGARCHIVE_SIGNING_PAGES", 2)
+        self.size = settings.getint("TAGARCHIVE_SIGNING_PAGES", 1)
         self.ready_ms = settings.getint("TAGARCHIVE_SIGNING_READY_MS", 5_000)
         self.max_failures = settings.getint("TAGARCHIVE_SIGNING_FAILURES", 3)
         self.pools: dict[str, SigningPool] = {}
