@@ -3,7 +3,8 @@
 Exit codes: 0 ok; 2 a config or usage error (one line naming file, key and problem); 3 the
 state directory is held by another scheduler; `schedule run-now` exits with its crawl's code
 (1 if the fire was skipped, timed out or crashed, 130 if interrupted); `status --check` exits
-4 when a watch is not fresh and healthy.
+4 when a watch is not fresh and healthy; `schedule resume PLATFORM` exits 0 (paused or not), 2 for
+an unknown platform.
 """
 
 from __future__ import annotations

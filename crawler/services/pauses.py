@@ -157,12 +157,15 @@ def before_fire(config: Config, watch: Watch,
 
 def has_signin(config: Config, platform: str, environ: dict[str, str]) -> bool:
     """Whether the watch's crawls of the platform go signed in (or the platform needs it)."""
+    from crawler.downloader.profiles import signed_in_at
     from crawler.platforms import platform_class
 
+    profile = config.browser.profile
     return bool(any(p == platform for p, _f in config.signin.session_files)
                 or any(p == platform for p, _t, _s in config.signin.variables)
                 or environ.get(f"TAGARCHIVE_SESSION_{platform.upper()}")
-                or config.browser.cdp or config.browser.profile is not None
+                or config.browser.cdp  # the user's browser: its sessions are not seen here
+                or (profile is not None and signed_in_at(profile, platform) is not None)
                 or platform_class(platform).signin == "required")
 
 
