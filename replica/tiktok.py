@@ -31,6 +31,7 @@ from replica.base import (
     script_json,
     static_file,
 )
+from replica.signing import SignerState, script, versioned_key
 from replica.truth import ANCHOR_AT, Anchor, PlatformTruth, pick, snowflake
 from replica.world import (
     LIST_CAP,
@@ -69,9 +70,9 @@ def tiktok_rounded(n: int) -> int:
     return (n + step // 2) // step * step
 
 
-def x_bogus(canonical_query: str) -> str:
+def x_bogus(canonical_query: str, key: str = SIGN_KEY) -> str:
     """X-Bogus for a canonical query ("k=v&k=v", decoded, in order, without X-Bogus)."""
-    return "DFSz" + f"{fnv1a32((SIGN_KEY + '|' + canonical_query).encode('utf-8')):08x}"
+    return "DFSz" + f"{fnv1a32((key + '|' + canonical_query).encode('utf-8')):08x}"
 
 
 def canonical_query(query: Query) -> str:
@@ -126,6 +127,9 @@ class TikTokApp:
     def __init__(self, world: World, prefix: str = "/tiktok") -> None:
         self.world = world
         self.prefix = prefix.rstrip("/")
+        # the page script's version (its X-Bogus key) and whether it exposes byted_acrawler
+        # (replica/signing.py); X-Bogus carries no time, so nothing expires [INF]
+        self.signing = SignerState()
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -389,17 +393,29 @@ class TikTokApp:
     def _static(self, path: str) -> Response:
         if path != "/static/webapp.js":
             return not_found()
-        return respond(200, static_file("webapp.js"), JS, Cache_Control="no-cache")
+        text = script(static_file("webapp.js").decode("utf-8"), self.signing)
+        return respond(200, text, JS, Cache_Control="no-cache")
 
     # -- API ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def signed(query: Query) -> bool:
+    def signed(self, query: Query) -> bool:
+        """Whether msToken and X-Bogus are what the current script sends; refusals counted."""
         token = query.get("msToken", "")
         bogus = query.get("X-Bogus", "")
+        reason = None
         if len(token) < MIN_MS_TOKEN or not bogus:
-            return False
-        return hmac.compare_digest(bogus, x_bogus(canonical_query(query)))
+            reason = "unsigned"
+        else:
+            canonical = canonical_query(query)
+            version = self.signing.version
+            if not hmac.compare_digest(bogus, x_bogus(canonical, versioned_key(SIGN_KEY,
+                                                                              version))):
+                old = any(hmac.compare_digest(bogus, x_bogus(canonical, versioned_key(SIGN_KEY, v)))
+                          for v in range(1, version))
+                reason = "stale_key" if old else "bad_signature"
+        if reason is not None:
+            self.signing.refuse(reason)
+        return reason is None
 
     def _api_detail(self, path: str, query: Query) -> Response:
         name = query.get("challengeName", "")

@@ -19,7 +19,9 @@ def test_every_stored_number_traces_to_a_valid_warc_record(replica: ReplicaServe
                                                            tmp_path: Path) -> None:
     replica.world.set_variant("tiktok", "tiktokrefugee", "ssr")
     replica.world.set_variant("tiktok", "TikTok难民", "csr")
-    result = crawl(replica, tmp_path, "tiktok,xiaohongshu", "tiktokrefugee", "TikTok难民")
+    # rendered, so that rendered records are checked too (tests/test_signing_e2e.py: signed ones)
+    result = crawl(replica, tmp_path, "tiktok,xiaohongshu", "tiktokrefugee", "TikTok难民",
+                   extra=("-s", "TAGARCHIVE_SIGNING_ENABLED=0"))
     assert result.code == 0, result.stderr[-2000:]
     files = sorted(tmp_path.glob("archive/platform=*/date=*/*.warc.gz"))
     assert {f.parent.parent.name for f in files} == {"platform=tiktok", "platform=xiaohongshu"}

@@ -8,6 +8,7 @@ side too (its hits and the refusals it counted), so a crawl that never met it ca
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -19,6 +20,9 @@ import duckdb
 import psutil
 import pytest
 
+from crawler.platforms import platform_class
+from crawler.platforms.base import TagResult
+from crawler.services.reparse import archived_pages
 from replica.server import ReplicaServer
 from replica.signing import SignerState
 from tests.crawl_helpers import ROOT, crawl, outcomes, run_record, snapshots
@@ -206,3 +210,59 @@ def test_signing_off_renders_as_before(replica: ReplicaServer, signer: SignerSta
     rows = _assert_truth(replica, tmp_path, tags)
     assert rows[0]["fetched_by"] == "render"
     assert "home" not in _hits(replica)  # no signing page was opened
+
+
+def test_signed_pages_trace_to_their_warc_records(replica: ReplicaServer, signer: SignerState,
+                                                  tmp_path: Path) -> None:
+    """An API answer fetched signed is archived like any response, and parsing the archived
+    record again gives exactly the stored numbers."""
+    tags = ["TikTok难民", "旅行"]
+    result = crawl(replica, tmp_path, PLATFORM, *tags)
+    assert result.code == 0, result.stderr[-3000:]
+    pages = {p.ref.record_id: p for p in archived_pages(tmp_path)}
+    rows = snapshots(tmp_path)
+    assert len(rows) == len(tags)
+    for row in rows:
+        archived = pages[row["archive_record"]]
+        assert archived.step == "api_topic"
+        assert not archived.page.rendered
+        adapter = platform_class(PLATFORM)(replica.base_url(PLATFORM))
+        again = adapter.handle(archived.step, archived.page, archived.tag, archived.state)
+        assert isinstance(again, TagResult)
+        for name in ("views", "discussions", "participants"):
+            assert again.snapshot[name] == row[name], (row["tag"], name)
+    # the signature headers went out, never into the archive: only responses are kept
+    for path in tmp_path.glob("archive/**/*.warc.gz"):
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read()
+        assert b"x-S-Common" not in raw
+        assert b"X-B3-Traceid" not in raw
+
+
+def test_tiktok_client_rendered_tags_are_signed(replica: ReplicaServer, tmp_path: Path) -> None:
+    """TikTok's client-rendered tag page: its two API calls signed by a live page's
+    `byted_acrawler.frontierSign`, not the page rendered."""
+    tiktok: SignerState = replica.platforms["tiktok"].signing  # type: ignore[attr-defined]
+    tiktok.reset()
+    replica.reset_hits()
+    tags = ["tiktokrefugee", "booktok", "signedcsr"]
+    for tag in tags:
+        replica.world.set_variant("tiktok", tag, "csr")
+    result = crawl(replica, tmp_path, "tiktok", *tags)
+    assert result.code == 0, result.stderr[-3000:]
+    rows = {r["tag"]: r for r in snapshots(tmp_path)}
+    assert set(rows) == set(tags)
+    for tag, row in rows.items():
+        truth = replica.world.topic("tiktok", tag)
+        assert (row["views"], row["posts"], row["tag_id"]) == (truth.views, truth.posts,
+                                                               truth.topic_id)
+        assert (row["fetched_by"], row["source"]) == ("signed_http", "api")
+    posts = _posts(tmp_path)
+    truth_posts = {p.id: p for tag in tags
+                   for p in replica.world.posts_for("tiktok", tag, limit=30)}
+    assert {p["post_id"] for p in posts} == set(truth_posts)
+    hits = {kind: n for (platform, kind), n in replica.hits_snapshot().items()
+            if platform == "tiktok"}
+    assert hits.get("api_detail") == hits.get("api_item_list") == len(tags), hits
+    assert tiktok.state()["refused"] == {}
+    assert run_record(tmp_path)["rendered_requests"] == 0

@@ -4,9 +4,12 @@ Shapes (PLATFORMS.md §2): `<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">` �
 `__DEFAULT_SCOPE__["webapp.challenge-detail"]` → `statusCode`, `challengeInfo.challenge{id,title,
 desc}`, `stats{videoCount,viewCount}` (ints), `statsV2` (the same as strings), `itemList[]`.
 Anonymous visitors sometimes get a variant without that scope whose JavaScript fetches
-`/api/challenge/detail/` signed with `X-Bogus`; only the page can sign, so that tag is fetched
-again through the browser and the JSON the page received is read (captured XHR). Not found is
-`statusCode` 10205 or a hollow `challengeInfo` without an id.
+`/api/challenge/detail/` signed with `X-Bogus`; only the page's script can sign, so for that
+tag the crawler calls the API itself, each call signed by the site's own
+`byted_acrawler.frontierSign` in a live page (crawler/downloader/signing.py): `api_detail`
+reads `challenge/detail`, `api_items` the first `challenge/item_list` page. When signing is
+unavailable the tag page is rendered instead and the JSON it received is read (captured XHR).
+Not found is `statusCode` 10205 or a hollow `challengeInfo` without an id.
 
 What the numbers are (docs/data.md; real captures in tests/fixtures/real/tiktok/):
 - `stats.viewCount` is the figure TikTok rounds for display, served as an integer: 179900000
@@ -30,9 +33,10 @@ when present.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from parsel import Selector
 
@@ -45,6 +49,7 @@ from crawler.platforms.base import (
     Page,
     Platform,
     RenderSpec,
+    SignSpec,
     TagResult,
     Unsupported,
     check_status,
@@ -57,6 +62,11 @@ from crawler.text.tags import TagRef
 from crawler.text.timestamps import TimestampError, from_epoch_seconds, utc_from_epoch
 
 SCOPE = "webapp.challenge-detail"
+# the web API's base query [V-src TikTokPy src/tiktokapipy/util/queries.py, 2023-06]; msToken
+# and X-Bogus are added when the call is signed
+API_QUERY = (("aid", "1988"), ("app_name", "tiktok_web"), ("device_platform", "web_pc"),
+             ("region", "US"), ("browser_language", "en-US"))
+ITEM_COUNT = 30  # what the web page asks for
 NOT_FOUND_CODES = {10205}
 DETAIL_API = r"/api/challenge/detail/"
 ITEMS_API = r"/api/challenge/item_list/"
@@ -82,6 +92,7 @@ class TikTok(Platform):
     visibility_cap: ClassVar[int | None] = VISIBILITY_CAP
     backfill = ("challenge/item_list (signed in-page) read by scrolling the rendered tag page: "
                 "ranked and capped, so a lower bound")
+    signing_page = "/"  # the site root loads the script that holds byted_acrawler (TikTok-Api)
     timeline_source = "captured_xhr"
     # the tag page loads item_list pages only when scrolled (crawler/downloader/feedscroll.py)
     timeline_scroll = {"rounds": 15, "quiet_ms": 1500, "end": "[data-feed-end]",
@@ -105,15 +116,51 @@ class TikTok(Platform):
         scope = universal.get("__DEFAULT_SCOPE__", {})
         detail = scope.get(SCOPE)
         if detail is None:
-            # the client-rendered variant: only the page's own script can sign the API call
-            return Fetch(
+            # the client-rendered variant: only the page's own script can sign the API calls,
+            # which a live page does for the crawler; the tag page rendered when it cannot
+            rendered = Fetch(
                 url=page.url,
                 step="rendered",
                 render=RenderSpec(capture=(DETAIL_API, ITEMS_API),
                                   wait_for='[data-e2e="challenge-vvcount"]'),
             )
+            return Fetch(url=self._api_url("/api/challenge/detail/",
+                                           (("challengeName", tag.name or ""),)),
+                         step="api_detail", sign=SignSpec("tiktok", fallback=rendered))
         return parse_detail(detail, page, source="embedded_json",
                             items=detail.get("itemList") or [])
+
+    def _api_url(self, path: str, params: tuple[tuple[str, str], ...]) -> str:
+        return self.url(path + "?" + urlencode((*API_QUERY, *params), quote_via=quote))
+
+    def on_api_detail(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch | TagResult:
+        """`challenge/detail`, fetched signed: the challenge, then its first videos."""
+        check_status(page)
+        detail = _json_body(page, "challenge/detail")
+        challenge = (detail.get("challengeInfo") or {}).get("challenge") or {}
+        if detail.get("statusCode") in NOT_FOUND_CODES or not challenge.get("id"):
+            return parse_detail(detail, self._tag_page(page, tag), source="api", items=[])
+        rendered = Fetch(url=self.tag_url(tag.name or ""), step="rendered",
+                         render=RenderSpec(capture=(DETAIL_API, ITEMS_API),
+                                           wait_for='[data-e2e="challenge-vvcount"]'))
+        items = self._api_url("/api/challenge/item_list/", (
+            ("challengeID", str(challenge["id"])), ("count", str(ITEM_COUNT)), ("cursor", "0")))
+        return Fetch(url=items, step="api_items", state={"detail": detail},
+                     sign=SignSpec("tiktok", fallback=rendered))
+
+    def on_api_items(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        """The first `challenge/item_list` page, fetched signed, with the detail read before."""
+        check_status(page)
+        data = _json_body(page, "item_list")
+        items = data.get("itemList") or []
+        if not isinstance(items, list):
+            raise LayoutChanged("item_list answered no itemList")
+        return parse_detail(state["detail"], self._tag_page(page, tag), source="api",
+                            items=items, post_source="api")
+
+    def _tag_page(self, page: Page, tag: TagRef) -> Page:
+        """An API answer as the tag's page: the snapshot's URL is the tag page's."""
+        return replace(page, url=self.tag_url(tag.name or ""))
 
     def on_rendered(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
         check_status(page)
@@ -338,7 +385,7 @@ def _check_counter_text(stats_v2: dict[str, Any], key: str) -> None:
 
 
 def parse_detail(detail: dict[str, Any], page: Page, *, source: str,
-                 items: list[dict[str, Any]]) -> TagResult:
+                 items: list[dict[str, Any]], post_source: str | None = None) -> TagResult:
     """A snapshot (and posts) from a `webapp.challenge-detail` scope or an API answer."""
     status = detail.get("statusCode", detail.get("status_code", 0))
     info = detail.get("challengeInfo")
@@ -371,7 +418,8 @@ def parse_detail(detail: dict[str, Any], page: Page, *, source: str,
         "visibility_cap": VISIBILITY_CAP,
         "source": source,
     }
-    posts = [parse_item(item, title, str(challenge["id"]), page) for item in items]
+    posts = [parse_item(item, title, str(challenge["id"]), page, source=post_source)
+             for item in items]
     return TagResult(snapshot=snapshot, posts=[p for p in posts if p is not None])
 
 

@@ -13,12 +13,18 @@
     return ("00000000" + (h >>> 0).toString(16)).slice(-8);
   }
 
+  // Written in when the bundle is served (replica/signing.py): the script version, which picks
+  // the signing key, and whether byted_acrawler is exposed on window.
+  var SCRIPT_VERSION = Number("__SCRIPT_VERSION__") || 1;
+  var EXPOSED = "__SIGNER_EXPOSED__" !== "false";
+
   // The key is assembled at runtime so it never appears as a single literal in the bundle.
   function signKey() {
     var pieces = ["detyb", "rc_a", "relwa"];
     var head = pieces.map(function (p) { return p.split("").reverse().join(""); }).join("");
     var salt = (0x1f2e * 3).toString(36);
-    return head + ":" + salt + ":" + String.fromCharCode(0x76, 0x31);
+    var key = head + ":" + salt + ":" + String.fromCharCode(0x76, 0x31);
+    return SCRIPT_VERSION > 1 ? key + ":v" + SCRIPT_VERSION : key;
   }
 
   // Decoded "k=v" pairs in order, without X-Bogus: immune to how the URL gets re-escaped.
@@ -31,11 +37,10 @@
     return parts.join("&");
   }
 
-  window.byted_acrawler = {
-    frontierSign: function (url) {
-      return { "X-Bogus": "DFSz" + fnv1a32(signKey() + "|" + canonicalQuery(url)) };
-    }
-  };
+  function frontierSign(url) {
+    return { "X-Bogus": "DFSz" + fnv1a32(signKey() + "|" + canonicalQuery(url)) };
+  }
+  if (EXPOSED) window.byted_acrawler = { frontierSign: frontierSign };
 
   function msToken() {
     var m = document.cookie.match(/(?:^|;\s*)msToken=([^;]*)/);
@@ -48,6 +53,8 @@
     document.cookie = "msToken=" + token + "; path=/; SameSite=Lax";
     return token;
   }
+  // the site's script sets msToken as it loads (TikTok-Api reads it from the page's cookies)
+  msToken();
 
   var path = location.pathname;
   var tagAt = path.indexOf("/tag/");
@@ -60,7 +67,7 @@
       return encodeURIComponent(kv[0]) + "=" + encodeURIComponent(kv[1]);
     }).join("&");
     var url = prefix + apiPath + "?" + qs;
-    var bogus = window.byted_acrawler.frontierSign(url)["X-Bogus"];
+    var bogus = frontierSign(url)["X-Bogus"];
     var resp = await fetch(url + "&X-Bogus=" + encodeURIComponent(bogus),
                            { credentials: "same-origin" });
     var text = await resp.text();
