@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crawler.items import PageItems
-from crawler.rules.normalize import TagMemo, normalize_item
+from crawler.rules.normalize import TagMemo, describe_texts, normalize_item
 from pipelines import RunPipeline
 
 
@@ -18,5 +18,6 @@ class NormalizePipeline(RunPipeline):
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
+            describe_texts(item.items)  # a page's languages at once, off the crawl's thread
             return self.each(item, self.process_item)
         return normalize_item(item, self.tags)

@@ -68,3 +68,11 @@ def test_normalize_fills_language_and_tags_and_keeps_the_platforms_label() -> No
                      hashtags=["a"])
     normalize_item(given)
     assert (given.lang, given.hashtags) == ("fr", ["a"])  # an adapter's word is kept
+
+
+def test_a_page_of_texts_at_once_gets_each_its_language() -> None:
+    from crawler.text.language import detect_languages
+
+    texts = [t for _l, t in KNOWN] + [None, "lol", KNOWN[0][1]]
+    got = detect_languages(texts)
+    assert [g[0] for g in got] == [lang for lang, _t in KNOWN] + [None, None, KNOWN[0][0]]

@@ -15,7 +15,7 @@ from crawler.items import (
 )
 from crawler.text.counts import CountParseError, parse_count
 from crawler.text.hashtags import hashtags_in
-from crawler.text.language import detect_language
+from crawler.text.language import detect_language, detect_languages
 from crawler.text.tags import InvalidTagError, normalize_tag
 
 Normalized = tuple[Any, str | None, str | None, str | None]
@@ -82,6 +82,16 @@ def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) ->
         setattr(item, semantics_name, semantics)
         if problem:
             item.problems.append(f"{name}: {problem}")
+
+
+def describe_texts(items: list[Any]) -> None:
+    """The languages of a page's posts, detected together (on the machine's other cores); each
+    post's describe_text then has its language already."""
+    posts = [i for i in items if isinstance(i, PostItem) and i.lang is None
+             and isinstance(i.text, str)]
+    for post, (lang, confidence) in zip(posts, detect_languages([p.text for p in posts]),
+                                        strict=True):
+        post.lang, post.lang_confidence = lang, confidence
 
 
 def describe_text(post: PostItem) -> None:

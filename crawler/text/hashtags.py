@@ -9,6 +9,7 @@ removed first, so `https://x.example/#top` is no tag.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from crawler.text.tags import InvalidTagError, normalize_tag
 
@@ -16,6 +17,16 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 # closed: no space, punctuation or bracket inside, at most 64 characters
 _CLOSED = re.compile(r"(?<![\w&/])[#＃]([^#＃\s\[\],，.。!！?？;；:：、&]{1,64})(?:\[话题\])?[#＃]")
 _OPEN = re.compile(r"(?<![\w&/])[#＃]([\w\u00b7\u200c\u200d]{1,100})")
+
+
+@lru_cache(maxsize=65_536)
+def _normalized(raw: str) -> str | None:
+    """normalize_tag, remembered: the same few tags recur on every page (#fyp, the tag itself),
+    and normalizing one (NFKC, a scan per character) costs more than finding it."""
+    try:
+        return normalize_tag(raw)
+    except InvalidTagError:
+        return None
 
 
 def hashtags_in(text: str | None, *, limit: int = 50) -> list[str]:
@@ -33,11 +44,8 @@ def hashtags_in(text: str | None, *, limit: int = 50) -> list[str]:
             found.append((match.start(), match.group(1)))
     tags: list[str] = []
     for _start, raw in sorted(found):
-        try:
-            tag = normalize_tag(raw)
-        except InvalidTagError:
-            continue
-        if tag not in tags:
+        tag = _normalized(raw)
+        if tag is not None and tag not in tags:
             tags.append(tag)
             if len(tags) == limit:
                 break

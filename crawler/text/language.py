@@ -25,6 +25,7 @@ LANGUAGES = ("en", "zh", "ja", "ko", "es", "pt", "fr", "de", "it", "ru", "uk", "
 # kana or Hangul character counts as two (你好吗 is a sentence, "lol" is not)
 MIN_LETTERS = 4
 _WIDE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 _NOISE = re.compile(r"https?://\S+|www\.\S+|[#＃][^\s#＃]+[#＃]?|[@＠][\w.\-]+", re.UNICODE)
 
@@ -38,16 +39,49 @@ def _detector() -> LanguageDetector:
     return LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
 
 
-def detect_language(text: str | None) -> tuple[str | None, float | None]:
+Detected = tuple[str | None, float | None]
+_KNOWN: dict[str, Detected] = {}  # text -> answer; bounded (a crawl sees each post again later)
+_KNOWN_MAX = 16_384
+
+
+def detect_language(text: str | None) -> Detected:
     """(ISO 639-1 code, confidence 0..1) of a text, or (None, None) when it has too few
     letters to say."""
-    if not text:
-        return None, None
-    plain = _NOISE.sub(" ", text)
-    if sum(ch.isalpha() for ch in plain) + len(_WIDE.findall(plain)) < MIN_LETTERS:
-        return None, None
-    values = _detector().compute_language_confidence_values(plain)
-    if not values or values[0].value <= 0:
-        return None, None
-    best = values[0]
-    return best.language.iso_code_639_1.name.lower(), round(best.value, 3)
+    return detect_languages([text])[0]
+
+
+def detect_languages(texts: list[str | None]) -> list[Detected]:
+    """detect_language for many texts at once: the detector spreads them over the machine's
+    cores (lingua's parallel call, in Rust), so a page of posts costs the crawl's own thread
+    little; answers already known are not computed again."""
+    answers: list[Detected | None] = []
+    todo: dict[str, str] = {}  # text -> its plain letters, for those to compute
+    for text in texts:
+        if not text:
+            answers.append((None, None))
+            continue
+        known = _KNOWN.get(text)
+        answers.append(known)
+        if known is None and text not in todo:
+            plain = _NOISE.sub(" ", text)
+            if len(_LETTER.findall(plain)) + len(_WIDE.findall(plain)) < MIN_LETTERS:
+                answers[-1] = (None, None)
+                _remember(text, (None, None))
+            else:
+                todo[text] = plain
+    now: dict[str, Detected] = {}
+    if todo:
+        values = _detector().compute_language_confidence_values_in_parallel(list(todo.values()))
+        for text, found in zip(todo, values, strict=True):
+            best = found[0] if found and found[0].value > 0 else None
+            now[text] = ((None, None) if best is None else
+                         (best.language.iso_code_639_1.name.lower(), round(best.value, 3)))
+            _remember(text, now[text])
+    return [a if a is not None else now.get(t or "") or _KNOWN.get(t or "") or (None, None)
+            for a, t in zip(answers, texts, strict=True)]
+
+
+def _remember(text: str, answer: Detected) -> None:
+    if len(_KNOWN) >= _KNOWN_MAX:
+        _KNOWN.clear()
+    _KNOWN[text] = answer
