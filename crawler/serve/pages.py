@@ -16,8 +16,7 @@ from urllib.parse import quote, urlencode
 from crawler.report import format_time, platform_title
 from crawler.serve.live import Alerts, Section
 from crawler.serve.sql import SqlResult, cell_text
-from crawler.services.status import Status, WatchStatus
-from crawler.services.watchvalues import format_duration
+from crawler.services.status import Status, WatchStatus, ago
 
 EXAMPLE_SQL = ("select platform, tag, max(views) as views, max(observed_at) as newest\n"
                "from snapshots group by all order by views desc nulls last")
@@ -38,15 +37,6 @@ def _moment(value: datetime | None) -> str:
         return "–"
     return (f'<time datetime="{esc(value.astimezone(UTC).isoformat())}">'
             f"{esc(format_time(value))}</time>")
-
-
-def _ago(now: datetime, moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    seconds = (now - moment).total_seconds()
-    if seconds < 0:
-        return f"in {format_duration(-seconds)}"
-    return f"{format_duration(seconds)} ago"
 
 
 def page(title: str, body: str, *, refresh: float, root: str, live: str = "") -> str:
@@ -112,18 +102,18 @@ def _watch_row(w: WatchStatus, now: datetime) -> str:
         word = run["verdict"] + (f" · {run['health']}" if run.get("health") else "")
         verdict = (f'<span class="verdict {"ok" if w.healthy else "bad"}" '
                    f'title="run {esc(run["run_id"])}">{esc(word)}</span>')
-        last = esc(_ago(now, run["started_at"]))
+        last = esc(ago(now, run["started_at"]))
     if not w.enabled:
         upcoming = "disabled"
     elif w.next_run is None:
         upcoming = "not scheduled"
     else:
-        upcoming = _ago(now, w.next_run)
+        upcoming = ago(now, w.next_run)
     tags = "".join(
         f'<li class="fresh-{esc(t.state)}" data-state="{esc(t.state)}">'
         f'<span class="state">{esc(t.state)}</span> {esc(platform_title(t.platform))} '
         f'<a href="{esc(tag_href(t.tag))}">{esc(t.tag)}</a>'
-        + (f' <span class="age">{esc(_ago(now, t.newest))}</span>' if t.newest else "")
+        + (f' <span class="age">{esc(ago(now, t.newest))}</span>' if t.newest else "")
         + "</li>" for t in w.tags)
     return (f'<tr data-watch="{esc(w.name)}"><th>{esc(w.name)}</th><td>{esc(w.cadence)}</td>'
             f"<td>{last}</td><td>{verdict}</td><td>{esc(upcoming)}</td>"

@@ -196,7 +196,8 @@ def as_json(status: Status) -> dict[str, Any]:
     }
 
 
-def _ago(now: datetime, moment: datetime | None) -> str:
+def ago(now: datetime, moment: datetime | None) -> str:
+    """'5 min ago', 'in 50 min' or 'never': a moment relative to now (status, serve)."""
     if moment is None:
         return "never"
     seconds = (now - moment).total_seconds()
@@ -231,7 +232,7 @@ def _next_run(w: WatchStatus, now: datetime) -> str:
         return "not scheduled"
     if w.next_run < now:
         return f"overdue by {format_duration((now - w.next_run).total_seconds())}"
-    return _ago(now, w.next_run)
+    return ago(now, w.next_run)
 
 
 def render(status: Status, console: Any) -> None:
@@ -255,7 +256,7 @@ def render(status: Status, console: Any) -> None:
     details: list[str] = []
     for w in status.watches:
         run = w.last_run
-        last = "never" if run is None else _ago(now, run["started_at"])
+        last = "never" if run is None else ago(now, run["started_at"])
         rejects = "—" if run is None or run.get("rejects") is None else str(run["rejects"])
         verdict, notes = _verdict(w)
         table.add_row(escape(w.name), escape(w.cadence), last, verdict, rejects,
@@ -269,7 +270,7 @@ def render(status: Status, console: Any) -> None:
         details.extend(f"  [red]{escape(p['line'])}[/]" for p in w.paused)
         details.extend(
             f"  [{_STYLE[t.state]}]{t.state:<6}[/] {escape(t.platform)}/{escape(t.tag)}"
-            + (f" ({_ago(now, t.newest)})" if t.newest else "")
+            + (f" ({ago(now, t.newest)})" if t.newest else "")
             for t in w.tags)
     console.print(table)
     for line in details:
@@ -307,6 +308,6 @@ def render_queue(queue: Any, console: Any) -> None:
         beat = datetime.fromisoformat(w.last_beat) if w.last_beat else None
         style = {"running": "green", "gone": "red"}.get(w.state or "", "")
         state = f"[{style}]{w.state}[/]" if style else str(w.state)
-        table.add_row(w.worker, state, w.host or "-", str(w.pid or "-"), _ago(now, beat),
+        table.add_row(w.worker, state, w.host or "-", str(w.pid or "-"), ago(now, beat),
                       str(w.jobs_done), str(w.in_flight))
     console.print(table)
