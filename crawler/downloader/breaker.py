@@ -17,6 +17,7 @@ sends them anyway; trips are still recorded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ from storage.backends import backend_for
 from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
+
+TICKET = "_tagarchive_breaker_ticket"  # request meta: the request holds room past the check
 
 
 class PlatformCooling(IgnoreRequest):
@@ -94,6 +97,11 @@ class PlatformBreakerMiddleware:
     is read. So at most `limit` (CONCURRENT_REQUESTS_PER_DOMAIN) requests of a platform are past
     this middleware at once; the next one is checked when one of those has left the downloader.
     A trip leaves at most `limit` of the platform's requests on their way.
+
+    A request past the check holds a ticket (in its meta, so a retry or a re-signed copy carries
+    it) until it is done with, whichever way that shows first: it left the downloader, its
+    response reached the engine or came back through here, it failed, or another request took
+    its place in the scheduler (a retry; a middleware's answer in place of a download).
     """
 
     def __init__(self, crawler: Crawler, cooloff: CoolOff, *, ignore: bool = False,
@@ -110,7 +118,8 @@ class PlatformBreakerMiddleware:
         self.probes: dict[str, str] = {}  # platform -> key of the tag probing it
         self.settled: dict[str, asyncio.Event] = {}  # set when that probe ends
         self.retry_after: dict[str, float] = {}  # the platform's last Retry-After, seconds
-        self.passed: dict[str, set[int]] = {}  # ids of the requests past the check, by platform
+        self.held: dict[str, set[int]] = {}  # tickets of the requests past the check, by platform
+        self.tickets = itertools.count(1)
         self.waiting: dict[str, list[asyncio.Event]] = {}  # requests waiting for room
 
     @classmethod
@@ -125,7 +134,9 @@ class PlatformBreakerMiddleware:
                          limit=settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 2))
         crawler.signals.connect(middleware.start_run, signal=run_started)
         crawler.signals.connect(middleware.record_outcome, signal=tag_outcome)
-        crawler.signals.connect(middleware.left, signal=scrapy_signals.request_left_downloader)
+        for done in (scrapy_signals.request_left_downloader, scrapy_signals.response_received,
+                     scrapy_signals.request_scheduled):
+            crawler.signals.connect(middleware.release, signal=done)
         return middleware
 
     # --- a run begins: read what earlier runs left ---
@@ -178,9 +189,11 @@ class PlatformBreakerMiddleware:
                 elif probe != key:
                     await self._await_probe(platform, probe)
                     continue
-            passed = self.passed.setdefault(platform, set())
-            if len(passed) < self.limit:
-                passed.add(id(request))
+            held = self.held.setdefault(platform, set())
+            if len(held) < self.limit:
+                ticket = next(self.tickets)
+                held.add(ticket)
+                request.meta[TICKET] = ticket
                 return None
             room = asyncio.Event()
             self.waiting.setdefault(platform, []).append(room)
@@ -194,20 +207,24 @@ class PlatformBreakerMiddleware:
                            probe, self.probe_wait)
             self._settle(platform, passed=True)
 
-    def left(self, request: Request) -> None:
-        """The receiver of `request_left_downloader` (also called on the way back, for requests
-        that never reached it): room for the platform's next request."""
+    def release(self, request: Request, **_signal: Any) -> None:
+        """Room for the platform's next request: the receiver of `request_left_downloader`,
+        `response_received` and `request_scheduled`, and called on the way back. Once per
+        ticket; a request without one (robots.txt, sign-in, a spider's next step) is not
+        counted."""
+        ticket = request.meta.get(TICKET)
         job = request.meta.get("tagarchive_job")
-        platform = job["platform"] if job else None
-        passed = self.passed.get(platform) if platform else None
-        if passed is None or id(request) not in passed:
+        if ticket is None or not job:
             return
-        passed.discard(id(request))
-        for room in self.waiting.pop(platform or "", []):
+        held = self.held.get(job["platform"])
+        if held is None or ticket not in held:
+            return
+        held.discard(ticket)
+        for room in self.waiting.pop(job["platform"], []):
             room.set()
 
     def process_response(self, request: Request, response: Response) -> Response:
-        self.left(request)
+        self.release(request)
         job = request.meta.get("tagarchive_job")
         if job and response.status >= 400:
             # the platform's own word on how long to stay away, for a rate_limited trip
@@ -220,7 +237,7 @@ class PlatformBreakerMiddleware:
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        self.left(request)  # refused further down (robots.txt), or failed before downloading
+        self.release(request)  # refused further down (robots.txt), or failed before downloading
         return None
 
     # --- outcomes ---
