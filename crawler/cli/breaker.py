@@ -75,6 +75,9 @@ def cmd_breaker(args: argparse.Namespace) -> int:
     from storage.errors import StorageError
 
     names = [_platform(name, entries, args.config) for name in args.platforms] or None
+    if not entries and not problem:  # nothing to forget: nothing is written
+        print("nothing to reset: no platform is backed off")
+        return EXIT_OK
     try:
         forgotten = store.reset(names)
     except (OSError, StorageError) as exc:
@@ -83,7 +86,8 @@ def cmd_breaker(args: argparse.Namespace) -> int:
     for name in forgotten:
         print(f"{name}: breaker reset; its next crawl requests it again")
     if not forgotten:
-        print("nothing to reset: no such platform is backed off")
+        print("nothing to reset: " + ("no such platform is backed off" if entries
+                                      else "the damaged state was replaced"))
     return EXIT_OK
 
 
