@@ -37,6 +37,7 @@ from replica.base import (
     respond,
     static_file,
 )
+from replica.signing import SignerState, script, versioned_key
 from replica.truth import ChineseTruth, int_of
 from replica.world import LIST_CAP, PostTruth, TagNotFound, TopicTruth, World
 
@@ -51,17 +52,27 @@ PAGE_MAX = 20
 LOGIN_BODY = {"status_code": 8, "status_msg": "用户未登录"}
 
 
-def a_bogus(canonical_query: str) -> str:
+def a_bogus(canonical_query: str, key: str = SIGN_KEY) -> str:
     """a_bogus for a canonical query ("k=v&k=v", decoded, in order, without a_bogus)."""
-    return "DY" + f"{fnv1a32((SIGN_KEY + '|' + canonical_query).encode('utf-8')):08x}"
+    return "DY" + f"{fnv1a32((key + '|' + canonical_query).encode('utf-8')):08x}"
 
 
-def signed(query: Query) -> bool:
+def signature_refusal(query: Query, signer: SignerState) -> str | None:
+    """Why a call's msToken and a_bogus are refused (replica/signing.py REASONS), or None."""
     canonical = "&".join(f"{k}={v}" for k, v in query.pairs if k != "a_bogus")
     token, given = query.get("msToken", ""), query.get("a_bogus", "")
     if len(token) < MIN_MS_TOKEN or not given:
-        return False
-    return hmac.compare_digest(given, a_bogus(canonical))
+        return "unsigned"
+    if hmac.compare_digest(given, a_bogus(canonical, versioned_key(SIGN_KEY, signer.version))):
+        return None
+    old = any(hmac.compare_digest(given, a_bogus(canonical, versioned_key(SIGN_KEY, v)))
+              for v in range(1, signer.version))
+    return "stale_key" if old else "bad_signature"
+
+
+def signed(query: Query, signer: SignerState | None = None) -> bool:
+    """Whether the call carries what the current script's SDK adds to it."""
+    return signature_refusal(query, signer or SignerState()) is None
 
 
 class DouyinTruth(ChineseTruth):
@@ -85,6 +96,9 @@ class DouyinApp:
     def __init__(self, world: World, prefix: str = "/douyin") -> None:
         self.world = world
         self.prefix = prefix.rstrip("/")
+        # the SDK's version (its a_bogus key) and whether it hooks the page's fetch, so that
+        # any fetch the page makes is signed (replica/signing.py); a_bogus carries no time [INF]
+        self.signing = SignerState()
 
     def kind(self, method: str, path: str) -> str:
         route = path.rstrip("/")
@@ -96,6 +110,8 @@ class DouyinApp:
             return "search_page"
         if path == "/static/douyin.js":
             return "static"
+        if path in ("", "/"):
+            return "home"
         return "other"
 
     def handle(
@@ -107,7 +123,11 @@ class DouyinApp:
         if method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
         if kind == "static":
-            return respond(200, static_file("douyin.js"), JS, Cache_Control="no-cache")
+            text = script(static_file("douyin.js").decode("utf-8"), self.signing)
+            return respond(200, text, JS, Cache_Control="no-cache")
+        if kind == "home":
+            # the site's front page loads the same bundle and SDK [INF: its markup]
+            return self._page(None, "抖音-记录美好生活")
         if kind in ("hashtag_page", "search_page"):
             key = path.split("/", 2)[2].split("/", 1)[0]
             if kind == "hashtag_page":
@@ -148,7 +168,10 @@ class DouyinApp:
             if failure:
                 return failure
         variants = self.world.variants(PLATFORM, name) if name else {}
-        if not signed(query) or "captcha" in variants:
+        reason = signature_refusal(query, self.signing)
+        if reason is not None:
+            self.signing.refuse(reason)
+        if reason is not None or "captcha" in variants:
             return empty_response()
         if "ip_block" in variants:
             return respond(200, "blocked", "text/plain; charset=utf-8")

@@ -171,7 +171,9 @@ def test_douyin_rendered_and_signed_by_name_and_id(replica: ReplicaServer,
     food = world.topic("douyin", "美食")
     result = crawl(replica, tmp_path, "douyin", "TikTok难民", f"id:{food.topic_id}", "busytag",
                    "nosuchtopic", "id:1", "walled", "verify", "blockedip", "moved", "slowdown",
-                   extra=("-s", "TAGARCHIVE_BREAKER_ENABLED=False"))
+                   # rendered (tests/test_signing_e2e.py fetches them in a signing page)
+                   extra=("-s", "TAGARCHIVE_BREAKER_ENABLED=False",
+                          "-s", "TAGARCHIVE_SIGNING_ENABLED=0"))
     assert result.code == 1, result.stderr[-3000:]
     expected = {
         "tiktok难民": "stored", f"id:{food.topic_id}": "stored",

@@ -130,9 +130,12 @@ def test_expired_signature_is_signed_again_not_stored_as_captcha(
     replica.faults.add("slow", "/xiaohongshu/web_api/sns/v1/search/topic", times=1,
                        seconds=2.5)
     tags = _tags("expiry", 6)
-    # one request at a time to the replica: the others are signed and queued meanwhile
+    # one request at a time to the replica: the others are signed and queued meanwhile (the
+    # platform breaker, when on, lets only as many past as the platform takes at once, so
+    # they are signed just before they are sent, and this takes a slow throttle instead)
     result = crawl(replica, tmp_path, PLATFORM, *tags,
-                   extra=("--concurrency", "1", "--log-level", "INFO"))
+                   extra=("--concurrency", "1", "--log-level", "INFO",
+                          "-s", "TAGARCHIVE_BREAKER_ENABLED=False"))
     assert result.code == 0, result.stderr[-3000:]
     assert signer.state()["refused"].get("expired", 0) >= 1, signer.state()
     assert "signature refused" in result.stderr
@@ -266,3 +269,42 @@ def test_tiktok_client_rendered_tags_are_signed(replica: ReplicaServer, tmp_path
     assert hits.get("api_detail") == hits.get("api_item_list") == len(tags), hits
     assert tiktok.state()["refused"] == {}
     assert run_record(tmp_path)["rendered_requests"] == 0
+
+
+def test_douyin_fetched_in_a_signing_page(replica: ReplicaServer, tmp_path: Path) -> None:
+    """Douyin's SDK signs what its page fetches: the crawl's API calls are fetches run in a
+    live page (in_page_fetch), by name and by id, and refusals end as the page would show."""
+    douyin: SignerState = replica.platforms["douyin"].signing  # type: ignore[attr-defined]
+    douyin.reset()
+    replica.reset_hits()
+    world = replica.world
+    food = world.topic("douyin", "美食")
+    world.set_variant("douyin", "walled", "login_wall")
+    world.set_variant("douyin", "verify", "captcha")
+    world.set_variant("douyin", "blockedip", "ip_block")
+    result = crawl(replica, tmp_path, "douyin", "TikTok难民", f"id:{food.topic_id}",
+                   "nosuchtopic", "id:1", "walled", "verify", "blockedip",
+                   extra=("-s", "TAGARCHIVE_BREAKER_ENABLED=False"))
+    assert result.code == 1, result.stderr[-3000:]
+    got = {tag: status for (platform, tag), status in outcomes(tmp_path).items()}
+    assert got == {"tiktok难民": "stored", f"id:{food.topic_id}": "stored",
+                   "nosuchtopic": "not_found", "id:1": "not_found", "walled": "login_wall",
+                   # refused in the page, then rendered: the page shows what the API said
+                   "verify": "captcha", "blockedip": "blocked"}
+    rows = {r["tag"]: r for r in snapshots(tmp_path)}
+    assert set(rows) == {"tiktok难民", "美食"}
+    for tag, row in rows.items():
+        truth = world.topic("douyin", tag)
+        assert (row["views"], row["participants"], row["tag_id"]) == (
+            truth.views, truth.participants, truth.topic_id)
+        assert (row["fetched_by"], row["source"]) == ("in_page_fetch", "api")
+    posts = [p for p in _posts(tmp_path) if p["tag"] == "tiktok难民"]
+    truth_posts = {p.id: p for p in world.posts_for("douyin", "TikTok难民", limit=20)}
+    assert {p["post_id"] for p in posts} == set(truth_posts)
+    assert all(p["likes"] == truth_posts[p["post_id"]].likes for p in posts)
+    hits = {kind: n for (platform, kind), n in replica.hits_snapshot().items()
+            if platform == "douyin"}
+    # the stored tags' pages were never loaded: only the refused ones were rendered
+    assert hits.get("home", 0) <= 3, hits  # the first page, and re-created after refusals
+    assert hits.get("hashtag_page", 0) + hits.get("search_page", 0) <= 2, hits
+    assert douyin.state()["refused"] == {}  # nothing it sent was unsigned

@@ -38,6 +38,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 
+from crawler.downloader.breaker import TICKET
 from crawler.downloader.chromium import browser_handler
 from crawler.downloader.middlewares import (
     PROFILE_SUFFIX,
@@ -368,9 +369,12 @@ class SigningMiddleware:
             logger.warning("%s: rendering instead of signing: %s",
                            (request.meta.get("tagarchive_job") or {}).get("platform"), problem)
         self.crawler.stats.inc_value("tagarchive/signing/fallback")
+        meta = dict(fallback["meta"])
+        if TICKET in request.meta:  # the platform breaker's room goes with it (breaker.py)
+            meta[TICKET] = request.meta[TICKET]
         return request.replace(url=fallback["url"], method=fallback["method"],
                                body=fallback["body"] or b"", headers=fallback["headers"] or None,
-                               meta=fallback["meta"], dont_filter=True)
+                               meta=meta, dont_filter=True)
 
     @staticmethod
     def _restore(request: Request, original: tuple[str, Mapping[str, bytes | None]]) -> None:

@@ -187,10 +187,11 @@ class TikTokSigner:
 # --- Douyin ------------------------------------------------------------------------------------
 
 # The page's own fetch, which Douyin's SDK signs with a_bogus [INF: that it signs every fetch
-# its page makes]; webid and msToken (localStorage "xmst" [V-src MediaCrawler
-# media_platform/douyin/client.py]) are added as the page's own calls carry them.
+# its page makes, by wrapping window.fetch]; webid and msToken (localStorage "xmst" [V-src
+# MediaCrawler media_platform/douyin/client.py]) are added as the page's own calls carry them.
+_FETCH_HOOKED = "!/\\[native code\\]/.test(Function.prototype.toString.call(window.fetch))"
 _DOUYIN_FETCH = """async (url) => {
-  if (!window.__douyinSdkReady) return null;
+  if (!(""" + _FETCH_HOOKED + """)) return null;
   const u = new URL(url, location.href);
   const webid = localStorage.getItem("webid"), token = localStorage.getItem("xmst");
   if (webid && !u.searchParams.has("webid")) u.searchParams.append("webid", webid);
@@ -207,7 +208,7 @@ class DouyinSigner:
 
     name: ClassVar[str] = "douyin"
     fetched_by: ClassVar[str] = IN_PAGE_FETCH
-    ready: ClassVar[str] = "!!window.__douyinSdkReady"
+    ready: ClassVar[str] = _FETCH_HOOKED
 
     async def sign(self, session: Session, request: Request,
                    spec: Mapping[str, Any]) -> Response | None:

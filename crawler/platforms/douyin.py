@@ -1,11 +1,15 @@
-"""Douyin hashtags: render the page and read the signed `challenge/detail` JSON it fetches.
+"""Douyin hashtags: the signed `challenge/detail` JSON, fetched in a live page or rendered.
 
 Shapes (PLATFORMS.md §3): `GET /aweme/v1/web/challenge/detail/?ch_id={cid}&query_type=0` plus
 the common parameters (`device_platform=webapp`, `aid=6383`, `webid`, `msToken` from localStorage
 "xmst") and an `a_bogus` signature that the site's own script computes in the browser
 (MediaCrawler), so the hashtag page `/hashtag/{cid}` is rendered in Chromium and its answers are
 captured: `ch_info{cid, cha_name, view_count, user_count}` (exact integers; older answers call it
-`challenge_info`) and the feed `challenge/aweme/` → `aweme_list[]` (posts). A name is resolved
+`challenge_info`) and the feed `challenge/aweme/` → `aweme_list[]` (posts). With signing
+sessions (crawler/downloader/signing.py) the same calls are made as `fetch()`es inside a live
+page of the site, whose SDK signs them (`in_page_fetch`; steps `api_search`, `api_detail`,
+`api_aweme`), with no page navigation per tag; the pages are rendered when that is
+unavailable. A name is resolved
 through Douyin's own challenge search, `/aweme/v1/web/challenge/search/?keyword=` →
 `challenge_list[].challenge_info`, called by the search page [INF: which real page calls it is
 not documented; `/search/{name}?type=challenge` is assumed]. Refused calls answer an empty body
@@ -28,7 +32,7 @@ No cap on the posts visible under a hashtag is documented (`visibility_cap` stay
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from parsel import Selector
 
@@ -45,6 +49,7 @@ from crawler.platforms.base import (
     PlatformError,
     RateLimited,
     RenderSpec,
+    SignSpec,
     TagResult,
     check_status,
     load_json,
@@ -59,6 +64,11 @@ DETAIL_API = r"/aweme/v1/web/challenge/detail/"
 AWEME_API = r"/aweme/v1/web/challenge/aweme/"
 SEARCH_API = r"/aweme/v1/web/challenge/search/"
 LOGIN_CODES = {8}
+# the web API's common query [V-src MediaCrawler media_platform/douyin/client.py]; webid and
+# msToken are the page's own, added in the page (crawler/downloader/signing_sites.py)
+COMMON_QUERY = (("device_platform", "webapp"), ("aid", "6383"), ("channel", "channel_pc_web"),
+                ("version_code", "190600"), ("version_name", "19.6.0"), ("pc_client_type", "1"),
+                ("cookie_enabled", "true"), ("platform", "PC"))
 _END_STATES = ".challenge-header, .challenge-error, .login-panel, #captcha_container, .topic-v2"
 
 
@@ -79,12 +89,54 @@ class Douyin(Platform):
         "participants": "ch_info.user_count (exact [INF]; [INF] meaning); header '…人参与' as "
                         "fallback (rounded)",
     }
+    signing_page = "/"  # the front page loads the site's SDK [INF]
 
     def first_fetch(self, tag: TagRef) -> Fetch:
         if tag.id is not None:
             if digit_string_value(tag.id) is None:
                 raise NotFound(f"Douyin cids are numbers, not {tag.id!r}")
-            return self.hashtag_fetch(tag.id)
+            return self._detail_api(tag.id)
+        return Fetch(url=self._api_url("/aweme/v1/web/challenge/search/",
+                                       (("keyword", tag.name or ""), ("cursor", "0"),
+                                        ("count", "20"))),
+                     step="api_search", sign=SignSpec("douyin", fallback=self._search_page(tag)))
+
+    def _api_url(self, path: str, params: tuple[tuple[str, str], ...]) -> str:
+        return self.url(path + "?" + urlencode((*COMMON_QUERY, *params), quote_via=quote))
+
+    def _detail_api(self, cid: str) -> Fetch:
+        return Fetch(url=self._api_url("/aweme/v1/web/challenge/detail/",
+                                       (("ch_id", cid), ("query_type", "0"))),
+                     step="api_detail", state={"cid": cid},
+                     sign=SignSpec("douyin", fallback=self.hashtag_fetch(cid)))
+
+    def on_api_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch:
+        """The challenge search's answer, fetched in the page: the hashtag named so."""
+        check_status(page)
+        return self._detail_api(_cid_named(api_json(_as_captured(page)), tag))
+
+    def on_api_detail(self, page: Page, tag: TagRef, state: dict[str, Any]) -> Fetch:
+        """`challenge/detail`, fetched in the page: checked, then the hashtag's first videos."""
+        check_status(page)
+        data = api_json(_as_captured(page))
+        self._challenge_result(data, page, tag, state["cid"], [], "api")  # fails as it would
+        cid = state["cid"]
+        return Fetch(url=self._api_url("/aweme/v1/web/challenge/aweme/", (
+                         ("ch_id", cid), ("query_type", "0"), ("sort_type", "0"),
+                         ("cursor", "0"), ("count", "20"))),
+                     step="api_aweme", state={"cid": cid, "detail": data},
+                     sign=SignSpec("douyin", fallback=self.hashtag_fetch(cid)))
+
+    def on_api_aweme(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
+        """The hashtag's first videos, fetched in the page, with the detail read before."""
+        check_status(page)
+        try:
+            awemes = api_json(_as_captured(page)).get("aweme_list") or []
+        except PlatformError:
+            awemes = []  # the counters are in hand; a refused feed only costs the posts
+        return self._challenge_result(state["detail"], page, tag, state["cid"], awemes, "api")
+
+    def _search_page(self, tag: TagRef) -> Fetch:
         return Fetch(
             url=self.url(f"/search/{quote(tag.name or '', safe='')}?type=challenge"),
             step="search",
@@ -102,23 +154,7 @@ class Douyin(Platform):
         searches = page.captured_matching(SEARCH_API)
         if not searches:
             raise _dom_failure(page, "the search page fetched no challenge search JSON")
-        data = api_json(searches[-1])
-        if "challenge_list" not in data:
-            raise LayoutChanged("challenge search JSON has no challenge_list")
-        wanted = normalize_tag(tag.name or "")
-        names = []
-        for entry in data.get("challenge_list") or []:
-            info = entry.get("challenge_info") if isinstance(entry, dict) else None
-            if not isinstance(info, dict):
-                continue
-            names.append(str(info.get("cha_name")))
-            if normalize_tag(str(info.get("cha_name", ""))) == wanted:
-                cid = str(info.get("cid", ""))
-                if digit_string_value(cid) is None:
-                    raise LayoutChanged(f"challenge search entry has no numeric cid: {shown(cid)}")
-                return self.hashtag_fetch(cid)
-        listed = ", ".join(names[:3]) or "no hashtags"
-        raise NotFound(f"challenge search has no hashtag named {tag.name!r} ({listed})")
+        return self.hashtag_fetch(_cid_named(api_json(searches[-1]), tag))
 
     def on_hashtag(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TagResult:
         check_status(page)
@@ -126,7 +162,19 @@ class Douyin(Platform):
         details = page.captured_matching(DETAIL_API)
         if not details:
             return parse_header(page, tag, cid, self.url(f"/hashtag/{cid}"))
-        data = api_json(details[-1])
+        awemes: list[Any] = []
+        for cap in page.captured_matching(AWEME_API):
+            try:
+                feed = api_json(cap)
+            except PlatformError:
+                continue  # the counters are in hand; a refused feed only costs the posts
+            awemes.extend(feed.get("aweme_list") or [])
+        return self._challenge_result(api_json(details[-1]), page, tag, cid, awemes,
+                                      "captured_xhr")
+
+    def _challenge_result(self, data: dict[str, Any], page: Page, tag: TagRef, cid: str,
+                          awemes: list[Any], source: str) -> TagResult:
+        """The snapshot (and posts) from a `challenge/detail` answer and the feed's videos."""
         key = "ch_info" if "ch_info" in data else "challenge_info"
         if key not in data:
             raise LayoutChanged("challenge/detail JSON has neither ch_info nor challenge_info")
@@ -143,23 +191,43 @@ class Douyin(Platform):
             "tag_id": str(info["cid"]),
             "url": self.url(f"/hashtag/{info['cid']}"),
             "observed_at": page.observed_at,
-            "source": "captured_xhr",
+            "source": source,
             **{k: v for k, v in counts.items() if v is not None},
         }
         for counter, value in counts.items():
             if isinstance(value, int) and not isinstance(value, bool):
                 snapshot[f"{counter}_semantics"] = "exact"  # [INF], see the module docstring
         posts: list[dict[str, Any]] = []
-        for cap in page.captured_matching(AWEME_API):
-            try:
-                feed = api_json(cap)
-            except PlatformError:
-                continue  # the counters are in hand; a refused feed only costs the posts
-            for aweme in feed.get("aweme_list") or []:
-                post = parse_aweme(aweme, name, snapshot["tag_id"], page)
-                if post is not None:
-                    posts.append(post)
+        for aweme in awemes:
+            post = parse_aweme(aweme, name, snapshot["tag_id"], page, source)
+            if post is not None:
+                posts.append(post)
         return TagResult(snapshot=snapshot, posts=posts)
+
+
+def _as_captured(page: Page) -> Captured:
+    """An API answer fetched in a live page, read as the same answer captured from a render."""
+    return Captured(url=page.url, status=page.status, headers=page.headers, body=page.text)
+
+
+def _cid_named(data: dict[str, Any], tag: TagRef) -> str:
+    """The cid of the hashtag a challenge search answer names exactly as the tag."""
+    if "challenge_list" not in data:
+        raise LayoutChanged("challenge search JSON has no challenge_list")
+    wanted = normalize_tag(tag.name or "")
+    names = []
+    for entry in data.get("challenge_list") or []:
+        info = entry.get("challenge_info") if isinstance(entry, dict) else None
+        if not isinstance(info, dict):
+            continue
+        names.append(str(info.get("cha_name")))
+        if normalize_tag(str(info.get("cha_name", ""))) == wanted:
+            cid = str(info.get("cid", ""))
+            if digit_string_value(cid) is None:
+                raise LayoutChanged(f"challenge search entry has no numeric cid: {shown(cid)}")
+            return cid
+    listed = ", ".join(names[:3]) or "no hashtags"
+    raise NotFound(f"challenge search has no hashtag named {tag.name!r} ({listed})")
 
 
 def api_json(cap: Captured) -> dict[str, Any]:
@@ -187,7 +255,8 @@ def api_json(cap: Captured) -> dict[str, Any]:
     return data
 
 
-def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page) -> dict[str, Any] | None:
+def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page,
+                source: str = "captured_xhr") -> dict[str, Any] | None:
     """One public post from an `aweme_list` entry."""
     if not isinstance(aweme, dict) or not aweme.get("aweme_id"):
         return None
@@ -209,7 +278,7 @@ def parse_aweme(aweme: Any, tag_display: str, tag_id: str, page: Page) -> dict[s
         "likes": stats.get("digg_count"),
         "comments": stats.get("comment_count"),
         "shares": stats.get("share_count"),
-        "source": "captured_xhr",
+        "source": source,
     }
 
 

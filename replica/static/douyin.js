@@ -14,10 +14,16 @@
     return ("00000000" + (h >>> 0).toString(16)).slice(-8);
   }
 
+  // Written in when the bundle is served (replica/signing.py): the SDK's version, which picks
+  // the signing key, and whether it hooks the page's fetch.
+  var SCRIPT_VERSION = Number("__SCRIPT_VERSION__") || 1;
+  var EXPOSED = "__SIGNER_EXPOSED__" !== "false";
+
   // Assembled at runtime so the key never appears as one literal in the bundle.
   function signKey() {
     var head = ["niyuod", "bew_"].map(function (p) { return p.split("").reverse().join(""); });
-    return head.join("") + ":" + String.fromCharCode(97) + "_bogus:v" + (0x10 >> 4);
+    var key = head.join("") + ":" + String.fromCharCode(97) + "_bogus:v" + (0x10 >> 4);
+    return SCRIPT_VERSION > 1 ? key + ":v" + SCRIPT_VERSION : key;
   }
 
   function randomText(n, alphabet) {
@@ -61,6 +67,21 @@
     return "DY" + fnv1a32(signKey() + "|" + canonicalQuery(url));
   }
 
+  // The security SDK: every fetch the page makes to the web API leaves with its a_bogus
+  // [INF: that Douyin's SDK signs any fetch of its page; MediaCrawler computes a_bogus in the
+  // page for every call but general/search].
+  var nativeFetch = window.fetch.bind(window);
+  function sdkFetch(input, init) {
+    var url = typeof input === "string" ? input : input.url;
+    if (url.indexOf("/aweme/v1/web/") >= 0 && !/[?&]a_bogus=/.test(url)) {
+      url += (url.indexOf("?") >= 0 ? "&" : "?") + "a_bogus=" + encodeURIComponent(aBogus(url));
+    }
+    return nativeFetch(url, init);
+  }
+  if (EXPOSED) window.fetch = sdkFetch;
+  msToken();
+  webid();
+
   var path = location.pathname;
   function mountPrefix() {
     var marks = ["/hashtag/", "/search/"];
@@ -85,9 +106,7 @@
     var qs = pairs.map(function (kv) {
       return encodeURIComponent(kv[0]) + "=" + encodeURIComponent(kv[1]);
     }).join("&");
-    var url = prefix + apiPath + "?" + qs;
-    var resp = await fetch(url + "&a_bogus=" + encodeURIComponent(aBogus(url)),
-                           { credentials: "same-origin" });
+    var resp = await sdkFetch(prefix + apiPath + "?" + qs, { credentials: "same-origin" });
     var text = await resp.text();
     if (!resp.ok) throw new ApiError("http", "HTTP " + resp.status);
     // an empty body (or the word "blocked") is how Douyin refuses a request
