@@ -299,6 +299,9 @@ class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
         return await browser_handler(self._crawler)
 
     async def download_request(self, request: Any) -> Any:
+        in_page = request.meta.get("tagarchive_in_page_fetch")
+        if in_page is not None:  # fetched in a live signing page (crawler/downloader/signing.py)
+            return await in_page(request)
         if request.meta.get("playwright"):
             return await (await self._browser()).download_request(request)
         return await super().download_request(request)

@@ -9,7 +9,9 @@ asks them to sign the adapter's own API requests (`SigningMiddleware`):
   site's own function in a live page, and then sent by Scrapy's HTTP downloader like any other
   request: retried, throttled, archived and parsed as usual (`signed_http`); or, where the
   signature cannot be taken apart from the call, run as a `fetch()` inside the page
-  (`in_page_fetch`). The site signers are in crawler/downloader/signing_sites.py;
+  (`in_page_fetch`) by the download handler, in the request's turn (after the downloader's
+  delay and concurrency, as a download), and answered like one. The site signers are in
+  crawler/downloader/signing_sites.py;
 - a refused signature is signed again and resent: first by any live page (it had expired), then
   by a page loaded afresh (the site's script changed: its pages are re-created), and a request
   refused even then is rendered instead;
@@ -27,6 +29,7 @@ over CDP (--browser-cdp). The response says how it came in `tagarchive_fetched_b
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -47,12 +50,15 @@ from crawler.downloader.middlewares import (
     _session_state,
 )
 from crawler.downloader.profiles import persistent_context_kwargs
-from crawler.downloader.signing_sites import SITES, SignerMissing, SiteSigner
+from crawler.downloader.signing_sites import IN_PAGE_FETCH, SITES, SignerMissing, SiteSigner
 from crawler.signals import run_started
 
 logger = logging.getLogger(__name__)
 
 SIGN_META = "tagarchive_sign"  # the SignSpec, as the spider put it in the request's meta
+# set while a request to be fetched in a page is in the downloader: the coroutine the download
+# handler runs instead of downloading it (crawler/downloader/chromium.py)
+IN_PAGE_META = "tagarchive_in_page_fetch"
 REFUSED_META = "tagarchive_sign_refused"  # how many times this request's signature was refused
 _SIGNED = "_tagarchive_signed"  # set while a signed request is in the downloader
 COOKIE_SECONDS = 10.0  # a session's cookies are read again after this long
@@ -283,6 +289,11 @@ class SigningMiddleware:
         if platform in self.off:
             return self._fallback(request, self.off[platform], quiet=True)
         pool = self._pool(platform, site)
+        if site.fetched_by == IN_PAGE_FETCH:  # fetched in its turn by the download handler
+            request.meta[IN_PAGE_META] = functools.partial(self._in_page, pool, site, spec)
+            request.meta[_SIGNED] = {"url": request.url, "headers": {}, "generation": 0,
+                                     "at": time.time()}
+            return None
         problem = ""
         for _ in range(2):  # a page that fails under the call is replaced once
             try:
@@ -310,8 +321,33 @@ class SigningMiddleware:
             return answer
         return self._unavailable(request, platform, problem)
 
+    async def _in_page(self, pool: SigningPool, site: SiteSigner, spec: Mapping[str, Any],
+                       request: Request) -> Response:
+        """The request fetched in a live page, called by the download handler."""
+        problem = ""
+        for _ in range(2):  # a page that fails under the call is replaced once
+            session = await pool.session()  # SigningUnavailable: rendered instead
+            try:
+                answer = await site.sign(session, request, spec)
+            except SignerMissing as exc:
+                problem = str(exc)
+                pool.renew(session.generation)
+                continue
+            except Exception as exc:  # the page crashed, closed or navigated away meanwhile
+                problem = f"{type(exc).__name__}: {str(exc)[:120]}"
+                pool.lost(session)
+                self.crawler.stats.inc_value("tagarchive/signing/sessions_lost")
+                continue
+            if answer is None:
+                raise TypeError(f"{site.name} signs in place, it does not fetch")
+            request.meta[_SIGNED]["generation"] = session.generation
+            self.crawler.stats.inc_value(f"tagarchive/signing/{site.fetched_by}")
+            return answer
+        raise SigningUnavailable(problem)
+
     def process_response(self, request: Request,
                          response: Response) -> Request | Response:
+        request.meta.pop(IN_PAGE_META, None)
         signed = request.meta.pop(_SIGNED, None)
         if signed is None:
             return response
@@ -324,10 +360,14 @@ class SigningMiddleware:
         request.meta["tagarchive_fetched_by"] = site.fetched_by  # response.meta, once tied
         return response
 
-    def process_exception(self, request: Request, exception: Exception) -> None:
+    def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        in_page = request.meta.pop(IN_PAGE_META, None)
         signed = request.meta.pop(_SIGNED, None)
         if signed is not None:  # retried as it was asked for, and signed again then
             self._restore(request, (signed["url"], signed["headers"]))
+        if in_page is not None and isinstance(exception, SigningUnavailable):
+            platform = (request.meta.get("tagarchive_job") or {}).get("platform") or ""
+            return self._unavailable(request, platform, str(exception))
         return None
 
     def _refused(self, request: Request, response: Response, platform: str,
