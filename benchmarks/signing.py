@@ -69,6 +69,14 @@ SUBJECTS = {
                            navigation_target=0.05, pss_target=0.5, label="Xiaohongshu",
                            steps="topic search + notes feed (signed) vs search page + topic page "
                                  "(rendered)"),
+    "douyin": Subject("douyin", "benchdy", 200, 20, ("home", "hashtag_page", "search_page"),
+                      cpu_target=5.0, label="Douyin",
+                      steps="challenge search + detail + feed as fetches in a signing page vs "
+                            "search page + hashtag page (rendered)"),
+    "tiktok": Subject("tiktok", "benchtt", 200, 20, ("home",), cpu_target=5.0,
+                      variant="csr", label="TikTok client-rendered",
+                      steps="the tag page over HTTP, then challenge/detail + item_list signed vs "
+                            "the tag page rendered"),
 }
 
 
