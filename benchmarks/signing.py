@@ -15,9 +15,10 @@ adapter reads the JSON it fetched), interleaved, the order swapped every repetit
   between the processes that map them), signed over rendered.
 
 Both crawls run at the same concurrency (4, the pages a rendering context holds at once), no
-delay, against the replica in this process; each must store every tag. Full: 1,000
-Xiaohongshu tags (one repetition: the rendered crawl alone takes many minutes), 200 each for the
-others; quick: 40 and 20, two repetitions.
+delay, against the replica in this process; each must store every tag. Full: 1,000 tags of
+each platform, one repetition (the rendered Xiaohongshu crawl alone takes minutes of CPU), so
+that the ~3 CPU-seconds every crawl spends starting (interpreter, imports, Chromium) weigh as
+little on one side as on the other; quick: 40 and 20, two repetitions.
 """
 
 from __future__ import annotations
@@ -69,11 +70,11 @@ SUBJECTS = {
                            navigation_target=0.05, pss_target=0.5, label="Xiaohongshu",
                            steps="topic search + notes feed (signed) vs search page + topic page "
                                  "(rendered)"),
-    "douyin": Subject("douyin", "benchdy", 200, 20, ("home", "hashtag_page", "search_page"),
+    "douyin": Subject("douyin", "benchdy", 1000, 20, ("home", "hashtag_page", "search_page"),
                       cpu_target=5.0, label="Douyin",
                       steps="challenge search + detail + feed as fetches in a signing page vs "
                             "search page + hashtag page (rendered)"),
-    "tiktok": Subject("tiktok", "benchtt", 200, 20, ("home",), cpu_target=5.0,
+    "tiktok": Subject("tiktok", "benchtt", 1000, 20, ("home",), cpu_target=5.0,
                       variant="csr", label="TikTok client-rendered",
                       steps="the tag page over HTTP, then challenge/detail + item_list signed vs "
                             "the tag page rendered"),
