@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawler.cli.main import main
+from crawler.services.demo import DEMO_TICKS
 from storage import open_dataset
 from tests.analysis_helpers import DEMO_COMMAND, demo_workdir
 from tests.crawl_helpers import ROOT
@@ -232,7 +233,7 @@ def test_question_health(workdir: Path, monkeypatch: pytest.MonkeyPatch,
                             for o in r["outcomes"] if o["status"] != "stored"]}
             for r in ordered(table(workdir, "runs"), "started_at")]
     assert got == want
-    assert len(got) == 3
+    assert len(got) == DEMO_TICKS  # one run per tick of the replay
 
 
 def _first_seen(workdir: Path, tag: str) -> list[dict[str, Any]]:
@@ -258,7 +259,8 @@ def test_question_languages(workdir: Path, monkeypatch: pytest.MonkeyPatch,
                   key=lambda r: (r[0], r[1], -r[3], r[2]))
     assert [(r["platform"], datetime.fromisoformat(r["day"]), r["lang"], r["posts"])
             for r in got] == [w[:4] for w in want]
-    assert [r["percent"] for r in got] == pytest.approx([w[4] for w in want], abs=0.05)
+    # DuckDB's round() takes halves away from zero, Python's float rounding may not: one digit
+    assert [r["percent"] for r in got] == pytest.approx([w[4] for w in want], abs=0.1 + 1e-9)
     assert want, "the demo stores posts under tiktok难民"
 
 

@@ -76,7 +76,7 @@ def test_every_file_has_its_sha256_and_size(exported: Path) -> None:
         assert resource["bytes"] == (exported / path).stat().st_size
 
 
-def test_table_schemas_carry_types_descriptions_and_semantics(exported: Path) -> None:
+def test_table_schemas_carry_types_descriptions_and_semantics(crawled: Path, exported: Path) -> None:
     package = json.loads((exported / "datapackage.json").read_text())
     snapshots = next(r for r in package["resources"] if r["name"] == "snapshots")
     fields = {f["name"]: f for f in snapshots["schema"]["fields"]}
@@ -90,7 +90,10 @@ def test_table_schemas_carry_types_descriptions_and_semantics(exported: Path) ->
     assert "the window a `window` counter" in data_doc
     assert "`exact`" in fields["posts_semantics"]["description"]
     assert set(package["tagarchive:counter_semantics"]) == set(SEMANTICS)
-    assert package["tagarchive:privacy"]["mode"] == "not recorded"
+    # the mode the crawls' runs rows record (the default: pseudonymize)
+    modes = {r["privacy"] for r in open_dataset(crawled, "runs").to_table().to_pylist()}
+    assert package["tagarchive:privacy"]["mode"] == modes.pop()
+    assert not modes
 
 
 def test_sources_runs_and_tool_come_from_the_data(crawled: Path, exported: Path) -> None:
