@@ -41,7 +41,8 @@ def test_a_rendered_platform_is_crawled_through_the_users_own_browser(
         assert result.code == 0, result.stderr[-3000:]
         [row] = snapshots(out)
         assert row["views"] == replica.world.topic("douyin", "cdptag").views
-        assert row["fetched_by"] == "render"
+        # fetched in a signing page, itself in the attached browser (docs/access.md)
+        assert row["fetched_by"] == "in_page_fetch"
         # the user's cookie for the platform reached it; their other cookies did not
         assert any(SESSION_VALUE in c for c in replica.cookies_seen)
         assert not any("not-for-tagarchive" in c for c in replica.cookies_seen)

@@ -21,9 +21,11 @@ asks them to sign the adapter's own API requests (`SigningMiddleware`):
   a row (then for the rest of the run).
 
 Pages live in their own browser context per platform, with the user's session cookies when
-there is one (as rendering has them); in the platform's persistent profile when it has one
-(--browser-profile); or in the user's own browser's first context when the crawl attached to it
-over CDP (--browser-cdp). The response says how it came in `tagarchive_fetched_by`.
+there is one (as rendering has them): in the crawl's Chromium, or in the user's own browser when
+the crawl attached to it over CDP (--browser-cdp; a context of the crawl's own, closed with its
+connection, holding the cookies read from that browser); or in the platform's persistent
+profile when it has one (--browser-profile). The response says how it came in
+`tagarchive_fetched_by`.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class SigningSession:
 
     page: Any
     context: Any
-    owned: bool  # the context is ours to close (not the user's own browser's)
+    owned: bool  # the context is ours to close (not a persistent profile rendering shares)
     generation: int
     created: float = field(default_factory=time.monotonic)
     dead: bool = False
@@ -157,8 +159,6 @@ class SigningPool:
         handler = await browser_handler(self.crawler)
         await handler._maybe_launch_browser()
         browser = handler.browser
-        if self.crawler.settings.get("PLAYWRIGHT_CDP_URL") and browser.contexts:
-            return browser.contexts[0], False  # the user's own browser: their cookies
         if self.profile is not None:
             # the platform's persistent profile, the one context rendering uses too (a profile
             # directory can be open once): its cookies are the session (profiles.py)
