@@ -76,7 +76,8 @@ def test_every_file_has_its_sha256_and_size(exported: Path) -> None:
         assert resource["bytes"] == (exported / path).stat().st_size
 
 
-def test_table_schemas_carry_types_descriptions_and_semantics(crawled: Path, exported: Path) -> None:
+def test_table_schemas_carry_types_descriptions_and_semantics(crawled: Path,
+                                                             exported: Path) -> None:
     package = json.loads((exported / "datapackage.json").read_text())
     snapshots = next(r for r in package["resources"] if r["name"] == "snapshots")
     fields = {f["name"]: f for f in snapshots["schema"]["fields"]}
