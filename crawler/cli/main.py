@@ -33,6 +33,7 @@ from crawler.extensions.runrecord import (
     recorded_settings,
 )
 from crawler.platforms import REGISTRY, UnknownPlatformError, parse_platforms, platform_class
+from crawler.rules.privacy import MODES as PRIVACY_MODES
 from crawler.text.tags import InvalidTagError, parse_tag_arg
 
 
@@ -443,7 +444,7 @@ def _add_crawl_options(p: argparse.ArgumentParser) -> None:
                         "anyway (logged); docs/access.md")
     p.add_argument("--no-archive", action="store_true",
                    help="do not keep the raw responses as WARC under <out>/archive/")
-    p.add_argument("--privacy", choices=["pseudonymize", "redact", "keep"],
+    p.add_argument("--privacy", choices=PRIVACY_MODES,
                    default=os.environ.get("TAGARCHIVE_PRIVACY") or None,
                    help="what is kept about authors: keyed hashes (pseudonymize, the default), "
                         "nothing (redact) or the names as shown (keep); docs/privacy.md")

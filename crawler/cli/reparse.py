@@ -7,6 +7,8 @@ import sys
 from datetime import date
 from typing import Any
 
+from crawler.rules.privacy import MODES as PRIVACY_MODES
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("reparse", help="parse the archived responses again (no network)")
@@ -16,7 +18,7 @@ def register(sub: Any) -> None:
     p.add_argument("--platform", action="append", default=[], help="only these (repeatable)")
     p.add_argument("--identity", metavar="FILE",
                    help="age identity file, to read encrypted WARC files (docs/privacy.md)")
-    p.add_argument("--privacy", choices=["pseudonymize", "redact", "keep"],
+    p.add_argument("--privacy", choices=PRIVACY_MODES,
                    default="pseudonymize",
                    help="the privacy mode the rebuilt rows are made under (docs/privacy.md); "
                         "a stricter mode than the archive's rows had replaces them")

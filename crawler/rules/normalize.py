@@ -17,13 +17,14 @@ from crawler.text.counts import CountParseError, parse_count
 from crawler.text.hashtags import hashtags_in
 from crawler.text.language import detect_language, detect_languages
 from crawler.text.tags import InvalidTagError, normalize_tag
+from storage.schemas import SEMANTICS as STORED_SEMANTICS
 
 Normalized = tuple[Any, str | None, str | None, str | None]
 # counter -> its display-text and semantics columns
 _COLUMNS = {name: (f"{name}_text", f"{name}_semantics")
             for name in (*COUNTERS, *POST_COUNTERS, *ACTIVITY_COUNTERS)}
-# what an adapter may say a counter is (storage.schemas.SEMANTICS; checked again at storage)
-SEMANTICS = frozenset(("exact", "rounded", "lower_bound", "capped", "window"))
+# what an adapter may say a counter is (checked again at storage)
+SEMANTICS = frozenset(STORED_SEMANTICS)
 
 
 def normalize_counter(value: Any, text: str | None) -> Normalized:

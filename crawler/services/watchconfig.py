@@ -129,9 +129,10 @@ class _Loader:
 
     def privacy(self, raw: Any) -> str:
         """`privacy = "pseudonymize" | "redact" | "keep"` (docs/privacy.md)."""
-        modes = ("pseudonymize", "redact", "keep")
-        if raw not in modes:
-            raise self.error("privacy", f"expected one of {', '.join(modes)}, got {raw!r}")
+        from crawler.rules.privacy import MODES
+
+        if raw not in MODES:
+            raise self.error("privacy", f"expected one of {', '.join(MODES)}, got {raw!r}")
         return str(raw)
 
     # --- generic checks ---
