@@ -1,7 +1,9 @@
 """`tagarchive backfill PLATFORM TAG --since DAY --until DAY`: a tag's past, day by day.
 
 Exit codes: 0 the window was walked and its activity rows replace any earlier ones; 1 the
-platform answered with a failure (named on its own line; `--resume` retries from that page);
+platform answered with a failure, or is cooling off after one (`cooling_off`: its breaker is
+open, nothing was sent), named on its own line and in the `runs` row; `--resume` retries from
+that page;
 2 usage error, including a platform without a usable timeline (the reason is named); 3 the
 environment (output not writable, another backfill of the same window running, storage
 failed); 130 interrupted (Ctrl-C): `--resume` continues where it stopped. See docs/backfill.md.
@@ -241,8 +243,11 @@ def _report(run: RunState, walk: Any, store: Any, out: str, label: str, quiet: b
     code = run.exit_code
     if not store.finished:  # not every page, or not every row of them, is on disk
         if run.failures:
+            cooling = any(status == "cooling_off" for _p, _t, status, _d in run.failures)
+            when = (" once the cool-off is over (`tagarchive breaker`; --ignore-cooloff "
+                    "sends it anyway)" if cooling else "")
             print(f"tagarchive: {label} stopped after {walk.pages} pages; `--resume` retries "
-                  "from the page that failed", file=sys.stderr)
+                  f"from the page that failed{when}", file=sys.stderr)
         return code or EXIT_ENVIRONMENT
     if code == EXIT_OK:
         errors = replace_activity(out, walk.window)

@@ -29,6 +29,7 @@ from scrapy.settings import BaseSettings
 from twisted.internet import task
 from twisted.python.failure import Failure
 
+from crawler.downloader.breaker import PlatformCooling
 from crawler.downloader.pages import failed_request, page_from_response
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import ActivityItem, PageItems, PostItem
@@ -264,6 +265,11 @@ class BackfillSpider(scrapy.Spider):
 
     def on_error(self, failure: Failure) -> None:
         error = failure.value
+        if isinstance(error, PlatformCooling):  # not sent: the platform's breaker is open
+            # as `crawl` names it; the walk's state still names this page, so `--resume`
+            # after the cool-off (or with --ignore-cooloff) asks for it again
+            self._fail(Outcome.COOLING_OFF, error.detail)
+            return
         if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
             self._fail(Outcome.ROBOTS_DISALLOWED, f"{failed_request(failure).url} is disallowed by "
                        "robots.txt")
