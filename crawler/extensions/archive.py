@@ -5,7 +5,9 @@ starts and closes it when the run ends. It archives on Scrapy's `response_receiv
 downloader middleware, so a rendered page is kept with the responses it captured; the spider
 finds where in `response.meta` (`tagarchive_record`), and the page's observation time beside it
 (`tagarchive_observed_at`), so the rows it yields point into the archive and carry the same time
-as the record (reparse rebuilds them from it).
+as the record (reparse rebuilds them from it). A response a signing session signed or fetched
+says so in `WARC-Tagarchive-Fetched-By` (`signed_http`, `in_page_fetch`); a plain or rendered
+one carries no such header (its record type tells them apart).
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ class ArchiveExtension:
                 "Step": job["step"], "State": job["state"], "Run-Id": self.run_id,
                 # a backfill's pages say so: reparse tells timeline pages from snapshot pages
                 **(response.meta.get("tagarchive_archive_meta") or {})}
+        fetched_by = response.meta.get("tagarchive_fetched_by")
+        if fetched_by:
+            # signed_http or in_page_fetch (crawler/downloader/signing.py): nothing else in the
+            # record tells such a response from a plain one, and reparse labels it as it came
+            meta["Fetched-By"] = fetched_by
         try:
             if self.writer is None:
                 self.writer = ArchiveWriter(self.out, self.run_id, redact=redact)

@@ -21,6 +21,9 @@ from storage.backends import backend_for
 
 logger = logging.getLogger(__name__)
 _PARTITION = re.compile(r"platform=(?P<platform>[^/]+)/date=(?P<day>\d{4}-\d{2}-\d{2})$")
+# what WARC-Tagarchive-Fetched-By may say (crawler/extensions/archive.py): the ways a
+# signing session fetches (docs/access.md); plain and rendered pages carry no such header
+SIGNED_FETCHES = ("signed_http", "in_page_fetch")
 # a published WARC file, plain or age-encrypted (.age); its path from the root (`rel`) ends
 # every path a back-end lists
 _FILE = re.compile(rf"(?P<rel>{ARCHIVE_DIR}/platform=(?P<platform>[^/]+)/"
@@ -38,6 +41,15 @@ class ArchivedPage:
     run_id: str
     page: Page
     ref: RecordRef
+    # how the page came, when the archive says (WARC-Tagarchive-Fetched-By: signed_http,
+    # in_page_fetch); None in older archives and for plain or rendered pages
+    fetched_by: str | None = None
+
+    @property
+    def fetched(self) -> str:
+        """`snapshots.fetched_by` as the crawl stored it: the archive's word, else the record
+        type's (a rendered page is a `resource` record, anything else a plain response)."""
+        return self.fetched_by or ("render" if self.page.rendered else "http")
 
 
 def archive_files(root: str | Path, since: date | None = None, until: date | None = None,
@@ -173,9 +185,11 @@ def _page(record: Any, body: bytes, responses: dict[str, Captured],
     platform, tag, step = meta.get("Platform"), meta.get("Tag") or {}, meta.get("Step")
     state, run_id = meta.get("State") or {}, meta.get("Run-Id", "")
     captures = meta.get("Captures", [])
+    fetched_by = meta.get("Fetched-By")
     if not (isinstance(platform, str) and isinstance(step, str) and isinstance(tag, dict)
             and isinstance(state, dict) and isinstance(run_id, str)
-            and isinstance(captures, list) and all(isinstance(i, str) for i in captures)):
+            and isinstance(captures, list) and all(isinstance(i, str) for i in captures)
+            and (fetched_by is None or fetched_by in SIGNED_FETCHES)):
         raise UnreadableRecord("tagarchive headers of the wrong shape")
     try:
         ref = TagRef(name=tag.get("name"), id=tag.get("id"))
@@ -187,7 +201,8 @@ def _page(record: Any, body: bytes, responses: dict[str, Captured],
                 headers={} if rendered else headers, text=text,
                 observed_at=when, rendered=rendered, captured=captured)
     return ArchivedPage(platform=platform, tag=ref, step=step, state=state, run_id=run_id,
-                        page=page, ref=RecordRef(rel.as_posix(), record_id))
+                        page=page, ref=RecordRef(rel.as_posix(), record_id),
+                        fetched_by=fetched_by)
 
 
 @dataclass(frozen=True)
@@ -380,7 +395,7 @@ class _Pass:
             tag = archived.tag.normalized if archived.tag.name is not None else None
             items: list[Any] = items_from_result(
                 result, tag, archive=(archived.ref.file, archived.ref.record_id),
-                fetched_by="render" if archived.page.rendered else "http")
+                fetched_by=archived.fetched)
         except PlatformError as exc:
             if exc.outcome == Outcome.LAYOUT_CHANGED:  # today's parser cannot read this page
                 self.skip(archived, str(exc.outcome), _one_line_text(exc.detail))
