@@ -16,13 +16,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed browser system
 
-# A browser for the pages that need JavaScript: Debian's chromium when we can install packages,
-# else Playwright's own download. Already present (or TAGARCHIVE_CHROMIUM set): nothing to do.
+# A browser for the pages that need JavaScript, and Chrome's headless shell (a smaller build)
+# for the signing pages: Debian's chromium and chromium-headless-shell when we can install
+# packages, else Playwright's own downloads. Already present (or TAGARCHIVE_CHROMIUM /
+# TAGARCHIVE_HEADLESS_SHELL set): nothing to do.
 browser: $(VENV)/.installed
 	@$(BIN)/python -c "from crawler.downloader.chromium import find_chromium; import sys; sys.exit(0 if find_chromium() else 1)" 2>/dev/null \
 	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	     else $(BIN)/playwright install chromium; fi; }
+	@$(BIN)/python -c "from crawler.downloader.chromium import find_headless_shell; import sys; sys.exit(0 if find_headless_shell() else 1)" 2>/dev/null \
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null \
+	       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; }; \
+	     else $(BIN)/playwright install chromium-headless-shell; fi; }
 
 # Other system pieces, installed only when missing and only where we can (root on Debian/Ubuntu):
 # Java for the Spark recipe (pyspark) and CJK fonts so reports and PNGs show 小红书, not boxes.

@@ -11,7 +11,12 @@ import os
 
 from scrapy.settings import default_settings as _scrapy_defaults
 
-from crawler.downloader.chromium import BrowserNotFoundError, find_chromium, launch_options
+from crawler.downloader.chromium import (
+    BrowserNotFoundError,
+    find_chromium,
+    launch_options,
+    signing_launch_options,
+)
 
 BOT_NAME = "tagarchive"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -168,6 +173,12 @@ try:
     PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(find_chromium(), images=False)
 except BrowserNotFoundError:
     PLAYWRIGHT_LAUNCH_OPTIONS = launch_options(None, images=False)
+# the headless shell signing pages live in, when one is installed ({}: the crawl's Chromium;
+# crawler/downloader/chromium.py `signing_browser`, docs/access.md "Which browser signs")
+try:
+    TAGARCHIVE_SIGNING_LAUNCH_OPTIONS = signing_launch_options()
+except BrowserNotFoundError:
+    TAGARCHIVE_SIGNING_LAUNCH_OPTIONS = {}
 PLAYWRIGHT_ABORT_REQUEST = "crawler.downloader.chromium.should_abort_request"
 PLAYWRIGHT_MAX_CONTEXTS = 2
 PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4

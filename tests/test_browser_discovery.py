@@ -12,8 +12,10 @@ from crawler.downloader.chromium import (
     IMAGES_OFF,
     BrowserNotFoundError,
     find_chromium,
+    find_headless_shell,
     launch_options,
     should_abort_request,
+    signing_launch_options,
 )
 
 
@@ -76,3 +78,36 @@ def test_launch_options() -> None:
                                                ("xhr", False), ("document", False)])
 def test_asset_blocking(kind: str, blocked: bool) -> None:
     assert should_abort_request(SimpleNamespace(resource_type=kind)) is blocked
+
+
+def test_headless_shell_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "ms-playwright"
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(cache))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _exe(bin_dir / "chromium")  # the full browser is not a shell
+    assert find_headless_shell({"PATH": str(bin_dir)}) is None
+    target = cache / "chromium_headless_shell-1255" / "chrome-headless-shell-linux64"
+    target.mkdir(parents=True)
+    bundled = _exe(target / "chrome-headless-shell")
+    assert find_headless_shell({"PATH": str(bin_dir)}) == bundled
+    debian = _exe(bin_dir / "chromium-headless-shell")
+    assert find_headless_shell({"PATH": str(bin_dir)}) == debian
+    explicit = _exe(tmp_path / "my-shell")
+    assert find_headless_shell({"PATH": str(bin_dir),
+                                "TAGARCHIVE_HEADLESS_SHELL": explicit}) == explicit
+    assert find_headless_shell({"PATH": str(bin_dir), "TAGARCHIVE_HEADLESS_SHELL": "off"}) is None
+    with pytest.raises(BrowserNotFoundError, match="TAGARCHIVE_HEADLESS_SHELL"):
+        find_headless_shell({"TAGARCHIVE_HEADLESS_SHELL": str(tmp_path / "missing")})
+
+
+def test_signing_launch_options_follow_the_shell(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    shell = _exe(tmp_path / "shell")
+    monkeypatch.setenv("TAGARCHIVE_HEADLESS_SHELL", shell)
+    options = signing_launch_options()
+    assert options["executable_path"] == shell
+    assert IMAGES_OFF in options["args"]
+    assert signing_launch_options(attached=True) == {}  # the user's browser signs
+    monkeypatch.setenv("TAGARCHIVE_HEADLESS_SHELL", "off")
+    assert signing_launch_options() == {}

@@ -145,6 +145,7 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         BrowserNotFoundError,
         find_chromium,
         launch_options,
+        signing_launch_options,
     )
 
     overrides: dict[str, Any] = {
@@ -186,6 +187,7 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
         attached = "PLAYWRIGHT_CDP_URL" in own  # nothing is launched: no local Chromium needed
         try:
             executable = None if attached else find_chromium()
+            overrides["TAGARCHIVE_SIGNING_LAUNCH_OPTIONS"] = signing_launch_options(attached)
         except BrowserNotFoundError as exc:
             raise EnvironmentProblem(str(exc)) from None
         if executable is None and not attached:

@@ -54,12 +54,47 @@ def find_chromium(env: Mapping[str, str] | None = None) -> str | None:
     return bundled
 
 
+# Chrome's headless shell: the old headless mode, now a separate and smaller build of Chromium
+# (developer.chrome.com/docs/automation-and-testing/headless). Puppeteer's docs: it "does not
+# match the behavior of the regular Chrome completely but it is currently more performant for
+# automation tasks where the complete Chrome feature set is not needed"; Playwright launches it
+# for headless work by default since 1.49. A signing page only runs the site's own script, so
+# signing sessions live in it when it is installed; pages rendered for their content stay in
+# the full Chromium, whose layout and scrolling are the browser users have.
+HEADLESS_SHELL_NAMES = ("chromium-headless-shell", "chrome-headless-shell")
+
+
+def find_headless_shell(env: Mapping[str, str] | None = None) -> str | None:
+    """Path of a headless shell for signing pages, in order: TAGARCHIVE_HEADLESS_SHELL (a path,
+    or `off` to sign in the crawl's Chromium), PATH, Playwright's own download; None: none."""
+    env = os.environ if env is None else env
+    explicit = env.get("TAGARCHIVE_HEADLESS_SHELL")
+    if explicit and explicit.lower() in ("off", "0", "no", "false"):
+        return None
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return explicit
+        raise BrowserNotFoundError(f"TAGARCHIVE_HEADLESS_SHELL={explicit} is not an executable "
+                                   f"file")
+    for name in HEADLESS_SHELL_NAMES:
+        found = shutil.which(name, path=env.get("PATH"))
+        if found:
+            return found
+    return _playwright_download("chromium_headless_shell-*/chrome-headless-shell-linux*/"
+                                "chrome-headless-shell")
+
+
 def playwright_bundled_chromium() -> str | None:
     """Playwright's downloaded Chromium, if `playwright install chromium` was run."""
+    return _playwright_download("chromium-*/chrome-linux*/chrome")
+
+
+def _playwright_download(pattern: str) -> str | None:
+    """The newest executable under Playwright's browser cache matching `pattern`."""
     cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache/ms-playwright")
     if not cache.is_dir():
         return None
-    for candidate in sorted(cache.glob("chromium-*/chrome-linux*/chrome"), reverse=True):
+    for candidate in sorted(cache.glob(pattern), reverse=True):
         if os.access(candidate, os.X_OK):
             return str(candidate)
     return None
@@ -94,6 +129,14 @@ def launch_options(executable: str | None, *, images: bool = True) -> dict[str, 
     if executable:
         options["executable_path"] = executable
     return options
+
+
+def signing_launch_options(attached: bool = False) -> dict[str, Any]:
+    """TAGARCHIVE_SIGNING_LAUNCH_OPTIONS: how to launch the headless shell signing pages live
+    in, or {} to sign in the crawl's own browser (none installed, or the crawl attached to the
+    user's browser over CDP, whose session signing uses)."""
+    shell = None if attached else find_headless_shell()
+    return launch_options(shell, images=False) if shell else {}
 
 
 def should_abort_request(request: Any) -> bool:
@@ -239,12 +282,23 @@ BROWSER_DOWNLOAD_HANDLER = "crawler.downloader.chromium.LazyBrowserDownloadHandl
 
 
 class _SharedBrowser:
-    """One scrapy-playwright handler per crawler, shared by the schemes that render."""
+    """One scrapy-playwright handler per crawler, shared by the schemes that render, and the
+    headless shell the signing pages live in (`signing_browser`)."""
 
     def __init__(self) -> None:
         self.handler: Any = None
         self.lock = asyncio.Lock()
         self.users = 0
+        self.shell: Any = None  # the signing pages' browser, launched on first use
+        self.shell_lock = asyncio.Lock()
+
+    async def close_shell(self) -> None:
+        shell, self.shell = self.shell, None
+        if shell is not None:
+            try:
+                await shell.close()
+            except Exception as exc:  # gone already (crashed, or with its driver)
+                logger.debug("closing the signing browser: %s", exc)
 
 
 def _http11() -> type:
@@ -270,6 +324,26 @@ async def browser_handler(crawler: Any) -> Any:
                 shared.handler = handler
                 crawler.stats.inc_value("tagarchive/browser_started")
     return shared.handler
+
+
+async def signing_browser(crawler: Any) -> Any:
+    """The browser signing pages live in: a headless shell launched through the crawl's own
+    Playwright driver (TAGARCHIVE_SIGNING_LAUNCH_OPTIONS), started on first use and again if
+    it died; or the crawl's Chromium when there is no shell or the crawl is attached over CDP.
+    A signed crawl that renders nothing never starts the full Chromium."""
+    handler = await browser_handler(crawler)
+    options = crawler.settings.getdict("TAGARCHIVE_SIGNING_LAUNCH_OPTIONS")
+    if not options or crawler.settings.get("PLAYWRIGHT_CDP_URL"):
+        await handler._maybe_launch_browser()
+        return handler.browser
+    shared: _SharedBrowser = crawler._tagarchive_browser
+    async with shared.shell_lock:
+        if shared.shell is None or not shared.shell.is_connected():
+            browser_type = handler.browser_provider.browser_type
+            shared.shell = await browser_type.launch(**options)
+            crawler.stats.inc_value("tagarchive/signing/browser_started")
+            logger.info("signing pages live in %s", options.get("executable_path"))
+    return shared.shell
 
 
 class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
@@ -310,6 +384,8 @@ class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
         await super().close()
         shared = self._shared
         shared.users -= 1
+        if shared.users == 0:
+            await shared.close_shell()
         if shared.users == 0 and shared.handler is not None:
             handler, shared.handler = shared.handler, None
             await handler.close()

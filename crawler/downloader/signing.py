@@ -44,7 +44,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 
 from crawler.downloader.breaker import TICKET
-from crawler.downloader.chromium import browser_handler
+from crawler.downloader.chromium import browser_handler, signing_browser
 from crawler.downloader.middlewares import (
     PROFILE_SUFFIX,
     AdapterSpider,
@@ -156,10 +156,8 @@ class SigningPool:
             self.crawler.stats.inc_value("tagarchive/signing/renewed")
 
     async def _context(self) -> tuple[Any, bool]:
-        handler = await browser_handler(self.crawler)
-        await handler._maybe_launch_browser()
-        browser = handler.browser
         if self.profile is not None:
+            handler = await browser_handler(self.crawler)
             # the platform's persistent profile, the one context rendering uses too (a profile
             # directory can be open once): its cookies are the session (profiles.py)
             name = f"tagarchive-{self.platform}{PROFILE_SUFFIX}"
