@@ -1,11 +1,15 @@
-"""Normalize: canonical tag, counters parsed from display text, exact values kept exact."""
+"""Normalize: canonical tag, counters parsed from display text, exact values kept exact.
+
+Each post's language is not detected here: the store pipeline detects it in a second process,
+off the crawl's thread, before its rows are written (pipelines/store.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from crawler.items import PageItems
-from crawler.rules.normalize import TagMemo, describe_texts, normalize_item
+from crawler.rules.normalize import TagMemo, normalize_item
 from pipelines import RunPipeline
 
 
@@ -18,6 +22,5 @@ class NormalizePipeline(RunPipeline):
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
-            describe_texts(item.items)  # a page's languages at once, off the crawl's thread
             return self.each(item, self.process_item)
-        return normalize_item(item, self.tags)
+        return normalize_item(item, self.tags, language=False)

@@ -6,17 +6,26 @@ which the spider sends as it opens) and writes and closes it in close_spider (a 
 writer only through signals it answers: `item_rejected` (the validate pipeline's `rejects`
 rows) and `flush_rows` (a backfill commit, the health checks). Before each flush it asks the
 archive to publish the WARC files the rows point into (`publish_archive`).
+
+It also gives each post row its language (`lang`, `lang_confidence`): a page's texts go to a
+second process as the page is stored (crawler.text.language.LanguageWorker, started when the
+spider opens), and the answers are written into the buffered rows before they are flushed, so
+lingua's CPU and its model load stay off the crawl's thread. The texts are as stored, after
+the privacy pipeline: its pseudonyms and redactions replace mentions, which detection leaves
+out anyway. Without the process (not started, or it died) the rows are detected here.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import Future
 from typing import Any
 
 from scrapy.crawler import Crawler
 from twisted.internet import task
 
-from crawler.items import PageItems, SnapshotItem
+from crawler.items import PageItems, PostItem, SnapshotItem
 from crawler.platforms.base import Outcome
 from crawler.rules.rows import DATASET_OF, Rows
 from crawler.signals import (
@@ -28,10 +37,54 @@ from crawler.signals import (
     send_outcome,
     storage_failed,
 )
+from crawler.text.language import Detected, LanguageWorker
 from pipelines import RunPipeline, validated
 from storage import DatasetWriter, StorageError
 
 logger = logging.getLogger(__name__)
+Row = dict[str, Any]
+
+
+class RowLanguages:
+    """Post rows waiting for their language: their texts go to a LanguageWorker in batches of
+    BATCH (a hand-over per page wakes the executor's threads, which cost the crawl's thread
+    more than the detection saved), and the answers are written into the rows by label()."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self.worker = LanguageWorker()
+        self._rows: list[Row] = []
+        self._texts: list[str | None] = []
+        # batches handed over: (rows, texts, the worker's answers to come)
+        self._sent: deque[tuple[list[Row], list[str | None],
+                                Future[list[Detected]] | None]] = deque()
+
+    def add(self, posts: list[tuple[Any, Row]]) -> None:
+        """Posts about to be buffered, with their rows: those without a language get one."""
+        for post, row in posts:
+            if post.lang is None and isinstance(post.text, str):
+                self._rows.append(row)
+                self._texts.append(post.text)
+        if len(self._texts) >= self.BATCH:
+            self._send()
+
+    def _send(self) -> None:
+        rows, texts = self._rows, self._texts
+        self._rows, self._texts = [], []
+        self._sent.append((rows, texts, self.worker.submit(texts)))
+
+    def label(self) -> None:
+        """Every waiting row's language, written into the row. The writer calls this before a
+        flush, holding its flush lock: no other flush reads these rows meanwhile."""
+        if self._texts:
+            self._send()
+        while self._sent:
+            rows, texts, answers = self._sent[0]
+            for row, (lang, confidence) in zip(rows, self.worker.answers(answers, texts),
+                                               strict=True):
+                row["lang"], row["lang_confidence"] = lang, confidence
+            self._sent.popleft()
 
 
 class StorePipeline(RunPipeline):
@@ -45,6 +98,7 @@ class StorePipeline(RunPipeline):
         self.flush_seconds = crawler.settings.getfloat("TAGARCHIVE_FLUSH_SECONDS", 30.0)
         self._writer: DatasetWriter | None = None
         self._timer: task.LoopingCall | None = None
+        self.languages = RowLanguages()
         crawler.signals.connect(self.add_reject, signal=item_rejected)
         crawler.signals.connect(self.flush, signal=flush_rows)
         crawler.signals.connect(self.close_run, signal=run_ending)
@@ -55,7 +109,7 @@ class StorePipeline(RunPipeline):
         super().start_run(run)
         self._writer = DatasetWriter(run.out, run.run_id, flush_rows=self.flush_rows,
                                      flush_seconds=self.flush_seconds,
-                                     before_flush=self._publish_archive)
+                                     before_flush=self._before_flush)
 
     @property
     def writer(self) -> DatasetWriter:
@@ -64,6 +118,7 @@ class StorePipeline(RunPipeline):
         return self._writer
 
     def open_spider(self) -> None:
+        self.languages.worker.start()  # the process and its models load while the crawl starts
         if self.flush_seconds > 0:
             # bounds what a crash loses to one interval, even when no item arrives
             self._timer = task.LoopingCall(self._timed_flush)
@@ -73,6 +128,7 @@ class StorePipeline(RunPipeline):
         if self._timer is not None and self._timer.running:
             self._timer.stop()
         self.close_run()
+        self.languages.worker.close()
 
     def close_run(self) -> None:
         """Write every buffered row and close the writer (idempotent); a failure is logged and
@@ -94,7 +150,8 @@ class StorePipeline(RunPipeline):
         """The receiver of `item_rejected`: buffer the row in `rejects`."""
         self.writer.add("rejects", row)
 
-    def _publish_archive(self) -> None:
+    def _before_flush(self) -> None:
+        self.languages.label()
         # rows about to be written may point into open WARC files: the archive publishes them
         send_checked(self.crawler.signals, publish_archive)
 
@@ -112,11 +169,16 @@ class StorePipeline(RunPipeline):
         if isinstance(item, PageItems):
             # one add_many per dataset: the writer's lock and flush check once per page
             run_id = self.run_id
-            rows: dict[str, list[dict[str, Any]]] = {}
+            rows: dict[str, list[Row]] = {}
+            posts: list[tuple[Any, Row]] = []
             for one in item.items:
                 dataset = DATASET_OF.get(type(one))
                 if dataset is not None:
-                    rows.setdefault(dataset, []).append(self.rows.row(one, dataset, run_id))
+                    row = self.rows.row(one, dataset, run_id)
+                    rows.setdefault(dataset, []).append(row)
+                    if dataset == "posts":
+                        posts.append((one, row))
+            self.languages.add(posts)
             for dataset, batch in rows.items():
                 self.writer.add_many(dataset, batch)
                 self.stats.inc_value(f"tagarchive/stored/{dataset}", len(batch))
@@ -126,7 +188,10 @@ class StorePipeline(RunPipeline):
         dataset = DATASET_OF.get(type(item))
         if dataset is None:
             return item
-        self.writer.add(dataset, self.rows.row(item, dataset, self.run_id))
+        row = self.rows.row(item, dataset, self.run_id)
+        if isinstance(item, PostItem):
+            self.languages.add([(item, row)])
+        self.writer.add(dataset, row)
         self.stats.inc_value(f"tagarchive/stored/{dataset}")
         self._stored(item)
         return item

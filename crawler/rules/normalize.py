@@ -15,7 +15,7 @@ from crawler.items import (
 )
 from crawler.text.counts import CountParseError, parse_count
 from crawler.text.hashtags import hashtags_in
-from crawler.text.language import detect_language, detect_languages
+from crawler.text.language import detect_language
 from crawler.text.tags import InvalidTagError, normalize_tag
 from storage.schemas import SEMANTICS as STORED_SEMANTICS
 
@@ -85,20 +85,12 @@ def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) ->
             item.problems.append(f"{name}: {problem}")
 
 
-def describe_texts(items: list[Any]) -> None:
-    """The languages of a page's posts, detected together (on the machine's other cores); each
-    post's describe_text then has its language already."""
-    posts = [i for i in items if isinstance(i, PostItem) and i.lang is None
-             and isinstance(i.text, str)]
-    for post, (lang, confidence) in zip(posts, detect_languages([p.text for p in posts]),
-                                        strict=True):
-        post.lang, post.lang_confidence = lang, confidence
-
-
-def describe_text(post: PostItem) -> None:
+def describe_text(post: PostItem, language: bool = True) -> None:
     """A post's language (detected, with confidence) and hashtags, from its text, unless the
-    adapter set them; the platform's own language label stays in `lang_platform`."""
-    if post.lang is None and isinstance(post.text, str):
+    adapter set them; the platform's own language label stays in `lang_platform`. Without
+    `language`, `lang` is left to the caller (a crawl's store pipeline detects it in a second
+    process, pipelines/store.py)."""
+    if language and post.lang is None and isinstance(post.text, str):
         post.lang, post.lang_confidence = detect_language(post.text)
     if post.hashtags is None and isinstance(post.text, str):
         post.hashtags = hashtags_in(post.text)
@@ -130,13 +122,15 @@ class TagMemo:
         return known
 
 
-def normalize_item(item: Any, tag_rule: Callable[[Any], str] = normalize_tag) -> Any:
-    """Put one item into its canonical form in place, noting in `problems` what cannot be."""
+def normalize_item(item: Any, tag_rule: Callable[[Any], str] = normalize_tag, *,
+                   language: bool = True) -> Any:
+    """Put one item into its canonical form in place, noting in `problems` what cannot be;
+    without `language`, a post's `lang` is left for the caller to detect."""
     if isinstance(item, SnapshotItem):
         normalize_counters(item, COUNTERS, with_text=True)
     elif isinstance(item, PostItem):
         normalize_counters(item, POST_COUNTERS, with_text=False)
-        describe_text(item)
+        describe_text(item, language)
     elif isinstance(item, ActivityItem):
         normalize_counters(item, ACTIVITY_COUNTERS, with_text=False)
     if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:

@@ -7,16 +7,26 @@ Low accuracy reads short texts less well; the confidence says how sure it was, a
 platform's own label is stored beside it where the platform gives one (`lang_platform`).
 Hashtags, mentions and URLs are removed first: an English tag in a Chinese post says nothing
 about the post's language.
+
+A crawl detects in a second process (LanguageWorker): lingua's Rust calls hold the GIL for
+their whole length (measured: a Python thread beside `compute_language_confidence_values_in_
+parallel` got 2% of its solo speed), so a thread would not take the work off the crawl's
+thread; the process also loads the models (~0.12 s) away from it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
+from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lingua import LanguageDetector
+
+logger = logging.getLogger(__name__)
 
 # ISO 639-1 codes: the languages most posted in on the platforms tagarchive reads
 LANGUAGES = ("en", "zh", "ja", "ko", "es", "pt", "fr", "de", "it", "ru", "uk", "ar", "fa", "tr",
@@ -27,7 +37,9 @@ MIN_LETTERS = 4
 _WIDE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
 
-_NOISE = re.compile(r"https?://\S+|www\.\S+|[#＃][^\s#＃]+[#＃]?|[@＠][\w.\-]+", re.UNICODE)
+# a redacted mention (crawler/rules/privacy.py) too: a crawl detects on the text as stored
+_NOISE = re.compile(r"https?://\S+|www\.\S+|[#＃][^\s#＃]+[#＃]?|[@＠](?:[\w.\-]+|\[\w+\])",
+                    re.UNICODE)
 
 
 @cache
@@ -50,10 +62,10 @@ def detect_language(text: str | None) -> Detected:
     return detect_languages([text])[0]
 
 
-def detect_languages(texts: list[str | None]) -> list[Detected]:
+def detect_languages(texts: list[str | None], parallel: bool = True) -> list[Detected]:
     """detect_language for many texts at once: the detector spreads them over the machine's
-    cores (lingua's parallel call, in Rust), so a page of posts costs the crawl's own thread
-    little; answers already known are not computed again."""
+    cores (lingua's parallel call, in Rust) unless `parallel` is False (a worker process, which
+    leaves the other core to the crawl); answers already known are not computed again."""
     answers: list[Detected | None] = []
     todo: dict[str, str] = {}  # text -> its plain letters, for those to compute
     for text in texts:
@@ -71,7 +83,10 @@ def detect_languages(texts: list[str | None]) -> list[Detected]:
                 todo[text] = plain
     now: dict[str, Detected] = {}
     if todo:
-        values = _detector().compute_language_confidence_values_in_parallel(list(todo.values()))
+        detector = _detector()
+        values = (detector.compute_language_confidence_values_in_parallel(list(todo.values()))
+                  if parallel else
+                  [detector.compute_language_confidence_values(t) for t in todo.values()])
         for text, found in zip(todo, values, strict=True):
             best = found[0] if found and found[0].value > 0 else None
             now[text] = ((None, None) if best is None else
@@ -85,3 +100,60 @@ def _remember(text: str, answer: Detected) -> None:
     if len(_KNOWN) >= _KNOWN_MAX:
         _KNOWN.clear()
     _KNOWN[text] = answer
+
+
+def _detect_in_worker(texts: list[str | None]) -> list[Detected]:
+    return detect_languages(texts, parallel=False)
+
+
+def _warm() -> None:
+    detect_languages(["loads the models"], parallel=False)
+
+
+class LanguageWorker:
+    """detect_languages in a second process, a batch at a time: submit() hands the texts over
+    and returns at once; answers() waits for them. Whatever the process cannot answer (it did
+    not start, it died) is detected here, in this process: every text gets its answer."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the process and load the models there (both in the background)."""
+        if self._pool is not None:
+            return
+        try:
+            # spawned, not forked: the crawl's process runs threads and an event loop
+            self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+            self._pool.submit(_warm)
+        except (OSError, RuntimeError) as exc:
+            logger.warning("language detection stays in this process: %s", exc)
+            self._pool = None
+
+    def submit(self, texts: list[str | None]) -> Future[list[Detected]] | None:
+        """The texts' answers to come, or None when there is no process to ask."""
+        if self._pool is None:
+            return None
+        try:
+            return self._pool.submit(_detect_in_worker, texts)
+        except RuntimeError as exc:  # BrokenProcessPool is one: the process died
+            logger.warning("language detection stays in this process: %s", exc)
+            self._pool = None
+            return None
+
+    def answers(self, future: Future[list[Detected]] | None,
+                texts: list[str | None]) -> list[Detected]:
+        """What submit() promised for `texts`, detected here if the process did not answer."""
+        if future is not None:
+            try:
+                return future.result()
+            except Exception as exc:
+                logger.warning("language worker failed (%s): %d texts detected here", exc,
+                               len(texts))
+        return detect_languages(texts)
+
+    def close(self) -> None:
+        """Let the process go once it has answered what it was given (not waited for)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
