@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from storage import open_dataset
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 STORED = "stored"
 # a tag the run ended before requesting (interrupted, or at its time limit): no verdict on the
@@ -111,6 +113,14 @@ def check_run(root: str | Path, run_id: str, outcomes: Iterable[TagOutcome],
     return findings
 
 
+def _field(name: str) -> ds.Expression:
+    """pyarrow.dataset's field, imported on first use: the module pulls in pandas and numpy
+    (~34 MB and ~0.5 s), which a crawl needs only when it reads history, at its close."""
+    import pyarrow.dataset as ds
+
+    return ds.field(name)
+
+
 def _since(now: datetime, days: int) -> str:
     return (now - timedelta(days=days)).strftime("%Y-%m-%d")
 
@@ -129,7 +139,7 @@ def counter_drops(root: str | Path, run_id: str, platforms: list[str],
     if not platforms:
         return []
     rows = _read(root, "snapshots", ["platform", "tag", "observed_at", "run_id", *COUNTERS],
-                 (ds.field("date") >= since) & ds.field("platform").isin(platforms))
+                 (_field("date") >= since) & _field("platform").isin(platforms))
     rows.sort(key=lambda r: r["observed_at"])
     previous: dict[tuple[str, str], dict[str, Any]] = {}
     findings = []
@@ -164,7 +174,7 @@ def stale_tags(root: str | Path, run_id: str, outcomes: list[TagOutcome],
     history: dict[tuple[str, str], list[tuple[datetime, str]]] = {k: [] for k in failed}
     if needed > 1:
         rows = _read(root, "runs", ["run_id", "started_at", "outcomes"],
-                     ds.field("date") >= since)
+                     _field("date") >= since)
         for row in rows:
             if row["run_id"] == run_id:
                 continue
@@ -227,9 +237,9 @@ def newest_snapshots(root: str | Path, platforms: Iterable[str],
     platforms = sorted(set(platforms))
     if not platforms:
         return {}
-    where = ds.field("platform").isin(platforms)
+    where = _field("platform").isin(platforms)
     if since is not None:
-        where = where & (ds.field("date") >= since)
+        where = where & (_field("date") >= since)
     table = open_dataset(root, "snapshots").to_table(
         columns=["platform", "tag", "tag_id", "url", "observed_at", "run_id"], filter=where)
     if not table.num_rows:
@@ -244,6 +254,6 @@ def newest_snapshots(root: str | Path, platforms: Iterable[str],
 def runs_table(root: str | Path, since: str | None = None,
                columns: list[str] | None = None) -> pa.Table:
     """Rows of `runs` (optionally from the day `since` on), older files' new columns as null."""
-    where = ds.field("date") >= since if since is not None else None
+    where = _field("date") >= since if since is not None else None
     table: pa.Table = open_dataset(root, "runs").to_table(columns=columns, filter=where)
     return table
