@@ -56,10 +56,10 @@ from crawler.platforms.base import (
     load_json,
     shown,
 )
-from crawler.platforms.timeline import TimelinePage, Window, oldest
+from crawler.platforms.tiktok_timeline import TikTokTimeline
 from crawler.text.counts import CountParseError, digit_string_value, parse_count
 from crawler.text.tags import TagRef
-from crawler.text.timestamps import TimestampError, from_epoch_seconds, utc_from_epoch
+from crawler.text.timestamps import utc_from_epoch
 
 SCOPE = "webapp.challenge-detail"
 # the web API's base query [V-src TikTokPy src/tiktokapipy/util/queries.py, 2023-06]; msToken
@@ -75,7 +75,7 @@ VISIBILITY_CAP = 500
 ROUNDED = "rounded"  # every TikTok counter is a display-rounded integer (module docstring)
 
 
-class TikTok(Platform):
+class TikTok(TikTokTimeline, Platform):
     """TikTok (www.tiktok.com) hashtag pages."""
 
     name = "tiktok"
@@ -90,8 +90,9 @@ class TikTok(Platform):
                  "glitch, stored as null); h2 'N posts' text when rendered only",
     }
     visibility_cap: ClassVar[int | None] = VISIBILITY_CAP
-    backfill = ("challenge/item_list (signed in-page) read by scrolling the rendered tag page: "
-                "ranked and capped, so a lower bound")
+    backfill = ("challenge/item_list (signed), page by page from the tag page; the rendered "
+                "tag page scrolled when signing is unavailable: ranked and capped, so a lower "
+                "bound")
     signing_page = "/"  # the site root loads the script that holds byted_acrawler (TikTok-Api)
     timeline_source = "captured_xhr"
     # the tag page loads item_list pages only when scrolled (crawler/downloader/feedscroll.py)
@@ -189,91 +190,6 @@ class TikTok(Platform):
         check_status(page)
         detail = _json_body(page, "challenge/detail")
         return parse_detail(detail, page, source="api", items=detail.get("itemList") or [])
-
-    def on_backfill_item_list(self, page: Page, tag: TagRef,
-                              state: dict[str, Any]) -> TimelinePage:
-        """One `item_list` answer on its own: `itemList[]` (challenge feed) or `items[]` (the
-        2021 `/api/item_list/` feed), `hasMore`. Ranked, so a lower bound like `on_backfill`."""
-        check_status(page)
-        data = _json_body(page, "item_list")
-        items = data.get("itemList", data.get("items"))
-        if not isinstance(items, list):
-            raise LayoutChanged("item_list answered neither itemList nor items")
-        posts = _timeline_posts(items, tag.name or "", "", page, source="api")
-        return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True,
-                            capped=bool(data.get("hasMore")), tag_display=None)
-
-    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
-        """The tag page, rendered and scrolled: each item_list page it fetches is captured.
-
-        TikTok signs every /api/ call in the page (X-Bogus), so the crawler never builds one;
-        the feed it lists is ordered by relevance, not time, and stops at a cap.
-        """
-        if tag.name is None:
-            raise Unsupported("TikTok tags are addressed by name, not id:")
-        return Fetch(url=self.tag_url(tag.name), step="backfill",
-                     render=RenderSpec(capture=(DETAIL_API, ITEMS_API),
-                                       wait_for='[data-e2e="challenge-item-list"], '
-                                                '[data-e2e="challenge-not-found"], '
-                                                '#captcha-verify-container, '
-                                                '[data-e2e="load-error"]'),
-                     state={"window": window.as_state()})
-
-    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
-        check_status(page)
-        sel = Selector(text=page.text)
-        if sel.css("#captcha-verify-container, .captcha_verify_container"):
-            raise Captcha("verification page ('Verify to continue')")
-        universal = extract_universal_data(page.text) or {}
-        detail = universal.get("__DEFAULT_SCOPE__", {}).get(SCOPE)
-        items: list[dict[str, Any]] = []
-        if isinstance(detail, dict):  # server-rendered: the first page is in the markup
-            if detail.get("statusCode") in NOT_FOUND_CODES:
-                raise NotFound(detail.get("statusMsg") or "Couldn't find this hashtag")
-            items.extend(detail.get("itemList") or [])
-        for cap in page.captured_matching(DETAIL_API):
-            data = cap.json()
-            if cap.status == 200 and data is None:
-                raise Blocked("challenge/detail answered an empty body (bot detection)")
-            if isinstance(data, dict) and data.get("statusCode") in NOT_FOUND_CODES:
-                raise NotFound(data.get("statusMsg") or "Couldn't find this hashtag")
-            detail = detail if isinstance(detail, dict) else data
-        if "Couldn't find this hashtag" in page.text and not items:
-            raise NotFound("Couldn't find this hashtag")
-        more = False
-        for cap in page.captured_matching(ITEMS_API):
-            data = cap.json()
-            if cap.status == 200 and data is None:
-                raise Blocked("item_list answered an empty body (bot detection)")
-            if not isinstance(data, dict) or not isinstance(data.get("itemList"), list):
-                raise LayoutChanged(f"item_list answered no itemList (HTTP {cap.status})")
-            items.extend(data["itemList"])
-            more = bool(data.get("hasMore"))
-        if not isinstance(detail, dict) and not items:
-            raise LayoutChanged("the tag page showed neither challenge detail nor videos")
-        challenge = ((detail or {}).get("challengeInfo") or {}).get("challenge") or {}
-        title, tag_id = challenge.get("title") or tag.name or "", str(challenge.get("id") or "")
-        posts = _timeline_posts(items, title, tag_id, page)
-        # ranked: counts are a lower bound whatever happens; `capped` also says the page still
-        # had more when scrolling stopped
-        return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
-                            tag_display=title or None)
-
-
-def _timeline_posts(items: list[Any], title: str, tag_id: str, page: Page,
-                    source: str | None = None) -> list[dict[str, Any]]:
-    """The posts of a feed page, each dated by its `createTime` (Unix seconds)."""
-    posts = []
-    for item in items:
-        post = parse_item(item, title, tag_id, page, source=source)
-        if post is None:
-            continue
-        try:  # Unix seconds; a millisecond value is refused, not dated in the year 56000
-            post["created_at"] = from_epoch_seconds(item.get("createTime"))
-        except TimestampError as exc:
-            raise LayoutChanged(f"video {post['post_id']}: createTime: {exc}") from exc
-        posts.append(post)
-    return posts
 
 
 def _json_body(page: Page, what: str) -> dict[str, Any]:

@@ -58,10 +58,10 @@ from crawler.platforms.base import (
     load_json,
     mapping,
 )
-from crawler.platforms.timeline import TimelinePage, Window, oldest
+from crawler.platforms.xiaohongshu_timeline import XiaohongshuTimeline
 from crawler.text.counts import CountParseError, parse_count, parse_labelled
 from crawler.text.tags import TagRef, normalize_tag
-from crawler.text.timestamps import TimestampError, from_epoch_millis, utc_from_epoch
+from crawler.text.timestamps import utc_from_epoch
 
 SEARCH_API = r"/web_api/sns/v1/search/topic"
 SEARCH_PATH = "/web_api/sns/v1/search/topic"
@@ -84,7 +84,7 @@ BLOCK_CODES = {300012, 300011}
 NOT_FOUND_CODES = {-510000}
 
 
-class Xiaohongshu(Platform):
+class Xiaohongshu(XiaohongshuTimeline, Platform):
     """Xiaohongshu / RedNote (www.xiaohongshu.com, edith.xiaohongshu.com) topics."""
 
     name = "xiaohongshu"
@@ -101,8 +101,9 @@ class Xiaohongshu(Platform):
                        "(rounded)",
         "participants": "notes feed total_user_count (exact); null without that feed",
     }
-    backfill = ("topic notes feed (signed in-page, cursor, create_time in ms) read by scrolling "
-                "the rendered topic page: ranked hot_desc and capped, so a lower bound")
+    backfill = ("topic notes feed (signed, cursor, create_time in ms), page by page; the "
+                "rendered topic page scrolled when signing is unavailable: ranked hot_desc and "
+                "capped, so a lower bound")
     timeline_source = "captured_xhr"
     # the topic page loads further notes pages only when scrolled (crawler/downloader/feedscroll.py)
     timeline_scroll = {"rounds": 25, "quiet_ms": 1500, "end": "[data-feed-end]",
@@ -267,51 +268,6 @@ class Xiaohongshu(Platform):
 
     def public_topic_url(self, page_id: str) -> str:
         return self.url(f"/page/topics/{page_id}")
-
-
-    def timeline_fetch(self, tag: TagRef, window: Window) -> Fetch:
-        """The topic page, rendered and scrolled; by name, the topic search resolves it first."""
-        state = {"window": window.as_state()}
-        if tag.id is not None:
-            return self._timeline_topic(tag.id, state)
-        search = self._search_page_fetch(tag)
-        return Fetch(url=search.url, step="backfill_search", render=search.render, state=state)
-
-    def _timeline_topic(self, page_id: str, state: dict[str, Any]) -> Fetch:
-        return Fetch(url=self.url(f"/page/topics/{quote(page_id, safe='')}?naviHidden=yes"),
-                     step="backfill",
-                     render=RenderSpec(capture=(SEARCH_API, NOTES_API),
-                                       wait_for=".note-list, .error, .captcha"),
-                     state={**state, "page_id": page_id})
-
-    def on_backfill_search(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
-        found = self.on_search(page, tag, state)
-        topic = found.state.get("topic") or {}
-        return TimelinePage(next_fetch=self._timeline_topic(found.state["page_id"], state),
-                            tag_display=topic.get("name"))
-
-    def on_backfill(self, page: Page, tag: TagRef, state: dict[str, Any]) -> TimelinePage:
-        """Every notes page the scrolled topic page fetched (hot_desc: a ranked sample)."""
-        check_status(page)
-        feeds = captured_feeds(page)
-        if not feeds:
-            raise _dom_failure(page, "the topic page fetched no notes feed")
-        name = tag.name or _state_name(page.text) or state["page_id"]
-        notes = [n for feed in feeds for n in feed.get("notes") or []]
-        posts = []
-        for note in notes:
-            post = parse_note(note, name, None, page)
-            if post is None:
-                continue
-            try:  # milliseconds, read without float rounding
-                post["created_at"] = from_epoch_millis(note.get("create_time"))
-            except TimestampError as exc:
-                raise LayoutChanged(f"note {post['post_id']}: create_time: {exc}") from exc
-            posts.append(post)
-        # the list form says nothing of further pages: an unknown end is read as capped
-        more = bool(feeds[-1].get("has_more", True))
-        return TimelinePage(posts=posts, oldest_seen=oldest(posts), ranked=True, capped=more,
-                            tag_display=_state_name(page.text))
 
 
 def _as_captured(page: Page) -> Captured:

@@ -42,6 +42,7 @@ from crawler.signals import (
     send_outcome,
     storage_failed,
 )
+from crawler.spiders.fetchchoice import SIGN_META, choose_fetch, sign_meta
 from crawler.spiders.walks import Walk, WalkStore
 from storage import StorageError
 
@@ -97,6 +98,7 @@ class BackfillSpider(scrapy.Spider):
         self.job = TagJob(walk.platform, walk.tag)
         self.adapters: dict[str, Platform] = {}
         self.browser_enabled = True
+        self.signing_enabled = True
         self.commit_seconds = 0.0  # TAGARCHIVE_FLUSH_SECONDS
         self._committer: task.LoopingCall | None = None
         self.unvouched: list[Unvouched] = []
@@ -118,6 +120,7 @@ class BackfillSpider(scrapy.Spider):
         settings = crawler.settings
         spider.run.label_from(settings)
         spider.browser_enabled = settings.getbool("TAGARCHIVE_BROWSER_ENABLED", True)
+        spider.signing_enabled = settings.getbool("TAGARCHIVE_SIGNING_ENABLED", True)
         spider.commit_seconds = settings.getfloat("TAGARCHIVE_FLUSH_SECONDS", 30.0)
         base_urls: dict[str, str] = settings.getdict("TAGARCHIVE_BASE_URLS")
         platform = spider.walk.platform
@@ -191,11 +194,18 @@ class BackfillSpider(scrapy.Spider):
         if request is not None:
             yield request
 
-    def _request(self, fetch: Fetch) -> scrapy.Request | None:
-        if fetch.render is not None and not self.browser_enabled:
+    def _request(self, asked: Fetch) -> scrapy.Request | None:
+        # signed, or rendered instead, chosen as for a crawl (crawler/spiders/fetchchoice.py)
+        fetch = choose_fetch(asked, signing=self.signing_enabled, browser=self.browser_enabled)
+        if fetch is None:
             self._fail(Outcome.UNSUPPORTED,
                        "this timeline needs the browser, which is disabled (--no-browser)")
             return None
+        return scrapy.Request(fetch.url, method=fetch.method, body=fetch.body,
+                              headers=fetch.headers or None, callback=self.on_page,
+                              errback=self.on_error, meta=self._meta(fetch), dont_filter=True)
+
+    def _meta(self, fetch: Fetch) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "tagarchive_job": {"platform": self.job.platform, "name": self.job.ref.name,
                                "id": self.job.ref.id, "step": fetch.step, "state": fetch.state},
@@ -209,9 +219,11 @@ class BackfillSpider(scrapy.Spider):
             scroll = getattr(self.adapter, "timeline_scroll", None)
             if scroll and fetch.step == "backfill":  # the listing itself, not a lookup step
                 meta["tagarchive_scroll"] = dict(scroll)
-        return scrapy.Request(fetch.url, method=fetch.method, body=fetch.body,
-                              headers=fetch.headers or None, callback=self.on_page,
-                              errback=self.on_error, meta=meta, dont_filter=True)
+        if fetch.sign is not None:
+            # signed in a live page; its rendered (and scrolled) fallback built here is sent
+            # instead when signing is unavailable (crawler/downloader/signing.py)
+            meta[SIGN_META] = sign_meta(fetch.sign, self._meta)
+        return meta
 
     def _fail(self, outcome: str, detail: str) -> None:
         self.crawler.stats.inc_value(f"tagarchive/outcome/{outcome}")
@@ -229,7 +241,11 @@ class BackfillSpider(scrapy.Spider):
         if not isinstance(result, TimelinePage):
             self._fail(Outcome.ERROR, f"step {info['step']!r} did not answer a timeline page")
             return
-        fresh, entries = self.walk.accept(result)
+        # how the page came: a signing session says so, else the record type tells
+        fetched_by = response.meta.get("tagarchive_fetched_by") or (
+            "render" if page.rendered else "http")
+        self.crawler.stats.inc_value(f"tagarchive/backfill/fetched_by/{fetched_by}")
+        fresh, entries = self.walk.accept(result, fetched_by)
         record = response.meta.get("tagarchive_record")  # where the archive kept the page
         provenance = {"archive_file": record[0], "archive_record": record[1]} if record else {}
         batch = PageItems()
@@ -242,7 +258,8 @@ class BackfillSpider(scrapy.Spider):
             batch.items.extend(self._finish())
         # journaled now; vouched for by the state only once these rows are flushed (commit)
         self.unvouched.append(Unvouched(batch, self.walk.as_state(),
-                                        self.store.journal(self.walk, entries), self.walk.done))
+                                        self.store.journal(self.walk, entries, fetched_by),
+                                        self.walk.done))
         yield batch
         self.progress.update(self.walk)
         if self.walk.next_fetch is not None:

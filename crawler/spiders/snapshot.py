@@ -34,6 +34,7 @@ from crawler.platforms.base import (
     guarded_handle,
 )
 from crawler.signals import run_started, send_outcome
+from crawler.spiders.fetchchoice import SIGN_META, choose_fetch, sign_meta
 from crawler.text.tags import TagRef
 
 logger = logging.getLogger(__name__)
@@ -112,11 +113,10 @@ class SnapshotSpider(scrapy.Spider):
             if request is not None:
                 yield request
 
-    def _request(self, fetch: Fetch, job: TagJob) -> scrapy.Request | None:
-        if (fetch.sign is not None and fetch.sign.fallback is not None
-                and not (self.signing_enabled and self.browser_enabled)):
-            fetch = fetch.sign.fallback  # signing is off, or has no browser: render instead
-        if (fetch.render is not None or fetch.sign is not None) and not self.browser_enabled:
+    def _request(self, asked: Fetch, job: TagJob) -> scrapy.Request | None:
+        # signed, or rendered instead (crawler/spiders/fetchchoice.py, as backfills choose)
+        fetch = choose_fetch(asked, signing=self.signing_enabled, browser=self.browser_enabled)
+        if fetch is None:
             send_outcome(self.crawler.signals, job.platform, job.key, Outcome.UNSUPPORTED,
                          "this page needs the browser, which is disabled (--no-browser)")
             return None
@@ -139,12 +139,7 @@ class SnapshotSpider(scrapy.Spider):
         if fetch.sign is not None:
             # signed in a live page (crawler/downloader/signing.py), which sends the rendered
             # fallback instead, as built here, when signing is unavailable
-            fallback = fetch.sign.fallback
-            meta["tagarchive_sign"] = {**fetch.sign.to_meta(), "fallback": None if fallback is None
-                                      else {"url": fallback.url, "method": fallback.method,
-                                            "body": fallback.body,
-                                            "headers": dict(fallback.headers),
-                                            "meta": self._meta(fallback, job)}}
+            meta[SIGN_META] = sign_meta(fetch.sign, lambda f: self._meta(f, job))
         return meta
 
     @staticmethod

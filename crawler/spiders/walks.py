@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from crawler.platforms.base import Fetch, RenderSpec
+from crawler.platforms.base import Fetch, RenderSpec, SignSpec
 from crawler.platforms.timeline import TimelinePage, Window
 from crawler.text.tags import TagRef
 
@@ -52,11 +52,16 @@ def fetch_to_state(fetch: Fetch) -> dict[str, Any]:
         "body": base64.b64encode(fetch.body).decode("ascii") if fetch.body is not None else None,
         "headers": dict(fetch.headers), "state": fetch.state,
         "render": None if fetch.render is None else fetch.render.to_meta(),
+        # a signed page, and the rendered one that stands in for it (docs/access.md)
+        "sign": None if fetch.sign is None else {
+            **fetch.sign.to_meta(),
+            "fallback": None if fetch.sign.fallback is None else fetch_to_state(
+                fetch.sign.fallback)},
     }
 
 
 def fetch_from_state(data: dict[str, Any]) -> Fetch:
-    render = data.get("render")
+    render, sign = data.get("render"), data.get("sign")  # no "sign" in states before signing
     return Fetch(
         url=data["url"], step=data["step"], method=data.get("method", "GET"),
         body=base64.b64decode(data["body"]) if data.get("body") is not None else None,
@@ -64,6 +69,9 @@ def fetch_from_state(data: dict[str, Any]) -> Fetch:
         render=None if render is None else RenderSpec(
             capture=tuple(render.get("capture") or ()), wait_for=render.get("wait_for"),
             timeout_ms=int(render.get("timeout_ms", 15_000))),
+        sign=None if sign is None else SignSpec(
+            signer=sign["signer"], uri=sign.get("uri", ""),
+            fallback=fetch_from_state(sign["fallback"]) if sign.get("fallback") else None),
     )
 
 
@@ -87,18 +95,23 @@ class Walk:
     seen: set[str] = field(default_factory=set)
     by_day: dict[date, set[str]] = field(default_factory=dict)
     authors: dict[date, set[str]] = field(default_factory=dict)
+    # pages read per way they were fetched (http, signed_http, in_page_fetch, render)
+    fetched_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def posts(self) -> int:
         return sum(len(ids) for ids in self.by_day.values())
 
-    def accept(self, page: TimelinePage) -> tuple[list[dict[str, Any]], list[list[Any]]]:
-        """Count one page: returns its new in-window posts and their journal entries.
+    def accept(self, page: TimelinePage,
+               fetched_by: str = "http") -> tuple[list[dict[str, Any]], list[list[Any]]]:
+        """Count one page, fetched as `fetched_by`: returns its new in-window posts and their
+        journal entries.
 
         The walk's next fetch becomes the page's, unless a chronological listing has already
         shown a post older than the window (everything newer is then proven).
         """
         self.pages += 1
+        self.fetched_by[fetched_by] = self.fetched_by.get(fetched_by, 0) + 1
         self.ranked |= page.ranked
         if page.oldest_seen is not None and (self.reached is None
                                              or page.oldest_seen < self.reached):
@@ -151,7 +164,13 @@ class Walk:
         return out
 
     def activity(self, observed_at: datetime, source: str) -> list[dict[str, Any]]:
-        """One activity row per window day (zero days too, so a re-run replaces every day)."""
+        """One activity row per window day (zero days too, so a re-run replaces every day).
+
+        `source` is the adapter's (its rendered timeline's captured JSON, say); a walk whose
+        pages were all signed API answers, none rendered, read `api`."""
+        if "render" not in self.fetched_by and any(
+                way in self.fetched_by for way in ("signed_http", "in_page_fetch")):
+            source = "api"
         coverage = self.coverage()
         return [{"platform": self.platform, "day": day,
                  "posts": len(self.by_day.get(day, ())),
@@ -173,6 +192,7 @@ class Walk:
             "reached": None if self.reached is None else self.reached.isoformat(),
             "tag_display": self.tag_display,
             "done": self.done,
+            "fetched_by": dict(self.fetched_by),
         }
 
     @classmethod
@@ -191,6 +211,7 @@ class Walk:
         walk.reached = datetime.fromisoformat(data["reached"]) if data.get("reached") else None
         walk.tag_display = data.get("tag_display")
         walk.done = bool(data["done"])
+        walk.fetched_by = {str(k): int(v) for k, v in (data.get("fetched_by") or {}).items()}
         return walk
 
     def progress(self) -> float | None:
@@ -293,10 +314,14 @@ class WalkStore:
         self.run_id = run_id
         self.commit(walk.as_state(), journal_bytes=size, durable_rename=True)
 
-    def journal(self, walk: Walk, entries: list[list[Any]]) -> int:
-        """After a page: append its posts to the journal (not synced: no state vouches for the
-        line yet). Returns the journal's length with it, for the state that will."""
-        return self.append({"page": walk.pages, "posts": entries})
+    def journal(self, walk: Walk, entries: list[list[Any]], fetched_by: str | None = None) -> int:
+        """After a page: append its posts (and how it was fetched) to the journal (not synced:
+        no state vouches for the line yet). Returns the journal's length with it, for the state
+        that will."""
+        line: dict[str, Any] = {"page": walk.pages, "posts": entries}
+        if fetched_by is not None:
+            line["fetched_by"] = fetched_by
+        return self.append(line)
 
     def append(self, line: dict[str, Any]) -> int:
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
