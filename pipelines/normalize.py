@@ -1,7 +1,7 @@
 """Normalize: canonical tag, counters parsed from display text, exact values kept exact.
 
-Each post's language is not detected here: the store pipeline detects it in a second process,
-off the crawl's thread, before its rows are written (pipelines/store.py).
+Each post's language and hashtags are not found here: the store pipeline finds them in a second
+process, off the crawl's thread, before its rows are written (pipelines/store.py).
 """
 
 from __future__ import annotations
@@ -23,4 +23,4 @@ class NormalizePipeline(RunPipeline):
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
             return self.each(item, self.process_item)
-        return normalize_item(item, self.tags, language=False)
+        return normalize_item(item, self.tags, texts=False)

@@ -7,12 +7,12 @@ writer only through signals it answers: `item_rejected` (the validate pipeline's
 rows) and `flush_rows` (a backfill commit, the health checks). Before each flush it asks the
 archive to publish the WARC files the rows point into (`publish_archive`).
 
-It also gives each post row its language (`lang`, `lang_confidence`): a page's texts go to a
-second process as the page is stored (crawler.text.language.LanguageWorker, started when the
-spider opens), and the answers are written into the buffered rows before they are flushed, so
-lingua's CPU and its model load stay off the crawl's thread. The texts are as stored, after
-the privacy pipeline: its pseudonyms and redactions replace mentions, which detection leaves
-out anyway. Without the process (not started, or it died) the rows are detected here.
+It also gives each post row its language (`lang`, `lang_confidence`) and `hashtags`: the texts
+go to a second process as pages are stored (crawler.text.language.LanguageWorker, started when
+the spider opens), and the answers are written into the buffered rows before they are flushed,
+so lingua's CPU and its model load stay off the crawl's thread. The texts are as stored, after
+the privacy pipeline: its pseudonyms and redactions replace mentions, which both leave out
+anyway. Without the process (not started, or it died) the rows are described here.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from crawler.signals import (
     send_outcome,
     storage_failed,
 )
-from crawler.text.language import Detected, LanguageWorker
+from crawler.text.language import Described, LanguageWorker
 from pipelines import RunPipeline, validated
 from storage import DatasetWriter, StorageError
 
@@ -45,26 +45,27 @@ logger = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 
-class RowLanguages:
-    """Post rows waiting for their language: their texts go to a LanguageWorker in batches of
-    BATCH (a hand-over per page wakes the executor's threads, which cost the crawl's thread
-    more than the detection saved), and the answers are written into the rows by label()."""
+class RowTexts:
+    """Post rows waiting for what their text says (language and hashtags): the texts go to a
+    LanguageWorker in batches of BATCH (a hand-over per page woke the executor's threads often
+    enough to cost the crawl's thread more than the work it moved), and label() writes the
+    answers into the rows. What the adapter set on a post is kept."""
 
     BATCH = 256
 
     def __init__(self) -> None:
         self.worker = LanguageWorker()
-        self._rows: list[Row] = []
+        self._rows: list[tuple[Row, bool, bool]] = []  # (row, needs lang, needs hashtags)
         self._texts: list[str | None] = []
         # batches handed over: (rows, texts, the worker's answers to come)
-        self._sent: deque[tuple[list[Row], list[str | None],
-                                Future[list[Detected]] | None]] = deque()
+        self._sent: deque[tuple[list[tuple[Row, bool, bool]], list[str | None],
+                                Future[list[Described]] | None]] = deque()
 
     def add(self, posts: list[tuple[Any, Row]]) -> None:
-        """Posts about to be buffered, with their rows: those without a language get one."""
+        """Posts about to be buffered, with their rows."""
         for post, row in posts:
-            if post.lang is None and isinstance(post.text, str):
-                self._rows.append(row)
+            if isinstance(post.text, str) and (post.lang is None or post.hashtags is None):
+                self._rows.append((row, post.lang is None, post.hashtags is None))
                 self._texts.append(post.text)
         if len(self._texts) >= self.BATCH:
             self._send()
@@ -75,15 +76,18 @@ class RowLanguages:
         self._sent.append((rows, texts, self.worker.submit(texts)))
 
     def label(self) -> None:
-        """Every waiting row's language, written into the row. The writer calls this before a
-        flush, holding its flush lock: no other flush reads these rows meanwhile."""
+        """Every waiting row's language and hashtags, written into the row. The writer calls
+        this before a flush, holding its flush lock: no other flush reads these rows."""
         if self._texts:
             self._send()
         while self._sent:
             rows, texts, answers = self._sent[0]
-            for row, (lang, confidence) in zip(rows, self.worker.answers(answers, texts),
-                                               strict=True):
-                row["lang"], row["lang_confidence"] = lang, confidence
+            for (row, lang, tags), (found, confidence, hashtags) in zip(
+                    rows, self.worker.answers(answers, texts), strict=True):
+                if lang:
+                    row["lang"], row["lang_confidence"] = found, confidence
+                if tags:
+                    row["hashtags"] = hashtags
             self._sent.popleft()
 
 
@@ -98,7 +102,7 @@ class StorePipeline(RunPipeline):
         self.flush_seconds = crawler.settings.getfloat("TAGARCHIVE_FLUSH_SECONDS", 30.0)
         self._writer: DatasetWriter | None = None
         self._timer: task.LoopingCall | None = None
-        self.languages = RowLanguages()
+        self.texts = RowTexts()
         crawler.signals.connect(self.add_reject, signal=item_rejected)
         crawler.signals.connect(self.flush, signal=flush_rows)
         crawler.signals.connect(self.close_run, signal=run_ending)
@@ -118,7 +122,7 @@ class StorePipeline(RunPipeline):
         return self._writer
 
     def open_spider(self) -> None:
-        self.languages.worker.start()  # the process and its models load while the crawl starts
+        self.texts.worker.start()  # the process and its models load while the crawl starts
         if self.flush_seconds > 0:
             # bounds what a crash loses to one interval, even when no item arrives
             self._timer = task.LoopingCall(self._timed_flush)
@@ -128,7 +132,7 @@ class StorePipeline(RunPipeline):
         if self._timer is not None and self._timer.running:
             self._timer.stop()
         self.close_run()
-        self.languages.worker.close()
+        self.texts.worker.close()
 
     def close_run(self) -> None:
         """Write every buffered row and close the writer (idempotent); a failure is logged and
@@ -151,7 +155,7 @@ class StorePipeline(RunPipeline):
         self.writer.add("rejects", row)
 
     def _before_flush(self) -> None:
-        self.languages.label()
+        self.texts.label()
         # rows about to be written may point into open WARC files: the archive publishes them
         send_checked(self.crawler.signals, publish_archive)
 
@@ -178,7 +182,7 @@ class StorePipeline(RunPipeline):
                     rows.setdefault(dataset, []).append(row)
                     if dataset == "posts":
                         posts.append((one, row))
-            self.languages.add(posts)
+            self.texts.add(posts)
             for dataset, batch in rows.items():
                 self.writer.add_many(dataset, batch)
                 self.stats.inc_value(f"tagarchive/stored/{dataset}", len(batch))
@@ -190,7 +194,7 @@ class StorePipeline(RunPipeline):
             return item
         row = self.rows.row(item, dataset, self.run_id)
         if isinstance(item, PostItem):
-            self.languages.add([(item, row)])
+            self.texts.add([(item, row)])
         self.writer.add(dataset, row)
         self.stats.inc_value(f"tagarchive/stored/{dataset}")
         self._stored(item)

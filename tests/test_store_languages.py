@@ -1,4 +1,4 @@
-"""Each stored post's language, detected by the store pipeline in a second process
+"""Each stored post's language and hashtags, found by the store pipeline in a second process
 (pipelines/store.py, crawler/text/language.py LanguageWorker), or here when that cannot answer."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import crawler.text.language as language
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import PageItems, PostItem, SnapshotItem
 from crawler.rules.privacy import Privacy
-from crawler.text.language import Detected, LanguageWorker, detect_language
+from crawler.text.language import Described, Detected, LanguageWorker, detect_language
 from crawler.text.tags import TagRef
 from storage import duckdb_connect
 from tests.pipeline_helpers import offline_crawler, pipeline_chain
@@ -26,7 +26,7 @@ NOW = datetime.now(UTC)
 
 def _posts() -> list[Any]:
     """A snapshot and a post per known text (written in its language), one too short to
-    say, and one whose adapter gave the language."""
+    say, one whose adapter gave the language and hashtags, and one with hashtags."""
     posts: list[Any] = [SnapshotItem(platform="mastodon", tag="rednote", posts=9, source="api",
                                      observed_at=NOW, job_key="rednote")]
     posts += [PostItem(platform="mastodon", tag="rednote", post_id=f"k{i}", text=text,
@@ -34,12 +34,19 @@ def _posts() -> list[Any]:
     posts.append(PostItem(platform="mastodon", tag="rednote", post_id="short", text="lol",
                           source="api", observed_at=NOW))
     posts.append(PostItem(platform="mastodon", tag="rednote", post_id="given", lang="fr",
-                          lang_confidence=0.5, text=KNOWN[0][1], source="api",
-                          observed_at=NOW))
+                          lang_confidence=0.5, hashtags=["x"], text=KNOWN[0][1] + " #RedNote",
+                          source="api", observed_at=NOW))
+    posts.append(PostItem(platform="mastodon", tag="rednote", post_id="tags", source="api",
+                          text="来了 #TikTok难民[话题]# #小红书[话题]# 好", observed_at=NOW))
     return posts
 
 
-WANT = {**{f"k{i}": lang for i, (lang, _t) in enumerate(KNOWN)}, "short": None, "given": "fr"}
+WANT = {**{f"k{i}": lang for i, (lang, _t) in enumerate(KNOWN)}, "short": None, "given": "fr",
+        "tags": "zh"}
+# the tags the texts carry, as the hashtag tests in test_text_language.py read them
+WANT_TAGS = {**{f"k{i}": [] for i in range(len(KNOWN))}, "short": [], "given": ["x"],
+             "tags": ["tiktok难民", "小红书"]}
+WANT_TAGS.update(k2=["rednote"], k5=["tiktok难民"])  # "...so nice #rednote", "#TikTok难民[话题]#"
 
 
 def _crawl(out: Path, open_spider: bool) -> None:
@@ -62,6 +69,11 @@ def _stored(out: Path) -> dict[str, tuple[str | None, float | None]]:
     return {post_id: (lang, confidence) for post_id, lang, confidence in rows.fetchall()}
 
 
+def _stored_tags(out: Path) -> dict[str, list[str]]:
+    rows = duckdb_connect(out).execute("select post_id, hashtags from posts")
+    return dict(rows.fetchall())
+
+
 def test_a_crawls_posts_get_their_language_from_the_worker_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def not_here(*_a: Any, **_k: Any) -> list[Detected]:
@@ -72,6 +84,7 @@ def test_a_crawls_posts_get_their_language_from_the_worker_process(
     _crawl(tmp_path, open_spider=True)
     stored = _stored(tmp_path)
     assert {k: lang for k, (lang, _c) in stored.items()} == WANT
+    assert _stored_tags(tmp_path) == WANT_TAGS
     assert stored["given"][1] == 0.5  # the adapter's word is kept
     assert all(0 < c <= 1 for k, (lang, c) in stored.items() if lang and k != "given")
 
@@ -79,14 +92,15 @@ def test_a_crawls_posts_get_their_language_from_the_worker_process(
 def test_without_the_worker_the_store_detects_in_this_process(tmp_path: Path) -> None:
     _crawl(tmp_path, open_spider=False)  # no spider opened: no process started
     assert {k: lang for k, (lang, _c) in _stored(tmp_path).items()} == WANT
+    assert _stored_tags(tmp_path) == WANT_TAGS
 
 
 def test_a_worker_that_died_is_answered_here() -> None:
-    died: Future[list[Detected]] = Future()
+    died: Future[list[Described]] = Future()
     died.set_exception(BrokenProcessPool("the worker was killed"))
     texts: list[str | None] = [text for _l, text in KNOWN]
     got = LanguageWorker().answers(died, texts)
-    assert [lang for lang, _c in got] == [lang for lang, _t in KNOWN]
+    assert [lang for lang, _c, _tags in got] == [lang for lang, _t in KNOWN]
 
 
 def test_a_closed_worker_hands_back_nothing_to_wait_for() -> None:

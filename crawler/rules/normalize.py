@@ -85,14 +85,14 @@ def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) ->
             item.problems.append(f"{name}: {problem}")
 
 
-def describe_text(post: PostItem, language: bool = True) -> None:
+def describe_text(post: PostItem, texts: bool = True) -> None:
     """A post's language (detected, with confidence) and hashtags, from its text, unless the
     adapter set them; the platform's own language label stays in `lang_platform`. Without
-    `language`, `lang` is left to the caller (a crawl's store pipeline detects it in a second
-    process, pipelines/store.py)."""
-    if language and post.lang is None and isinstance(post.text, str):
+    `texts`, language and hashtags are left to the caller (a crawl's store pipeline finds them
+    in a second process, pipelines/store.py)."""
+    if texts and post.lang is None and isinstance(post.text, str):
         post.lang, post.lang_confidence = detect_language(post.text)
-    if post.hashtags is None and isinstance(post.text, str):
+    if texts and post.hashtags is None and isinstance(post.text, str):
         post.hashtags = hashtags_in(post.text)
     if isinstance(post.lang_platform, str):
         post.lang_platform = post.lang_platform.strip().lower()[:16] or None
@@ -123,14 +123,14 @@ class TagMemo:
 
 
 def normalize_item(item: Any, tag_rule: Callable[[Any], str] = normalize_tag, *,
-                   language: bool = True) -> Any:
+                   texts: bool = True) -> Any:
     """Put one item into its canonical form in place, noting in `problems` what cannot be;
-    without `language`, a post's `lang` is left for the caller to detect."""
+    without `texts`, a post's language and hashtags are left for the caller to find."""
     if isinstance(item, SnapshotItem):
         normalize_counters(item, COUNTERS, with_text=True)
     elif isinstance(item, PostItem):
         normalize_counters(item, POST_COUNTERS, with_text=False)
-        describe_text(item, language)
+        describe_text(item, texts)
     elif isinstance(item, ActivityItem):
         normalize_counters(item, ACTIVITY_COUNTERS, with_text=False)
     if isinstance(item, SnapshotItem | PostItem | ActivityItem) and item.tag is not None:

@@ -8,10 +8,11 @@ platform's own label is stored beside it where the platform gives one (`lang_pla
 Hashtags, mentions and URLs are removed first: an English tag in a Chinese post says nothing
 about the post's language.
 
-A crawl detects in a second process (LanguageWorker): lingua's Rust calls hold the GIL for
-their whole length (measured: a Python thread beside `compute_language_confidence_values_in_
-parallel` got 2% of its solo speed), so a thread would not take the work off the crawl's
-thread; the process also loads the models (~0.12 s) away from it.
+A crawl describes its posts' texts (language and hashtags, describe_texts) in a second process
+(LanguageWorker): lingua's Rust calls hold the GIL for their whole length (measured: a Python
+thread beside `compute_language_confidence_values_in_parallel` got 2% of its solo speed), so a
+thread would not take the work off the crawl's thread; the process also loads the models
+(~0.12 s) away from it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
 from multiprocessing import get_context
 from typing import TYPE_CHECKING
+
+from crawler.text.hashtags import hashtags_in
 
 if TYPE_CHECKING:
     from lingua import LanguageDetector
@@ -102,8 +105,18 @@ def _remember(text: str, answer: Detected) -> None:
     _KNOWN[text] = answer
 
 
-def _detect_in_worker(texts: list[str | None]) -> list[Detected]:
-    return detect_languages(texts, parallel=False)
+# (language, confidence, hashtags) of a text
+Described = tuple[str | None, float | None, list[str]]
+
+
+def describe_texts(texts: list[str | None], parallel: bool = True) -> list[Described]:
+    """Each text's language (detect_languages) and hashtags (crawler.text.hashtags)."""
+    return [(lang, confidence, hashtags_in(text)) for text, (lang, confidence)
+            in zip(texts, detect_languages(texts, parallel), strict=True)]
+
+
+def _describe_in_worker(texts: list[str | None]) -> list[Described]:
+    return describe_texts(texts, parallel=False)
 
 
 def _warm() -> None:
@@ -111,7 +124,7 @@ def _warm() -> None:
 
 
 class LanguageWorker:
-    """detect_languages in a second process, a batch at a time: submit() hands the texts over
+    """describe_texts in a second process, a batch at a time: submit() hands the texts over
     and returns at once; answers() waits for them. Whatever the process cannot answer (it did
     not start, it died) is detected here, in this process: every text gets its answer."""
 
@@ -130,27 +143,27 @@ class LanguageWorker:
             logger.warning("language detection stays in this process: %s", exc)
             self._pool = None
 
-    def submit(self, texts: list[str | None]) -> Future[list[Detected]] | None:
+    def submit(self, texts: list[str | None]) -> Future[list[Described]] | None:
         """The texts' answers to come, or None when there is no process to ask."""
         if self._pool is None:
             return None
         try:
-            return self._pool.submit(_detect_in_worker, texts)
+            return self._pool.submit(_describe_in_worker, texts)
         except RuntimeError as exc:  # BrokenProcessPool is one: the process died
             logger.warning("language detection stays in this process: %s", exc)
             self._pool = None
             return None
 
-    def answers(self, future: Future[list[Detected]] | None,
-                texts: list[str | None]) -> list[Detected]:
+    def answers(self, future: Future[list[Described]] | None,
+                texts: list[str | None]) -> list[Described]:
         """What submit() promised for `texts`, detected here if the process did not answer."""
         if future is not None:
             try:
                 return future.result()
             except Exception as exc:
-                logger.warning("language worker failed (%s): %d texts detected here", exc,
+                logger.warning("language worker failed (%s): %d texts described here", exc,
                                len(texts))
-        return detect_languages(texts)
+        return describe_texts(texts)
 
     def close(self) -> None:
         """Let the process go once it has answered what it was given (not waited for)."""
