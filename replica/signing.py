@@ -7,8 +7,9 @@ Each signing platform (Xiaohongshu, TikTok, Douyin) keeps one `SignerState`:
   key and its calls are refused, until it is loaded again. Version 1 is the key the replica
   always had.
 - `ttl_ms`: how old a signature's timestamp may be when it arrives (Xiaohongshu's `X-t`). A
-  few minutes on the real site [INF: the exact window is not documented]; the real site
-  answers an old one like any refused signature.
+  few minutes on the real site [INF: the exact window is not documented]; the replica answers
+  an old one like any refused signature (Xiaohongshu: HTTP 406 with `X-Kong-Sign: 1`, as third
+  parties logged a wrong one [3P]; for an expired one [INF]), never with the captcha.
 - `exposed`: whether the page script still exposes its signer on `window` (`_webmsxyw`,
   `byted_acrawler.frontierSign`). A site can stop exposing it and still sign its own calls
   (a third-party note says Xiaohongshu did so with `_webmsxyw` [3P]).

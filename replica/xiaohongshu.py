@@ -95,6 +95,9 @@ FONT_BYTES = 100_000  # [INF]
 # Error bodies. 461 + Verifytype/Verifyuuid and code 300012 are documented (PLATFORMS §1.4);
 # the -101 login text and the -510000 "话题不存在" topic message are invented [INF].
 CAPTCHA_BODY = {"code": 461, "success": False, "msg": ""}
+# A signature the API gateway refuses: HTTP 406, `X-Kong-Sign: 1`, this body [3P: logs in
+# jackwener/xiaohongshu-cli #18 and NanmiCoder/MediaCrawler #755; Cloxl/xhshow #104]
+SIGNATURE_REFUSED_BODY = {"code": -1, "success": False}
 LOGIN_BODY = {"code": -101, "success": False, "msg": "无登录信息，或登录信息为空"}
 IP_BLOCK_BODY = {"code": 300012, "success": False, "msg": "网络连接异常，请检查网络设置或重启试试"}
 TOPIC_GONE_BODY = {"code": -510000, "success": False, "msg": "话题不存在"}
@@ -353,14 +356,16 @@ class XiaohongshuApp:
         extra = {"Verifytype": "102", "Verifyuuid": self._verify_uuid(uri, body)}
         return json_response(461, CAPTCHA_BODY, extra)
 
-    def _refused(self, uri: str, headers: Mapping[str, str], body: bytes) -> bool:
-        """Whether the call's signature is refused (counted by reason). The real site answers a
-        missing, wrong or old signature with the captcha answer, 461 [INF: for a wrong or old
-        one; a third-party note names 406 with `x-kong-sign: 1` for a refused signature]."""
+    def _refused(self, uri: str, headers: Mapping[str, str], body: bytes) -> Response | None:
+        """The gateway's answer to a call whose signature it refuses (counted by reason), or
+        None. A missing or wrong signature is answered 406 with `X-Kong-Sign: 1` [3P, see
+        SIGNATURE_REFUSED_BODY]; an old key's and an expired X-t's the same way [INF]. Not the
+        captcha (461 with Verifytype): that one is the site's risk control (`_captcha`)."""
         reason = signature_refusal(uri, headers, body, self.signing)
-        if reason is not None:
-            self.signing.refuse(reason)
-        return reason is not None
+        if reason is None:
+            return None
+        self.signing.refuse(reason)
+        return json_response(406, SIGNATURE_REFUSED_BODY, {"X-Kong-Sign": "1"})
 
     def _blocked(self, variants: Mapping[str, Any]) -> Response | None:
         if "login_wall" in variants:
@@ -453,7 +458,10 @@ class XiaohongshuApp:
             if failure:
                 return failure
         variants = self.world.variants(PLATFORM, keyword) if keyword else {}
-        if self._refused(uri, headers, body) or "captcha" in variants:
+        refused = self._refused(uri, headers, body)  # the gateway checks before the service
+        if refused is not None:
+            return refused
+        if "captcha" in variants:
             return self._captcha(uri, body)
         blocked = self._blocked(variants)
         if blocked:
@@ -537,8 +545,9 @@ class XiaohongshuApp:
         # The shape of submato/xhscrawl's search_keyword_recommend sample; the entries are the
         # keyword and its related topics [INF].
         uri = path + (f"?{query.raw}" if query.raw else "")
-        if self._refused(uri, headers, body):
-            return self._captcha(uri, body)
+        refused = self._refused(uri, headers, body)
+        if refused is not None:
+            return refused
         words = [keyword, *self.world.related(PLATFORM, keyword)][:5]
         items = [{"type": "top_note", "text": w, "highlight_flags": [True] * len(w),
                   "search_type": "notes"} for w in words]
@@ -562,7 +571,10 @@ class XiaohongshuApp:
             if failure:
                 return failure
         variants = self.world.variants(PLATFORM, name) if name else {}
-        if self._refused(uri, headers, body) or "captcha" in variants:
+        refused = self._refused(uri, headers, body)
+        if refused is not None:
+            return refused
+        if "captcha" in variants:
             return self._captcha(uri, body)
         blocked = self._blocked(variants)
         if blocked:

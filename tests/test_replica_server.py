@@ -341,13 +341,25 @@ def test_tiktok_blocking_variants(server: ReplicaServer) -> None:
 # Xiaohongshu
 
 
-def test_xhs_unsigned_gets_461(server: ReplicaServer) -> None:
+def test_xhs_unsigned_is_refused_by_the_gateway_not_captcha(server: ReplicaServer) -> None:
+    # a refused signature as logged in jackwener/xiaohongshu-cli #18 (docs/access.md)
     status, headers, body = xhs_search(server, "健身", signed=False)
+    assert status == 406
+    assert headers["x-kong-sign"] == "1"
+    assert "verifytype" not in headers
+    assert body == {"code": -1, "success": False}
+
+
+def test_xhs_captcha_is_461_with_verifytype(server: ReplicaServer) -> None:
+    server.world.set_variant("xiaohongshu", "健身", "captcha")
+    status, headers, body = xhs_search(server, "健身")
     assert status == 461
     assert headers["verifytype"] == "102"
     assert uuid.UUID(headers["verifyuuid"]).version == 4
     assert body == {"code": 461, "success": False, "msg": ""}
-    assert xhs_search(server, "健身", signed=False)[1]["verifyuuid"] == headers["verifyuuid"]
+    assert xhs_search(server, "健身")[1]["verifyuuid"] == headers["verifyuuid"]
+    # a bad signature is the gateway's answer first, captcha or not
+    assert xhs_search(server, "健身", signed=False)[0] == 406
 
 
 def test_xhs_signed_search_and_notes(server: ReplicaServer) -> None:
@@ -498,7 +510,7 @@ def test_robots_head_keepalive_and_quiet(
         assert resp.read() == b""
         assert int(resp.headers["Content-Length"]) == len(body)
         conn.request("POST", "/xiaohongshu/web_api/sns/v1/search/topic", body=b"{}")
-        assert conn.getresponse().status == 461
+        assert conn.getresponse().status == 406  # unsigned
     finally:
         conn.close()
     assert server.hits[("tiktok", "tag_page")] == 2

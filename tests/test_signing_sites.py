@@ -11,7 +11,14 @@ from __future__ import annotations
 import base64
 import json
 
-from crawler.downloader.signing_sites import XSC_ALPHABET, cookie_header, xhs_common, xhs_mrc
+from crawler.downloader.signing_sites import (
+    XSC_ALPHABET,
+    XiaohongshuSigner,
+    cookie_header,
+    xhs_common,
+    xhs_mrc,
+)
+from replica.base import Query
 
 STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -66,3 +73,31 @@ def test_the_pages_cookies_join_the_request_and_win_for_a_name_both_have() -> No
     assert merged.split("; ") == ["web_session=s1", "a1=fromthepage", "webId=w1"]
     assert cookie_header(None, page) == "a1=fromthepage; webId=w1"
     assert cookie_header(b"k=v", []) == "k=v"
+
+
+def test_xiaohongshu_tells_a_captcha_from_a_refused_signature() -> None:
+    """The replica's own answers (replica/xiaohongshu.py), as Scrapy receives them: the
+    gateway's 406 is signed again, the captcha (461 with Verifytype) is not."""
+    from scrapy.http import TextResponse
+
+    from replica.world import World
+    from replica.xiaohongshu import XiaohongshuApp
+
+    app = XiaohongshuApp(World(seed=2025))
+    uri = "/web_api/sns/v1/search/topic"
+
+    def answer(body: bytes) -> TextResponse:
+        status, headers, payload = app.handle("POST", uri, Query(""), {}, body)
+        return TextResponse(url="http://x" + uri, status=status, headers=headers, body=payload)
+
+    signer = XiaohongshuSigner()
+    unsigned = answer(b'{"keyword": "cats"}')
+    assert (unsigned.status, signer.refused(unsigned), signer.captcha(unsigned)) == (
+        406, True, False)
+    status, headers, payload = app._captcha(uri, b"")  # its risk control's answer
+    captcha = TextResponse(url="http://x" + uri, status=status, headers=headers, body=payload)
+    assert (signer.refused(captcha), signer.captcha(captcha)) == (False, True)
+    bare = TextResponse(url="http://x" + uri, status=461, body=b"{}")
+    assert (signer.refused(bare), signer.captcha(bare)) == (True, False)  # [INF]
+    fine = TextResponse(url="http://x" + uri, status=200, body=b'{"success": true}')
+    assert (signer.refused(fine), signer.captcha(fine)) == (False, False)

@@ -51,6 +51,10 @@ from storage.errors import StorageError
 logger = logging.getLogger(__name__)
 
 TICKET = "_tagarchive_breaker_ticket"  # request meta: the request holds room past the check
+# request meta: a middleware further down reads this request's answer before the platform's
+# next request may go (SigningMiddleware, for a captcha), so its room is not given up when it
+# leaves the downloader, only once its answer came back through here
+READ_FIRST = "_tagarchive_breaker_read_first"
 
 
 class PlatformCooling(IgnoreRequest):
@@ -134,9 +138,10 @@ class PlatformBreakerMiddleware:
                          limit=settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 2))
         crawler.signals.connect(middleware.start_run, signal=run_started)
         crawler.signals.connect(middleware.record_outcome, signal=tag_outcome)
-        for done in (scrapy_signals.request_left_downloader, scrapy_signals.response_received,
-                     scrapy_signals.request_scheduled):
+        for done in (scrapy_signals.response_received, scrapy_signals.request_scheduled):
             crawler.signals.connect(middleware.release, signal=done)
+        crawler.signals.connect(middleware.left_downloader,
+                                signal=scrapy_signals.request_left_downloader)
         return middleware
 
     # --- a run begins: read what earlier runs left ---
@@ -178,17 +183,15 @@ class PlatformBreakerMiddleware:
                 assert entry is not None
                 self.crawler.stats.inc_value(f"tagarchive/breaker/skipped/{platform}")
                 raise PlatformCooling(platform, cooling_detail(entry))
-            if phase == HALF_OPEN:  # one tag probes, the platform's other tags wait for it
-                key = tag_key(job)
-                probe = self.probes.get(platform)
-                if probe is None:
-                    self.probes[platform] = key
-                    self.settled[platform] = asyncio.Event()
-                    self.crawler.stats.inc_value(f"tagarchive/breaker/probes/{platform}")
-                    logger.info("%s: cool-off over, %s probes the platform", platform, key)
-                elif probe != key:
-                    await self._await_probe(platform, probe)
-                    continue
+            key = tag_key(job)
+            if phase == HALF_OPEN and platform not in self.probes:  # one tag probes
+                self._hold(platform, key)
+                self.crawler.stats.inc_value(f"tagarchive/breaker/probes/{platform}")
+                logger.info("%s: cool-off over, %s probes the platform", platform, key)
+            probe = self.probes.get(platform)
+            if probe is not None and probe != key:  # the platform's other tags wait for it
+                await self._await_probe(platform, probe)
+                continue
             held = self.held.setdefault(platform, set())
             if len(held) < self.limit:
                 ticket = next(self.tickets)
@@ -198,6 +201,22 @@ class PlatformBreakerMiddleware:
             room = asyncio.Event()
             self.waiting.setdefault(platform, []).append(room)
             await room.wait()  # then checked again: the platform may have tripped meanwhile
+
+    def _hold(self, platform: str, key: str) -> None:
+        """The platform's other tags wait for the outcome of `key`'s tag (`_settle`)."""
+        self.probes[platform] = key
+        self.settled[platform] = asyncio.Event()
+
+    def suspect(self, platform: str, key: str) -> None:
+        """A captcha seen on the wire (SigningMiddleware), before the adapter named it: the
+        platform's other tags wait at the check for that tag's outcome, as behind a probe,
+        so none is sent in the moment between the answer and the trip."""
+        if not self.ignore and platform not in self.probes:
+            self._hold(platform, key)
+
+    def holding(self, platform: str, key: str) -> bool:
+        """Whether the platform's requests other than `key`'s wait for a tag's outcome."""
+        return self.probes.get(platform, key) != key
 
     async def _await_probe(self, platform: str, probe: str) -> None:
         try:
@@ -222,6 +241,12 @@ class PlatformBreakerMiddleware:
         held.discard(ticket)
         for room in self.waiting.pop(job["platform"], []):
             room.set()
+
+    def left_downloader(self, request: Request, **_signal: Any) -> None:
+        """The receiver of `request_left_downloader`: room for the next request, unless its
+        answer is to be read on its way back first (READ_FIRST)."""
+        if not request.meta.get(READ_FIRST):
+            self.release(request)
 
     def process_response(self, request: Request, response: Response) -> Response:
         self.release(request)

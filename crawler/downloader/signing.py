@@ -14,7 +14,9 @@ asks them to sign the adapter's own API requests (`SigningMiddleware`):
   crawler/downloader/signing_sites.py;
 - a refused signature is signed again and resent: first by any live page (it had expired), then
   by a page loaded afresh (the site's script changed: its pages are re-created), and a request
-  refused even then is rendered instead;
+  refused even then is rendered instead; a captcha is no refused signature (each site signer
+  tells them apart): it goes to the adapter as it came, which names it `captcha`, and the
+  platform breaker stops the platform's other requests;
 - a page that crashed or closed is re-created; a page with no signer after loading counts as
   signing being unavailable, and the request is rendered instead (its `SignSpec.fallback`),
   as is every request of a platform whose signing failed TAGARCHIVE_SIGNING_FAILURES times in
@@ -43,7 +45,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 
-from crawler.downloader.breaker import TICKET
+from crawler.downloader.breaker import READ_FIRST, TICKET, PlatformBreakerMiddleware, tag_key
 from crawler.downloader.chromium import browser_handler, signing_browser
 from crawler.downloader.middlewares import (
     PROFILE_SUFFIX,
@@ -169,6 +171,7 @@ class SigningPool:
             return wrapper.context, False
         async with self.context_lock:
             if self.context is None or not _alive(self.context):
+                browser = await signing_browser(self.crawler)
                 self.context = await browser.new_context(**(self.context_kwargs or {}))
             return self.context, True
 
@@ -313,11 +316,26 @@ class SigningMiddleware:
                 self.crawler.stats.inc_value("tagarchive/signing/sessions_lost")
                 self._restore(request, original)
                 continue
+            breaker = self._breaker()
+            job = request.meta.get("tagarchive_job")
+            if breaker is not None and job and breaker.holding(platform, tag_key(job)):
+                # a captcha came while this was signed: back to the queue, where the breaker
+                # holds it until that tag's outcome (and then skips it, if that tripped)
+                self._restore(request, original)
+                return request.replace(dont_filter=True)
             request.meta[_SIGNED] = {"url": original[0], "headers": original[1],
                                      "generation": session.generation, "at": time.time()}
+            request.meta[READ_FIRST] = True  # a captcha holds the platform before its next
             self.crawler.stats.inc_value(f"tagarchive/signing/{site.fetched_by}")
             return answer
         return self._unavailable(request, platform, problem)
+
+    def _breaker(self) -> PlatformBreakerMiddleware | None:
+        """The crawl's platform breaker, when it has one (TAGARCHIVE_BREAKER_ENABLED)."""
+        for middleware in self.crawler.engine.downloader.middleware.middlewares:
+            if isinstance(middleware, PlatformBreakerMiddleware):
+                return middleware
+        return None
 
     async def _in_page(self, pool: SigningPool, site: SiteSigner, spec: Mapping[str, Any],
                        request: Request) -> Response:
@@ -346,6 +364,7 @@ class SigningMiddleware:
     def process_response(self, request: Request,
                          response: Response) -> Request | Response:
         request.meta.pop(IN_PAGE_META, None)
+        request.meta.pop(READ_FIRST, None)
         signed = request.meta.pop(_SIGNED, None)
         if signed is None:
             return response
@@ -354,12 +373,23 @@ class SigningMiddleware:
         site = SITES[request.meta[SIGN_META]["signer"]]
         if site.refused(response):
             return self._refused(request, response, platform, signed)
+        if site.captcha(response):
+            # the platform's risk control, not the signature: signing again, loading fresh
+            # pages or rendering would only ask it again. The adapter names it `captcha`, and
+            # the platform breaker cools the platform (breaker.py)
+            logger.warning("%s: captcha answered to a signed request (HTTP %d): not signed "
+                           "again", platform, response.status)
+            self.crawler.stats.inc_value("tagarchive/signing/captcha")
+            breaker, job = self._breaker(), request.meta.get("tagarchive_job")
+            if breaker is not None and job:  # the platform's other requests wait for its end
+                breaker.suspect(platform, tag_key(job))
         self.failures[platform] = 0
         request.meta["tagarchive_fetched_by"] = site.fetched_by  # response.meta, once tied
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
         in_page = request.meta.pop(IN_PAGE_META, None)
+        request.meta.pop(READ_FIRST, None)
         signed = request.meta.pop(_SIGNED, None)
         if signed is not None:  # retried as it was asked for, and signed again then
             self._restore(request, (signed["url"], signed["headers"]))

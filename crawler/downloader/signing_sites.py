@@ -63,6 +63,11 @@ class SiteSigner(Protocol):
         """Whether the platform refused the signature (to be signed again), not answered."""
         ...
 
+    def captcha(self, response: Response) -> bool:
+        """Whether the platform answered a captcha: not a signature problem, so not signed
+        again; the adapter names it `captcha` and the platform's breaker cools it."""
+        ...
+
 
 def cookie_header(existing: bytes | None, cookies: list[dict[str, Any]]) -> str:
     """The request's Cookie header with the page's cookies: the page's value wins for a name
@@ -122,10 +127,15 @@ class XiaohongshuSigner:
     name: ClassVar[str] = "xiaohongshu"
     fetched_by: ClassVar[str] = SIGNED_HTTP
     ready: ClassVar[str] = "typeof window._webmsxyw === 'function'"
-    # 461/471 with Verifytype: the captcha answer, also given to a missing, wrong or old
-    # signature [V-src MediaCrawler for the captcha; INF for the rest]; 406 with x-kong-sign is
-    # a refused signature per a third-party note [3P]
-    REFUSED: ClassVar[frozenset[int]] = frozenset({461, 471, 406})
+    # HTTP 406 with `X-Kong-Sign: 1` and {"code": -1, "success": false}: the API gateway
+    # refused the signature (a wrong or missing one) [3P: logs in jackwener/xiaohongshu-cli
+    # #18 and NanmiCoder/MediaCrawler #755; Cloxl/xhshow #104]. That an expired X-t is
+    # answered so too is [INF].
+    REFUSED: ClassVar[int] = 406
+    # HTTP 461/471 with `Verifytype` (and `Verifyuuid`): the captcha [V-src MediaCrawler
+    # media_platform/xhs/client.py `request`; ReaJason/xhs #93]. A 461/471 without it is read
+    # as a refused signature [INF: no source shows one].
+    CAPTCHA: ClassVar[frozenset[int]] = frozenset({461, 471})
 
     async def sign(self, session: Session, request: Request,
                    spec: Mapping[str, Any]) -> Response | None:
@@ -144,7 +154,12 @@ class XiaohongshuSigner:
         return None
 
     def refused(self, response: Response) -> bool:
-        return response.status in self.REFUSED
+        if response.status in self.CAPTCHA:
+            return not self.captcha(response)
+        return response.status == self.REFUSED
+
+    def captcha(self, response: Response) -> bool:
+        return response.status in self.CAPTCHA and b"Verifytype" in response.headers
 
 
 # --- TikTok ------------------------------------------------------------------------------------
@@ -182,6 +197,9 @@ class TikTokSigner:
     def refused(self, response: Response) -> bool:
         # "an empty response means bot detection" [V-src TikTok-Api]
         return response.status == 200 and not response.body.strip()
+
+    def captcha(self, response: Response) -> bool:
+        return False  # "Verify to continue" comes as a page, read by the adapter
 
 
 # --- Douyin ------------------------------------------------------------------------------------
@@ -225,6 +243,9 @@ class DouyinSigner:
     def refused(self, response: Response) -> bool:
         # an empty body or "blocked": how Douyin refuses a call (MediaCrawler)
         return response.status == 200 and response.body.strip() in (b"", b"blocked")
+
+    def captcha(self, response: Response) -> bool:
+        return False  # its 验证码中间页 comes as a page, read by the adapter
 
 
 SITES: dict[str, SiteSigner] = {
