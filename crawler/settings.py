@@ -133,6 +133,8 @@ RETRY_EXCEPTIONS = [
 DOWNLOADER_MIDDLEWARES = {
     # before robots.txt (100): a cooling platform is sent nothing, not even that
     "crawler.downloader.breaker.PlatformBreakerMiddleware": 60,
+    # after the breaker's wait: a platform whose login was lost mid-crawl is sent nothing more
+    "crawler.downloader.signedin.LoginGateMiddleware": 65,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.downloader.middlewares.BackoffRetryMiddleware": 550,
     # after CookiesMiddleware (700): adds the user's sign-in, strips it again on the way back

@@ -8,18 +8,24 @@ Mounted by ReplicaServer before each platform's own app, at the real paths (unde
 - Weibo `passport.weibo.com/sso/signin` (sets `SUB` [INF]) and `m.weibo.cn/api/config`,
   `data.login` (MediaCrawler weibo/client.py `pong`); the rest of that answer is [INF].
 The forms themselves are the replica's own (any non-empty name and password sign in); a
-session is any non-empty cookie value the replica has not revoked (`revoke`).
+session is any non-empty cookie value the replica has not revoked (`revoke`). A revoked session
+is signed out everywhere: the platform's API answers its login wall to a request carrying it
+(`walled`), as a session the site expired does. `expire(platform, value, after=k, kind=...)`
+lets a session live for k more answers of that kind (Bilibili `details`: one per tag), then
+forgets it: a login lost in the middle of a crawl.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from replica.base import Query as _Query
 from replica.base import Response, esc, html_response, json_response, method_not_allowed
+from replica.bilibili import LOGIN_BODY as BILIBILI_LOGIN_BODY
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Accounts:
         self.revoked: set[tuple[str, str]] = set()  # (platform, cookie value)
         self.issued: dict[str, list[str]] = {}  # platform -> values its login form set
         self.handing_out: dict[str, tuple[str, str]] = {}  # platform -> (cookie, value)
+        # (platform, value) -> (answers of `kind` it is still given, kind)
+        self.expiring: dict[tuple[str, str], tuple[int, str]] = {}
+        self.walls: Counter[str] = Counter()  # platform -> login walls answered
 
     # --- what tests change ---
 
@@ -68,6 +77,44 @@ class Accounts:
         with self._lock:
             self.handing_out[platform] = (name, value)
 
+    def expire(self, platform: str, value: str, *, after: int, kind: str) -> None:
+        """The session `value` is given `after` more answers of `kind`, then forgotten: every
+        request of the platform carrying it from then on meets the login wall."""
+        if platform not in LOGINS or after < 0:
+            raise ValueError(f"no login modelled for {platform!r}, or a negative count")
+        with self._lock:
+            self.expiring[(platform, value)] = (after, kind)
+
+    def walled(self, platform: str, headers: Mapping[str, str], kind: str) -> bool:
+        """Whether a request of the platform carries a session it signed out (and so meets
+        its login wall); counts the answers an expiring session is still given."""
+        login = LOGINS.get(platform)
+        value = cookies(headers).get(login.cookie, "") if login else ""
+        if not value:
+            return False
+        key = (platform, value)
+        with self._lock:
+            if key in self.expiring:
+                left, counted = self.expiring[key]
+                if left == 0:
+                    del self.expiring[key]
+                    self.revoked.add(key)
+                elif kind == counted:
+                    self.expiring[key] = (left - 1, counted)
+            if key in self.revoked:
+                self.walls[platform] += 1
+                return True
+            return False
+
+    @staticmethod
+    def login_wall(platform: str) -> Response:
+        """What the platform's API answers a signed-out session: its login_wall variant's
+        answer (replica/bilibili.py; Weibo's as replica/weibo.py gives it)."""
+        if platform == "bilibili":
+            return json_response(200, BILIBILI_LOGIN_BODY)
+        return json_response(200, {"ok": -100, "msg": "请先登录", "url":
+                                   "https://passport.weibo.cn/signin/welcome?entry=mweibo"})
+
     def stop(self, platform: str) -> None:
         with self._lock:
             self.handing_out.pop(platform, None)
@@ -75,6 +122,8 @@ class Accounts:
     def clear(self) -> None:
         with self._lock:
             self.revoked.clear()
+            self.expiring.clear()
+            self.walls.clear()
             self.issued.clear()
             self.handing_out.clear()
 

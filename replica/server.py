@@ -332,7 +332,10 @@ class ReplicaServer:
                 if signin is not None:
                     self._hit(name, signin)
                     return self.accounts.handle(name, method, rel, headers, body, mount)
-                self._hit(name, app.kind(method, rel))
+                kind = app.kind(method, rel)
+                self._hit(name, kind)
+                if self.accounts.walled(name, headers, kind):  # a session it signed out
+                    return self.accounts.login_wall(name)
                 return self.accounts.with_cookie(
                     name, app.handle(method, rel, query, headers, body))
         self._hit(ROOT, "other")

@@ -5,6 +5,8 @@ signed-in cookie (with the value a signed-in browser has, and not expired), and 
 platform has an unsigned endpoint that says whether the caller is signed in, one request to it.
 A session that fails ends the platform's tags as `login_wall` without a request for any of them
 (crawler/cli/main.py); a probe that cannot be read or reached says nothing, and the crawl goes on.
+A login lost later, during the crawl, is seen on the platform's answers (`LoginGateMiddleware`
+below): the first login wall ends the platform's remaining tags `login_wall`, unrequested.
 
 Facts, with where they come from (anything not shown by a source is marked [INF]):
 - Xiaohongshu: `web_session`; a signed-out visitor is given one too, and signing in replaces it
@@ -33,8 +35,17 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response
+
+from crawler.downloader.breaker import READ_FIRST, tag_key
+from crawler.downloader.pages import page_from_response
 from crawler.downloader.signin import Cookie, Session, session_hosts
-from crawler.platforms.base import Platform
+from crawler.platforms.base import Outcome, Platform, PlatformError, guarded_handle
+from crawler.signals import run_started
+from crawler.text.tags import TagRef
 
 logger = logging.getLogger(__name__)
 
@@ -178,3 +189,108 @@ def probe(url: str, cookies: list[Cookie],
         return status, None, json.loads(body.decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):
         return status, None, None
+
+
+# --- a login lost in the middle of a crawl ------------------------------------------------------
+
+_WATCHED = "_tagarchive_login_watched"  # request meta: its answer is read for a login wall
+
+
+class LoginLost(IgnoreRequest):
+    """A request not sent because its platform's login was lost earlier in this crawl; the
+    spider's errback names the tag `login_wall` with `detail`."""
+
+    def __init__(self, platform: str, detail: str) -> None:
+        super().__init__(detail)
+        self.platform = platform
+        self.detail = detail
+
+
+def meant_signed_in(platform: str, session: Session | None, profiled: bool) -> bool:
+    """Whether the crawl goes to the platform signed in, as the check before a crawl decides
+    it (crawler/cli/signin.py `prepare_access`): a session holding its signed-in cookie or a
+    token sign-in, or a profile. Cookies that are no sign-in (TikTok's msToken) are not."""
+    if profiled:
+        return True
+    if session is None:
+        return False
+    facts = SIGNIN_FACTS.get(platform)
+    return bool(session.login) or (
+        facts is not None and any(c.name == facts.cookie for c in session.cookies))
+
+
+class LoginGateMiddleware:
+    """A downloader middleware, just after the platform breaker: once an answer of a platform
+    the crawl went to signed in is a login wall (the adapter's own reading of it), the
+    platform's remaining requests in this crawl are not sent, and each of their tags ends
+    `login_wall`, as when the check before the crawl found the session signed out. The other
+    platforms go on. The `runs` row then names the lost login, which is what pauses the
+    platform under the scheduler and raises the `login lost` alert (crawler/services/pauses.py,
+    alerts/observe.py).
+
+    The answer is read here, on its way back, before the platform's next request may leave
+    the breaker (READ_FIRST), so none is sent in the moment before the spider reads it."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.run: Any = None  # the run's sessions, from run_started (SignedInRun)
+        self.lost: dict[str, str] = {}  # platform -> the detail its remaining tags end with
+        self.profiled = set(crawler.settings.getdict("TAGARCHIVE_BROWSER_PROFILES"))
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LoginGateMiddleware:
+        # with the breaker off every tag is requested and named on its own (docs/access.md)
+        if not crawler.settings.getbool("TAGARCHIVE_BREAKER_ENABLED", True):
+            raise NotConfigured("TAGARCHIVE_BREAKER_ENABLED is off")
+        gate = cls(crawler)
+        crawler.signals.connect(gate.start_run, signal=run_started)
+        return gate
+
+    def start_run(self, run: Any) -> None:
+        """The receiver of `run_started`: this run's sessions, and no login lost yet."""
+        self.run, self.lost = run, {}
+
+    def _watched(self, platform: str) -> bool:
+        sessions = getattr(self.run, "sessions", None) or {}
+        return meant_signed_in(platform, sessions.get(platform), platform in self.profiled)
+
+    def process_request(self, request: Request) -> None:
+        job = request.meta.get("tagarchive_job")
+        if not job:
+            return None
+        platform: str = job["platform"]
+        if platform in self.lost:
+            self.crawler.stats.inc_value(f"tagarchive/signin/skipped/{platform}")
+            raise LoginLost(platform, self.lost[platform])
+        if self._watched(platform):  # read on the way back, before the next one leaves
+            request.meta[READ_FIRST] = request.meta[_WATCHED] = True
+        return None
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        job = request.meta.get("tagarchive_job")
+        if not job or not request.meta.pop(_WATCHED, None) or job["platform"] in self.lost:
+            return response
+        platform = job["platform"]
+        adapter = self.crawler.spider.adapters[platform]  # type: ignore[union-attr]
+        ref = TagRef(name=job.get("name"), id=job.get("id"))
+        try:
+            page = page_from_response(response.replace(request=request))  # tied, as later
+            guarded_handle(adapter, job["step"], page, ref, job.get("state") or {})
+        except PlatformError as exc:
+            if exc.outcome == Outcome.LOGIN_WALL:
+                self._lose(platform, tag_key(job), exc.detail)
+        except Exception as exc:  # noqa: BLE001 - the spider reads the page again, and says
+            logger.debug("%s: reading an answer for a login wall: %s", platform, exc)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        request.meta.pop(_WATCHED, None)
+        return None
+
+    def _lose(self, platform: str, key: str, detail: str) -> None:
+        self.lost[platform] = (f"the login was lost mid-crawl: {key} met a login wall "
+                               f"({detail[:120]}); renew it (tagarchive signin {platform}); "
+                               "the tag was not requested")
+        logger.warning("%s: login lost mid-crawl (%s met a login wall): its remaining "
+                       "requests are not sent", platform, key)
+        self.crawler.stats.inc_value(f"tagarchive/signin/lost/{platform}")

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from crawler.downloader.breaker import PlatformCooling
 from crawler.downloader.pages import failed_request, page_from_response
+from crawler.downloader.signedin import LoginLost
 from crawler.extensions.runrecord import PENDING, RunState, TagJob
 from crawler.items import PageItems, items_from_result
 from crawler.platforms import platform_class
@@ -191,6 +192,10 @@ class SnapshotSpider(scrapy.Spider):
         error = failure.value
         if error is None:  # Twisted types it Optional; a Failure is always made from one
             raise TypeError("a download failure without its exception")
+        if isinstance(error, LoginLost):  # not sent: the platform's login was lost mid-crawl
+            send_outcome(self.crawler.signals, job.platform, job.key, Outcome.LOGIN_WALL,
+                         error.detail)
+            return
         if isinstance(error, PlatformCooling):  # not sent: the platform's breaker is open
             send_outcome(self.crawler.signals, job.platform, job.key, Outcome.COOLING_OFF,
                          error.detail)

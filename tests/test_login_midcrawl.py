@@ -1,0 +1,138 @@
+"""A login lost in the middle of a crawl (issue 14): real `tagarchive` processes against the
+replica, whose Bilibili forgets the crawl's session after a number of answers
+(`replica.accounts.expire`), as a site expires a login.
+
+The first login wall ends that platform: its remaining tags are not requested and end
+`login_wall`, naming the lost login; the other platform in the crawl goes on. What reached
+Bilibili after the session was forgotten is the replica's own count of the login walls it
+answered: exactly one. Under the scheduler the platform is paused afterwards, as for a login
+the check before the crawl found lost (tests/test_access_pause.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.services.pauses import active
+from crawler.services.watchconfig import load_config
+from replica.server import ReplicaServer
+from storage import open_dataset
+from tests.crawl_helpers import ROOT, crawl, run_record
+from tests.wait_helpers import StreamLines, reap, wait_until
+
+SESSION = "bili-session-that-expires-midcrawl"
+TAGS = ("midloga", "midlogb", "midlogc", "midlogd", "midloge")
+K = 2  # tags whose topic the session still reads (Bilibili: one `details` answer per tag)
+LOST = "the login was lost mid-crawl"
+
+
+@pytest.fixture
+def accounts(replica: ReplicaServer) -> Iterator[ReplicaServer]:
+    replica.accounts.clear()
+    replica.reset_hits()
+    yield replica
+    replica.accounts.clear()
+
+
+def session_file(path: Path) -> Path:
+    path.write_text(json.dumps({"cookies": [
+        {"name": "SESSDATA", "value": SESSION, "domain": ".bilibili.com", "path": "/"}]}))
+    return path
+
+
+def test_a_login_lost_mid_crawl_ends_the_platforms_other_tags_unrequested(
+        accounts: ReplicaServer, tmp_path: Path) -> None:
+    replica = accounts
+    for tag in TAGS:
+        replica.world.set_variant("tiktok", tag, "ssr")  # the other platform, over HTTP
+    replica.accounts.expire("bilibili", SESSION, after=K, kind="details")
+    session = session_file(tmp_path / "bilibili.json")
+    result = crawl(replica, tmp_path / "out", "bilibili,tiktok", *TAGS,
+                   extra=("--concurrency", "1", "--session", f"bilibili={session}",
+                          "--no-browser"))
+    assert result.code == 1, result.stderr[-3000:]
+
+    got = {(o["platform"], o["tag"]): (o["status"], o["detail"])
+           for o in run_record(tmp_path / "out")["outcomes"]}
+    assert all(got[("tiktok", t)][0] == "stored" for t in TAGS), got
+    bili = [got[("bilibili", t)] for t in TAGS]
+    assert [s for s, _d in bili].count("stored") == K, bili
+    walled = [d for s, d in bili if s == "login_wall"]
+    assert len(walled) == len(TAGS) - K, bili
+    # the one that met the wall says what the platform said; the rest, that they were not sent
+    assert sum(LOST not in d for d in walled) == 1, walled
+    for detail in walled:
+        if LOST in detail:
+            assert "renew it (tagarchive signin bilibili); the tag was not requested" in detail
+            assert "tagarchive: bilibili " in result.stderr
+    # one login wall answered, and nothing asked of Bilibili with that session after it
+    assert replica.accounts.walls["bilibili"] == 1
+    assert replica.hits_snapshot()[("bilibili", "whoami")] == 1  # the check before the crawl
+    assert "Traceback" not in result.stderr
+
+
+def runs(out: Path) -> list[dict]:
+    if not (out / "runs").exists():
+        return []
+    return sorted(open_dataset(out, "runs").to_table().to_pylist(),
+                  key=lambda r: r["started_at"])
+
+
+def test_under_the_scheduler_the_platform_is_paused_afterwards(
+        accounts: ReplicaServer, tmp_path: Path) -> None:
+    replica = accounts
+    tags = TAGS[:3]
+    for tag in tags:
+        replica.world.set_variant("tiktok", tag, "ssr")
+    replica.accounts.expire("bilibili", SESSION, after=1, kind="details")
+    session_file(tmp_path / "bilibili.json")
+    path = tmp_path / "tagarchive.toml"
+    path.write_text(f'''
+out = "data"
+replica = "{replica.url}"
+[politeness]
+delay = 0
+concurrency = 1
+browser = false
+[signin]
+bilibili = "bilibili.json"
+[watches.mixed]
+platforms = ["bilibili", "tiktok"]
+tags = {json.dumps(list(tags), ensure_ascii=False)}
+every = "2s"
+timeout = "2m"
+''')
+    config = load_config(path)
+    out = Path(config.out)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(path),
+         "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    stderr = StreamLines(service.stderr)  # type: ignore[arg-type]
+    try:
+        def tiktok_alone() -> bool:
+            return service.poll() is not None or any(
+                r["platforms"] == ["tiktok"] and r["verdict"] == "ok" for r in runs(out))
+
+        wait_until(tiktok_alone, 240, "a fire that crawled tiktok without bilibili")
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(timeout=120)
+    finally:
+        reap(service)
+        stderr.close()
+    err = stderr.text()
+    assert code == 0, err[-3000:]
+    first = [r for r in runs(out) if r["verdict"] != "skipped"][0]
+    statuses = sorted(o["status"] for o in first["outcomes"] if o["platform"] == "bilibili")
+    assert statuses == ["login_wall", "login_wall", "stored"], first["outcomes"]
+    assert replica.accounts.walls["bilibili"] == 1  # nothing more after the wall
+    pause = active(config)["bilibili"]
+    assert pause.run_id == first["run_id"]
+    assert "2 of 3 tag(s) met a login wall" in pause.reason
+    assert '"paused": "bilibili"' in err
