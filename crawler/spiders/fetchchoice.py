@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from crawler.downloader.signing import SIGN_META
 from crawler.platforms.base import Fetch, SignSpec
 
-SIGN_META = "tagarchive_sign"  # as crawler/downloader/signing.py reads it
+__all__ = ["SIGN_META", "choose_fetch", "sign_meta"]
 
 
 def choose_fetch(fetch: Fetch, *, signing: bool, browser: bool) -> Fetch | None:
