@@ -8,7 +8,7 @@ rows) and `flush_rows` (a backfill commit, the health checks). Before each flush
 archive to publish the WARC files the rows point into (`publish_archive`).
 
 It also gives each post row its language (`lang`, `lang_confidence`) and `hashtags`: the texts
-go to a second process as pages are stored (crawler.text.language.LanguageWorker, started when
+go to a second process as pages are stored (crawler.text.langworker.LanguageWorker, started when
 the spider opens), and the answers are written into the buffered rows before they are flushed,
 so lingua's CPU and its model load stay off the crawl's thread. The texts are as stored, after
 the privacy pipeline: its pseudonyms and redactions replace mentions, which both leave out
@@ -37,7 +37,8 @@ from crawler.signals import (
     send_outcome,
     storage_failed,
 )
-from crawler.text.language import Described, LanguageWorker
+from crawler.text.language import Described
+from crawler.text.langworker import LanguageWorker
 from pipelines import RunPipeline, validated
 from storage import DatasetWriter, StorageError
 

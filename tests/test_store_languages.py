@@ -1,25 +1,30 @@
 """Each stored post's language and hashtags, found by the store pipeline in a second process
-(pipelines/store.py, crawler/text/language.py LanguageWorker), or here when that cannot answer."""
+(pipelines/store.py, crawler/text/langworker.py LanguageWorker), or here when that cannot answer."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import crawler.text.language as language
 from crawler.extensions.runrecord import RunState, TagJob
 from crawler.items import PageItems, PostItem, SnapshotItem
 from crawler.rules.privacy import Privacy
-from crawler.text.language import Described, Detected, LanguageWorker, detect_language
+from crawler.text.language import Described, Detected, detect_language
+from crawler.text.langworker import LanguageWorker
 from crawler.text.tags import TagRef
 from storage import duckdb_connect
+from tests.crawl_helpers import ROOT
 from tests.pipeline_helpers import offline_crawler, pipeline_chain
 from tests.test_text_language import KNOWN
+from tests.wait_helpers import reap
 
 NOW = datetime.now(UTC)
 
@@ -79,7 +84,7 @@ def test_a_crawls_posts_get_their_language_from_the_worker_process(
     def not_here(*_a: Any, **_k: Any) -> list[Detected]:
         raise AssertionError("detected in the crawl's process, not the worker")
 
-    # the spawned worker imports the module afresh: only this process's copy refuses
+    # the worker process imports the module afresh: only this process's copy refuses
     monkeypatch.setattr(language, "detect_languages", not_here)
     _crawl(tmp_path, open_spider=True)
     stored = _stored(tmp_path)
@@ -97,7 +102,7 @@ def test_without_the_worker_the_store_detects_in_this_process(tmp_path: Path) ->
 
 def test_a_worker_that_died_is_answered_here() -> None:
     died: Future[list[Described]] = Future()
-    died.set_exception(BrokenProcessPool("the worker was killed"))
+    died.set_exception(RuntimeError("the language worker ended (exit -9)"))
     texts: list[str | None] = [text for _l, text in KNOWN]
     got = LanguageWorker().answers(died, texts)
     assert [lang for lang, _c, _tags in got] == [lang for lang, _t in KNOWN]
@@ -125,3 +130,40 @@ def test_mentions_made_private_do_not_change_the_language(mode: str) -> None:
 
 def test_redacted_mentions_alone_name_no_language() -> None:
     assert detect_language("@[redacted] @[redacted] 🔥") == (None, None)
+
+
+def test_the_worker_answers_in_order_and_ends_with_its_stdin() -> None:
+    worker = LanguageWorker()
+    worker.start()
+    proc = worker._proc
+    assert proc is not None
+    batches: list[list[str | None]] = [[text for _l, text in KNOWN], [None, "🙂"],
+                                       [text for _l, text in reversed(KNOWN)]]
+    futures = [worker.submit(batch) for batch in batches]
+    worker.close()
+    got = [worker.answers(f, b) for f, b in zip(futures, batches, strict=True)]
+    assert [lang for lang, _c, _t in got[0]] == [lang for lang, _t in KNOWN]
+    assert [lang for lang, _c, _t in got[1]] == [None, None]
+    assert [lang for lang, _c, _t in got[2]] == [lang for lang, _t in reversed(KNOWN)]
+    assert proc.wait(timeout=60) == 0  # its stdin closed: it ended on its own
+
+
+def test_the_worker_ends_when_the_crawl_is_killed(tmp_path: Path) -> None:
+    """A crawl killed with -9 closes the worker's stdin: the worker ends, and it never held
+    the crawl's own stdout or stderr (a caller reading them sees their end)."""
+    script = ("import sys, time; from crawler.text.langworker import LanguageWorker; "
+              "w = LanguageWorker(); w.start(); print(w._proc.pid, flush=True); "
+              "w.answers(w.submit(['warm the models up please']), ['x']); "
+              "print('ready', flush=True); time.sleep(600)")
+    crawl = subprocess.Popen([sys.executable, "-c", script], cwd=str(ROOT),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert crawl.stdout is not None
+        worker = psutil.Process(int(crawl.stdout.readline()))
+        assert crawl.stdout.readline().strip() == "ready"
+        crawl.kill()
+        crawl.communicate(timeout=60)  # their end: no one else holds the crawl's pipes
+        worker.wait(timeout=60)  # psutil.TimeoutExpired if it outlived the crawl
+        assert not worker.is_running()
+    finally:
+        reap(crawl)

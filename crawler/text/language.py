@@ -8,28 +8,20 @@ platform's own label is stored beside it where the platform gives one (`lang_pla
 Hashtags, mentions and URLs are removed first: an English tag in a Chinese post says nothing
 about the post's language.
 
-A crawl describes its posts' texts (language and hashtags, describe_texts) in a second process
-(LanguageWorker): lingua's Rust calls hold the GIL for their whole length (measured: a Python
-thread beside `compute_language_confidence_values_in_parallel` got 2% of its solo speed), so a
-thread would not take the work off the crawl's thread; the process also loads the models
-(~0.12 s) away from it.
+A crawl describes its posts' texts (language and hashtags, describe_texts) in a second
+process: crawler/text/langworker.py.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
-from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
 from crawler.text.hashtags import hashtags_in
 
 if TYPE_CHECKING:
     from lingua import LanguageDetector
-
-logger = logging.getLogger(__name__)
 
 # ISO 639-1 codes: the languages most posted in on the platforms tagarchive reads
 LANGUAGES = ("en", "zh", "ja", "ko", "es", "pt", "fr", "de", "it", "ru", "uk", "ar", "fa", "tr",
@@ -113,60 +105,3 @@ def describe_texts(texts: list[str | None], parallel: bool = True) -> list[Descr
     """Each text's language (detect_languages) and hashtags (crawler.text.hashtags)."""
     return [(lang, confidence, hashtags_in(text)) for text, (lang, confidence)
             in zip(texts, detect_languages(texts, parallel), strict=True)]
-
-
-def _describe_in_worker(texts: list[str | None]) -> list[Described]:
-    return describe_texts(texts, parallel=False)
-
-
-def _warm() -> None:
-    detect_languages(["loads the models"], parallel=False)
-
-
-class LanguageWorker:
-    """describe_texts in a second process, a batch at a time: submit() hands the texts over
-    and returns at once; answers() waits for them. Whatever the process cannot answer (it did
-    not start, it died) is detected here, in this process: every text gets its answer."""
-
-    def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-
-    def start(self) -> None:
-        """Start the process and load the models there (both in the background)."""
-        if self._pool is not None:
-            return
-        try:
-            # spawned, not forked: the crawl's process runs threads and an event loop
-            self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-            self._pool.submit(_warm)
-        except (OSError, RuntimeError) as exc:
-            logger.warning("language detection stays in this process: %s", exc)
-            self._pool = None
-
-    def submit(self, texts: list[str | None]) -> Future[list[Described]] | None:
-        """The texts' answers to come, or None when there is no process to ask."""
-        if self._pool is None:
-            return None
-        try:
-            return self._pool.submit(_describe_in_worker, texts)
-        except RuntimeError as exc:  # BrokenProcessPool is one: the process died
-            logger.warning("language detection stays in this process: %s", exc)
-            self._pool = None
-            return None
-
-    def answers(self, future: Future[list[Described]] | None,
-                texts: list[str | None]) -> list[Described]:
-        """What submit() promised for `texts`, detected here if the process did not answer."""
-        if future is not None:
-            try:
-                return future.result()
-            except Exception as exc:
-                logger.warning("language worker failed (%s): %d texts described here", exc,
-                               len(texts))
-        return describe_texts(texts)
-
-    def close(self) -> None:
-        """Let the process go once it has answered what it was given (not waited for)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
