@@ -139,15 +139,6 @@ def privacy_settings(args: argparse.Namespace) -> dict[str, Any]:
 def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
                    platforms: Sequence[str]) -> dict[str, Any]:
     """Overrides of crawler.settings for this invocation."""
-    from crawler.downloader.chromium import (
-        BROWSER_DOWNLOAD_HANDLER,
-        INSTALL_HINT,
-        BrowserNotFoundError,
-        find_chromium,
-        launch_options,
-        signing_launch_options,
-    )
-
     overrides: dict[str, Any] = {
         "TAGARCHIVE_OUT": args.out,
         "TAGARCHIVE_BASE_URLS": base_urls,
@@ -179,29 +170,44 @@ def build_settings(args: argparse.Namespace, base_urls: dict[str, str],
 
     # --browser-cdp, --browser-profile: also where nothing renders, for their cookies
     own = own_browser_settings(args, platforms)
-    needs = {platform_class(p).browser for p in platforms}
-    if needs == {"never"} or args.no_browser:
-        overrides["TAGARCHIVE_BROWSER_ENABLED"] = False
-        overrides["DOWNLOAD_HANDLERS"] = {}
-    else:
-        attached = "PLAYWRIGHT_CDP_URL" in own  # nothing is launched: no local Chromium needed
-        try:
-            executable = None if attached else find_chromium()
-            overrides["TAGARCHIVE_SIGNING_LAUNCH_OPTIONS"] = signing_launch_options(attached)
-        except BrowserNotFoundError as exc:
-            raise EnvironmentProblem(str(exc)) from None
-        if executable is None and not attached:
-            raise EnvironmentProblem(INSTALL_HINT)
-        overrides["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(executable, images=False)
-        # the browser handler for the schemes in use; it starts Chromium on the first request
-        # that renders, so a crawl that renders nothing never starts it
-        # (crawler/downloader/chromium.py)
-        schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
-                   for p in platforms}
-        overrides["DOWNLOAD_HANDLERS"] = dict.fromkeys(schemes, BROWSER_DOWNLOAD_HANDLER)
+    overrides.update(browser_settings(args, base_urls, platforms,
+                                      attached="PLAYWRIGHT_CDP_URL" in own))
     overrides.update(own)
     overrides.update(privacy_settings(args))
     return overrides
+
+
+def browser_settings(args: argparse.Namespace, base_urls: dict[str, str],
+                     platforms: Sequence[str], *, attached: bool) -> dict[str, Any]:
+    """The browser's part of build_settings: off, or how Chromium (and the headless shell the
+    signing pages live in) is launched, unless the crawl attached to the user's browser."""
+    from crawler.downloader.chromium import (
+        BROWSER_DOWNLOAD_HANDLER,
+        INSTALL_HINT,
+        BrowserNotFoundError,
+        find_chromium,
+        launch_options,
+        signing_launch_options,
+    )
+
+    needs = {platform_class(p).browser for p in platforms}
+    if needs == {"never"} or args.no_browser:
+        return {"TAGARCHIVE_BROWSER_ENABLED": False, "DOWNLOAD_HANDLERS": {}}
+    try:  # attached (--browser-cdp): nothing is launched, no local Chromium needed
+        executable = None if attached else find_chromium()
+        signing = signing_launch_options(attached)
+    except BrowserNotFoundError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    if executable is None and not attached:
+        raise EnvironmentProblem(INSTALL_HINT)
+    # the browser handler for the schemes in use; it starts Chromium on the first request
+    # that renders, so a crawl that renders nothing never starts it
+    # (crawler/downloader/chromium.py)
+    schemes = {urlsplit(base_urls.get(p) or platform_class(p).default_base_url).scheme
+               for p in platforms}
+    return {"PLAYWRIGHT_LAUNCH_OPTIONS": launch_options(executable, images=False),
+            "TAGARCHIVE_SIGNING_LAUNCH_OPTIONS": signing,
+            "DOWNLOAD_HANDLERS": dict.fromkeys(schemes, BROWSER_DOWNLOAD_HANDLER)}
 
 
 def load_config_sources(config: str | None) -> None:
