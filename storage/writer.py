@@ -43,6 +43,22 @@ class WrittenFile:
     bytes: int
 
 
+def _load_pandas_shim() -> None:
+    """Let pyarrow import pandas now, if it is going to, rather than at the first flush.
+
+    pyarrow's first `pa.array` of a Python sequence asks its lazy pandas shim whether the
+    sequence is a pandas object (array.pxi `_is_array_like`), which imports pandas when it is
+    installed: 0.2-0.5 s in a fresh process, whatever the rows. A crawl makes its writer when
+    the run starts (the store pipeline, on `run_started`, sent at spider_opened), before the
+    engine sends its first request; doing the import there keeps it from stalling the event
+    loop for that long at the first flush, mid-crawl, with responses waiting. It is the same
+    import, paid once per process either way (the crawl benchmark's window, spider_opened ->
+    spider_closed, no longer includes it: docs/performance.md). pyarrow remembers the answer,
+    so later writers pay nothing.
+    """
+    pa.array(())
+
+
 def _raw_json(row: Row) -> str:
     try:
         return json.dumps(dict(row), default=str, ensure_ascii=False, sort_keys=True)
@@ -102,6 +118,7 @@ class DatasetWriter:
         self._seq = 0
         self._retry_after = -math.inf
         self._closed = False
+        _load_pandas_shim()  # a heavy import, before a crawl's requests rather than among them
 
     # --- adding ---------------------------------------------------------------------------
 
