@@ -278,8 +278,10 @@ def _counter(stats: dict[str, Any], stats_v2: dict[str, Any], key: str) -> int |
     if isinstance(value, int) and not isinstance(value, bool):
         # statsV2 exists because ints above 2^53 lose precision in JavaScript, and a user's
         # statsV2 can be finer than its stats ("97944" beside 97900): trust it when they differ
+        # (the usual page repeats the int as its digits, which needs no parse to agree)
         text = stats_v2.get(key)
-        if isinstance(text, str) and digit_string_value(text) not in (None, value):
+        if (isinstance(text, str) and text != str(value)
+                and digit_string_value(text) not in (None, value)):
             return text
         return value
     text = stats_v2.get(key)
@@ -383,12 +385,13 @@ def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
     stats_v2 = item.get("statsV2") or {}
     created = item.get("createTime")
     unique_id = author.get("uniqueId") or ""
+    post_id = str(item["id"])
     return {
         "platform": "tiktok",
-        "post_id": str(item["id"]),
+        "post_id": post_id,
         "tag_display": tag_display,
         "tag_id": tag_id or None,  # a feed read on its own does not name its challenge
-        "url": f"https://www.tiktok.com/@{quote(unique_id)}/video/{item['id']}",
+        "url": f"https://www.tiktok.com/@{_quoted(unique_id)}/video/{item['id']}",
         "author_id": str(author.get("id") or "") or None,
         "author_name": author.get("nickname") or unique_id or None,
         # the handle names the author in the URL (crawler/rules/privacy.py hashes it there)
@@ -401,19 +404,29 @@ def parse_item(item: dict[str, Any], tag_display: str, tag_id: str,
     }
 
 
+# what urllib's quote(s) leaves as it is (its always-safe characters and "/"): a handle made
+# only of these, as TikTok's are, is its own quoted form
+_QUOTE_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def _quoted(handle: str) -> str:
+    return handle if _QUOTE_SAFE.fullmatch(handle) else quote(handle)
+
+
 POST_KEYS = {"likes": "diggCount", "comments": "commentCount", "shares": "shareCount",
              "plays": "playCount"}
+_POST_COUNTERS = tuple((name, key, f"{name}_semantics") for name, key in POST_KEYS.items())
 
 
 def _post_counters(stats: dict[str, Any], stats_v2: dict[str, Any]) -> dict[str, Any]:
     """A post's counters, each `rounded` when present (stats and statsV2 alike, module
     docstring)."""
     counters: dict[str, Any] = {}
-    for name, key in POST_KEYS.items():
+    for name, key, semantics in _POST_COUNTERS:
         value = _counter(stats, stats_v2, key)
         counters[name] = value
         if value is not None:
-            counters[f"{name}_semantics"] = ROUNDED
+            counters[semantics] = ROUNDED
     return counters
 
 
