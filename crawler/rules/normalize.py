@@ -63,8 +63,17 @@ def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) ->
     """
     for name in names:
         text_name, semantics_name = _COLUMNS[name]
-        text = getattr(item, text_name) if with_text else None
         said = getattr(item, semantics_name)
+        value = getattr(item, name)
+        if type(value) is int and said != "capped":
+            # the usual counter, an exact integer: normalize_counter would keep it and its
+            # text as they are; only what it is may need saying
+            if said is None:
+                setattr(item, semantics_name, "exact")
+                continue
+            if said in SEMANTICS:
+                continue
+        text = getattr(item, text_name) if with_text else None
         if said == "capped":
             # a saturated figure is not a count: never stored as the value
             capped = getattr(item, name)
@@ -72,7 +81,7 @@ def normalize_counters(item: Any, names: tuple[str, ...], *, with_text: bool) ->
             if with_text and text is None and capped is not None:
                 setattr(item, text_name, str(capped))
             continue
-        value, text, semantics, problem = normalize_counter(getattr(item, name), text)
+        value, text, semantics, problem = normalize_counter(value, text)
         setattr(item, name, value)
         if with_text:
             setattr(item, text_name, text)
