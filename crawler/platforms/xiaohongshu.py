@@ -50,6 +50,7 @@ from crawler.platforms.base import (
     NotFound,
     Page,
     Platform,
+    PlatformError,
     RenderSpec,
     SignSpec,
     TagResult,
@@ -284,6 +285,12 @@ def _api_error(cap: Captured, data: Any) -> Exception | None:
     if cap.status in (461, 471):
         kind = cap.headers.get("verifytype", "?")
         return Captcha(f"HTTP {cap.status} verification required (Verifytype {kind})")
+    if cap.status == 406 and cap.headers.get("x-kong-sign") == "1":
+        # a refused signature (docs/access.md): in a rendered page the page's own, a one-off
+        # (a cookie the page changed between signing and sending [INF]); no block, so the
+        # platform is not cooled off for it
+        return PlatformError(f"HTTP 406 signature refused (X-Kong-Sign: 1) on "
+                             f"{urlsplit(cap.url).path}")
     if not isinstance(data, dict):
         if cap.status >= 400:
             return Blocked(f"HTTP {cap.status} from {urlsplit(cap.url).path}")
