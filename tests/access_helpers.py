@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from crawler.downloader.chromium import find_chromium
-from tests.wait_helpers import reap, wait_until
+from tests.crawl_helpers import ROOT
+from tests.wait_helpers import StreamLines, reap, wait_until
 
 
 @contextlib.contextmanager
@@ -34,3 +37,34 @@ def users_chromium(directory: Path) -> Iterator[tuple[subprocess.Popen[bytes], s
         yield proc, f"http://127.0.0.1:{first[0]}"
     finally:
         reap(proc)
+
+
+def runs(out: Path) -> list[dict]:
+    """Every `runs` row under an output root, oldest first."""
+    from storage import open_dataset
+
+    if not (out / "runs").exists():
+        return []
+    return sorted(open_dataset(out, "runs").to_table().to_pylist(),
+                  key=lambda r: r["started_at"])
+
+
+def schedule_until_tiktok_alone(config: Path, out: Path) -> tuple[int, str]:
+    """`tagarchive schedule run` until a fire crawled TikTok without Bilibili (the paused
+    platform), then SIGTERM: its exit code and its log."""
+    service = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(config),
+         "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    stderr = StreamLines(service.stderr)  # type: ignore[arg-type]
+    try:
+        def tiktok_alone() -> bool:
+            return service.poll() is not None or any(
+                r["platforms"] == ["tiktok"] and r["verdict"] == "ok" for r in runs(out))
+
+        wait_until(tiktok_alone, 240, "a fire that crawled tiktok without bilibili")
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(timeout=120)
+    finally:
+        reap(service)
+        stderr.close()
+    return code, stderr.text()

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +15,7 @@ from crawler.cli.main import main
 from crawler.services.pauses import active, begin, pause_path
 from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
-from storage import open_dataset
-from tests.crawl_helpers import ROOT
-from tests.wait_helpers import StreamLines, reap, wait_until
+from tests.access_helpers import runs, schedule_until_tiktok_alone
 
 LOST, RENEWED = "bili-session-the-platform-forgot-1", "bili-session-signed-in-again-2"
 
@@ -29,12 +24,6 @@ def session_file(path: Path, value: str) -> None:
     path.write_text(json.dumps({"cookies": [
         {"name": "SESSDATA", "value": value, "domain": ".bilibili.com", "path": "/"}]}))
 
-
-def runs(config_out: Path) -> list[dict]:
-    if not (config_out / "runs").exists():
-        return []
-    return sorted(open_dataset(config_out, "runs").to_table().to_pylist(),
-                  key=lambda r: r["started_at"])
 
 
 def test_a_lost_login_pauses_only_that_platform_until_the_session_is_renewed(
@@ -62,22 +51,7 @@ timeout = "2m"
     out = Path(config.out)
     replica.accounts.revoke("bilibili", LOST)  # the platform signed this session out
     replica.reset_hits()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(path),
-         "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
-    stderr = StreamLines(service.stderr)  # type: ignore[arg-type]
-    try:
-        def tiktok_alone() -> bool:
-            return service.poll() is not None or any(
-                r["platforms"] == ["tiktok"] and r["verdict"] == "ok" for r in runs(out))
-
-        wait_until(tiktok_alone, 240, "a fire that crawled tiktok without bilibili")
-        service.send_signal(signal.SIGTERM)
-        code = service.wait(timeout=120)
-    finally:
-        reap(service)
-        stderr.close()
-    err = stderr.text()
+    code, err = schedule_until_tiktok_alone(path, out)
     assert code == 0, err[-3000:]
     rows = [r for r in runs(out) if r["verdict"] != "skipped"]
     first = rows[0]

@@ -12,9 +12,6 @@ the check before the crawl found lost (tests/test_access_pause.py).
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +20,8 @@ import pytest
 from crawler.services.pauses import active
 from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
-from storage import open_dataset
-from tests.crawl_helpers import ROOT, crawl, run_record
-from tests.wait_helpers import StreamLines, reap, wait_until
+from tests.access_helpers import runs, schedule_until_tiktok_alone
+from tests.crawl_helpers import crawl, run_record
 
 SESSION = "bili-session-that-expires-midcrawl"
 TAGS = ("midloga", "midlogb", "midlogc", "midlogd", "midloge")
@@ -78,12 +74,6 @@ def test_a_login_lost_mid_crawl_ends_the_platforms_other_tags_unrequested(
     assert "Traceback" not in result.stderr
 
 
-def runs(out: Path) -> list[dict]:
-    if not (out / "runs").exists():
-        return []
-    return sorted(open_dataset(out, "runs").to_table().to_pylist(),
-                  key=lambda r: r["started_at"])
-
 
 def test_under_the_scheduler_the_platform_is_paused_afterwards(
         accounts: ReplicaServer, tmp_path: Path) -> None:
@@ -111,22 +101,7 @@ timeout = "2m"
 ''')
     config = load_config(path)
     out = Path(config.out)
-    service = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "schedule", "run", "--config", str(path),
-         "--log-format", "json"], cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
-    stderr = StreamLines(service.stderr)  # type: ignore[arg-type]
-    try:
-        def tiktok_alone() -> bool:
-            return service.poll() is not None or any(
-                r["platforms"] == ["tiktok"] and r["verdict"] == "ok" for r in runs(out))
-
-        wait_until(tiktok_alone, 240, "a fire that crawled tiktok without bilibili")
-        service.send_signal(signal.SIGTERM)
-        code = service.wait(timeout=120)
-    finally:
-        reap(service)
-        stderr.close()
-    err = stderr.text()
+    code, err = schedule_until_tiktok_alone(path, out)
     assert code == 0, err[-3000:]
     first = [r for r in runs(out) if r["verdict"] != "skipped"][0]
     statuses = sorted(o["status"] for o in first["outcomes"] if o["platform"] == "bilibili")
