@@ -75,8 +75,9 @@ class PostItem:
     comments: Any = None
     shares: Any = None
     plays: Any = None
-    # detected by the normalize rule from `text` (crawler/text/language.py); the platform's own
-    # label, when it gives one, is the adapter's (`lang_platform`); hashtags normalized
+    # found from `text` (crawler/text/language.py, hashtags normalized): in a crawl by the store
+    # pipeline's language worker (pipelines/store.py), offline by the normalize rule; the
+    # platform's own label, when it gives one, is the adapter's (`lang_platform`)
     lang: str | None = None
     lang_confidence: float | None = None
     lang_platform: str | None = None
