@@ -6,6 +6,7 @@ process, off the crawl's thread, before its rows are written (pipelines/store.py
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from crawler.items import PageItems
@@ -19,8 +20,10 @@ class NormalizePipeline(RunPipeline):
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
         self.tags = TagMemo()
+        # the rule as one C-level callable for each item of a page
+        self._rule = partial(normalize_item, tag_rule=self.tags, texts=False)
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
-            return self.each(item, self.process_item)
-        return normalize_item(item, self.tags, texts=False)
+            return self.each(item, self._rule)
+        return self._rule(item)

@@ -48,5 +48,5 @@ class PrivacyPipeline(RunPipeline):
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItems):
-            return self.each(item, self.process_item)
+            return self.each(item, self.rule.apply)  # the rule itself: no call between
         return self.rule.apply(item)
