@@ -101,8 +101,9 @@ timeout = "10m"
         second = start_service(path, log)
         pid = second.pid
 
-        def busy_skips() -> list[dict[str, Any]]:
-            return [r for r in runs(config) if r["pid"] == pid and r["verdict"] == "skipped"]
+        def busy_skips() -> list[dict[str, Any]]:  # fires that met the orphan's lock
+            return [r for r in runs(config) if r["pid"] == pid and r["verdict"] == "skipped"
+                    and "another run of this watch is still going" in r["reason"]]
 
         def seen() -> bool:
             assert second is not None, log.read_text()[-3000:]
@@ -119,6 +120,11 @@ timeout = "10m"
             assert row["watch"] == "w"
             assert row["command"] == "schedule"
             assert f"still going (pid {orphan})" in row["reason"], row["reason"]
+        # any other skip is a fire due while this scheduler still handled the one before
+        overlaps = [r for r in runs(config) if r["pid"] == pid and r["verdict"] == "skipped"
+                    and r not in skips]
+        assert all("previous fire of this watch was still being handled" in r["reason"]
+                   for r in overlaps), overlaps
         assert alive(orphan)
 
         replica.faults.clear()  # the held page is answered: the orphan finishes on its own

@@ -262,8 +262,13 @@ class ScheduleService:
         if watch is None:
             return
         running = self.runner.running(watch.name)
-        reason = (f"the previous run ({', '.join(running) or 'unknown'}) was still going "
-                  f"when the fire due at {_iso(event.scheduled_run_times[-1])} came")
+        due = _iso(event.scheduled_run_times[-1])
+        # no crawl of it running: this scheduler was still handling the previous fire (its
+        # lock, its record, its alerts), which a loaded machine can make outlast the interval
+        reason = (f"the previous run ({', '.join(running)}) was still going when the fire "
+                  f"due at {due} came" if running else
+                  f"the previous fire of this watch was still being handled when the fire "
+                  f"due at {due} came")
         self.runner.record_event(watch, SCHEDULE, "skipped", reason,
                                  scheduled_at=event.scheduled_run_times[-1], log=True)
 
