@@ -89,6 +89,16 @@ class Figure:
         return asdict(self)
 
 
+def prime_truth(server: Any, platform: str, tags: Sequence[str]) -> None:
+    """Compute the replica's ground truth for these tags once, before anything is timed."""
+    world = server.world
+    for tag in tags:
+        world.topic(platform, tag)
+        world.posts_for(platform, tag)
+        for related in world.related(platform, tag):
+            world.topic(platform, related)
+
+
 def bench_tags(prefix: str, n: int, width: int) -> list[str]:
     """N distinct tag names for one benchmark (prefix + zero-padded index): every name exists
     on the replica, which makes up a topic for any tag it is asked about."""

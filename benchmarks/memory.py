@@ -25,11 +25,12 @@ from benchmarks.harness import (
     describe,
     median,
     mib,
+    prime_truth,
     run_tagarchive,
     running_replica,
 )
 from benchmarks.probe import MEMORY_ENV
-from benchmarks.rendered import PLATFORM, RENDERS_PER_TAG, _prime
+from benchmarks.rendered import PLATFORM, RENDERS_PER_TAG
 
 MARKS = (500, 3000)
 QUICK_MARKS = (100, 600)
@@ -45,7 +46,7 @@ def run(quick: bool = False, reps: int = 1, log: Any = print,
     n = -(-late // RENDERS_PER_TAG)
     names = bench_tags("benchmem", n, 5)
     with running_replica() as server:
-        _prime(server, names)
+        prime_truth(server, PLATFORM, names)
 
         def enough(r: ChildRun) -> str | None:
             seen = r.probe.get("rendered_seen", 0)

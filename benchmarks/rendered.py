@@ -30,6 +30,7 @@ from benchmarks.harness import (
     median,
     memory_figures,
     paired_ratio,
+    prime_truth,
     replica_load,
     run_child,
     run_tagarchive,
@@ -93,14 +94,6 @@ def _counting_assets(server: Any, crawl: Any) -> Any:
     return counted
 
 
-def _prime(server: Any, tags: list[str]) -> None:
-    """Compute the replica's ground truth for these tags once, before anything is timed."""
-    world = server.world
-    for tag in tags:
-        world.topic(PLATFORM, tag)
-        world.posts_for(PLATFORM, tag)
-        for related in world.related(PLATFORM, tag):
-            world.topic(PLATFORM, related)
 
 
 def run(quick: bool = False, reps: int | None = None, tags: int | None = None,
@@ -111,7 +104,7 @@ def run(quick: bool = False, reps: int | None = None, tags: int | None = None,
     names = bench_tags("benchxhs", n, 3)
     runs: dict[str, tuple[list[ChildRun], list[ChildRun]]] = {c: ([], []) for c, _ in CONDITIONS}
     with running_replica() as server:
-        _prime(server, names)
+        prime_truth(server, PLATFORM, names)
         ours_crawl = _counting_assets(server, lambda: _tagarchive(server.url, names, concurrency))
         bare_crawl = _counting_assets(server, lambda: _bare(server.url, names, concurrency))
         for rep in range(reps):

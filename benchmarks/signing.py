@@ -37,6 +37,7 @@ from benchmarks.harness import (
     median,
     mib,
     paired_ratio,
+    prime_truth,
     run_tagarchive,
     running_replica,
 )
@@ -81,14 +82,6 @@ SUBJECTS = {
 }
 
 
-def _prime(server: Any, platform: str, tags: list[str]) -> None:
-    """The replica's ground truth for these tags, computed once before anything is timed."""
-    world = server.world
-    for tag in tags:
-        world.topic(platform, tag)
-        world.posts_for(platform, tag)
-        for related in world.related(platform, tag):
-            world.topic(platform, related)
 
 
 def _crawl(server: Any, subject: Subject, tags: list[str], signed: bool) -> Callable[[], ChildRun]:
@@ -124,7 +117,7 @@ def run(quick: bool = False, reps: int | None = None, log: Any = print,
             if subject.variant:
                 for tag in names:
                     server.world.set_variant(subject.platform, tag, subject.variant)
-            _prime(server, subject.platform, names)
+            prime_truth(server, subject.platform, names)
             signed: list[ChildRun] = []
             rendered: list[ChildRun] = []
             pairs = ((_crawl(server, subject, names, True), signed),
