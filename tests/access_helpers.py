@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from crawler.downloader.chromium import find_chromium
+from replica.server import ReplicaServer
 from tests.crawl_helpers import ROOT
 from tests.wait_helpers import StreamLines, reap, wait_until
 
@@ -68,3 +69,8 @@ def schedule_until_tiktok_alone(config: Path, out: Path) -> tuple[int, str]:
         reap(service)
         stderr.close()
     return code, stderr.text()
+
+
+def platform_hits(replica: ReplicaServer, platform: str) -> dict[str, int]:
+    """The replica's hits on one platform, by kind."""
+    return {kind: n for (p, kind), n in replica.hits_snapshot().items() if p == platform}

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from replica.server import ReplicaServer
+from replica.signing import SignerState
 from replica.world import World
 
 
@@ -24,6 +25,17 @@ def replica(replica_server: ReplicaServer) -> Iterator[ReplicaServer]:
     yield replica_server
     replica_server.world.clear_variants()
     replica_server.faults.clear()
+
+
+@pytest.fixture
+def signer(replica: ReplicaServer) -> Iterator[SignerState]:
+    """The replica's Xiaohongshu signer, back to its defaults after the test, no hits counted
+    yet."""
+    state: SignerState = replica.platforms["xiaohongshu"].signing  # type: ignore[attr-defined]
+    state.reset()
+    replica.reset_hits()
+    yield state
+    state.reset()
 
 
 from tests.redis_helpers import redis_server  # noqa: E402, F401 - the fixture, for every test

@@ -10,31 +10,16 @@ What reached the platform is the replica's own count of the requests it answered
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from replica.server import ReplicaServer
 from replica.signing import SignerState
+from tests.access_helpers import platform_hits
 from tests.crawl_helpers import crawl, run_record
 
 PLATFORM = "xiaohongshu"
 TAGS = ("capa", "capb", "capc", "capd")
 NOW = "2026-03-01T00:00:00Z"  # the breaker's clock stands still here (docs/access.md)
-
-
-@pytest.fixture
-def signer(replica: ReplicaServer) -> Iterator[SignerState]:
-    state: SignerState = replica.platforms[PLATFORM].signing  # type: ignore[attr-defined]
-    state.reset()
-    replica.reset_hits()
-    yield state
-    state.reset()
-
-
-def _hits(replica: ReplicaServer, platform: str) -> dict[str, int]:
-    return {kind: n for (p, kind), n in replica.hits_snapshot().items() if p == platform}
 
 
 def _outcomes(out: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -54,7 +39,7 @@ def test_a_captcha_on_a_signed_call_trips_the_breaker_at_once(
                    extra=("--concurrency", "1", "-s", f"TAGARCHIVE_BREAKER_NOW={NOW}"))
     assert result.code == 1, result.stderr[-3000:]
 
-    hits = _hits(replica, PLATFORM)
+    hits = platform_hits(replica, PLATFORM)
     assert hits.get("search_topic") == 1, hits  # one signed call, never signed again
     assert "notes" not in hits, hits
     assert not {"search_page", "topic_page"} & set(hits), hits  # nothing rendered
@@ -77,7 +62,7 @@ def test_a_captcha_on_a_signed_call_trips_the_breaker_at_once(
     later = crawl(replica, out, PLATFORM, *TAGS,
                   extra=("-s", "TAGARCHIVE_BREAKER_NOW=2026-03-01T00:10:00Z"))
     assert later.code == 1
-    assert _hits(replica, PLATFORM) == {}
+    assert platform_hits(replica, PLATFORM) == {}
     assert "Traceback" not in result.stderr + later.stderr
 
 
@@ -91,7 +76,7 @@ def test_with_two_at_once_at_most_two_calls_meet_the_captcha(
     result = crawl(replica, tmp_path, PLATFORM, *tags,
                    extra=("--concurrency", "2", "-s", f"TAGARCHIVE_BREAKER_NOW={NOW}"))
     assert result.code == 1, result.stderr[-3000:]
-    hits = _hits(replica, PLATFORM)
+    hits = platform_hits(replica, PLATFORM)
     assert 1 <= hits.get("search_topic", 0) <= 2, hits
     assert not {"notes", "search_page", "topic_page"} & set(hits), hits
     statuses = [s for (_p, _t), (s, _d) in _outcomes(tmp_path).items()]

@@ -12,39 +12,24 @@ import gzip
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import psutil
-import pytest
 
 from crawler.platforms import platform_class
 from crawler.platforms.base import TagResult
 from crawler.services.reparse import archived_pages
 from replica.server import ReplicaServer
 from replica.signing import SignerState
+from tests.access_helpers import platform_hits
 from tests.crawl_helpers import ROOT, crawl, outcomes, run_record, snapshots
 from tests.wait_helpers import StreamLines, reap, wait_until
 
 PLATFORM = "xiaohongshu"
 PAGES = 1  # TAGARCHIVE_SIGNING_PAGES
-
-
-@pytest.fixture
-def signer(replica: ReplicaServer) -> Iterator[SignerState]:
-    """The replica's Xiaohongshu signer, back to its defaults after the test."""
-    state: SignerState = replica.platforms[PLATFORM].signing  # type: ignore[attr-defined]
-    state.reset()
-    replica.reset_hits()
-    yield state
-    state.reset()
-
-
-def _hits(replica: ReplicaServer) -> dict[str, int]:
-    return {kind: n for (platform, kind), n in replica.hits_snapshot().items()
-            if platform == PLATFORM}
 
 
 def _posts(out: Path) -> list[dict[str, Any]]:
@@ -90,6 +75,23 @@ def _finish(proc: subprocess.Popen[str], log: StreamLines) -> str:
     return text
 
 
+def _mid_crawl(replica: ReplicaServer, out: Path, tags: list[str],
+               act: Callable[[subprocess.Popen[str]], object]) -> tuple[str, int]:
+    """A crawl in its own process, `act` done to it once 8 topics were read: its log, and how
+    many topics had been read when `act` was done."""
+    proc = _crawl_process(replica, out, tags)
+    assert proc.stderr is not None
+    log = StreamLines(proc.stderr)
+    try:
+        wait_until(lambda: platform_hits(replica, PLATFORM).get("notes", 0) >= 8, 120,
+                   "8 topics read")
+        act(proc)
+        done_at = platform_hits(replica, PLATFORM).get("notes", 0)
+    finally:
+        text = _finish(proc, log)
+    return text, done_at
+
+
 def _tags(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i:03d}" for i in range(n)]
 
@@ -111,7 +113,7 @@ def test_signed_crawl_stores_truth_without_rendering_a_page(
     assert {p["post_id"] for p in posts} == set(truth)
     assert all(p["likes"] == truth[p["post_id"]].likes for p in posts)
 
-    hits = _hits(replica)
+    hits = platform_hits(replica, PLATFORM)
     # one search and one feed call per tag, every one signed well enough to be answered
     assert hits.get("search_topic") == hits.get("notes") == len(tags), hits
     assert signer.state()["refused"] == {}
@@ -146,23 +148,19 @@ def test_expired_signature_is_signed_again_not_stored_as_captcha(
 def test_signing_page_killed_mid_crawl_is_recreated(
         replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
     tags = _tags("killed", 60)
-    proc = _crawl_process(replica, tmp_path, tags)
-    assert proc.stderr is not None
-    log = StreamLines(proc.stderr)
-    try:
-        wait_until(lambda: _hits(replica).get("notes", 0) >= 8, 120, "8 topics read")
+
+    def kill_renderers(proc: subprocess.Popen[str]) -> None:
         crawl_proc = psutil.Process(proc.pid)
         renderers = [p for p in crawl_proc.children(recursive=True)
                      if "--type=renderer" in " ".join(p.cmdline())]
         assert renderers, "no Chromium renderer under the crawl"
         for renderer in renderers:  # every signing page's renderer: the pages crash
             renderer.kill()
-        killed_at = _hits(replica).get("notes", 0)
-    finally:
-        text = _finish(proc, log)
+
+    text, killed_at = _mid_crawl(replica, tmp_path, tags, kill_renderers)
     assert killed_at < len(tags), "the crawl ended before the pages were killed"
     assert "re-creating signing page" in text
-    assert _hits(replica).get("home", 0) > PAGES  # signing pages loaded again
+    assert platform_hits(replica, PLATFORM).get("home", 0) > PAGES  # signing pages loaded again
     rows = _assert_truth(replica, tmp_path, tags)  # no tag lost or wrong
     assert "signed_http" in {r["fetched_by"] for r in rows}
 
@@ -170,20 +168,13 @@ def test_signing_page_killed_mid_crawl_is_recreated(
 def test_key_rotation_mid_run_recreates_sessions(
         replica: ReplicaServer, signer: SignerState, tmp_path: Path) -> None:
     tags = _tags("rotated", 60)
-    proc = _crawl_process(replica, tmp_path, tags)
-    assert proc.stderr is not None
-    log = StreamLines(proc.stderr)
-    try:
-        wait_until(lambda: _hits(replica).get("notes", 0) >= 8, 120, "8 topics read")
-        signer.set(version=2)  # the site ships a new script: pages loaded before sign wrongly
-        rotated_at = _hits(replica).get("notes", 0)
-    finally:
-        text = _finish(proc, log)
+    # the site ships a new script: pages loaded before sign wrongly
+    text, rotated_at = _mid_crawl(replica, tmp_path, tags, lambda _proc: signer.set(version=2))
     assert rotated_at < len(tags), "the crawl ended before the script changed"
     refused = signer.state()["refused"]
     assert refused.get("stale_key", 0) >= 1, refused  # the old pages' signatures were refused
     assert "signing pages are re-created" in text
-    assert _hits(replica).get("home", 0) > PAGES
+    assert platform_hits(replica, PLATFORM).get("home", 0) > PAGES
     rows = _assert_truth(replica, tmp_path, tags)  # and no wrong number stored
     assert {r["fetched_by"] for r in rows} == {"signed_http"}
 
@@ -198,7 +189,7 @@ def test_render_fallback_when_the_page_has_no_signer(
     rows = _assert_truth(replica, tmp_path, tags)
     assert {r["fetched_by"] for r in rows} == {"render"}
     assert {r["source"] for r in rows} == {"captured_xhr"}
-    hits = _hits(replica)
+    hits = platform_hits(replica, PLATFORM)
     assert hits.get("search_page") == hits.get("topic_page") == len(tags), hits
     # no API call was ever sent unsigned by the crawler itself
     assert signer.state()["refused"] == {}
@@ -212,7 +203,7 @@ def test_signing_off_renders_as_before(replica: ReplicaServer, signer: SignerSta
     assert result.code == 0, result.stderr[-3000:]
     rows = _assert_truth(replica, tmp_path, tags)
     assert rows[0]["fetched_by"] == "render"
-    assert "home" not in _hits(replica)  # no signing page was opened
+    assert "home" not in platform_hits(replica, PLATFORM)  # no signing page was opened
 
 
 def test_signed_pages_trace_to_their_warc_records(replica: ReplicaServer, signer: SignerState,
