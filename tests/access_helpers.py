@@ -4,6 +4,7 @@ the user's everyday browser that `--browser-cdp` and `signin --browser-cdp` atta
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -74,3 +75,33 @@ def schedule_until_tiktok_alone(config: Path, out: Path) -> tuple[int, str]:
 def platform_hits(replica: ReplicaServer, platform: str) -> dict[str, int]:
     """The replica's hits on one platform, by kind."""
     return {kind: n for (p, kind), n in replica.hits_snapshot().items() if p == platform}
+
+
+def mixed_watch_config(directory: Path, replica_url: str, tags: list[str],
+                       concurrency: int) -> Path:
+    """A config whose one watch crawls Bilibili (signed in from bilibili.json beside it) and
+    TikTok every 2 s, without the browser; its path."""
+    path = directory / "tagarchive.toml"
+    path.write_text(f'''
+out = "data"
+replica = "{replica_url}"
+[politeness]
+delay = 0
+concurrency = {concurrency}
+browser = false
+[signin]
+bilibili = "bilibili.json"
+[watches.mixed]
+platforms = ["bilibili", "tiktok"]
+tags = {json.dumps(tags, ensure_ascii=False)}
+every = "2s"
+timeout = "2m"
+''')
+    return path
+
+
+def bilibili_session(path: Path, value: str) -> Path:
+    """A session file signing in to Bilibili with SESSDATA `value`; its path."""
+    path.write_text(json.dumps({"cookies": [
+        {"name": "SESSDATA", "value": value, "domain": ".bilibili.com", "path": "/"}]}))
+    return path

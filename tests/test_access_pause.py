@@ -15,38 +15,22 @@ from crawler.cli.main import main
 from crawler.services.pauses import active, begin, pause_path
 from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
-from tests.access_helpers import runs, schedule_until_tiktok_alone
+from tests.access_helpers import (
+    bilibili_session,
+    mixed_watch_config,
+    runs,
+    schedule_until_tiktok_alone,
+)
 
 LOST, RENEWED = "bili-session-the-platform-forgot-1", "bili-session-signed-in-again-2"
-
-
-def session_file(path: Path, value: str) -> None:
-    path.write_text(json.dumps({"cookies": [
-        {"name": "SESSDATA", "value": value, "domain": ".bilibili.com", "path": "/"}]}))
-
 
 
 def test_a_lost_login_pauses_only_that_platform_until_the_session_is_renewed(
         replica: ReplicaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     replica.world.set_variant("tiktok", "pausetag", "ssr")  # served without the browser
     session = tmp_path / "bilibili.json"
-    session_file(session, LOST)
-    path = tmp_path / "tagarchive.toml"
-    path.write_text(f'''
-out = "data"
-replica = "{replica.url}"
-[politeness]
-delay = 0
-concurrency = 4
-browser = false
-[signin]
-bilibili = "bilibili.json"
-[watches.mixed]
-platforms = ["bilibili", "tiktok"]
-tags = ["pausetag"]
-every = "2s"
-timeout = "2m"
-''')
+    bilibili_session(session, LOST)
+    path = mixed_watch_config(tmp_path, replica.url, ["pausetag"], concurrency=4)
     config = load_config(path)
     out = Path(config.out)
     replica.accounts.revoke("bilibili", LOST)  # the platform signed this session out
@@ -78,7 +62,7 @@ timeout = "2m"
     assert "bilibili paused since" in capsys.readouterr().out.replace("\n", " ")
 
     # renewed: a session file newer than the pause; the next fire crawls bilibili again
-    session_file(session, RENEWED)
+    bilibili_session(session, RENEWED)
     assert main(["schedule", "run-now", "mixed", "--config", str(path)]) == 0
     assert "bilibili" not in active(config)
     last = runs(out)[-1]

@@ -11,7 +11,6 @@ the check before the crawl found lost (tests/test_access_pause.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,12 @@ import pytest
 from crawler.services.pauses import active
 from crawler.services.watchconfig import load_config
 from replica.server import ReplicaServer
-from tests.access_helpers import runs, schedule_until_tiktok_alone
+from tests.access_helpers import (
+    bilibili_session,
+    mixed_watch_config,
+    runs,
+    schedule_until_tiktok_alone,
+)
 from tests.crawl_helpers import crawl, run_record
 
 SESSION = "bili-session-that-expires-midcrawl"
@@ -37,19 +41,13 @@ def accounts(replica: ReplicaServer) -> Iterator[ReplicaServer]:
     replica.accounts.clear()
 
 
-def session_file(path: Path) -> Path:
-    path.write_text(json.dumps({"cookies": [
-        {"name": "SESSDATA", "value": SESSION, "domain": ".bilibili.com", "path": "/"}]}))
-    return path
-
-
 def test_a_login_lost_mid_crawl_ends_the_platforms_other_tags_unrequested(
         accounts: ReplicaServer, tmp_path: Path) -> None:
     replica = accounts
     for tag in TAGS:
         replica.world.set_variant("tiktok", tag, "ssr")  # the other platform, over HTTP
     replica.accounts.expire("bilibili", SESSION, after=K, kind="details")
-    session = session_file(tmp_path / "bilibili.json")
+    session = bilibili_session(tmp_path / "bilibili.json", SESSION)
     result = crawl(replica, tmp_path / "out", "bilibili,tiktok", *TAGS,
                    extra=("--concurrency", "1", "--session", f"bilibili={session}",
                           "--no-browser"))
@@ -82,23 +80,8 @@ def test_under_the_scheduler_the_platform_is_paused_afterwards(
     for tag in tags:
         replica.world.set_variant("tiktok", tag, "ssr")
     replica.accounts.expire("bilibili", SESSION, after=1, kind="details")
-    session_file(tmp_path / "bilibili.json")
-    path = tmp_path / "tagarchive.toml"
-    path.write_text(f'''
-out = "data"
-replica = "{replica.url}"
-[politeness]
-delay = 0
-concurrency = 1
-browser = false
-[signin]
-bilibili = "bilibili.json"
-[watches.mixed]
-platforms = ["bilibili", "tiktok"]
-tags = {json.dumps(list(tags), ensure_ascii=False)}
-every = "2s"
-timeout = "2m"
-''')
+    bilibili_session(tmp_path / "bilibili.json", SESSION)
+    path = mixed_watch_config(tmp_path, replica.url, list(tags), concurrency=1)
     config = load_config(path)
     out = Path(config.out)
     code, err = schedule_until_tiktok_alone(path, out)
