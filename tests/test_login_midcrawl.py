@@ -72,7 +72,6 @@ def test_a_login_lost_mid_crawl_ends_the_platforms_other_tags_unrequested(
     assert "Traceback" not in result.stderr
 
 
-
 def test_under_the_scheduler_the_platform_is_paused_afterwards(
         accounts: ReplicaServer, tmp_path: Path) -> None:
     replica = accounts
