@@ -386,6 +386,6 @@ class LazyBrowserDownloadHandler(_http11()):  # type: ignore[misc]
         shared.users -= 1
         if shared.users == 0:
             await shared.close_shell()
-        if shared.users == 0 and shared.handler is not None:
-            handler, shared.handler = shared.handler, None
-            await handler.close()
+            if shared.handler is not None:
+                handler, shared.handler = shared.handler, None
+                await handler.close()

@@ -67,6 +67,7 @@ class LanguageWorker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending: deque[Future[list[Described]]] = deque()  # answers to come, in order
         self._lock = threading.Lock()
+        # batches for the current process's writer thread (None: close its stdin)
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
     def start(self) -> None:
@@ -80,10 +81,10 @@ class LanguageWorker:
         except OSError as exc:
             logger.warning("language detection stays in this process: %s", exc)
             return
-        self._proc = proc
-        threading.Thread(target=self._write, args=(proc,), daemon=True,
+        self._proc, self._outbox = proc, queue.SimpleQueue()  # a process, its own outbox
+        threading.Thread(target=self._write, args=(proc, self._outbox), daemon=True,
                          name="langworker-write").start()
-        threading.Thread(target=self._read, args=(proc,), daemon=True,
+        threading.Thread(target=self._read, args=(proc, self._outbox), daemon=True,
                          name="langworker-read").start()
 
     def submit(self, texts: list[str | None]) -> Future[list[Described]] | None:
@@ -115,16 +116,18 @@ class LanguageWorker:
                 self._outbox.put(None)
                 self._proc = None
 
-    def _write(self, proc: subprocess.Popen[bytes]) -> None:
+    def _write(self, proc: subprocess.Popen[bytes],
+               outbox: queue.SimpleQueue[bytes | None]) -> None:
         assert proc.stdin is not None
         try:
-            while (payload := self._outbox.get()) is not None:
+            while (payload := outbox.get()) is not None:
                 write_frame(proc.stdin, payload)
             proc.stdin.close()
         except (OSError, ValueError) as exc:  # the process died: the reader fails what waits
             logger.debug("language worker stdin: %s", exc)
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+    def _read(self, proc: subprocess.Popen[bytes],
+              outbox: queue.SimpleQueue[bytes | None]) -> None:
         assert proc.stdout is not None
         while (frame := read_frame(proc.stdout)) is not None:
             with self._lock:
@@ -132,6 +135,7 @@ class LanguageWorker:
             future.set_result(pickle.loads(frame))  # noqa: S301 - our own child's frames
         proc.stdout.close()
         proc.wait()
+        outbox.put(None)  # its writer thread ends too, if it still waits for batches
         with self._lock:
             self._proc = None if self._proc is proc else self._proc
             waiting, self._pending = list(self._pending), deque()
