@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO
@@ -68,13 +69,21 @@ class CrawlRunner:
     def fire(self, name: str, trigger: str, note: str | None = None,
              scheduled_at: datetime | None = None) -> FireResult:
         """Run one crawl of a watch now; returns how it ended (already logged and stored)."""
-        with self._cond:
-            self._fires += 1
-        try:
+        with self.in_flight():
             result = self._fire(name, trigger, note)
             result.scheduled_at = scheduled_at
             log_result(result)
             return result
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """A fire at work, its crawl and what follows it (the scheduler's retention and
+        alerts): drain() waits for it, so the process never exits under a thread still writing
+        or reading the datasets."""
+        with self._cond:
+            self._fires += 1
+        try:
+            yield
         finally:
             with self._cond:
                 self._fires -= 1

@@ -253,9 +253,10 @@ class ScheduleService:
             self.runner.record_event(watch, trigger, "skipped", "the scheduler was stopping",
                                      scheduled_at=scheduled_at, log=True)
             return
-        result = self.runner.fire(job_id, trigger, note, scheduled_at)
-        apply_retention(self.config)
-        after_fire(self.config, result)  # [[alert]]s, from the Parquet the run left
+        with self.runner.in_flight():  # the service waits for all of it when it stops
+            result = self.runner.fire(job_id, trigger, note, scheduled_at)
+            apply_retention(self.config)
+            after_fire(self.config, result)  # [[alert]]s, from the Parquet the run left
 
     def _on_skipped(self, event: Any) -> None:
         watch = self._watch(event.job_id)
